@@ -1,0 +1,125 @@
+using Microsoft.Extensions.Configuration;
+using Rpt.Portal.Cli;
+
+namespace Rpt.Portal.Tests.Cli;
+
+public class OperatorCliTests : IDisposable
+{
+    private readonly string _dir = PortalHarness.NewDirectory();
+
+    private async Task<(int Exit, string Out, string Err)> Run(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        var exit = await OperatorCli.RunAsync(args, stdout, stderr, b => b.Configuration.AddInMemoryCollection(
+            new Dictionary<string, string?> { ["ConnectionStrings:Rpt"] = $"Data Source={Path.Combine(_dir, "rpt.db")}" }));
+        return (exit, stdout.ToString(), stderr.ToString());
+    }
+
+    [Fact]
+    public async Task TenantsCreate_PrintsTheTenantIdAndAKeyThatReadsAndIngests()
+    {
+        var (exit, output, _) = await Run("tenants", "create", "--name", "Acme Corp", "--plan", "professional");
+        Assert.Equal(0, exit);
+        var lines = output.TrimEnd().Split('\n');
+        Assert.Equal(2, lines.Length);
+        Assert.Equal("tenant_id: acme-corp", lines[0]);
+        Assert.Matches("^api_key: rpt_[0-9A-Za-z]{33}$", lines[1]);
+
+        var (_, list, _) = await Run("tenants", "list");
+        Assert.Contains("acme-corp", list);
+        Assert.Contains("25000", list);
+    }
+
+    [Fact]
+    public async Task TenantsCreate_UnknownPlan_FailsOnStderrNamingThePlans()
+    {
+        var (exit, output, error) = await Run("tenants", "create", "--name", "Acme", "--plan", "gold");
+        Assert.Equal(1, exit);
+        Assert.Equal("", output);
+        Assert.Contains("unknown plan 'gold'; the plans are: free, starter, professional, business, enterprise", error);
+    }
+
+    [Fact]
+    public async Task TenantsCreate_MissingOption_IsAUsageError()
+    {
+        var (exit, _, error) = await Run("tenants", "create", "--plan", "free");
+        Assert.Equal(2, exit);
+        Assert.Contains("--name is required", error);
+    }
+
+    [Fact]
+    public async Task UsageImport_JsonLines_AcceptsTheGoodLinesAndReportsTheBadOnesByLineNumber()
+    {
+        await Run("tenants", "create", "--name", "Acme", "--plan", "free", "--id", "acme");
+        var file = Path.Combine(_dir, "usage.jsonl");
+        await File.WriteAllLinesAsync(file,
+        [
+            """{"id":"c1","tenant_id":"acme","occurred_at":"2026-01-05T10:00:00Z","model":"gpt-4o-mini","input_tokens":3200,"output_tokens":740}""",
+            """{"id":"c2","tenant_id":"acme","occurred_at":"2026-01-05T10:00:01Z","model":"mystery-model","input_tokens":1}""",
+            """not json""",
+            "",
+            """{"id":"c1","tenant_id":"acme","occurred_at":"2026-01-05T10:00:00Z","model":"gpt-4o-mini","input_tokens":3200,"output_tokens":740}""",
+            """{"id":"c3","tenant_id":"acme","occurred_at":"2026-01-05T10:00:02Z","provider":"openai","meter":"image_generation","quantity":2}""",
+        ]);
+        var (exit, output, error) = await Run("usage", "import", file);
+        Assert.Equal(1, exit);
+        Assert.Contains("accepted: 2, duplicates: 1, rejected: 2", output);
+        Assert.Contains("line 2: rejected: unknown model 'mystery-model'", error);
+        Assert.Contains("line 3: rejected: not a usage event", error);
+
+        var (flushExit, flushed, _) = await Run("ledger", "flush");
+        Assert.Equal(0, flushExit);
+        Assert.Contains("flushed: 2 events into 1 consumption entries", flushed);
+        var (verifyExit, verified, _) = await Run("ledger", "verify", "--tenant", "acme", "--deep");
+        Assert.Equal(0, verifyExit);
+        Assert.Matches("acme: intact, 2 entries, head [0-9a-f]{64}, audit records reconciled", verified);
+    }
+
+    [Fact]
+    public async Task LedgerVerify_TamperedLedger_ExitsNonZeroAndSaysWhere()
+    {
+        await Run("tenants", "create", "--name", "Acme", "--plan", "free", "--id", "acme");
+        using (var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_dir, "rpt.db")};Pooling=False"))
+        {
+            c.Open();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "DROP TRIGGER ledger_entries_no_update; UPDATE ledger_entries SET amount_micro_credits = 999000000000";
+            cmd.ExecuteNonQuery();
+        }
+        var (exit, output, error) = await Run("ledger", "verify");
+        Assert.Equal(1, exit);
+        Assert.Contains("acme: BROKEN", output);
+        Assert.Contains("seq 1: stored hash", error);
+    }
+
+    [Fact]
+    public async Task CreditsGrant_TopUpRetried_GrantsOnce()
+    {
+        await Run("tenants", "create", "--name", "Acme", "--plan", "free", "--id", "acme");
+        var first = await Run("credits", "grant", "--tenant", "acme", "--credits", "500", "--source", "top_up", "--key", "inv-1");
+        var retry = await Run("credits", "grant", "--tenant", "acme", "--credits", "500", "--source", "top_up", "--key", "inv-1");
+        Assert.StartsWith("granted: 500 credits", first.Out);
+        Assert.StartsWith("already granted", retry.Out);
+        Assert.Contains(" 1500 ", (await Run("tenants", "list")).Out);
+    }
+
+    [Fact]
+    public async Task PricesList_ShowsTheConversionRuleAndEveryModel()
+    {
+        var (exit, output, _) = await Run("prices", "list");
+        Assert.Equal(0, exit);
+        Assert.Contains("credits = cost_usd x (1 + 0.2) / 0.01 USD per credit", output);
+        Assert.Contains("gpt-4o-mini", output);
+        Assert.Contains("meter:image_generation", output);
+        var (badExit, _, error) = await Run("prices", "list", "--at", "yesterday");
+        Assert.Equal(2, badExit);
+        Assert.Contains("--at 'yesterday' is not an ISO 8601 instant", error);
+    }
+
+    public void Dispose()
+    {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        try { Directory.Delete(_dir, true); } catch (IOException) { }
+    }
+}

@@ -1,0 +1,292 @@
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
+using Rpt.Portal.Api;
+using Rpt.Portal.Data;
+using Rpt.Portal.Ledger;
+using Rpt.Portal.Metering;
+using Rpt.Portal.Tenants;
+
+namespace Rpt.Portal.Cli;
+
+/// <summary>
+/// Operator commands in the same executable: <c>dotnet run --project Rpt.Portal -- tenants create …</c>.
+/// They use the server's configuration and database, also while the server runs (SQLite serialises the
+/// writers). Results go to stdout; errors to stderr with exit code 1 (2 for a misused command).
+/// </summary>
+public static class OperatorCli
+{
+    private static readonly HashSet<string> Commands = ["tenants", "keys", "ledger", "prices", "usage", "credits", "help", "--help"];
+
+    public const string Usage = """
+        Rpt Portal operator commands (dotnet run --project Rpt.Portal -- COMMAND):
+          tenants create --name NAME --plan PLAN [--id ID]   open an account; prints tenant_id and api_key
+          tenants list                                       every tenant with its plan and balance
+          keys create --tenant ID [--name NAME] [--scopes read,ingest]
+          keys create --platform [--name NAME]               a platform ingest key (names the tenant per event)
+          credits grant --tenant ID --credits N --source top_up|adjustment --key KEY [--reason TEXT]
+          ledger verify [--tenant ID] [--deep] [--expect-head HASH]
+          ledger flush                                       write accumulated usage to the ledger now
+          prices list [--at 2026-04-01T00:00:00Z]            the price book in effect at an instant
+          usage import FILE [--tenant ID]                    JSON lines of usage events
+        """;
+
+    public static bool Handles(string[] args) => args.Length > 0 && Commands.Contains(args[0]);
+
+    public static async Task<int> RunAsync(string[] args, TextWriter? stdout = null, TextWriter? stderr = null,
+        Action<WebApplicationBuilder>? configure = null)
+    {
+        var @out = stdout ?? Console.Out;
+        var err = stderr ?? Console.Error;
+        if (args[0] is "help" or "--help")
+        {
+            await @out.WriteLineAsync(Usage);
+            return 0;
+        }
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [] });
+        builder.Logging.ClearProviders();
+        configure?.Invoke(builder);
+        builder.AddPortal();
+        await using var app = builder.Build();
+        try
+        {
+            await app.Services.PrepareDatabaseAsync();
+            Options Opts() => Options.Parse(args.Skip(2));
+            return (args[0], args.ElementAtOrDefault(1)) switch
+            {
+                ("tenants", "create") => await CreateTenantAsync(app.Services, Opts(), @out, err),
+                ("tenants", "list") => await ListTenantsAsync(app.Services, @out),
+                ("keys", "create") => await CreateKeyAsync(app.Services, Opts(), @out, err),
+                ("credits", "grant") => await GrantAsync(app.Services, Opts(), @out, err),
+                ("ledger", "verify") => await VerifyAsync(app.Services, Opts(), @out, err),
+                ("ledger", "flush") => await FlushAsync(app.Services, @out),
+                ("prices", "list") => await ListPricesAsync(app.Services, Opts(), @out, err),
+                ("usage", "import") => await ImportAsync(app.Services, args.ElementAtOrDefault(2), Options.Parse(args.Skip(3)), @out, err),
+                _ => Misused(err, $"unknown command '{string.Join(' ', args.Take(2))}'"),
+            };
+        }
+        catch (CliUsageException ex)
+        {
+            return Misused(err, ex.Message);
+        }
+        finally
+        {
+            app.Services.GetRequiredService<UsageIngestor>().Dispose();
+        }
+    }
+
+    private static int Misused(TextWriter err, string message)
+    {
+        err.WriteLine($"error: {message}");
+        err.WriteLine(Usage);
+        return 2;
+    }
+
+    private static int Fail(TextWriter err, string message)
+    {
+        err.WriteLine($"error: {message}");
+        return 1;
+    }
+
+    private static async Task<int> CreateTenantAsync(IServiceProvider services, Options o, TextWriter @out, TextWriter err)
+    {
+        var result = await services.GetRequiredService<CreateTenant>().ExecuteAsync(o.Required("name"), o.Required("plan"), o.Optional("id"));
+        if (result.Tenant is null || result.Error is not null) return Fail(err, result.Error ?? "the tenant was not created");
+        var key = await services.GetRequiredService<ApiKeyService>().CreateAsync(result.Tenant.Id, "Created by tenants create", ApiScopes.Read | ApiScopes.Ingest);
+        await @out.WriteLineAsync($"tenant_id: {result.Tenant.Id}");
+        await @out.WriteLineAsync($"api_key: {key}");
+        return 0;
+    }
+
+    private static async Task<int> ListTenantsAsync(IServiceProvider services, TextWriter @out)
+    {
+        await using var db = await services.GetRequiredService<IDbContextFactory<ApplicationDbContext>>().CreateDbContextAsync();
+        var balances = services.GetRequiredService<GetBalance>();
+        await @out.WriteLineAsync($"{"tenant_id",-24} {"plan",-13} {"period",-23} {"allocated",10} {"consumed",10} {"remaining",10}");
+        foreach (var t in await db.Tenants.AsNoTracking().OrderBy(t => t.Id).ToListAsync())
+        {
+            var b = balances.Execute(t.Id)!;
+            await @out.WriteLineAsync($"{t.Id,-24} {t.PlanCode,-13} {b.Period.Start:yyyy-MM-dd} to {b.Period.End:yyyy-MM-dd} {b.Allocated?.ToString(CultureInfo.InvariantCulture) ?? "unlimited",10} {b.Consumed,10} {b.Remaining?.ToString(CultureInfo.InvariantCulture) ?? "unlimited",10}");
+        }
+        return 0;
+    }
+
+    private static async Task<int> CreateKeyAsync(IServiceProvider services, Options o, TextWriter @out, TextWriter err)
+    {
+        var keys = services.GetRequiredService<ApiKeyService>();
+        if (o.Flag("platform"))
+        {
+            await @out.WriteLineAsync($"api_key: {await keys.CreateAsync(null, o.Optional("name") ?? "Platform ingest key", ApiScopes.PlatformIngest)}");
+            return 0;
+        }
+        var tenant = o.Required("tenant");
+        if (!services.GetRequiredService<TenantDirectory>().TryGetAnchor(tenant, out _)) return Fail(err, $"unknown tenant '{tenant}'");
+        var scopes = ApiScopes.None;
+        foreach (var s in (o.Optional("scopes") ?? "read,ingest").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            scopes |= s switch
+            {
+                "read" => ApiScopes.Read,
+                "ingest" => ApiScopes.Ingest,
+                _ => throw new CliUsageException($"unknown scope '{s}'; tenant keys take read and ingest"),
+            };
+        }
+        await @out.WriteLineAsync($"api_key: {await keys.CreateAsync(tenant, o.Optional("name") ?? "Created by keys create", scopes)}");
+        return 0;
+    }
+
+    private static async Task<int> GrantAsync(IServiceProvider services, Options o, TextWriter @out, TextWriter err)
+    {
+        if (!long.TryParse(o.Required("credits"), NumberStyles.None, CultureInfo.InvariantCulture, out var credits))
+            throw new CliUsageException($"--credits must be a positive whole number (got '{o.Required("credits")}')");
+        var source = o.Required("source") switch
+        {
+            "top_up" => EntrySource.TopUp,
+            "adjustment" => EntrySource.Adjustment,
+            var s => throw new CliUsageException($"--source '{s}' is not one of: top_up, adjustment"),
+        };
+        var result = await services.GetRequiredService<GrantCredits>().ExecuteAsync(o.Required("tenant"), source, credits,
+            $"{EnumText.ToText(source)}:{o.Required("key")}", o.Optional("reason"));
+        switch (result.Status)
+        {
+            case GrantStatus.Granted:
+                await @out.WriteLineAsync($"granted: {credits} credits, ledger seq {result.Entry!.Seq}, hash {result.Entry.Hash}");
+                return 0;
+            case GrantStatus.AlreadyGranted:
+                await @out.WriteLineAsync($"already granted: ledger seq {result.Entry!.Seq} carries this key; nothing was added");
+                return 0;
+            default:
+                return Fail(err, result.Error!);
+        }
+    }
+
+    private static async Task<int> VerifyAsync(IServiceProvider services, Options o, TextWriter @out, TextWriter err)
+    {
+        var verify = services.GetRequiredService<VerifyLedger>();
+        var deep = o.Flag("deep");
+        var tenant = o.Optional("tenant");
+        IReadOnlyList<LedgerVerification> results;
+        if (tenant is not null)
+        {
+            if (!services.GetRequiredService<TenantDirectory>().TryGetAnchor(tenant, out _)) return Fail(err, $"unknown tenant '{tenant}'");
+            results = [await verify.ExecuteAsync(tenant, deep, o.Optional("expect-head"))];
+        }
+        else
+        {
+            results = await verify.ExecuteAllAsync(deep);
+        }
+        foreach (var r in results)
+        {
+            await @out.WriteLineAsync($"{r.TenantId}: {(r.Intact ? "intact" : "BROKEN")}, {r.Entries} entries, head {r.HeadHash}{(r.Deep ? ", audit records reconciled" : "")}");
+            foreach (var p in r.Problems) await err.WriteLineAsync($"  {r.TenantId}: {p}");
+        }
+        return results.All(r => r.Intact) ? 0 : 1;
+    }
+
+    private static async Task<int> FlushAsync(IServiceProvider services, TextWriter @out)
+    {
+        var flush = services.GetRequiredService<FlushUsage>();
+        long events = 0;
+        var entries = 0;
+        FlushOutcome outcome;
+        do
+        {
+            outcome = await flush.ExecuteAsync();
+            events += outcome.Events;
+            entries += outcome.Entries;
+        } while (outcome.Events > 0);
+        await @out.WriteLineAsync($"flushed: {events} events into {entries} consumption entries");
+        return 0;
+    }
+
+    private static async Task<int> ListPricesAsync(IServiceProvider services, Options o, TextWriter @out, TextWriter err)
+    {
+        var at = services.GetRequiredService<TimeProvider>().GetUtcNow();
+        if (o.Optional("at") is { } text && !DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out at))
+            throw new CliUsageException($"--at '{text}' is not an ISO 8601 instant");
+        var book = services.GetRequiredService<PriceBookProvider>().Current;
+        var rule = book.RuleAt(at);
+        await @out.WriteLineAsync($"conversion: credits = cost_usd x (1 + {rule.Overhead.ToString(CultureInfo.InvariantCulture)}) / {rule.UsdPerCredit.ToString(CultureInfo.InvariantCulture)} USD per credit");
+        await @out.WriteLineAsync($"{"provider",-10} {"model / meter",-28} {"input/Mtok",11} {"output/Mtok",12} {"cached/Mtok",12} {"per unit",9}  effective_from");
+        foreach (var p in book.InEffectAt(at))
+        {
+            await @out.WriteLineAsync($"{p.Provider,-10} {(p.IsMeter ? "meter:" + p.Meter : p.Model),-28} {Usd(p.InputPerMtok),11} {Usd(p.OutputPerMtok),12} {Usd(p.CachedInputPerMtok),12} {Usd(p.UnitPrice),9}  {p.EffectiveFrom:yyyy-MM-ddTHH:mm:ssZ}");
+        }
+        return 0;
+
+        static string Usd(decimal? d) => d is null ? "-" : d.Value.ToString("0.######", CultureInfo.InvariantCulture);
+    }
+
+    private static async Task<int> ImportAsync(IServiceProvider services, string? file, Options o, TextWriter @out, TextWriter err)
+    {
+        if (string.IsNullOrEmpty(file)) throw new CliUsageException("usage import needs a FILE of JSON lines");
+        if (!File.Exists(file)) return Fail(err, $"file '{file}' does not exist");
+        var tenant = o.Optional("tenant");
+        var ingestor = services.GetRequiredService<UsageIngestor>();
+        int accepted = 0, duplicates = 0, rejected = 0, lineNo = 0;
+        var batch = new List<UsageEventInput?>();
+        var lineNumbers = new List<int>();
+        async Task SendAsync()
+        {
+            if (batch.Count == 0) return;
+            var result = await ingestor.IngestAsync(batch, tenant);
+            accepted += result.Accepted;
+            duplicates += result.Duplicates;
+            for (var i = 0; i < result.Results.Count; i++)
+            {
+                if (result.Results[i].Status != IngestStatus.Rejected) continue;
+                rejected++;
+                await err.WriteLineAsync($"line {lineNumbers[i]}: rejected: {result.Results[i].Error}");
+            }
+            batch.Clear();
+            lineNumbers.Clear();
+        }
+        foreach (var line in File.ReadLines(file))
+        {
+            lineNo++;
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            try
+            {
+                batch.Add(JsonSerializer.Deserialize(line, MeteringJson.Default.UsageEventInput));
+                lineNumbers.Add(lineNo);
+            }
+            catch (JsonException ex)
+            {
+                rejected++;
+                await err.WriteLineAsync($"line {lineNo}: rejected: not a usage event: {ex.Message}");
+            }
+            if (batch.Count == 1_000) await SendAsync();
+        }
+        await SendAsync();
+        await @out.WriteLineAsync($"accepted: {accepted}, duplicates: {duplicates}, rejected: {rejected}");
+        return rejected == 0 ? 0 : 1;
+    }
+
+    private sealed class CliUsageException(string message) : Exception(message);
+
+    private sealed class Options
+    {
+        private readonly Dictionary<string, string?> _values = new(StringComparer.Ordinal);
+
+        public static Options Parse(IEnumerable<string> args)
+        {
+            var o = new Options();
+            var list = args.ToList();
+            for (var i = 0; i < list.Count; i++)
+            {
+                if (!list[i].StartsWith("--", StringComparison.Ordinal)) throw new CliUsageException($"unexpected argument '{list[i]}'");
+                var name = list[i][2..];
+                var hasValue = i + 1 < list.Count && !list[i + 1].StartsWith("--", StringComparison.Ordinal);
+                o._values[name] = hasValue ? list[++i] : null;
+            }
+            return o;
+        }
+
+        public string Required(string name) =>
+            _values.TryGetValue(name, out var v) && !string.IsNullOrWhiteSpace(v) ? v : throw new CliUsageException($"--{name} is required");
+
+        public string? Optional(string name) => _values.GetValueOrDefault(name);
+
+        public bool Flag(string name) => _values.ContainsKey(name);
+    }
+}

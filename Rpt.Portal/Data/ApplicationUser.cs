@@ -1,0 +1,9 @@
+using Microsoft.AspNetCore.Identity;
+
+namespace Rpt.Portal.Data;
+
+/// <summary>A person who signs in to the portal; belongs to exactly one tenant.</summary>
+public class ApplicationUser : IdentityUser
+{
+    public string? TenantId { get; set; }
+}

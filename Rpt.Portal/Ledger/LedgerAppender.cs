@@ -1,0 +1,31 @@
+using Microsoft.EntityFrameworkCore;
+using Rpt.Portal.Data;
+
+namespace Rpt.Portal.Ledger;
+
+/// <summary>
+/// Appends the next entry of a tenant's chain. Call it inside a write transaction (on SQLite,
+/// BEGIN IMMEDIATE), so that reading the head and inserting after it cannot interleave with another
+/// writer; the unique (tenant_id, seq) index is the backstop.
+/// </summary>
+internal static class LedgerAppender
+{
+    public static async Task<LedgerEntry> AppendAsync(ApplicationDbContext db, string tenantId, EntryKind kind, EntrySource source,
+        long amountMicroCredits, DateOnly periodStart, string idempotencyKey, string? description, DateTimeOffset now,
+        long? coversFromSeq = null, long? coversToSeq = null, long? eventCount = null, string? eventsDigest = null,
+        CancellationToken cancellationToken = default)
+    {
+        if (amountMicroCredits <= 0)
+            throw new ArgumentOutOfRangeException(nameof(amountMicroCredits), "Ledger amounts are positive micro-credits.");
+        var head = await db.LedgerEntries.AsNoTracking()
+            .Where(e => e.TenantId == tenantId)
+            .OrderByDescending(e => e.Seq)
+            .Select(e => new { e.Seq, e.Hash })
+            .FirstOrDefaultAsync(cancellationToken);
+        var entry = new LedgerEntry(tenantId, (head?.Seq ?? 0) + 1, kind, source, amountMicroCredits, periodStart,
+            idempotencyKey, description, coversFromSeq, coversToSeq, eventCount, eventsDigest, now, head?.Hash ?? LedgerHash.Genesis);
+        db.LedgerEntries.Add(entry);
+        await db.SaveChangesAsync(cancellationToken);
+        return entry;
+    }
+}

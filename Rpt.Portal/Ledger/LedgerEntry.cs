@@ -1,0 +1,116 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+
+namespace Rpt.Portal.Ledger;
+
+public enum EntryKind { Allocation, Consumption }
+
+/// <summary>Where an allocation came from, or <see cref="Usage"/> for a flush of rated usage.</summary>
+public enum EntrySource { Signup, Renewal, PlanChange, TopUp, Adjustment, Usage }
+
+/// <summary>
+/// One immutable line of a tenant's ledger. Amounts are positive micro-credits; the kind says which way
+/// they count. Each entry is chained to the one before it by <see cref="Hash"/>.
+/// </summary>
+public sealed class LedgerEntry
+{
+    private LedgerEntry() { }
+
+    internal LedgerEntry(string tenantId, long seq, EntryKind kind, EntrySource source, long amountMicroCredits,
+        DateOnly periodStart, string idempotencyKey, string? description, long? coversFromSeq, long? coversToSeq,
+        long? eventCount, string? eventsDigest, DateTimeOffset createdAt, string prevHash)
+    {
+        TenantId = tenantId;
+        Seq = seq;
+        Kind = kind;
+        Source = source;
+        AmountMicroCredits = amountMicroCredits;
+        PeriodStart = periodStart;
+        IdempotencyKey = idempotencyKey;
+        Description = description;
+        CoversFromSeq = coversFromSeq;
+        CoversToSeq = coversToSeq;
+        EventCount = eventCount;
+        EventsDigest = eventsDigest;
+        CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds(createdAt.ToUnixTimeMilliseconds());
+        PrevHash = prevHash;
+        Hash = LedgerHash.Compute(this);
+    }
+
+    public long Id { get; private set; }
+    public string TenantId { get; private set; } = "";
+    /// <summary>1, 2, 3 … within the tenant; a gap or a repeat breaks the chain.</summary>
+    public long Seq { get; private set; }
+    public EntryKind Kind { get; private set; }
+    public EntrySource Source { get; private set; }
+    public long AmountMicroCredits { get; private set; }
+    public DateOnly PeriodStart { get; private set; }
+    public string IdempotencyKey { get; private set; } = "";
+    public string? Description { get; private set; }
+    /// <summary>For consumption: the usage events with Seq in (CoversFromSeq, CoversToSeq] of this tenant and period.</summary>
+    public long? CoversFromSeq { get; private set; }
+    public long? CoversToSeq { get; private set; }
+    public long? EventCount { get; private set; }
+    /// <summary>SHA-256 over the canonical form of every covered audit record, in Seq order.</summary>
+    public string? EventsDigest { get; private set; }
+    public DateTimeOffset CreatedAt { get; private set; }
+    public string PrevHash { get; private set; } = "";
+    public string Hash { get; private set; } = "";
+
+    public decimal Credits => AmountMicroCredits / (decimal)Credit.MicroPerCredit;
+}
+
+public sealed class LedgerEntryConfiguration : IEntityTypeConfiguration<LedgerEntry>
+{
+    public void Configure(EntityTypeBuilder<LedgerEntry> b)
+    {
+        b.ToTable("ledger_entries", t => t.HasCheckConstraint("ck_ledger_amount_positive", "amount_micro_credits > 0"));
+        b.HasKey(e => e.Id);
+        b.Property(e => e.Id).HasColumnName("id");
+        b.Property(e => e.TenantId).HasColumnName("tenant_id").HasMaxLength(64);
+        b.Property(e => e.Seq).HasColumnName("seq");
+        b.Property(e => e.Kind).HasColumnName("kind").HasConversion(EnumText.Converter<EntryKind>()).HasMaxLength(16);
+        b.Property(e => e.Source).HasColumnName("source").HasConversion(EnumText.Converter<EntrySource>()).HasMaxLength(16);
+        b.Property(e => e.AmountMicroCredits).HasColumnName("amount_micro_credits");
+        b.Property(e => e.PeriodStart).HasColumnName("period_start");
+        b.Property(e => e.IdempotencyKey).HasColumnName("idempotency_key").HasMaxLength(200);
+        b.Property(e => e.Description).HasColumnName("description").HasMaxLength(500);
+        b.Property(e => e.CoversFromSeq).HasColumnName("covers_from_seq");
+        b.Property(e => e.CoversToSeq).HasColumnName("covers_to_seq");
+        b.Property(e => e.EventCount).HasColumnName("event_count");
+        b.Property(e => e.EventsDigest).HasColumnName("events_digest").HasMaxLength(64);
+        b.Property(e => e.CreatedAt).HasColumnName("created_at");
+        b.Property(e => e.PrevHash).HasColumnName("prev_hash").HasMaxLength(64);
+        b.Property(e => e.Hash).HasColumnName("hash").HasMaxLength(64);
+        b.Ignore(e => e.Credits);
+        b.HasIndex(e => new { e.TenantId, e.Seq }).IsUnique().HasDatabaseName("ux_ledger_tenant_seq");
+        b.HasIndex(e => new { e.TenantId, e.IdempotencyKey }).IsUnique().HasDatabaseName("ux_ledger_tenant_key");
+        b.HasIndex(e => new { e.TenantId, e.PeriodStart, e.Kind }).HasDatabaseName("ix_ledger_tenant_period");
+    }
+}
+
+/// <summary>
+/// The record of one flush: every usage event with Seq ≤ <see cref="ThroughSeq"/> is in the ledger.
+/// </summary>
+public sealed class FlushRun
+{
+    private FlushRun() { }
+
+    public long Id { get; private set; }
+    public long ThroughSeq { get; private set; }
+    public int Entries { get; private set; }
+    public DateTimeOffset FlushedAt { get; private set; }
+}
+
+public sealed class FlushRunConfiguration : IEntityTypeConfiguration<FlushRun>
+{
+    public void Configure(EntityTypeBuilder<FlushRun> b)
+    {
+        b.ToTable("flush_runs");
+        b.HasKey(f => f.Id);
+        b.Property(f => f.Id).HasColumnName("id");
+        b.Property(f => f.ThroughSeq).HasColumnName("through_seq");
+        b.Property(f => f.Entries).HasColumnName("entries");
+        b.Property(f => f.FlushedAt).HasColumnName("flushed_at");
+    }
+}

@@ -1,0 +1,18 @@
+namespace Rpt.Portal.Ledger;
+
+public static class LedgerExtensions
+{
+    public static IHostApplicationBuilder AddLedger(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<LedgerOptions>().BindConfiguration("Rpt:Ledger").ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddSingleton<LedgerEvents>();
+        builder.Services.AddSingleton<GrantCredits>();
+        builder.Services.AddSingleton<FlushUsage>();
+        builder.Services.AddSingleton<VerifyLedger>();
+        builder.Services.AddSingleton<GetBalance>();
+        builder.Services.AddSingleton<RenewPeriods>();
+        builder.Services.AddHostedService<UsageFlusher>();
+        builder.Services.AddHostedService<RenewalScheduler>();
+        return builder;
+    }
+}

@@ -1,0 +1,70 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Rpt.Portal.Data;
+
+namespace Rpt.Portal.Ledger;
+
+/// <summary>
+/// Grants each tenant its plan's monthly credits when a new billing period begins
+/// (key <c>renewal:{tenant}:{period start}</c>, so a period is renewed once however often this runs).
+/// The first period is covered by the signup allocation.
+/// </summary>
+public sealed class RenewPeriods(IDbContextFactory<ApplicationDbContext> dbFactory, GrantCredits grant, TimeProvider time)
+{
+    private readonly ConcurrentDictionary<string, DateOnly> _renewed = new();
+
+    public async Task<int> ExecuteAsync(CancellationToken cancellationToken = default)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+        var now = time.GetUtcNow();
+        var tenants = await db.Tenants.AsNoTracking().ToListAsync(cancellationToken);
+        var plans = await db.Plans.AsNoTracking().ToDictionaryAsync(p => p.Code, cancellationToken);
+        var granted = 0;
+        foreach (var tenant in tenants)
+        {
+            var period = tenant.PeriodAt(now);
+            if (period.Start <= tenant.Anchor) continue;
+            if (_renewed.TryGetValue(tenant.Id, out var done) && done == period.Start) continue;
+            if (!plans.TryGetValue(tenant.PlanCode, out var plan) || plan.MonthlyCredits is not > 0)
+            {
+                _renewed[tenant.Id] = period.Start;
+                continue;
+            }
+            var key = $"renewal:{tenant.Id}:{period.Start.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)}";
+            var result = await grant.ExecuteAsync(tenant.Id, EntrySource.Renewal, plan.MonthlyCredits.Value, key,
+                $"{plan.Name} plan, period from {period.Start:yyyy-MM-dd}", now, cancellationToken);
+            if (result.Status == GrantStatus.Granted) granted++;
+            if (result.Status != GrantStatus.Rejected) _renewed[tenant.Id] = period.Start;
+        }
+        return granted;
+    }
+}
+
+public sealed class RenewalScheduler(RenewPeriods renew, TimeProvider time, IOptions<LedgerOptions> options,
+    ILogger<RenewalScheduler> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(options.Value.RenewalInterval, time);
+        do
+        {
+            try
+            {
+                var n = await renew.ExecuteAsync(stoppingToken);
+                if (n > 0) logger.LogInformation("Renewed {Count} billing periods", n);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                logger.LogError(ex, "Renewing billing periods failed; it will be retried");
+            }
+        } while (await WaitAsync(timer, stoppingToken));
+    }
+
+    private static async Task<bool> WaitAsync(PeriodicTimer timer, CancellationToken ct)
+    {
+        try { return await timer.WaitForNextTickAsync(ct); }
+        catch (OperationCanceledException) { return false; }
+    }
+}

@@ -1,0 +1,151 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using Microsoft.EntityFrameworkCore;
+using Rpt.Portal.Data;
+
+namespace Rpt.Portal.Ledger;
+
+public sealed record LedgerVerification(
+    string TenantId,
+    bool Intact,
+    long Entries,
+    string HeadHash,
+    bool Deep,
+    IReadOnlyList<string> Problems);
+
+/// <summary>
+/// Proves a tenant's ledger was not rewritten: the chain links (every seq once, in order, each hash
+/// over its predecessor), and, in a deep check, every consumption entry against the audit records it
+/// covers (count, amount, digest) and the running totals against the audit records.
+/// A removed last entry leaves a valid but shorter chain; pass the head hash recorded earlier
+/// (<paramref name="expectedHead"/>) or run the deep check, which finds flushed events no entry covers.
+/// </summary>
+public sealed class VerifyLedger(IDbContextFactory<ApplicationDbContext> dbFactory, SqliteDatabase database)
+{
+    public async Task<LedgerVerification> ExecuteAsync(string tenantId, bool deep = false, string? expectedHead = null,
+        CancellationToken cancellationToken = default)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+        List<LedgerEntry> entries;
+        try
+        {
+            entries = await db.LedgerEntries.AsNoTracking().Where(e => e.TenantId == tenantId)
+                .OrderBy(e => e.Seq).ThenBy(e => e.Id).ToListAsync(cancellationToken);
+        }
+        catch (Exception ex) when (ex is FormatException or ArgumentException or InvalidCastException or InvalidOperationException)
+        {
+            // A value no writer of ours produces (an unknown kind, a malformed date) was written by someone else.
+            return new LedgerVerification(tenantId, false, 0, LedgerHash.Genesis, deep, [$"a ledger row cannot be read, so it was not written by Rpt Portal: {ex.Message}"]);
+        }
+        var problems = new List<string>();
+        var prev = LedgerHash.Genesis;
+        for (var i = 0; i < entries.Count; i++)
+        {
+            var e = entries[i];
+            if (e.Seq != i + 1) problems.Add($"entry {e.Id}: seq {e.Seq} where {i + 1} was expected (an entry is missing, repeated or moved)");
+            if (e.PrevHash != prev) problems.Add($"seq {e.Seq}: previous hash {Short(e.PrevHash)} does not match the hash {Short(prev)} of the entry before it");
+            var recomputed = LedgerHash.Compute(e);
+            if (recomputed != e.Hash) problems.Add($"seq {e.Seq}: stored hash {Short(e.Hash)} does not match its content (recomputed {Short(recomputed)}): the entry was altered");
+            prev = e.Hash;
+        }
+        var head = entries.Count == 0 ? LedgerHash.Genesis : entries[^1].Hash;
+        if (expectedHead is not null && expectedHead != LedgerHash.Genesis && entries.All(e => e.Hash != expectedHead))
+            problems.Add($"the recorded head {Short(expectedHead)} is no longer in the chain: entries were removed or rewritten");
+
+        if (deep) VerifyAuditRecords(tenantId, entries, problems);
+        return new LedgerVerification(tenantId, problems.Count == 0, entries.Count, head, deep, problems);
+    }
+
+    public async Task<IReadOnlyList<LedgerVerification>> ExecuteAllAsync(bool deep, CancellationToken cancellationToken = default)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+        var tenants = await db.Tenants.AsNoTracking().Select(t => t.Id).ToListAsync(cancellationToken);
+        // Every chain in the ledger, not only those of known tenants: a row moved to another tenant id shows up here.
+        var chains = await db.LedgerEntries.AsNoTracking().Select(e => e.TenantId).Distinct().ToListAsync(cancellationToken);
+        var results = new List<LedgerVerification>();
+        foreach (var t in tenants.Union(chains).Order(StringComparer.Ordinal))
+        {
+            var result = await ExecuteAsync(t, deep, null, cancellationToken);
+            if (!tenants.Contains(t))
+                result = result with { Intact = false, Problems = [.. result.Problems, $"the ledger holds entries for '{t}', which is not a tenant"] };
+            results.Add(result);
+        }
+        return results;
+    }
+
+    private void VerifyAuditRecords(string tenantId, List<LedgerEntry> entries, List<string> problems)
+    {
+        using var connection = database.Open();
+        using var tx = connection.BeginTransaction(deferred: true);
+        var writer = new CanonicalWriter();
+        foreach (var e in entries.Where(e => e.Kind == EntryKind.Consumption))
+        {
+            using var cmd = connection.CreateCommand();
+            cmd.Transaction = tx;
+            cmd.CommandText = $"SELECT {AuditCanonical.Columns} FROM usage_events WHERE seq > $from AND seq <= $to AND tenant_id = $t AND period_start = $p ORDER BY seq";
+            cmd.Parameters.AddWithValue("$from", e.CoversFromSeq ?? 0);
+            cmd.Parameters.AddWithValue("$to", e.CoversToSeq ?? 0);
+            cmd.Parameters.AddWithValue("$t", tenantId);
+            cmd.Parameters.AddWithValue("$p", Day(e.PeriodStart));
+            using var digest = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            long count = 0, micro = 0;
+            using (var r = cmd.ExecuteReader())
+            {
+                while (r.Read())
+                {
+                    count++;
+                    if (r.GetInt64(15) == 1) micro += r.GetInt64(19);
+                    AuditCanonical.Append(digest, r, 0, writer);
+                }
+            }
+            var hex = Convert.ToHexStringLower(digest.GetHashAndReset());
+            if (count != e.EventCount) problems.Add($"seq {e.Seq}: covers {e.EventCount} audit records but {count} are there");
+            if (micro != e.AmountMicroCredits) problems.Add($"seq {e.Seq}: charged {Credit.Format(e.AmountMicroCredits)} credits but its audit records rate to {Credit.Format(micro)}");
+            if (hex != e.EventsDigest) problems.Add($"seq {e.Seq}: the audit records it covers were altered (digest {Short(hex)}, recorded {Short(e.EventsDigest)})");
+        }
+
+        var watermark = Scalar(connection, tx, "SELECT COALESCE(MAX(through_seq), 0) FROM flush_runs");
+        var flushed = PerPeriod(connection, tx, "SELECT period_start, SUM(micro_credits) FROM usage_events WHERE tenant_id = $t AND billable = 1 AND seq <= $w GROUP BY period_start", tenantId, watermark);
+        var ledger = entries.Where(e => e.Kind == EntryKind.Consumption).GroupBy(e => Day(e.PeriodStart))
+            .ToDictionary(g => g.Key, g => g.Sum(e => e.AmountMicroCredits));
+        foreach (var period in flushed.Keys.Union(ledger.Keys).Order(StringComparer.Ordinal))
+        {
+            var a = flushed.GetValueOrDefault(period);
+            var b = ledger.GetValueOrDefault(period);
+            if (a != b) problems.Add($"period {period}: flushed audit records rate to {Credit.Format(a)} credits but the ledger consumed {Credit.Format(b)}");
+        }
+
+        var all = PerPeriod(connection, tx, "SELECT period_start, SUM(micro_credits) FROM usage_events WHERE tenant_id = $t AND billable = 1 AND $w >= 0 GROUP BY period_start", tenantId, 0);
+        var totals = PerPeriod(connection, tx, "SELECT period_start, SUM(micro_credits) FROM usage_totals WHERE tenant_id = $t AND category = 'billable' AND $w >= 0 GROUP BY period_start", tenantId, 0);
+        foreach (var period in all.Keys.Union(totals.Keys).Order(StringComparer.Ordinal))
+        {
+            var a = all.GetValueOrDefault(period);
+            var b = totals.GetValueOrDefault(period);
+            if (a != b) problems.Add($"period {period}: audit records rate to {Credit.Format(a)} credits but the running total says {Credit.Format(b)}");
+        }
+    }
+
+    private static Dictionary<string, long> PerPeriod(Microsoft.Data.Sqlite.SqliteConnection c, Microsoft.Data.Sqlite.SqliteTransaction tx, string sql, string tenantId, long watermark)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql;
+        cmd.Parameters.AddWithValue("$t", tenantId);
+        cmd.Parameters.AddWithValue("$w", watermark);
+        using var r = cmd.ExecuteReader();
+        var result = new Dictionary<string, long>();
+        while (r.Read()) result[r.GetString(0)] = r.GetInt64(1);
+        return result;
+    }
+
+    private static long Scalar(Microsoft.Data.Sqlite.SqliteConnection c, Microsoft.Data.Sqlite.SqliteTransaction tx, string sql)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql;
+        return (long)cmd.ExecuteScalar()!;
+    }
+
+    private static string Day(DateOnly d) => d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+    private static string Short(string? hash) => hash is null ? "(none)" : hash.Length > 12 ? hash[..12] + "…" : hash;
+}

@@ -1,0 +1,16 @@
+using Rpt.Portal.Tenants;
+
+namespace Rpt.Portal.Metering;
+
+public static class MeteringExtensions
+{
+    public static IHostApplicationBuilder AddMetering(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<CreditsOptions>().BindConfiguration("Rpt:Credits").ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddOptions<MeteringOptions>().BindConfiguration("Rpt:Metering").ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddSingleton<PriceBookProvider>();
+        builder.Services.AddSingleton<TenantDirectory>();
+        builder.Services.AddSingleton<UsageIngestor>();
+        return builder;
+    }
+}

@@ -1,0 +1,137 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
+
+namespace Rpt.Portal.Metering;
+
+public enum UsageStatus { Succeeded, Failed }
+
+/// <summary>
+/// The durable audit record of one AI call, as accepted and rated. Written by <see cref="UsageIngestor"/>
+/// (prepared ADO.NET commands); EF Core reads it. The database refuses UPDATE and DELETE.
+/// </summary>
+public sealed class UsageEvent
+{
+    private UsageEvent() { }
+
+    /// <summary>Global, gap-free-in-commit-order sequence; consumption entries name ranges of it.</summary>
+    public long Seq { get; private set; }
+    public string TenantId { get; private set; } = "";
+    public string EventId { get; private set; } = "";
+    public DateTimeOffset OccurredAt { get; private set; }
+    public DateTimeOffset ReceivedAt { get; private set; }
+    public DateOnly PeriodStart { get; private set; }
+    public string Provider { get; private set; } = "";
+    public string? Model { get; private set; }
+    public string? Meter { get; private set; }
+    public decimal? Quantity { get; private set; }
+    public long InputTokens { get; private set; }
+    public long OutputTokens { get; private set; }
+    public long CachedInputTokens { get; private set; }
+    public string? Feature { get; private set; }
+    public string? JobId { get; private set; }
+    public string? UserId { get; private set; }
+    public UsageStatus Status { get; private set; }
+    public bool Internal { get; private set; }
+    /// <summary>Counts against the tenant's balance: succeeded and not internal.</summary>
+    public bool Billable { get; private set; }
+    public long? PriceId { get; private set; }
+    public long RuleId { get; private set; }
+    public decimal CostUsd { get; private set; }
+    /// <summary>The rated charge; zero for a failed call. Internal calls are rated but not billed.</summary>
+    public long MicroCredits { get; private set; }
+
+    public long TotalTokens => InputTokens + OutputTokens + CachedInputTokens;
+}
+
+public sealed class UsageEventConfiguration : IEntityTypeConfiguration<UsageEvent>
+{
+    public static readonly ValueConverter<UsageStatus, string> StatusConverter = new(
+        v => v == UsageStatus.Failed ? "failed" : "succeeded",
+        v => v == "failed" ? UsageStatus.Failed : UsageStatus.Succeeded);
+
+    public void Configure(EntityTypeBuilder<UsageEvent> b)
+    {
+        b.ToTable("usage_events");
+        b.HasKey(e => e.Seq);
+        b.Property(e => e.Seq).HasColumnName("seq");
+        b.Property(e => e.TenantId).HasColumnName("tenant_id").HasMaxLength(64);
+        b.Property(e => e.EventId).HasColumnName("event_id").HasMaxLength(128);
+        b.Property(e => e.OccurredAt).HasColumnName("occurred_at");
+        b.Property(e => e.ReceivedAt).HasColumnName("received_at");
+        b.Property(e => e.PeriodStart).HasColumnName("period_start");
+        b.Property(e => e.Provider).HasColumnName("provider").HasMaxLength(64);
+        b.Property(e => e.Model).HasColumnName("model").HasMaxLength(128);
+        b.Property(e => e.Meter).HasColumnName("meter").HasMaxLength(128);
+        b.Property(e => e.Quantity).HasColumnName("quantity");
+        b.Property(e => e.InputTokens).HasColumnName("input_tokens");
+        b.Property(e => e.OutputTokens).HasColumnName("output_tokens");
+        b.Property(e => e.CachedInputTokens).HasColumnName("cached_input_tokens");
+        b.Property(e => e.Feature).HasColumnName("feature").HasMaxLength(128);
+        b.Property(e => e.JobId).HasColumnName("job_id").HasMaxLength(128);
+        b.Property(e => e.UserId).HasColumnName("user_id").HasMaxLength(128);
+        b.Property(e => e.Status).HasColumnName("status").HasConversion(StatusConverter).HasMaxLength(16);
+        b.Property(e => e.Internal).HasColumnName("internal");
+        b.Property(e => e.Billable).HasColumnName("billable");
+        b.Property(e => e.PriceId).HasColumnName("price_id");
+        b.Property(e => e.RuleId).HasColumnName("rule_id");
+        b.Property(e => e.CostUsd).HasColumnName("cost_usd");
+        b.Property(e => e.MicroCredits).HasColumnName("micro_credits");
+        b.Ignore(e => e.TotalTokens);
+        b.HasIndex(e => new { e.TenantId, e.EventId }).IsUnique().HasDatabaseName("ux_usage_events_tenant_event");
+        b.HasIndex(e => new { e.TenantId, e.JobId }).HasDatabaseName("ix_usage_events_tenant_job");
+    }
+}
+
+/// <summary>
+/// Running totals per tenant, period, category and model (or meter), kept in the same transaction as
+/// the events they count. They make a balance an O(1) read that always includes unflushed usage; the
+/// ledger verifier reconciles them against the audit records.
+/// </summary>
+public sealed class UsageTotal
+{
+    private UsageTotal() { }
+
+    public const string Billable = "billable";
+    public const string Internal = "internal";
+    public const string Failed = "failed";
+
+    public string TenantId { get; private set; } = "";
+    public DateOnly PeriodStart { get; private set; }
+    public string Category { get; private set; } = "";
+    public string Provider { get; private set; } = "";
+    /// <summary>The model, or the meter for a non-token meter.</summary>
+    public string Name { get; private set; } = "";
+    public bool IsMeter { get; private set; }
+    public long Events { get; private set; }
+    public long InputTokens { get; private set; }
+    public long OutputTokens { get; private set; }
+    public long CachedInputTokens { get; private set; }
+    public long MicroCredits { get; private set; }
+    /// <summary>Units of a non-token meter, in millionths (quantities have at most six decimals).</summary>
+    public long QuantityMicro { get; private set; }
+
+    public long TotalTokens => InputTokens + OutputTokens + CachedInputTokens;
+}
+
+public sealed class UsageTotalConfiguration : IEntityTypeConfiguration<UsageTotal>
+{
+    public void Configure(EntityTypeBuilder<UsageTotal> b)
+    {
+        b.ToTable("usage_totals");
+        b.HasKey(t => new { t.TenantId, t.PeriodStart, t.Category, t.Provider, t.Name });
+        b.Property(t => t.TenantId).HasColumnName("tenant_id").HasMaxLength(64);
+        b.Property(t => t.PeriodStart).HasColumnName("period_start");
+        b.Property(t => t.Category).HasColumnName("category").HasMaxLength(16);
+        b.Property(t => t.Provider).HasColumnName("provider").HasMaxLength(64);
+        b.Property(t => t.Name).HasColumnName("name").HasMaxLength(128);
+        b.Property(t => t.IsMeter).HasColumnName("is_meter");
+        b.Property(t => t.Events).HasColumnName("events");
+        b.Property(t => t.InputTokens).HasColumnName("input_tokens");
+        b.Property(t => t.OutputTokens).HasColumnName("output_tokens");
+        b.Property(t => t.CachedInputTokens).HasColumnName("cached_input_tokens");
+        b.Property(t => t.MicroCredits).HasColumnName("micro_credits");
+        b.Property(t => t.QuantityMicro).HasColumnName("quantity_micro");
+        b.Ignore(t => t.TotalTokens);
+    }
+}

@@ -1,0 +1,76 @@
+using System.ComponentModel.DataAnnotations;
+using Microsoft.Extensions.Options;
+using Rpt.Portal.Ledger;
+
+namespace Rpt.Portal.Plans;
+
+/// <summary>Rpt:Plans.</summary>
+public sealed class PlansOptions
+{
+    /// <summary>How long a quota check waits for the ledger before it fails open.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "00:00:30", ErrorMessage = "Rpt:Plans:QuotaCheckTimeout must be between 10 ms and 30 s.")]
+    public TimeSpan QuotaCheckTimeout { get; set; } = TimeSpan.FromMilliseconds(250);
+}
+
+public sealed record QuotaDecision(
+    bool Allowed,
+    bool FailOpen,
+    string Reason,
+    decimal EstimatedCredits,
+    long? Remaining,
+    long OverageCredits,
+    string? Plan);
+
+/// <summary>
+/// Answers "may this job start?" from the real-time balance. A hard-capped plan denies an estimate
+/// above what remains; an overage plan allows and says how much would be overage; an unlimited plan
+/// allows. If the ledger does not answer in time the check allows and says it failed open: metering
+/// goes on regardless, so nothing is lost.
+/// </summary>
+public sealed class QuotaCheck
+{
+    private readonly Func<string, CancellationToken, Task<Balance?>> _readBalance;
+    private readonly TimeSpan _timeout;
+
+    public QuotaCheck(GetBalance balances, IOptions<PlansOptions> options)
+        : this((tenant, ct) => Task.Run(() => balances.Execute(tenant), ct), options.Value.QuotaCheckTimeout) { }
+
+    internal QuotaCheck(Func<string, CancellationToken, Task<Balance?>> readBalance, TimeSpan timeout)
+    {
+        _readBalance = readBalance;
+        _timeout = timeout;
+    }
+
+    public async Task<QuotaDecision> ExecuteAsync(string tenantId, decimal estimatedCredits, CancellationToken cancellationToken = default)
+    {
+        if (estimatedCredits < 0) throw new ArgumentOutOfRangeException(nameof(estimatedCredits), "The estimate must not be negative.");
+        Balance? balance;
+        try
+        {
+            balance = await _readBalance(tenantId, cancellationToken).WaitAsync(_timeout, cancellationToken);
+        }
+        catch (TimeoutException)
+        {
+            return new(true, true, $"The ledger did not answer within {_timeout.TotalMilliseconds:0} ms; the job is allowed and its usage will still be metered.",
+                estimatedCredits, null, 0, null);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            return new(true, true, "The ledger could not answer; the job is allowed and its usage will still be metered.",
+                estimatedCredits, null, 0, null);
+        }
+        if (balance is null) throw new KeyNotFoundException($"unknown tenant '{tenantId}'");
+
+        if (balance.Unlimited)
+            return new(true, false, "Unlimited plan.", estimatedCredits, null, 0, balance.PlanCode);
+
+        var remaining = balance.Remaining!.Value;
+        var overage = (long)Math.Ceiling(Math.Max(0m, estimatedCredits - Math.Max(0, remaining)));
+        if (overage == 0)
+            return new(true, false, "Within the remaining credits.", estimatedCredits, remaining, 0, balance.PlanCode);
+        return balance.Overage == OveragePolicy.Overage
+            ? new(true, false, $"Allowed with {overage} credits of overage on the {balance.PlanCode} plan.", estimatedCredits, remaining, overage, balance.PlanCode)
+            : new(false, false, $"The estimate of {estimatedCredits} credits exceeds the {remaining} credits remaining on the {balance.PlanCode} plan, which does not allow overage.",
+                estimatedCredits, remaining, overage, balance.PlanCode);
+    }
+}

@@ -1,0 +1,26 @@
+using Rpt.Portal.Api;
+using Rpt.Portal.Components;
+using Rpt.Portal.Data;
+using Rpt.Portal.Ledger;
+using Rpt.Portal.Metering;
+using Rpt.Portal.Plans;
+
+namespace Rpt.Portal;
+
+public static class PortalExtensions
+{
+    /// <summary>Every feature of Rpt Portal, each registering its own services and validated options.</summary>
+    public static IHostApplicationBuilder AddPortal(this IHostApplicationBuilder builder) => builder
+        .AddPortalData()
+        .AddMetering()
+        .AddLedger()
+        .AddPlans()
+        .AddCreditsApi()
+        .AddPortalUi();
+
+    public static WebApplication UsePortal(this WebApplication app)
+    {
+        app.MapPortalUi();
+        return app;
+    }
+}
