@@ -20,6 +20,7 @@ public static class PortalExtensions
 
     public static WebApplication UsePortal(this WebApplication app)
     {
+        app.MapPortalApi();
         app.MapPortalUi();
         return app;
     }

@@ -11,6 +11,7 @@ public static class MeteringExtensions
         builder.Services.AddSingleton<PriceBookProvider>();
         builder.Services.AddSingleton<TenantDirectory>();
         builder.Services.AddSingleton<UsageIngestor>();
+        builder.Services.AddSingleton<UsageReports>();
         return builder;
     }
 }

@@ -1,0 +1,65 @@
+using System.Net.Http.Headers;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Time.Testing;
+using Rpt.Portal.Api;
+using Rpt.Portal.Ledger;
+using Rpt.Portal.Tenants;
+
+namespace Rpt.Portal.Tests.Support;
+
+/// <summary>The whole server in process, over a real SQLite file, with a fake clock.</summary>
+public sealed class ApiFactory : WebApplicationFactory<Program>
+{
+    private readonly Dictionary<string, string?> _settings;
+
+    public ApiFactory(Dictionary<string, string?>? settings = null)
+    {
+        Directory = PortalHarness.NewDirectory();
+        _settings = settings ?? [];
+    }
+
+    public string Directory { get; }
+    public FakeTimeProvider Time { get; } = new(DateTimeOffset.UtcNow);
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseEnvironment("Testing");
+        builder.UseSetting("ConnectionStrings:Rpt", $"Data Source={Path.Combine(Directory, "rpt.db")}");
+        foreach (var (key, value) in _settings) builder.UseSetting(key, value);
+        builder.ConfigureLogging(l => l.ClearProviders());
+        builder.ConfigureServices(s => s.AddSingleton<TimeProvider>(Time));
+    }
+
+    public T Get<T>() where T : notnull => Services.GetRequiredService<T>();
+
+    /// <summary>A tenant and an HTTP client that carries a key with the given scopes.</summary>
+    public async Task<(string TenantId, HttpClient Client)> TenantAsync(string id, string plan = "professional",
+        ApiScopes scopes = ApiScopes.Read | ApiScopes.Ingest)
+    {
+        var created = await Get<CreateTenant>().ExecuteAsync(id, plan, id);
+        Assert.Null(created.Error);
+        return (id, ClientWithKey(await Get<ApiKeyService>().CreateAsync(id, "test", scopes)));
+    }
+
+    public async Task<HttpClient> PlatformClientAsync() => ClientWithKey(await Get<ApiKeyService>().CreateAsync(null, "platform", ApiScopes.PlatformIngest));
+
+    public HttpClient ClientWithKey(string key)
+    {
+        var client = CreateClient();
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        return client;
+    }
+
+    public Task FlushAsync() => Get<FlushUsage>().ExecuteAsync();
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        SqliteConnection.ClearAllPools();
+        try { System.IO.Directory.Delete(Directory, true); } catch (IOException) { }
+    }
+}

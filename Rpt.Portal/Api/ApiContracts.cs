@@ -1,0 +1,70 @@
+using Rpt.Portal.Ledger;
+using Rpt.Portal.Metering;
+using Rpt.Portal.Plans;
+
+namespace Rpt.Portal.Api;
+
+// The public JSON shapes (snake_case on the wire). Fields may be added; none is ever renamed.
+
+public sealed record BalanceResponse(
+    string Plan,
+    BillingPeriodDto BillingPeriod,
+    CreditsDto Credits,
+    TokensDto Tokens,
+    OverageDto Overage,
+    UsageApartDto Internal,
+    IReadOnlyDictionary<string, decimal> UnitsByMeter,
+    LedgerStateDto Ledger)
+{
+    public static BalanceResponse Of(Balance b) => new(
+        b.PlanCode,
+        new BillingPeriodDto(b.Period.Start, b.Period.End),
+        new CreditsDto(b.Allocated, b.Consumed, b.Remaining, b.Unlimited),
+        new TokensDto(b.TotalTokens, b.TokensByModel),
+        new OverageDto(EnumText.ToText(b.Overage), b.OverageCredits),
+        new UsageApartDto(b.InternalMicroCredits),
+        b.UnitsByMeter,
+        new LedgerStateDto(b.FlushedMicroCredits, b.UnflushedMicroCredits));
+}
+
+public sealed record BillingPeriodDto(DateOnly Start, DateOnly End);
+public sealed record CreditsDto(long? Allocated, long Consumed, long? Remaining, bool Unlimited);
+public sealed record TokensDto(long Total, IReadOnlyDictionary<string, long> ByModel);
+public sealed record OverageDto(string Policy, long Credits);
+/// <summary>Internal (development, test, demo) usage: rated, never billed.</summary>
+public sealed record UsageApartDto(long MicroCredits);
+/// <summary>How much of the consumption is already in ledger entries and how much awaits the next flush.</summary>
+public sealed record LedgerStateDto(long FlushedMicroCredits, long UnflushedMicroCredits);
+
+public sealed record PagedResponse<T>(IReadOnlyList<T> Items, int Page, int PageSize, long Total, bool HasMore)
+{
+    public static PagedResponse<T> Of(Paged<T> p) => new(p.Items, p.Page, p.PageSize, p.Total, p.HasMore);
+}
+
+public sealed record AllocationsResponse(string Period, long TotalCredits, IReadOnlyList<AllocationRecord> Items);
+
+public sealed record ConversionResponse(decimal UsdPerCredit, decimal Overhead, string Formula, string Rounding, DateTimeOffset At,
+    IReadOnlyList<ConversionPrice> Prices);
+
+public sealed record ConversionPrice(string Provider, string? Model, string? Meter, decimal? InputPerMtok, decimal? OutputPerMtok,
+    decimal? CachedInputPerMtok, decimal? UnitPrice, string Currency, DateTimeOffset EffectiveFrom)
+{
+    public static ConversionPrice Of(Price p) => new(p.Provider, p.Model, p.Meter, p.InputPerMtok, p.OutputPerMtok,
+        p.CachedInputPerMtok, p.UnitPrice, p.Currency, p.EffectiveFrom);
+}
+
+public sealed record PlanResponse(string Code, string Name, decimal? PriceUsdPerMonth, long? CreditsPerMonth, bool Unlimited,
+    string OveragePolicy, decimal? OverageUsdPerCredit, bool SelfServe, IReadOnlyList<EntitlementDto> Entitlements)
+{
+    public static PlanResponse Of(Plan p) => new(p.Code, p.Name, p.MonthlyPriceUsd, p.MonthlyCredits, p.Unlimited,
+        EnumText.ToText(p.Overage), p.OverageUsdPerCredit, p.SelfServe,
+        p.Entitlements.Select(e => new EntitlementDto(e.Key, EnumText.ToText(e.Kind), e.Value)).ToList());
+}
+
+public sealed record EntitlementDto(string Key, string Kind, string Value);
+
+/// <summary>Either an estimate in credits, or a model and token counts to rate with the published rule.</summary>
+public sealed record QuotaCheckRequest(decimal? EstimatedCredits, string? Provider, string? Model, long? InputTokens, long? OutputTokens,
+    long? CachedInputTokens);
+
+public sealed record VerifyResponse(string TenantId, bool Intact, long Entries, string HeadHash, bool Deep, IReadOnlyList<string> Problems);

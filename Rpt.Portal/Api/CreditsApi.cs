@@ -1,0 +1,138 @@
+using System.Globalization;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Rpt.Portal.Data;
+using Rpt.Portal.Ledger;
+using Rpt.Portal.Metering;
+using Rpt.Portal.Plans;
+
+namespace Rpt.Portal.Api;
+
+/// <summary>The Credits API: what a tenant can read about its credits. It never changes the ledger.</summary>
+public static class CreditsApi
+{
+    public static RouteGroupBuilder MapCreditsApi(this IEndpointRouteBuilder app)
+    {
+        var tenantRead = app.MapGroup("/v1").WithTags("Credits").RequireApiKey(ApiScopes.Read).RequireRateLimiting(ApiExtensions.PerKeyPolicy);
+        tenantRead.MapGet("/credits/balance", GetBalance).WithName("GetBalance")
+            .WithSummary("The balance of the current billing period")
+            .WithDescription("Allocated, consumed and remaining whole credits (consumption is floored), tokens by model, and how much is not yet flushed. Real time: every acknowledged event counts.");
+        tenantRead.MapGet("/credits/consumption", GetConsumption).WithName("GetConsumption")
+            .WithSummary("Immutable consumption records, newest first")
+            .WithDescription("Each record is a ledger entry written by the flusher; it names the range of audit records it covers and links to the jobs it charged.");
+        tenantRead.MapGet("/credits/allocations", GetAllocations).WithName("GetAllocations")
+            .WithSummary("Every credit grant with its source and amount")
+            .WithDescription("period=current (default), previous or all. Sources: signup, renewal, plan_change, top_up, adjustment.");
+        tenantRead.MapPost("/quota/check", CheckQuota).WithName("CheckQuota")
+            .WithSummary("May a job of this estimated cost start?")
+            .WithDescription("Answers from the real-time balance. A hard-capped plan denies an estimate above what remains; an overage plan allows and states the overage. If the ledger does not answer in time the check allows with fail_open=true.");
+        tenantRead.MapGet("/ledger/verify", Verify).WithName("VerifyLedger")
+            .WithSummary("Is the tenant's hash chain intact?")
+            .WithDescription("Recomputes SHA-256(previous_hash || entry) along the chain. deep=true also re-reads the audit records each consumption entry covers. Record head_hash and pass it back as expect_head to detect a removed tail.");
+
+        var published = app.MapGroup("/v1").WithTags("Published").RequireRateLimiting(ApiExtensions.PerKeyPolicy);
+        published.MapGet("/credits/conversion", GetConversion).WithName("GetConversion")
+            .WithSummary("The published conversion rule and the price book")
+            .WithDescription("credits = cost_usd × (1 + overhead) / usd_per_credit, rounded half away from zero to micro-credits per call. The prices in effect now, or at ?at=. Public: no key needed.");
+        published.MapGet("/plans", GetPlans).WithName("GetPlans")
+            .WithSummary("The plan catalog")
+            .WithDescription("Allocations, prices, overage policy and entitlements of every plan. Public: no key needed.");
+        return tenantRead;
+    }
+
+    public static Results<Ok<BalanceResponse>, NotFound> GetBalance(HttpContext http, GetBalance balances)
+    {
+        var balance = balances.Execute(http.Caller().TenantId!);
+        return balance is null ? TypedResults.NotFound() : TypedResults.Ok(BalanceResponse.Of(balance));
+    }
+
+    public static async Task<Results<Ok<PagedResponse<ConsumptionRecord>>, ValidationProblem>> GetConsumption(HttpContext http, LedgerHistory history,
+        int? days, int? page, int? page_size, CancellationToken cancellationToken)
+    {
+        var errors = new Dictionary<string, string[]>();
+        Check(errors, "days", days, 1, 3660);
+        Check(errors, "page", page, 1, int.MaxValue);
+        Check(errors, "page_size", page_size, 1, 200);
+        if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
+        var result = await history.ConsumptionAsync(http.Caller().TenantId!, days ?? 30, page ?? 1, page_size ?? 50, cancellationToken);
+        return TypedResults.Ok(PagedResponse<ConsumptionRecord>.Of(result));
+    }
+
+    public static async Task<Results<Ok<AllocationsResponse>, ValidationProblem>> GetAllocations(HttpContext http, LedgerHistory history,
+        string? period, CancellationToken cancellationToken)
+    {
+        PeriodFilter filter;
+        switch (period ?? "current")
+        {
+            case "current": filter = PeriodFilter.Current; break;
+            case "previous": filter = PeriodFilter.Previous; break;
+            case "all": filter = PeriodFilter.All; break;
+            default:
+                return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["period"] = [$"'{period}' is not one of: current, previous, all."] });
+        }
+        var items = await history.AllocationsAsync(http.Caller().TenantId!, filter, cancellationToken);
+        return TypedResults.Ok(new AllocationsResponse(period ?? "current", Credit.FloorCredits(items.Sum(i => i.MicroCredits)), items));
+    }
+
+    public static async Task<Results<Ok<QuotaDecision>, ValidationProblem>> CheckQuota(HttpContext http, QuotaCheck quota, PriceBookProvider prices,
+        TimeProvider time, QuotaCheckRequest request, CancellationToken cancellationToken)
+    {
+        decimal estimate;
+        if (request.EstimatedCredits is { } credits)
+        {
+            if (credits < 0) return Invalid("estimated_credits", $"must not be negative (got {credits}).");
+            estimate = credits;
+        }
+        else if (!string.IsNullOrEmpty(request.Model))
+        {
+            var tokens = new[] { ("input_tokens", request.InputTokens), ("output_tokens", request.OutputTokens), ("cached_input_tokens", request.CachedInputTokens) };
+            if (tokens.FirstOrDefault(t => t.Item2 is < 0) is { Item1: { } field }) return Invalid(field, "must not be negative.");
+            var now = time.GetUtcNow();
+            var book = prices.Current;
+            var (price, error) = book.Find(request.Provider, request.Model, false, now);
+            if (price is null) return Invalid("model", error!);
+            var cost = Rating.CostUsd(price, request.InputTokens ?? 0, request.OutputTokens ?? 0, request.CachedInputTokens ?? 0, null);
+            estimate = Rating.MicroCredits(cost, book.RuleAt(now)) / (decimal)Credit.MicroPerCredit;
+        }
+        else
+        {
+            return Invalid("estimated_credits", "Send estimated_credits, or a model with token counts to rate.");
+        }
+        return TypedResults.Ok(await quota.ExecuteAsync(http.Caller().TenantId!, estimate, cancellationToken));
+    }
+
+    public static async Task<Ok<VerifyResponse>> Verify(HttpContext http, VerifyLedger verify, bool? deep, string? expect_head, CancellationToken cancellationToken)
+    {
+        var v = await verify.ExecuteAsync(http.Caller().TenantId!, deep ?? false, expect_head, cancellationToken);
+        return TypedResults.Ok(new VerifyResponse(v.TenantId, v.Intact, v.Entries, v.HeadHash, v.Deep, v.Problems));
+    }
+
+    public static Results<Ok<ConversionResponse>, ValidationProblem> GetConversion(PriceBookProvider prices, TimeProvider time, string? at)
+    {
+        var instant = time.GetUtcNow();
+        if (at is not null && !DateTimeOffset.TryParse(at, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out instant))
+            return Invalid("at", $"'{at}' is not an ISO 8601 instant, e.g. 2026-04-01T00:00:00Z.");
+        var book = prices.Current;
+        var rule = book.RuleAt(instant);
+        return TypedResults.Ok(new ConversionResponse(rule.UsdPerCredit, rule.Overhead,
+            "credits = cost_usd * (1 + overhead) / usd_per_credit; cost_usd = (input_tokens * input_per_mtok + output_tokens * output_per_mtok + cached_input_tokens * cached_input_per_mtok) / 1000000, or quantity * unit_price",
+            "per call, to micro-credits (1 credit = 1,000,000), half away from zero; reported credits are whole numbers, consumption floored",
+            instant, book.InEffectAt(instant).Select(ConversionPrice.Of).ToList()));
+    }
+
+    public static async Task<Ok<List<PlanResponse>>> GetPlans(IDbContextFactory<ApplicationDbContext> dbFactory, CancellationToken cancellationToken)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+        var plans = await db.Plans.AsNoTracking().OrderBy(p => p.SortOrder).ToListAsync(cancellationToken);
+        return TypedResults.Ok(plans.Select(PlanResponse.Of).ToList());
+    }
+
+    internal static ValidationProblem Invalid(string field, string problem) =>
+        TypedResults.ValidationProblem(new Dictionary<string, string[]> { [field] = [problem] });
+
+    internal static void Check(Dictionary<string, string[]> errors, string field, int? value, int min, int max)
+    {
+        if (value is { } v && (v < min || v > max))
+            errors[field] = [max == int.MaxValue ? $"must be at least {min} (got {v})." : $"must be between {min} and {max} (got {v})."];
+    }
+}
