@@ -43,6 +43,18 @@ public sealed class SqliteDatabase
         cmd.ExecuteNonQuery();
     }
 
+    /// <summary>
+    /// Copies committed WAL pages back into the database file without waiting for readers or writers.
+    /// The ingestion writer does not checkpoint on its commits, so this keeps the WAL from growing.
+    /// </summary>
+    public void Checkpoint()
+    {
+        using var connection = Open();
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = "PRAGMA wal_checkpoint(PASSIVE);";
+        cmd.ExecuteNonQuery();
+    }
+
     /// <summary>WAL is a property of the file; it is set once when the database is prepared.</summary>
     public void EnableWal()
     {

@@ -48,18 +48,25 @@ public sealed class FlushUsage(SqliteDatabase database, IDbContextFactory<Applic
 
             using var cmd = connection.CreateCommand();
             cmd.Transaction = readTx;
-            cmd.CommandText = $"SELECT tenant_id, period_start, {AuditCanonical.Columns} FROM usage_events WHERE seq > $from AND seq <= $to ORDER BY seq";
+            cmd.CommandText = $"SELECT tenant_id, period_start, billable, micro_credits, {AuditCanonical.Expression} FROM usage_events WHERE seq > $from AND seq <= $to ORDER BY seq";
             cmd.Parameters.AddWithValue("$from", last);
             cmd.Parameters.AddWithValue("$to", through);
             using var reader = cmd.ExecuteReader();
-            var writer = new CanonicalWriter();
+            var buffer = new byte[1024];
+            (string Tenant, string Period) lastKey = default;
+            Group? g = null;
             while (reader.Read())
             {
-                var key = (reader.GetString(0), reader.GetString(1));
-                if (!groups.TryGetValue(key, out var g)) groups[key] = g = new Group();
+                var tenant = reader.GetString(0);
+                var period = reader.GetString(1);
+                if (g is null || tenant != lastKey.Tenant || period != lastKey.Period)
+                {
+                    lastKey = (tenant, period);
+                    if (!groups.TryGetValue(lastKey, out g)) groups[lastKey] = g = new Group();
+                }
                 g.Events++;
-                if (reader.GetInt64(2 + 15) == 1) g.MicroCredits += reader.GetInt64(2 + 19);
-                AuditCanonical.Append(g.Digest, reader, 2, writer);
+                if (reader.GetInt64(2) == 1) g.MicroCredits += reader.GetInt64(3);
+                AuditCanonical.Append(g.Digest, reader.GetString(4), ref buffer);
             }
         }
 
@@ -106,7 +113,7 @@ public sealed class FlushUsage(SqliteDatabase database, IDbContextFactory<Applic
 }
 
 /// <summary>Runs <see cref="FlushUsage"/> every <see cref="LedgerOptions.FlushInterval"/>, and once more on shutdown.</summary>
-public sealed class UsageFlusher(FlushUsage flush, Metering.PriceBookProvider prices, TimeProvider time,
+public sealed class UsageFlusher(FlushUsage flush, Metering.PriceBookProvider prices, SqliteDatabase database, TimeProvider time,
     IOptions<LedgerOptions> options, ILogger<UsageFlusher> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -135,6 +142,7 @@ public sealed class UsageFlusher(FlushUsage flush, Metering.PriceBookProvider pr
                     logger.LogDebug("Flushed {Events} events through seq {Through} into {Entries} entries", outcome.Events, outcome.ThroughSeq, outcome.Entries);
             } while (outcome.Events >= options.Value.MaxEventsPerFlush);
             prices.RefreshIfChanged();
+            database.Checkpoint();
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {

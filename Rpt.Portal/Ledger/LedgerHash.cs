@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
-using Microsoft.Data.Sqlite;
 
 namespace Rpt.Portal.Ledger;
 
@@ -45,26 +44,27 @@ public sealed class CanonicalWriter
 }
 
 /// <summary>
-/// The canonical form of a usage event (audit record) for the digest that a consumption entry carries.
-/// Callers select <see cref="Columns"/> in this order, starting at column <c>offset</c>.
+/// The canonical form of a usage event (audit record) for the digest a consumption entry carries: every
+/// column, length-prefixed ("5:acme1;", "-;" for null), built by SQLite itself so that reading an audit
+/// record costs one string, not twenty values. The flusher and the verifier select <see cref="Expression"/>.
 /// </summary>
 public static class AuditCanonical
 {
-    public const string Columns = "seq, event_id, occurred_at, provider, model, meter, quantity, input_tokens, output_tokens, " +
-        "cached_input_tokens, feature, job_id, user_id, status, internal, billable, price_id, rule_id, cost_usd, micro_credits";
+    private static readonly string[] Columns =
+    [
+        "seq", "event_id", "occurred_at", "provider", "model", "meter", "quantity", "input_tokens", "output_tokens",
+        "cached_input_tokens", "feature", "job_id", "user_id", "status", "internal", "billable", "price_id", "rule_id",
+        "cost_usd", "micro_credits",
+    ];
 
-    public static void Append(IncrementalHash hash, SqliteDataReader r, int offset, CanonicalWriter w)
+    public static readonly string Expression = string.Join(" || ", Columns.Select(c =>
+        $"(CASE WHEN {c} IS NULL THEN '-;' ELSE length(CAST({c} AS TEXT)) || ':' || CAST({c} AS TEXT) || ';' END)"));
+
+    public static void Append(IncrementalHash hash, string canonical, ref byte[] buffer)
     {
-        w.Clear();
-        for (var i = 0; i < 20; i++)
-        {
-            w.Add(r.IsDBNull(offset + i) ? null : r.GetValue(offset + i) switch
-            {
-                long l => l.ToString(CultureInfo.InvariantCulture),
-                string s => s,
-                var o => Convert.ToString(o, CultureInfo.InvariantCulture),
-            });
-        }
-        hash.AppendData(Encoding.UTF8.GetBytes(w.ToString()));
+        var max = Encoding.UTF8.GetMaxByteCount(canonical.Length);
+        if (buffer.Length < max) buffer = new byte[Math.Max(max, buffer.Length * 2)];
+        var n = Encoding.UTF8.GetBytes(canonical, buffer);
+        hash.AppendData(buffer, 0, n);
     }
 }

@@ -77,12 +77,12 @@ public sealed class VerifyLedger(IDbContextFactory<ApplicationDbContext> dbFacto
     {
         using var connection = database.Open();
         using var tx = connection.BeginTransaction(deferred: true);
-        var writer = new CanonicalWriter();
+        var buffer = new byte[1024];
         foreach (var e in entries.Where(e => e.Kind == EntryKind.Consumption))
         {
             using var cmd = connection.CreateCommand();
             cmd.Transaction = tx;
-            cmd.CommandText = $"SELECT {AuditCanonical.Columns} FROM usage_events WHERE seq > $from AND seq <= $to AND tenant_id = $t AND period_start = $p ORDER BY seq";
+            cmd.CommandText = $"SELECT billable, micro_credits, {AuditCanonical.Expression} FROM usage_events WHERE seq > $from AND seq <= $to AND tenant_id = $t AND period_start = $p ORDER BY seq";
             cmd.Parameters.AddWithValue("$from", e.CoversFromSeq ?? 0);
             cmd.Parameters.AddWithValue("$to", e.CoversToSeq ?? 0);
             cmd.Parameters.AddWithValue("$t", tenantId);
@@ -94,8 +94,8 @@ public sealed class VerifyLedger(IDbContextFactory<ApplicationDbContext> dbFacto
                 while (r.Read())
                 {
                     count++;
-                    if (r.GetInt64(15) == 1) micro += r.GetInt64(19);
-                    AuditCanonical.Append(digest, r, 0, writer);
+                    if (r.GetInt64(0) == 1) micro += r.GetInt64(1);
+                    AuditCanonical.Append(digest, r.GetString(2), ref buffer);
                 }
             }
             var hex = Convert.ToHexStringLower(digest.GetHashAndReset());

@@ -54,7 +54,9 @@ public sealed class UsageEventConfiguration : IEntityTypeConfiguration<UsageEven
     {
         b.ToTable("usage_events");
         b.HasKey(e => e.Seq);
-        b.Property(e => e.Seq).HasColumnName("seq");
+        // No AUTOINCREMENT: it costs an extra write per insert, and seq can never be reused anyway because
+        // the database refuses to delete an audit record (max(rowid) + 1 only grows).
+        b.Property(e => e.Seq).HasColumnName("seq").HasAnnotation("Sqlite:Autoincrement", false);
         b.Property(e => e.TenantId).HasColumnName("tenant_id").HasMaxLength(64);
         b.Property(e => e.EventId).HasColumnName("event_id").HasMaxLength(128);
         b.Property(e => e.OccurredAt).HasColumnName("occurred_at");

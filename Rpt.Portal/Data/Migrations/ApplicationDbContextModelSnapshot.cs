@@ -503,7 +503,8 @@ namespace Rpt.Portal.Data.Migrations
                     b.Property<long>("Seq")
                         .ValueGeneratedOnAdd()
                         .HasColumnType("INTEGER")
-                        .HasColumnName("seq");
+                        .HasColumnName("seq")
+                        .HasAnnotation("Sqlite:Autoincrement", false);
 
                     b.Property<bool>("Billable")
                         .HasColumnType("INTEGER")

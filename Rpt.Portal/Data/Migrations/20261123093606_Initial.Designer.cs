@@ -11,7 +11,7 @@ using Rpt.Portal.Data;
 namespace Rpt.Portal.Data.Migrations
 {
     [DbContext(typeof(ApplicationDbContext))]
-    [Migration("20261123091634_Initial")]
+    [Migration("20261123093606_Initial")]
     partial class Initial
     {
         /// <inheritdoc />
@@ -506,7 +506,8 @@ namespace Rpt.Portal.Data.Migrations
                     b.Property<long>("Seq")
                         .ValueGeneratedOnAdd()
                         .HasColumnType("INTEGER")
-                        .HasColumnName("seq");
+                        .HasColumnName("seq")
+                        .HasAnnotation("Sqlite:Autoincrement", false);
 
                     b.Property<bool>("Billable")
                         .HasColumnType("INTEGER")

@@ -1,0 +1,120 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Rpt.Portal.Bench;
+
+/// <summary>The Rpt Portal server as its own process, Release build, on a free loopback port and a fresh database.</summary>
+public sealed class PortalServer : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly string _dataDir;
+    private readonly bool _keep;
+    private readonly Dictionary<string, string> _env;
+    private readonly string _dll;
+
+    private PortalServer(Process process, string dll, Dictionary<string, string> env, string dataDir, Uri baseAddress, bool keep)
+    {
+        _process = process;
+        _dll = dll;
+        _env = env;
+        _dataDir = dataDir;
+        BaseAddress = baseAddress;
+        _keep = keep;
+    }
+
+    public Uri BaseAddress { get; }
+    public int Pid => _process.Id;
+
+    public static async Task<PortalServer> StartAsync(bool keep)
+    {
+        var root = FindRepositoryRoot();
+        Run("dotnet", $"build \"{Path.Combine(root, "Rpt.Portal", "Rpt.Portal.csproj")}\" -c Release --nologo -v q", root);
+        var dll = Path.Combine(root, "Rpt.Portal", "bin", "Release", "net10.0", "Rpt.Portal.dll");
+        var dataDir = Path.Combine(Path.GetTempPath(), "rpt-bench-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(dataDir);
+        var port = FreePort();
+        var env = new Dictionary<string, string>
+        {
+            ["ASPNETCORE_ENVIRONMENT"] = "Production",
+            ["ConnectionStrings__Rpt"] = $"Data Source={Path.Combine(dataDir, "rpt.db")}",
+            ["Rpt__Api__RequestsPerSecond"] = "1000000",
+            ["Rpt__Api__Burst"] = "1000000",
+            ["Logging__LogLevel__Default"] = "Warning",
+            ["DOTNET_gcServer"] = "0",
+        };
+        // Create the database (and its tenant) before the server starts, with the same executable.
+        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = Path.GetDirectoryName(dll)!, RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(dll);
+        psi.ArgumentList.Add("--urls");
+        psi.ArgumentList.Add($"http://127.0.0.1:{port}");
+        foreach (var (k, v) in env) psi.Environment[k] = v;
+        var process = Process.Start(psi)!;
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine("server: " + e.Data); };
+        process.BeginErrorReadLine();
+        process.OutputDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        var server = new PortalServer(process, dll, env, dataDir, new Uri($"http://127.0.0.1:{port}"), keep);
+        using var probe = new HttpClient { BaseAddress = server.BaseAddress };
+        for (var i = 0; ; i++)
+        {
+            try
+            {
+                if ((await probe.GetAsync("/v1/plans")).StatusCode == HttpStatusCode.OK) break;
+            }
+            catch (HttpRequestException) when (i < 300) { }
+            if (process.HasExited) throw new InvalidOperationException("The server exited during start-up.");
+            await Task.Delay(100);
+        }
+        Console.WriteLine($"server: pid {process.Id} at {server.BaseAddress}, database {Path.Combine(dataDir, "rpt.db")}");
+        return server;
+    }
+
+    /// <summary>Opens the tenant with the operator command line of the same executable, while the server runs.</summary>
+    public Task<string> CreateTenantAsync(string id, string plan)
+    {
+        var output = Run("dotnet", $"\"{_dll}\" tenants create --name {id} --id {id} --plan {plan}", Path.GetDirectoryName(_dll)!, _env);
+        var line = output.Split('\n').FirstOrDefault(l => l.StartsWith("api_key: ", StringComparison.Ordinal))
+            ?? throw new InvalidOperationException("tenants create printed no api_key: " + output);
+        return Task.FromResult(line["api_key: ".Length..].Trim());
+    }
+
+    private static string Run(string file, string arguments, string workingDirectory, Dictionary<string, string>? env = null)
+    {
+        var psi = new ProcessStartInfo(file, arguments) { WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true };
+        if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"{file} {arguments} failed ({p.ExitCode}): {stderr.Result}{stdout.Result}");
+        return stdout.Result;
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private static string FindRepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "Rpt.Portal.sln"))) return dir.FullName;
+        throw new InvalidOperationException("Run the benchmark from inside the Rpt Portal repository.");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        if (!_keep)
+        {
+            try { Directory.Delete(_dataDir, true); } catch (IOException) { }
+        }
+    }
+}
