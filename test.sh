@@ -31,5 +31,6 @@ fi
 failed=$(sed -E 's/.*Failed: *([0-9]+).*/\1/' <<<"$summary")
 passed=$(sed -E 's/.*Passed: *([0-9]+).*/\1/' <<<"$summary")
 skipped=$(sed -E 's/.*Skipped: *([0-9]+).*/\1/' <<<"$summary")
+[ -d artifacts/screenshots ] && echo "test.sh: browser screenshots and the accessibility report are in artifacts/screenshots/"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$status" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$skipped" -eq 0 ]

@@ -16,10 +16,14 @@ public sealed class ApiFactory : WebApplicationFactory<Program>
 {
     private readonly Dictionary<string, string?> _settings;
 
-    public ApiFactory(Dictionary<string, string?>? settings = null)
+    private readonly bool _fakeClock;
+
+    /// <param name="fakeClock">False for browser tests: live pages refresh on the real clock.</param>
+    public ApiFactory(Dictionary<string, string?>? settings = null, bool fakeClock = true)
     {
         Directory = PortalHarness.NewDirectory();
         _settings = settings ?? [];
+        _fakeClock = fakeClock;
     }
 
     public string Directory { get; }
@@ -28,10 +32,12 @@ public sealed class ApiFactory : WebApplicationFactory<Program>
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseEnvironment("Testing");
+        // Serve wwwroot and package assets (MudBlazor) from the build's manifest, as Development does.
+        builder.UseStaticWebAssets();
         builder.UseSetting("ConnectionStrings:Rpt", $"Data Source={Path.Combine(Directory, "rpt.db")}");
         foreach (var (key, value) in _settings) builder.UseSetting(key, value);
         builder.ConfigureLogging(l => l.ClearProviders());
-        builder.ConfigureServices(s => s.AddSingleton<TimeProvider>(Time));
+        if (_fakeClock) builder.ConfigureServices(s => s.AddSingleton<TimeProvider>(Time));
     }
 
     public T Get<T>() where T : notnull => Services.GetRequiredService<T>();

@@ -28,6 +28,13 @@ public sealed class ApiKeyService(IDbContextFactory<ApplicationDbContext> dbFact
         return secret;
     }
 
+    public async Task<IReadOnlyList<ApiKey>> ListAsync(string tenantId, CancellationToken cancellationToken = default)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+        return await db.ApiKeys.AsNoTracking().Where(k => k.TenantId == tenantId)
+            .OrderBy(k => k.RevokedAt != null).ThenByDescending(k => k.CreatedAt).ToListAsync(cancellationToken);
+    }
+
     public async Task<ApiCaller?> AuthenticateAsync(string secret, CancellationToken cancellationToken = default)
     {
         if (!secret.StartsWith(ApiKey.KeyPrefix, StringComparison.Ordinal) || secret.Length > 100) return null;

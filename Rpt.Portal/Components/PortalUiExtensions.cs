@@ -30,10 +30,13 @@ public static class PortalUiExtensions
                 options.Stores.SchemaVersion = IdentitySchemaVersions.Version3;
             })
             .AddRoles<IdentityRole>()
+            .AddClaimsPrincipalFactory<PortalClaimsFactory>()
             .AddEntityFrameworkStores<ApplicationDbContext>()
             .AddSignInManager()
             .AddDefaultTokenProviders();
-        services.AddSingleton<IEmailSender<ApplicationUser>, IdentityNoOpEmailSender>();
+        services.AddOptions<EmailOptions>().BindConfiguration("Rpt:Email").ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<PortalEmailSender>();
+        services.AddSingleton<IEmailSender<ApplicationUser>>(sp => sp.GetRequiredService<PortalEmailSender>());
         return builder;
     }
 
@@ -48,6 +51,7 @@ public static class PortalUiExtensions
         app.MapStaticAssets();
         app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
         app.MapAdditionalIdentityEndpoints();
+        app.MapGet("/portal/usage.csv", UsageCsv.ExportAsync).RequireAuthorization().ExcludeFromDescription();
         return app;
     }
 }

@@ -39,6 +39,11 @@ public static class DataExtensions
             await db.Database.MigrateAsync(cancellationToken);
             database.EnableWal();
             if (!await db.Plans.AnyAsync(cancellationToken)) db.Plans.AddRange(PlanCatalog.Seed());
+            foreach (var role in Components.PortalRoles.All)
+            {
+                if (!await db.Roles.AnyAsync(r => r.Name == role, cancellationToken))
+                    db.Roles.Add(new Microsoft.AspNetCore.Identity.IdentityRole(role) { NormalizedName = role.ToUpperInvariant() });
+            }
             if (!await db.Prices.AnyAsync(cancellationToken)) db.Prices.AddRange(PriceBookSeed.Prices());
 
             var credits = services.GetRequiredService<IOptions<CreditsOptions>>().Value;

@@ -48,8 +48,7 @@ public static class DemoData
                 var user = new ApplicationUser { UserName = Email, Email = Email, EmailConfirmed = true, TenantId = TenantId };
                 var result = await users.CreateAsync(user, password);
                 if (!result.Succeeded) throw new InvalidOperationException("Seeding the demo user failed: " + string.Join("; ", result.Errors.Select(e => e.Description)));
-                if (scope.ServiceProvider.GetService<RoleManager<IdentityRole>>() is { } roles && await roles.RoleExistsAsync("Owner"))
-                    await users.AddToRoleAsync(user, "Owner");
+                await users.AddToRoleAsync(user, Components.PortalRoles.Owner);
             }
         }
 
@@ -84,7 +83,7 @@ public static class DemoData
         {
             var weekend = day.DayOfWeek is DayOfWeek.Saturday or DayOfWeek.Sunday;
             var growth = 1 + (day - start).TotalDays / 60;
-            var jobs = (int)(random.Next(weekend ? 8 : 30, weekend ? 16 : 50) * growth);
+            var jobs = (int)(random.Next(weekend ? 25 : 90, weekend ? 50 : 150) * growth);
             for (var j = 0; j < jobs; j++)
             {
                 var feature = Features[random.Next(Features.Length)];

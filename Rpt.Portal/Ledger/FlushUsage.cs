@@ -116,9 +116,18 @@ public sealed class FlushUsage(SqliteDatabase database, IDbContextFactory<Applic
 public sealed class UsageFlusher(FlushUsage flush, Metering.PriceBookProvider prices, SqliteDatabase database, TimeProvider time,
     IOptions<LedgerOptions> options, ILogger<UsageFlusher> logger) : BackgroundService
 {
+    private PeriodicTimer? _timer;
+
+    // The timer starts with the service, not when the thread pool gets round to ExecuteAsync.
+    public override Task StartAsync(CancellationToken cancellationToken)
+    {
+        _timer = new PeriodicTimer(options.Value.FlushInterval, time);
+        return base.StartAsync(cancellationToken);
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var timer = new PeriodicTimer(options.Value.FlushInterval, time);
+        using var timer = _timer!;
         try
         {
             while (await timer.WaitForNextTickAsync(stoppingToken))

@@ -11,6 +11,7 @@ public static class LedgerExtensions
         builder.Services.AddSingleton<VerifyLedger>();
         builder.Services.AddSingleton<GetBalance>();
         builder.Services.AddSingleton<LedgerHistory>();
+        builder.Services.AddSingleton<BalanceChanges>();
         builder.Services.AddSingleton<RenewPeriods>();
         builder.Services.AddHostedService<UsageFlusher>();
         builder.Services.AddHostedService<RenewalScheduler>();

@@ -75,6 +75,11 @@ public sealed record JobExplanation(
     long UnflushedCalls,
     IReadOnlyList<ExplainedCall> Items);
 
+/// <summary>Filters of the Usage page: [From, To), model or meter, feature, job.</summary>
+public sealed record UsageFilter(DateTimeOffset? From = null, DateTimeOffset? To = null, string? Model = null, string? Feature = null, string? JobId = null);
+
+public sealed record DailyCredits(DateOnly Day, string Key, long MicroCredits, long Tokens);
+
 /// <summary>Token usage summaries and per-job explanations, read from the audit records.</summary>
 public sealed class UsageReports(IDbContextFactory<ApplicationDbContext> dbFactory, SqliteDatabase database, PriceBookProvider prices)
 {
@@ -114,6 +119,68 @@ public sealed class UsageReports(IDbContextFactory<ApplicationDbContext> dbFacto
                 items.Add(new TokenUsageGroup(r.IsDBNull(0) ? null : r.GetString(0), r.GetInt64(1), r.GetInt64(2), r.GetInt64(3), r.GetInt64(4), r.GetInt64(5), r.GetInt64(6)));
         }
         return new TokenUsageSummary(groupBy.ToString().ToLowerInvariant(), from, to, totalTokens, totalMicro, new Paged<TokenUsageGroup>(items, page, pageSize, groups));
+    }
+
+    /// <summary>Billed credits per UTC day and model (or feature) between two instants, for charts.</summary>
+    public IReadOnlyList<DailyCredits> Daily(string tenantId, TokenGrouping by, DateTimeOffset from, DateTimeOffset to)
+    {
+        var column = by == TokenGrouping.Feature ? "COALESCE(feature, '(none)')" : "COALESCE(model, meter)";
+        using var connection = database.Open();
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = $"SELECT occurred_at / 86400000 AS d, {column} AS k, SUM(micro_credits), SUM(input_tokens + output_tokens + cached_input_tokens) " +
+            "FROM usage_events WHERE tenant_id = $t AND billable = 1 AND occurred_at >= $from AND occurred_at < $to GROUP BY d, k ORDER BY d, k";
+        cmd.Parameters.AddWithValue("$t", tenantId);
+        cmd.Parameters.AddWithValue("$from", from.ToUnixTimeMilliseconds());
+        cmd.Parameters.AddWithValue("$to", to.ToUnixTimeMilliseconds());
+        var epoch = DateOnly.FromDateTime(DateTime.UnixEpoch).DayNumber;
+        var result = new List<DailyCredits>();
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+            result.Add(new DailyCredits(DateOnly.FromDayNumber(epoch + (int)r.GetInt64(0)), r.GetString(1), r.GetInt64(2), r.GetInt64(3)));
+        return result;
+    }
+
+    /// <summary>The audit records of a tenant, newest first, filtered as the Usage page and its CSV export ask.</summary>
+    public async Task<Paged<UsageEvent>> CallsAsync(string tenantId, UsageFilter filter, int page, int pageSize, CancellationToken cancellationToken = default)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+        var query = Filtered(db, tenantId, filter);
+        var total = await query.LongCountAsync(cancellationToken);
+        var items = await query.OrderByDescending(e => e.OccurredAt).ThenByDescending(e => e.Seq)
+            .Skip((page - 1) * pageSize).Take(pageSize).ToListAsync(cancellationToken);
+        return new Paged<UsageEvent>(items, page, pageSize, total);
+    }
+
+    /// <summary>Every matching audit record, oldest first, streamed (for CSV export).</summary>
+    public async IAsyncEnumerable<UsageEvent> StreamCallsAsync(string tenantId, UsageFilter filter,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+        await foreach (var e in Filtered(db, tenantId, filter).OrderBy(e => e.Seq).AsAsyncEnumerable().WithCancellation(cancellationToken))
+            yield return e;
+    }
+
+    public async Task<IReadOnlyList<string>> ModelsAndFeaturesAsync(string tenantId, bool features, CancellationToken cancellationToken = default)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+        var q = db.UsageTotals.AsNoTracking().Where(t => t.TenantId == tenantId);
+        if (features)
+        {
+            return await db.UsageEvents.AsNoTracking().Where(e => e.TenantId == tenantId && e.Feature != null)
+                .Select(e => e.Feature!).Distinct().OrderBy(f => f).Take(200).ToListAsync(cancellationToken);
+        }
+        return await q.Select(t => t.Name).Distinct().OrderBy(n => n).ToListAsync(cancellationToken);
+    }
+
+    private static IQueryable<UsageEvent> Filtered(ApplicationDbContext db, string tenantId, UsageFilter f)
+    {
+        var q = db.UsageEvents.AsNoTracking().Where(e => e.TenantId == tenantId);
+        if (f.From is { } from) q = q.Where(e => e.OccurredAt >= from);
+        if (f.To is { } to) q = q.Where(e => e.OccurredAt < to);
+        if (!string.IsNullOrEmpty(f.Model)) q = q.Where(e => e.Model == f.Model || e.Meter == f.Model);
+        if (!string.IsNullOrEmpty(f.Feature)) q = q.Where(e => e.Feature == f.Feature);
+        if (!string.IsNullOrEmpty(f.JobId)) q = q.Where(e => e.JobId == f.JobId);
+        return q;
     }
 
     public async Task<JobExplanation?> ExplainJobAsync(string tenantId, string jobId, CancellationToken cancellationToken = default)

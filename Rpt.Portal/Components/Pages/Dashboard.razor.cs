@@ -1,0 +1,94 @@
+using System.Globalization;
+using Microsoft.AspNetCore.Components;
+using Microsoft.EntityFrameworkCore;
+using Rpt.Portal.Data;
+using Rpt.Portal.Ledger;
+using Rpt.Portal.Metering;
+using Rpt.Portal.Plans;
+
+namespace Rpt.Portal.Components.Pages;
+
+public partial class Dashboard
+{
+    [Inject] private GetBalance Balances { get; set; } = default!;
+    [Inject] private UsageReports Reports { get; set; } = default!;
+    [Inject] private PriceBookProvider Prices { get; set; } = default!;
+    [Inject] private IDbContextFactory<ApplicationDbContext> DbFactory { get; set; } = default!;
+
+    private Balance? _balance;
+    private Plan? _plan;
+    private string? _planName;
+    private ConversionRule? _rule;
+    private TokenGrouping _by = TokenGrouping.Model;
+    private IReadOnlyList<DailyCredits> _daily = [];
+
+    protected override async Task LoadAsync()
+    {
+        _balance = Balances.Execute(TenantId!);
+        if (_balance is null) return;
+        if (_plan?.Code != _balance.PlanCode)
+        {
+            await using var db = await DbFactory.CreateDbContextAsync();
+            _plan = await db.Plans.AsNoTracking().FirstOrDefaultAsync(p => p.Code == _balance.PlanCode);
+            _planName = _plan?.Name ?? _balance.PlanCode;
+        }
+        _rule = Prices.Current.RuleAt(Time.GetUtcNow());
+        _daily = Reports.Daily(TenantId!, _by, _balance.Period.StartInstant, _balance.Period.EndInstant);
+    }
+
+    private Task ReloadChartAsync()
+    {
+        _daily = Reports.Daily(TenantId!, _by, _balance!.Period.StartInstant, _balance.Period.EndInstant);
+        return Task.CompletedTask;
+    }
+
+    private int DaysLeft => _balance!.Period.DaysLeft(Time.GetUtcNow());
+
+    private string ForecastText
+    {
+        get
+        {
+            var f = Forecast.Of(_balance!, Time.GetUtcNow());
+            if (f.CreditsPerDay == 0) return "No credits used yet this period.";
+            var rate = $"At the current rate of {f.CreditsPerDay.ToString("N0", CultureInfo.InvariantCulture)} credits a day";
+            if (_balance!.Unlimited) return $"{rate}, this period will use about {f.ProjectedConsumed:N0} credits.";
+            if (f.RunOutAt is { } at && f.RunsOutBeforePeriodEnd)
+                return at <= Time.GetUtcNow()
+                    ? $"{rate}, the allocation is already used up."
+                    : $"{rate}, the allocation runs out on {at.ToString("d MMM", CultureInfo.InvariantCulture)}, {(_balance.Period.EndInstant - at).TotalDays:0} days before the period ends.";
+            return $"{rate}, this period will use about {f.ProjectedConsumed:N0} of {_balance.Allocated:N0} credits.";
+        }
+    }
+
+    private string RunOutPolicy => _plan?.Overage switch
+    {
+        OveragePolicy.Unlimited => "never: this plan is unlimited.",
+        OveragePolicy.Overage => $"usage continues, and credits beyond the allocation are billed as overage at ${_plan.OverageUsdPerCredit?.ToString("0.###", CultureInfo.InvariantCulture)} per credit.",
+        _ => "usage is still recorded, but quota checks deny new jobs until the next period or a top-up. Upgrade the plan to keep going.",
+    };
+
+    private object DailyOptions
+    {
+        get
+        {
+            var days = Enumerable.Range(0, _balance!.Period.Days).Select(d => _balance.Period.Start.AddDays(d)).ToList();
+            var keys = _daily.GroupBy(d => d.Key).OrderByDescending(g => g.Sum(x => x.MicroCredits)).Select(g => g.Key).ToList();
+            var lookup = _daily.ToDictionary(d => (d.Day, d.Key), d => d.MicroCredits);
+            return new
+            {
+                chart = new { type = "bar", height = 300, stacked = true, toolbar = new { show = false }, animations = new { enabled = false } },
+                series = keys.Select(k => new
+                {
+                    name = k,
+                    data = days.Select(d => Math.Round(Credit.ToCredits(lookup.GetValueOrDefault((d, k))), 2)).ToArray(),
+                }).ToArray(),
+                xaxis = new { categories = days.Select(d => d.ToString("d MMM", CultureInfo.InvariantCulture)).ToArray(), labels = new { rotate = -45, hideOverlappingLabels = true } },
+                yaxis = new { title = new { text = "credits" }, decimalsInFloat = 0 },
+                dataLabels = new { enabled = false },
+                legend = new { position = "bottom" },
+                tooltip = new { shared = true, intersect = false },
+                theme = new { mode = "light" },
+            };
+        }
+    }
+}

@@ -1,0 +1,71 @@
+using Microsoft.AspNetCore.Components;
+using Microsoft.AspNetCore.Components.Authorization;
+using Rpt.Portal.Ledger;
+
+namespace Rpt.Portal.Components.Shared;
+
+/// <summary>
+/// A component that shows one tenant's data and refreshes itself when that tenant's balance moves:
+/// at once on a change in this process, and at least every few seconds for changes made by another
+/// process (the operator command line) on the same database.
+/// </summary>
+public abstract class TenantComponent : ComponentBase, IDisposable
+{
+    public static readonly TimeSpan RefreshEvery = TimeSpan.FromSeconds(4);
+
+    [CascadingParameter] private Task<AuthenticationState>? AuthenticationState { get; set; }
+    [Inject] private BalanceChanges Changes { get; set; } = default!;
+    [Inject] protected TimeProvider Time { get; set; } = default!;
+
+    private IDisposable? _subscription;
+    private ITimer? _timer;
+    private int _refreshing;
+
+    protected string? TenantId { get; private set; }
+    protected System.Security.Claims.ClaimsPrincipal User { get; private set; } = new();
+
+    /// <summary>Whether this component follows live changes (lists that page through history do not).</summary>
+    protected virtual bool Live => true;
+
+    protected override async Task OnInitializedAsync()
+    {
+        if (AuthenticationState is not null)
+        {
+            User = (await AuthenticationState).User;
+            TenantId = User.TenantId();
+        }
+        if (TenantId is null) return;
+        await LoadAsync();
+        if (!Live) return;
+        _subscription = Changes.Subscribe(TenantId, RefreshAsync);
+        _timer = Time.CreateTimer(_ => _ = RefreshAsync(), null, RefreshEvery, RefreshEvery);
+    }
+
+    /// <summary>Reads the data to show; called once, then on every change.</summary>
+    protected abstract Task LoadAsync();
+
+    private async Task RefreshAsync()
+    {
+        if (Interlocked.Exchange(ref _refreshing, 1) == 1) return;
+        try
+        {
+            await InvokeAsync(async () =>
+            {
+                await LoadAsync();
+                StateHasChanged();
+            });
+        }
+        catch (ObjectDisposedException) { }
+        finally
+        {
+            Interlocked.Exchange(ref _refreshing, 0);
+        }
+    }
+
+    public virtual void Dispose()
+    {
+        _subscription?.Dispose();
+        _timer?.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}
