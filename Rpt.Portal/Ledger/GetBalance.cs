@@ -33,8 +33,9 @@ public sealed record Balance(
     /// <summary>Consumed but not yet written to the ledger by the flusher.</summary>
     public long UnflushedMicroCredits => ConsumedMicroCredits - FlushedMicroCredits;
 
-    public decimal PercentConsumed => Unlimited || Allocated is not > 0 ? 0m
-        : Math.Round(ConsumedMicroCredits * 100m / AllocatedMicroCredits, 2);
+    /// <summary>Exact (unrounded), so that a threshold is passed only when it really is; round for display.</summary>
+    public decimal PercentConsumed => Unlimited || AllocatedMicroCredits <= 0 ? 0m
+        : ConsumedMicroCredits * 100m / AllocatedMicroCredits;
 }
 
 /// <summary>
