@@ -11,7 +11,7 @@ namespace Rpt.Portal.Tests.Browser;
 [Collection(BrowserCollection.Name)]
 public class PortalBrowserTests(BrowserFixture fx)
 {
-    private static readonly string[] Pages = ["", "usage", "jobs", "jobs/job_browser", "allocations", "keys", "pricing"];
+    private static readonly string[] Pages = ["", "usage", "jobs", "jobs/job_browser", "allocations", "keys", "team", "pricing"];
 
     private async Task<(IBrowserContext Context, IPage Page, List<string> Errors)> OpenAsync(int width = 1366)
     {
@@ -135,6 +135,15 @@ public class PortalBrowserTests(BrowserFixture fx)
                 }
             }
         }
+        // On a phone-width screen the navigation folds away and the figures stay readable.
+        await page.SetViewportSizeAsync(390, 844);
+        await page.GotoAsync("/");
+        await WaitInteractiveAsync(page);
+        await Assertions.Expect(page.GetByTestId("remaining")).ToBeInViewportAsync();
+        Assert.False(await page.Locator("a[href='usage']").IsVisibleAsync());
+        Assert.True(await page.EvaluateAsync<bool>("() => document.documentElement.scrollWidth <= window.innerWidth + 1"), "the page scrolls sideways on a phone");
+        await page.ScreenshotAsync(new() { Path = Path.Combine(BrowserFixture.ArtifactsDirectory, "dashboard-phone.png"), FullPage = true });
+
         await File.WriteAllLinesAsync(Path.Combine(BrowserFixture.ArtifactsDirectory, "accessibility-violations.txt"), violations);
         Assert.True(errors.Count == 0, string.Join("\n", errors));
         Assert.True(violations.Count == 0, string.Join("\n", violations));

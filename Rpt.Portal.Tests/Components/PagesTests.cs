@@ -97,6 +97,25 @@ public class PagesTests : PortalComponentTest
     }
 
     [Fact]
+    public async Task Team_MemberSeesTheTeamButCannotInvite_AdminCan()
+    {
+        await Harness.CreateTenantAsync("acme");
+        SignIn("acme", PortalRoles.Member);
+        var member = Render<Team>();
+        member.WaitForAssertion(() => Assert.Contains("Members see the balance", member.Markup));
+        Assert.DoesNotContain("Invite", member.Markup);
+    }
+
+    [Fact]
+    public async Task Team_Admin_SeesTheInviteForm()
+    {
+        await Harness.CreateTenantAsync("acme");
+        SignIn("acme", PortalRoles.Admin);
+        var admin = Render<Team>();
+        admin.WaitForAssertion(() => Assert.Contains("Invite", admin.Markup));
+    }
+
+    [Fact]
     public async Task TenantHeader_ShowsPlanAndCreditsLeft()
     {
         await Harness.CreateTenantAsync("acme", "business");

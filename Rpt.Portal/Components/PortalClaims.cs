@@ -29,4 +29,8 @@ public static class PortalRoles
 
     public static string? TenantId(this ClaimsPrincipal user) => user.FindFirst(PortalClaimsFactory.TenantClaim)?.Value;
     public static bool CanManageKeys(this ClaimsPrincipal user) => user.IsInRole(Owner);
+
+    /// <summary>The highest of the user's roles within the tenant.</summary>
+    public static string TenantRole(this ClaimsPrincipal user) =>
+        user.IsInRole(Owner) ? Owner : user.IsInRole(Admin) ? Admin : Member;
 }

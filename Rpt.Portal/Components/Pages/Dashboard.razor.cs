@@ -67,6 +67,10 @@ public partial class Dashboard
         _ => "usage is still recorded, but quota checks deny new jobs until the next period or a top-up. Upgrade the plan to keep going.",
     };
 
+    /// <summary>Ten distinguishable colours, so that models do not share one (the chart default has five).</summary>
+    private static readonly string[] Palette =
+        ["#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"];
+
     private object DailyOptions
     {
         get
@@ -82,8 +86,9 @@ public partial class Dashboard
                     name = k,
                     data = days.Select(d => Math.Round(Credit.ToCredits(lookup.GetValueOrDefault((d, k))), 2)).ToArray(),
                 }).ToArray(),
-                xaxis = new { categories = days.Select(d => d.ToString("d MMM", CultureInfo.InvariantCulture)).ToArray(), labels = new { rotate = -45, hideOverlappingLabels = true } },
+                xaxis = new { categories = days.Select(d => d.ToString("d MMM", CultureInfo.InvariantCulture)).ToArray(), tickAmount = 10, labels = new { rotate = -45, hideOverlappingLabels = true } },
                 yaxis = new { title = new { text = "credits" }, decimalsInFloat = 0 },
+                colors = Palette,
                 dataLabels = new { enabled = false },
                 legend = new { position = "bottom" },
                 tooltip = new { shared = true, intersect = false },
