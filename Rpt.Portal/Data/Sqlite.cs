@@ -67,6 +67,18 @@ public sealed class SqliteDatabase
     }
 }
 
+public static class SqliteCommands
+{
+    /// <summary>The single integer a query answers (a count, a sum, a maximum), inside the caller's transaction.</summary>
+    public static long ScalarLong(this SqliteConnection connection, SqliteTransaction transaction, string sql)
+    {
+        using var cmd = connection.CreateCommand();
+        cmd.Transaction = transaction;
+        cmd.CommandText = sql;
+        return Convert.ToInt64(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+}
+
 /// <summary>Applies the same pragmas to every connection EF Core opens.</summary>
 public sealed class SqlitePragmaInterceptor : DbConnectionInterceptor
 {

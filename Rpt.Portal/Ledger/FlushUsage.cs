@@ -41,8 +41,8 @@ public sealed class FlushUsage(SqliteDatabase database, IDbContextFactory<Applic
         using (var connection = database.Open())
         using (var readTx = connection.BeginTransaction(deferred: true))
         {
-            last = Scalar(connection, readTx, "SELECT COALESCE(MAX(through_seq), 0) FROM flush_runs");
-            var max = Scalar(connection, readTx, "SELECT COALESCE(MAX(seq), 0) FROM usage_events");
+            last = connection.ScalarLong(readTx, "SELECT COALESCE(MAX(through_seq), 0) FROM flush_runs");
+            var max = connection.ScalarLong(readTx, "SELECT COALESCE(MAX(seq), 0) FROM usage_events");
             if (max <= last) return FlushOutcome.Nothing;
             through = Math.Min(max, last + options.Value.MaxEventsPerFlush);
 
@@ -96,13 +96,6 @@ public sealed class FlushUsage(SqliteDatabase database, IDbContextFactory<Applic
         return new FlushOutcome(last, through, entries, eventCount);
     }
 
-    private static long Scalar(Microsoft.Data.Sqlite.SqliteConnection c, Microsoft.Data.Sqlite.SqliteTransaction tx, string sql)
-    {
-        using var cmd = c.CreateCommand();
-        cmd.Transaction = tx;
-        cmd.CommandText = sql;
-        return (long)cmd.ExecuteScalar()!;
-    }
 
     private sealed class Group
     {

@@ -104,7 +104,7 @@ public sealed class VerifyLedger(IDbContextFactory<ApplicationDbContext> dbFacto
             if (hex != e.EventsDigest) problems.Add($"seq {e.Seq}: the audit records it covers were altered (digest {Short(hex)}, recorded {Short(e.EventsDigest)})");
         }
 
-        var watermark = Scalar(connection, tx, "SELECT COALESCE(MAX(through_seq), 0) FROM flush_runs");
+        var watermark = connection.ScalarLong(tx, "SELECT COALESCE(MAX(through_seq), 0) FROM flush_runs");
         var flushed = PerPeriod(connection, tx, "SELECT period_start, SUM(micro_credits) FROM usage_events WHERE tenant_id = $t AND billable = 1 AND seq <= $w GROUP BY period_start", tenantId, watermark);
         var ledger = entries.Where(e => e.Kind == EntryKind.Consumption).GroupBy(e => Day(e.PeriodStart))
             .ToDictionary(g => g.Key, g => g.Sum(e => e.AmountMicroCredits));
@@ -138,13 +138,6 @@ public sealed class VerifyLedger(IDbContextFactory<ApplicationDbContext> dbFacto
         return result;
     }
 
-    private static long Scalar(Microsoft.Data.Sqlite.SqliteConnection c, Microsoft.Data.Sqlite.SqliteTransaction tx, string sql)
-    {
-        using var cmd = c.CreateCommand();
-        cmd.Transaction = tx;
-        cmd.CommandText = sql;
-        return (long)cmd.ExecuteScalar()!;
-    }
 
     private static string Day(DateOnly d) => d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
     private static string Short(string? hash) => hash is null ? "(none)" : hash.Length > 12 ? hash[..12] + "…" : hash;

@@ -13,6 +13,9 @@ public abstract class TenantComponent : ComponentBase, IDisposable
 {
     public static readonly TimeSpan RefreshEvery = TimeSpan.FromSeconds(4);
 
+    /// <summary>Under heavy ingestion changes arrive per commit; a page reloads at most this often for them.</summary>
+    public static readonly TimeSpan MinimumGap = TimeSpan.FromSeconds(1);
+
     [CascadingParameter] private Task<AuthenticationState>? AuthenticationState { get; set; }
     [Inject] private BalanceChanges Changes { get; set; } = default!;
     [Inject] protected TimeProvider Time { get; set; } = default!;
@@ -20,6 +23,7 @@ public abstract class TenantComponent : ComponentBase, IDisposable
     private IDisposable? _subscription;
     private ITimer? _timer;
     private int _refreshing;
+    private long _lastRefresh;
 
     protected string? TenantId { get; private set; }
     protected System.Security.Claims.ClaimsPrincipal User { get; private set; } = new();
@@ -37,16 +41,23 @@ public abstract class TenantComponent : ComponentBase, IDisposable
         if (TenantId is null) return;
         await LoadAsync();
         if (!Live) return;
-        _subscription = Changes.Subscribe(TenantId, RefreshAsync);
+        _subscription = Changes.Subscribe(TenantId, OnChangeAsync);
         _timer = Time.CreateTimer(_ => _ = RefreshAsync(), null, RefreshEvery, RefreshEvery);
     }
 
     /// <summary>Reads the data to show; called once, then on every change.</summary>
     protected abstract Task LoadAsync();
 
+    // The periodic refresh also carries any change skipped here, so nothing is missed for longer than RefreshEvery.
+    private Task OnChangeAsync() =>
+        Time.GetTimestamp() - Interlocked.Read(ref _lastRefresh) < MinimumGap.TotalSeconds * Time.TimestampFrequency
+            ? Task.CompletedTask
+            : RefreshAsync();
+
     private async Task RefreshAsync()
     {
         if (Interlocked.Exchange(ref _refreshing, 1) == 1) return;
+        Interlocked.Exchange(ref _lastRefresh, Time.GetTimestamp());
         try
         {
             await InvokeAsync(async () =>
