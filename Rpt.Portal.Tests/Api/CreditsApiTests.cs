@@ -234,6 +234,10 @@ public class CreditsApiTests : IAsyncLifetime
         foreach (var p in new[] { "/v1/credits/balance", "/v1/credits/consumption", "/v1/credits/allocations", "/v1/plans", "/v1/usage/tokens",
                      "/v1/usage/jobs/{job_id}", "/v1/credits/conversion", "/v1/usage/events", "/v1/quota/check", "/v1/ledger/verify" })
             Assert.Contains(p, paths);
+        Assert.All(paths, p => Assert.StartsWith("/v1/", p)); // the portal's own endpoints are not the API
+        Assert.Equal("bearer", (string?)doc["components"]!["securitySchemes"]!["bearer"]!["scheme"]);
+        Assert.NotNull(doc["security"]![0]!["bearer"]);
+        Assert.Empty(doc["paths"]!["/v1/plans"]!["get"]!["security"]!.AsArray());
         var example = doc["paths"]!["/v1/credits/balance"]!["get"]!["responses"]!["200"]!["content"]!["application/json"]!["example"]!;
         Assert.Equal(25000, (int)example["credits"]!["allocated"]!);
         var page = await client.GetAsync("/api/docs/v1");

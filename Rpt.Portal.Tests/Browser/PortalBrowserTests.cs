@@ -135,6 +135,12 @@ public class PortalBrowserTests(BrowserFixture fx)
                 }
             }
         }
+        // The API reference page loads the OpenAPI document and lists the endpoints with their summaries.
+        await page.SetViewportSizeAsync(1366, 900);
+        await page.GotoAsync("/api/docs/v1");
+        await Assertions.Expect(page.GetByText("The balance of the current billing period").First).ToBeVisibleAsync(new() { Timeout = 15_000 });
+        await page.ScreenshotAsync(new() { Path = Path.Combine(BrowserFixture.ArtifactsDirectory, "api-reference.png") });
+
         // On a phone-width screen the navigation folds away and the figures stay readable.
         await page.SetViewportSizeAsync(390, 844);
         await page.GotoAsync("/");

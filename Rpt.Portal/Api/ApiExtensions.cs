@@ -62,6 +62,8 @@ public static class ApiExtensions
         });
         builder.Services.AddOpenApi(o =>
         {
+            // The public surface only: the portal's own endpoints (sign-out, CSV export) are not part of the API.
+            o.ShouldInclude = d => d.RelativePath?.StartsWith("v1/", StringComparison.Ordinal) == true;
             o.AddDocumentTransformer((document, _, _) =>
             {
                 document.Info = new OpenApiInfo
@@ -78,11 +80,13 @@ public static class ApiExtensions
                     Scheme = "bearer",
                     Description = "A tenant API key (read, optionally ingest) or a platform ingest key.",
                 };
+                document.Security = [new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference("bearer", document)] = [] }];
                 return Task.CompletedTask;
             });
             o.AddOperationTransformer((operation, context, _) =>
             {
                 var name = context.Description.ActionDescriptor.EndpointMetadata.OfType<IEndpointNameMetadata>().FirstOrDefault()?.EndpointName;
+                if (name is "GetPlans" or "GetConversion") operation.Security = []; // published: no key needed
                 if (name is not null && ApiExamples.Responses.TryGetValue(name, out var example)
                     && operation.Responses?.TryGetValue("200", out var ok) == true && ok.Content?.TryGetValue("application/json", out var media) == true)
                 {
@@ -103,7 +107,10 @@ public static class ApiExtensions
     {
         app.UseRateLimiter();
         app.MapOpenApi();
-        app.MapScalarApiReference("/api/docs", o => o.WithTitle("Rpt Portal Credits API").WithOpenApiRoutePattern("/openapi/{documentName}.json"));
+        // The reference page loads the document relative to itself (/api/docs/openapi/v1.json).
+        app.MapOpenApi("/api/docs/openapi/{documentName}.json").ExcludeFromDescription();
+        // No web fonts from elsewhere: the reference works on a closed network and leaks no visits.
+        app.MapScalarApiReference("/api/docs", o => o.WithTitle("Rpt Portal Credits API").DisableDefaultFonts());
         app.MapCreditsApi();
         app.MapUsageApi();
         return app;
