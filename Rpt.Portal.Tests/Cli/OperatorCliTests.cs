@@ -117,6 +117,24 @@ public class OperatorCliTests : IDisposable
         Assert.Contains("--at 'yesterday' is not an ISO 8601 instant", error);
     }
 
+    [Fact]
+    public async Task PricesAdd_NewVersion_AppliesFromItsInstant_AndABackdatedOneIsRefused()
+    {
+        var later = DateTimeOffset.UtcNow.AddDays(1).ToString("yyyy-MM-ddTHH:mm:ssZ");
+        var (exit, output, _) = await Run("prices", "add", "--provider", "openai", "--model", "gpt-4o-mini", "--input", "0.10", "--output", "0.40", "--effective-from", later);
+        Assert.Equal(0, exit);
+        Assert.StartsWith("added: openai gpt-4o-mini effective from", output);
+        Assert.Contains("0.15", (await Run("prices", "list")).Out);                    // still today's price
+        Assert.Contains("  0.1 ", (await Run("prices", "list", "--at", DateTimeOffset.UtcNow.AddDays(2).ToString("O"))).Out);
+
+        var (pastExit, _, pastError) = await Run("prices", "add", "--provider", "openai", "--model", "gpt-4o", "--input", "1", "--output", "2", "--effective-from", "2026-01-02T00:00:00Z");
+        Assert.Equal(1, pastExit);
+        Assert.Contains("is in the past", pastError);
+        var (badExit, _, badError) = await Run("prices", "add", "--provider", "openai", "--model", "x", "--input", "-1", "--output", "2");
+        Assert.NotEqual(0, badExit);
+        Assert.Contains("--input must be a price in USD", badError);
+    }
+
     public void Dispose()
     {
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();

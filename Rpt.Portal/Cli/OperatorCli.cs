@@ -28,6 +28,8 @@ public static class OperatorCli
           ledger verify [--tenant ID] [--deep] [--expect-head HASH]
           ledger flush                                       write accumulated usage to the ledger now
           prices list [--at 2026-04-01T00:00:00Z]            the price book in effect at an instant
+          prices add --provider P (--model M --input USD --output USD [--cached USD] | --meter M --unit USD)
+                     [--effective-from 2026-05-01T00:00:00Z]  a new price version (now or later, never earlier)
           usage import FILE [--tenant ID]                    JSON lines of usage events
         """;
 
@@ -61,6 +63,7 @@ public static class OperatorCli
                 ("ledger", "verify") => await VerifyAsync(app.Services, Opts(), @out, err),
                 ("ledger", "flush") => await FlushAsync(app.Services, @out),
                 ("prices", "list") => await ListPricesAsync(app.Services, Opts(), @out, err),
+                ("prices", "add") => await AddPriceAsync(app.Services, Opts(), @out, err),
                 ("usage", "import") => await ImportAsync(app.Services, args.ElementAtOrDefault(2), Options.Parse(args.Skip(3)), @out, err),
                 _ => Misused(err, $"unknown command '{string.Join(' ', args.Take(2))}'"),
             };
@@ -216,6 +219,40 @@ public static class OperatorCli
 
         static string Usd(decimal? d) => d is null ? "-" : d.Value.ToString("0.######", CultureInfo.InvariantCulture);
     }
+
+    private static async Task<int> AddPriceAsync(IServiceProvider services, Options o, TextWriter @out, TextWriter err)
+    {
+        var now = services.GetRequiredService<TimeProvider>().GetUtcNow();
+        var effectiveFrom = now;
+        if (o.Optional("effective-from") is { } text && !DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out effectiveFrom))
+            throw new CliUsageException($"--effective-from '{text}' is not an ISO 8601 instant");
+        // A price that starts in the past would rate late-reported calls differently from the ones already charged.
+        if (effectiveFrom < now.AddMinutes(-1))
+            return Fail(err, $"--effective-from {effectiveFrom:O} is in the past; a price applies from now or later, so no charge is ever re-rated");
+        Price price;
+        try
+        {
+            price = o.Optional("meter") is { } meter
+                ? Price.ForMeter(o.Required("provider"), meter, Usd(o, "unit"), effectiveFrom)
+                : Price.ForModel(o.Required("provider"), o.Required("model"), Usd(o, "input"), Usd(o, "output"),
+                    o.Optional("cached") is null ? null : Usd(o, "cached"), effectiveFrom);
+        }
+        catch (ArgumentException ex)
+        {
+            return Fail(err, ex.Message);
+        }
+        await using var db = await services.GetRequiredService<IDbContextFactory<ApplicationDbContext>>().CreateDbContextAsync();
+        if (await db.Prices.AnyAsync(p => p.Provider == price.Provider && p.Model == price.Model && p.Meter == price.Meter && p.EffectiveFrom == price.EffectiveFrom))
+            return Fail(err, $"{price.Provider} {price.Name} already has a price effective from {price.EffectiveFrom:O}");
+        db.Prices.Add(price);
+        await db.SaveChangesAsync();
+        await @out.WriteLineAsync($"added: {price.Provider} {(price.IsMeter ? "meter:" : "")}{price.Name} effective from {price.EffectiveFrom:yyyy-MM-ddTHH:mm:ssZ} (price id {price.Id})");
+        return 0;
+    }
+
+    private static decimal Usd(Options o, string name) =>
+        decimal.TryParse(o.Required(name), NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var d)
+            ? d : throw new CliUsageException($"--{name} must be a price in USD such as 0.15 (got '{o.Required(name)}')");
 
     private static async Task<int> ImportAsync(IServiceProvider services, string? file, Options o, TextWriter @out, TextWriter err)
     {
