@@ -53,8 +53,8 @@ public sealed class PortalEmailSender(IOptions<EmailOptions> options, ILogger<Po
         message.Subject = subject;
         message.Body = new TextPart(MimeKit.Text.TextFormat.Html) { Text = html };
         using var client = new SmtpClient();
-        await client.ConnectAsync(o.SmtpHost, o.SmtpPort, SecureSocketOptions.Auto);
-        if (!string.IsNullOrEmpty(o.SmtpUser)) await client.AuthenticateAsync(o.SmtpUser, o.SmtpPassword);
+        await client.ConnectAsync(o.SmtpHost!, o.SmtpPort, SecureSocketOptions.Auto);
+        if (!string.IsNullOrEmpty(o.SmtpUser)) await client.AuthenticateAsync(o.SmtpUser, o.SmtpPassword ?? "");
         await client.SendAsync(message);
         await client.DisconnectAsync(true);
     }
