@@ -3,6 +3,7 @@ using Rpt.Portal.Components;
 using Rpt.Portal.Components.Pages;
 using Rpt.Portal.Components.Shared;
 using Rpt.Portal.Ledger;
+using Rpt.Portal.Plans;
 
 namespace Rpt.Portal.Tests.Components;
 
@@ -113,6 +114,49 @@ public class PagesTests : PortalComponentTest
         SignIn("acme", PortalRoles.Admin);
         var admin = Render<Team>();
         admin.WaitForAssertion(() => Assert.Contains("Invite", admin.Markup));
+    }
+
+    [Fact]
+    public async Task Usage_ListsCalls_AndOffersCsvOnlyWhereThePlanAllowsIt()
+    {
+        await Harness.CreateTenantAsync("acme", "free");
+        await Harness.IngestAsync("acme", Events.Call("u1", job: "job_u"), Events.Call("u2", job: "job_u", status: "failed"));
+        SignIn("acme", PortalRoles.Member);
+        var free = Render<Usage>();
+        free.WaitForAssertion(() => Assert.Contains("job_u", free.Markup));
+        Assert.Contains("failed (free)", free.Markup);
+        Assert.Contains("0.11088", free.Markup);
+        Assert.Empty(free.FindAll("[data-testid=csv-export]"));
+
+        await Harness.Get<ChangePlan>().ExecuteAsync("acme", "starter");
+        var starter = Render<Usage>();
+        starter.WaitForAssertion(() => Assert.Single(starter.FindAll("[data-testid=csv-export]")));
+    }
+
+    [Fact]
+    public async Task Jobs_ListsTokenUsagePerJob_AndSaysWhenThereIsNone()
+    {
+        await Harness.CreateTenantAsync("acme");
+        SignIn("acme", PortalRoles.Member);
+        var empty = Render<Jobs>();
+        empty.WaitForAssertion(() => Assert.Contains("No billed usage in this period yet.", empty.Markup));
+        await Harness.IngestAsync("acme", Events.Call("j1", job: "job_big", input: 10_000), Events.Call("j2", job: "job_small", input: 10));
+        var jobs = Render<Jobs>();
+        jobs.WaitForAssertion(() => Assert.Contains("job_big", jobs.Markup));
+        Assert.True(jobs.Markup.IndexOf("job_big", StringComparison.Ordinal) < jobs.Markup.IndexOf("job_small", StringComparison.Ordinal), "largest first");
+        Assert.Contains("10,740", jobs.Markup); // 10,000 + 740 tokens
+    }
+
+    [Fact]
+    public void Pricing_PublishesTheRuleAndEveryPriceInEffect()
+    {
+        SignIn("acme", PortalRoles.Member);
+        var page = Render<Pricing>();
+        Assert.Contains("20 %", page.Markup);
+        Assert.Contains("$0.01 per credit", page.Markup);
+        Assert.Contains("gpt-4o-mini", page.Markup);
+        Assert.Contains("image generation", page.Markup);
+        Assert.Equal(Rpt.Portal.Metering.PriceBookSeed.Prices().Count, page.FindAll("tbody tr").Count);
     }
 
     [Fact]
