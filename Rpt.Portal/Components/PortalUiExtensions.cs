@@ -1,5 +1,4 @@
 using Microsoft.AspNetCore.Components.Authorization;
-using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
 using MudBlazor.Services;
@@ -14,12 +13,6 @@ public static class PortalUiExtensions
     {
         var services = builder.Services;
         services.AddRazorComponents().AddInteractiveServerComponents();
-        // Keys that protect sign-in cookies live beside the database, so a restart (or a new container on
-        // the same volume) does not sign everybody out.
-        var database = new SqliteDatabase(builder.Configuration.GetConnectionString("Rpt") ?? "Data Source=App_Data/rpt.db", builder.Environment.ContentRootPath);
-        services.AddDataProtection()
-            .SetApplicationName("Rpt.Portal")
-            .PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(Path.GetDirectoryName(database.FilePath)!, "keys")));
         services.AddMudServices();
         services.AddCascadingAuthenticationState();
         services.AddScoped<IdentityRedirectManager>();

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Rpt.Portal.Ledger;
@@ -15,6 +16,11 @@ public static class DataExtensions
             ?? throw new InvalidOperationException("ConnectionStrings:Rpt is not set; it names the SQLite database file, e.g. \"Data Source=App_Data/rpt.db\".");
         var database = new SqliteDatabase(connectionString, builder.Environment.ContentRootPath);
         builder.Services.AddSingleton(database);
+        // Keys that protect sign-in cookies live beside the database, so a restart (or a new container on
+        // the same volume) does not sign everybody out.
+        builder.Services.AddDataProtection()
+            .SetApplicationName("Rpt.Portal")
+            .PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(Path.GetDirectoryName(database.FilePath)!, "keys")));
         builder.Services.TryAddTimeProvider();
         builder.Services.AddDbContextFactory<ApplicationDbContext>(o => o
             .UseSqlite(database.ConnectionString)

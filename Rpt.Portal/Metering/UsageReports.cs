@@ -84,6 +84,7 @@ public sealed record DailyCredits(DateOnly Day, string Key, long MicroCredits, l
 public sealed class UsageReports(IDbContextFactory<ApplicationDbContext> dbFactory, SqliteDatabase database, PriceBookProvider prices)
 {
     public const int MaxCallsPerJob = 5_000;
+    public const int RecentCallsForFilters = 50_000;
 
     public TokenUsageSummary Tokens(string tenantId, TokenGrouping groupBy, DateTimeOffset from, DateTimeOffset to, int page, int pageSize)
     {
@@ -166,8 +167,10 @@ public sealed class UsageReports(IDbContextFactory<ApplicationDbContext> dbFacto
         var q = db.UsageTotals.AsNoTracking().Where(t => t.TenantId == tenantId);
         if (features)
         {
-            return await db.UsageEvents.AsNoTracking().Where(e => e.TenantId == tenantId && e.Feature != null)
-                .Select(e => e.Feature!).Distinct().OrderBy(f => f).Take(200).ToListAsync(cancellationToken);
+            // The features of the most recent calls: a bounded read, not a scan of every call the tenant ever made.
+            var recent = await db.UsageEvents.AsNoTracking().Where(e => e.TenantId == tenantId)
+                .OrderByDescending(e => e.Seq).Take(RecentCallsForFilters).Select(e => e.Feature).ToListAsync(cancellationToken);
+            return recent.OfType<string>().Distinct().Order(StringComparer.Ordinal).Take(200).ToList();
         }
         return await q.Select(t => t.Name).Distinct().OrderBy(n => n).ToListAsync(cancellationToken);
     }
