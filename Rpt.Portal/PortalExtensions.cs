@@ -4,6 +4,7 @@ using Rpt.Portal.Data;
 using Rpt.Portal.Ledger;
 using Rpt.Portal.Metering;
 using Rpt.Portal.Plans;
+using Rpt.Portal.Tenants;
 
 namespace Rpt.Portal;
 
@@ -12,6 +13,7 @@ public static class PortalExtensions
     /// <summary>Every feature of Rpt Portal, each registering its own services and validated options.</summary>
     public static IHostApplicationBuilder AddPortal(this IHostApplicationBuilder builder) => builder
         .AddPortalData()
+        .AddTenants()
         .AddMetering()
         .AddLedger()
         .AddPlans()

@@ -58,10 +58,29 @@ public class RatingTests
     public void MicroCredits_LargestAllowedCall_DoesNotOverflowAndStaysExact()
     {
         var price = Price.ForModel("anthropic", "claude-opus-4", 15m, 75m, 1.5m, T);
-        var max = UsageIngestor.MaxTokensPerCall;
+        var max = UsageLimits.MaxTokensPerField;
         var cost = Rating.CostUsd(price, max, max, max, null);
-        Assert.Equal(915_000m, cost);
-        Assert.Equal(109_800_000_000_000, Rating.MicroCredits(cost, Published));
+        Assert.Equal(9_150m, cost);
+        Assert.Equal(1_098_000_000_000, Rating.MicroCredits(cost, Published));
+        Assert.True(Rating.TryRate(price, max, max, max, null, Published, out _, out var micro, out _));
+        Assert.True(micro <= UsageLimits.MaxMicroCreditsPerEvent);
+    }
+
+    [Fact]
+    public void TryRate_CallWorthMoreThanThePerEventLimit_IsRefusedNamingTheLimit()
+    {
+        // An operator's price of $100,000 per million tokens: 100M output tokens would be $10M, 1.2 billion credits.
+        var price = Price.ForModel("acme", "giant", 1m, 100_000m, null, T);
+        Assert.False(Rating.TryRate(price, 0, UsageLimits.MaxTokensPerField, 0, null, Published, out _, out _, out var error));
+        Assert.Contains("per-event limit of 10,000,000 credits", error);
+    }
+
+    [Fact]
+    public void TryRate_ChargeTooLargeForAnyType_IsRefusedNotThrown()
+    {
+        var price = Price.ForModel("acme", "absurd", 1e20m, 1e20m, null, T);
+        Assert.False(Rating.TryRate(price, UsageLimits.MaxTokensPerField, UsageLimits.MaxTokensPerField, 0, null, Published, out _, out _, out var error));
+        Assert.Contains("per-event limit", error);
     }
 
     [Fact]

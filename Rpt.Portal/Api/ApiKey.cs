@@ -84,15 +84,10 @@ public sealed class ApiKeyConfiguration : IEntityTypeConfiguration<ApiKey>
     {
         b.ToTable("api_keys");
         b.HasKey(k => k.Id);
-        b.Property(k => k.Id).HasColumnName("id");
-        b.Property(k => k.TenantId).HasColumnName("tenant_id").HasMaxLength(64);
-        b.Property(k => k.Name).HasColumnName("name").HasMaxLength(100);
-        b.Property(k => k.Prefix).HasColumnName("prefix").HasMaxLength(16);
-        b.Property(k => k.Hash).HasColumnName("hash").HasMaxLength(64);
-        b.Property(k => k.Scopes).HasColumnName("scopes");
-        b.Property(k => k.CreatedAt).HasColumnName("created_at");
-        b.Property(k => k.LastUsedAt).HasColumnName("last_used_at");
-        b.Property(k => k.RevokedAt).HasColumnName("revoked_at");
+        b.Property(k => k.TenantId).HasMaxLength(64);
+        b.Property(k => k.Name).HasMaxLength(100);
+        b.Property(k => k.Prefix).HasMaxLength(16);
+        b.Property(k => k.Hash).HasMaxLength(64);
         b.Ignore(k => k.IsPlatform);
         b.Ignore(k => k.IsActive);
         b.HasIndex(k => k.Hash).IsUnique();

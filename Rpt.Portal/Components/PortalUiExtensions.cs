@@ -34,7 +34,6 @@ public static class PortalUiExtensions
             .AddEntityFrameworkStores<ApplicationDbContext>()
             .AddSignInManager()
             .AddDefaultTokenProviders();
-        services.AddScoped<Rpt.Portal.Tenants.TeamMembers>();
         services.AddOptions<EmailOptions>().BindConfiguration("Rpt:Email").ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<PortalEmailSender>();
         services.AddSingleton<IEmailSender<ApplicationUser>>(sp => sp.GetRequiredService<PortalEmailSender>());

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Identity.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata;
 using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 using Rpt.Portal.Api;
 using Rpt.Portal.Ledger;
@@ -19,12 +20,44 @@ public class ApplicationDbContext(DbContextOptions<ApplicationDbContext> options
     public DbSet<UsageTotal> UsageTotals => Set<UsageTotal>();
     public DbSet<LedgerEntry> LedgerEntries => Set<LedgerEntry>();
     public DbSet<FlushRun> FlushRuns => Set<FlushRun>();
+    public DbSet<FlushLag> FlushLags => Set<FlushLag>();
     public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
 
     protected override void OnModelCreating(ModelBuilder builder)
     {
         base.OnModelCreating(builder);
         builder.ApplyConfigurationsFromAssembly(typeof(ApplicationDbContext).Assembly);
+        KeepSchemaNames(builder);
+    }
+
+    /// <summary>
+    /// Tables and columns of our own are snake_case by convention (UseSnakeCaseNamingConvention). Two things
+    /// keep the names the schema already has, so that the convention changes no table: Identity's tables keep
+    /// the template's columns (AspNetUsers.UserName), and keys, foreign keys and indexes keep EF's default
+    /// names (PK_tenants, IX_api_keys_hash) unless a configuration names them.
+    /// </summary>
+    private static void KeepSchemaNames(ModelBuilder builder)
+    {
+        foreach (var entity in builder.Model.GetEntityTypes())
+        {
+            if (entity.IsMappedToJson()) continue;
+            if (entity.GetTableName()?.StartsWith("AspNet", StringComparison.Ordinal) == true)
+            {
+                foreach (var property in entity.GetProperties()) property.SetColumnName(property.Name);
+            }
+            foreach (var key in entity.GetKeys())
+            {
+                if (((IConventionKey)key).GetNameConfigurationSource() != ConfigurationSource.Explicit) key.SetName(key.GetDefaultName());
+            }
+            foreach (var fk in entity.GetForeignKeys())
+            {
+                if (((IConventionForeignKey)fk).GetConstraintNameConfigurationSource() != ConfigurationSource.Explicit) fk.SetConstraintName(fk.GetDefaultName());
+            }
+            foreach (var index in entity.GetIndexes())
+            {
+                if (((IConventionIndex)index).GetDatabaseNameConfigurationSource() != ConfigurationSource.Explicit) index.SetDatabaseName(index.GetDefaultDatabaseName());
+            }
+        }
     }
 
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)

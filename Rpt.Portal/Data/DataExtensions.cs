@@ -16,6 +16,8 @@ public static class DataExtensions
             ?? throw new InvalidOperationException("ConnectionStrings:Rpt is not set; it names the SQLite database file, e.g. \"Data Source=App_Data/rpt.db\".");
         var database = new SqliteDatabase(connectionString, builder.Environment.ContentRootPath);
         builder.Services.AddSingleton(database);
+        builder.Services.AddOptions<DataOptions>().BindConfiguration("Rpt:Data").ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddHostedService<WalCheckpointer>();
         // Keys that protect sign-in cookies live beside the database, so a restart (or a new container on
         // the same volume) does not sign everybody out.
         builder.Services.AddDataProtection()
@@ -24,6 +26,7 @@ public static class DataExtensions
         builder.Services.TryAddTimeProvider();
         builder.Services.AddDbContextFactory<ApplicationDbContext>(o => o
             .UseSqlite(database.ConnectionString)
+            .UseSnakeCaseNamingConvention()
             .AddInterceptors(new SqlitePragmaInterceptor()));
         return builder;
     }

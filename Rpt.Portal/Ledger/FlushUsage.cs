@@ -1,23 +1,26 @@
 using System.Globalization;
-using System.Security.Cryptography;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Rpt.Portal.Data;
+using Rpt.Portal.Metering;
+using Rpt.Portal.Tenants;
 
 namespace Rpt.Portal.Ledger;
 
-public sealed record FlushOutcome(long FromSeq, long ThroughSeq, int Entries, long Events)
+public sealed record FlushOutcome(long FromSeq, long ThroughSeq, int Entries, long Events, IReadOnlyList<string> LaggingTenants)
 {
-    public static readonly FlushOutcome Nothing = new(0, 0, 0, 0);
+    public static readonly FlushOutcome Nothing = new(0, 0, 0, 0, []);
 }
 
 /// <summary>
 /// Turns the usage accepted since the last flush into one consumption entry per tenant and period,
 /// each naming the range of audit records it covers and carrying their digest. The audit records are
 /// read outside the write lock (they never change), so a flush holds up ingestion only for the appends.
+/// One tenant never holds back another: a tenant whose entries cannot be written is rolled back alone,
+/// recorded as lagging (<see cref="FlushLag"/>) and retried by itself on every later flush.
 /// </summary>
 public sealed class FlushUsage(SqliteDatabase database, IDbContextFactory<ApplicationDbContext> dbFactory, TimeProvider time,
-    IOptions<LedgerOptions> options, LedgerEvents events)
+    IOptions<LedgerOptions> options, TenantChanges changes, ILogger<FlushUsage> logger)
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
 
@@ -26,7 +29,9 @@ public sealed class FlushUsage(SqliteDatabase database, IDbContextFactory<Applic
         await _gate.WaitAsync(cancellationToken);
         try
         {
-            return await FlushOnceAsync(cancellationToken);
+            var outcome = await FlushOnceAsync(cancellationToken);
+            await CatchUpLaggingAsync(cancellationToken);
+            return outcome;
         }
         finally
         {
@@ -37,37 +42,17 @@ public sealed class FlushUsage(SqliteDatabase database, IDbContextFactory<Applic
     private async Task<FlushOutcome> FlushOnceAsync(CancellationToken cancellationToken)
     {
         long last, through;
-        var groups = new Dictionary<(string Tenant, string Period), Group>();
+        Dictionary<(string Tenant, string Period), Group> groups;
+        HashSet<string> lagging;
         using (var connection = database.Open())
         using (var readTx = connection.BeginTransaction(deferred: true))
         {
             last = connection.ScalarLong(readTx, "SELECT COALESCE(MAX(through_seq), 0) FROM flush_runs");
-            var max = connection.ScalarLong(readTx, "SELECT COALESCE(MAX(seq), 0) FROM usage_events");
+            var max = UsageStore.MaxSeq(connection, readTx);
             if (max <= last) return FlushOutcome.Nothing;
             through = Math.Min(max, last + options.Value.MaxEventsPerFlush);
-
-            using var cmd = connection.CreateCommand();
-            cmd.Transaction = readTx;
-            cmd.CommandText = $"SELECT tenant_id, period_start, billable, micro_credits, {AuditCanonical.Expression} FROM usage_events WHERE seq > $from AND seq <= $to ORDER BY seq";
-            cmd.Parameters.AddWithValue("$from", last);
-            cmd.Parameters.AddWithValue("$to", through);
-            using var reader = cmd.ExecuteReader();
-            var buffer = new byte[1024];
-            (string Tenant, string Period) lastKey = default;
-            Group? g = null;
-            while (reader.Read())
-            {
-                var tenant = reader.GetString(0);
-                var period = reader.GetString(1);
-                if (g is null || tenant != lastKey.Tenant || period != lastKey.Period)
-                {
-                    lastKey = (tenant, period);
-                    if (!groups.TryGetValue(lastKey, out g)) groups[lastKey] = g = new Group();
-                }
-                g.Events++;
-                if (reader.GetInt64(2) == 1) g.MicroCredits += reader.GetInt64(3);
-                AuditCanonical.Append(g.Digest, reader.GetString(4), ref buffer);
-            }
+            lagging = LaggingTenants(connection, readTx);
+            groups = Read(UsageStore.ReadRange(connection, readTx, last, through), lagging);
         }
 
         var now = time.GetUtcNow();
@@ -78,36 +63,140 @@ public sealed class FlushUsage(SqliteDatabase database, IDbContextFactory<Applic
 
         var entries = 0;
         long eventCount = 0;
-        var tenants = new HashSet<string>();
-        foreach (var ((tenant, period), g) in groups.OrderBy(k => k.Key.Tenant, StringComparer.Ordinal).ThenBy(k => k.Key.Period, StringComparer.Ordinal))
+        var flushed = new HashSet<string>();
+        var failed = new List<string>();
+        foreach (var tenant in groups.Keys.Select(k => k.Tenant).Distinct().Order(StringComparer.Ordinal))
         {
-            eventCount += g.Events;
-            var digest = Convert.ToHexStringLower(g.Digest.GetHashAndReset());
-            if (g.MicroCredits == 0) continue; // only free calls: nothing to consume, the range stays covered by the flush run
-            await LedgerAppender.AppendAsync(db, tenant, EntryKind.Consumption, EntrySource.Usage, g.MicroCredits,
-                DateOnly.ParseExact(period, "yyyy-MM-dd", CultureInfo.InvariantCulture), $"flush:{through}:{period}",
-                $"Usage of {g.Events} calls", now, last, through, g.Events, digest, cancellationToken);
-            entries++;
-            tenants.Add(tenant);
+            var mine = groups.Where(g => g.Key.Tenant == tenant).OrderBy(g => g.Key.Period, StringComparer.Ordinal).ToList();
+            eventCount += mine.Sum(g => g.Value.Events);
+            await tx.CreateSavepointAsync("tenant", cancellationToken);
+            try
+            {
+                var written = await AppendAsync(db, tenant, mine.Select(g => (g.Key.Period, g.Value)), last, through, now, cancellationToken);
+                await tx.ReleaseSavepointAsync("tenant", cancellationToken);
+                entries += written;
+                if (written > 0) flushed.Add(tenant);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                await tx.RollbackToSavepointAsync("tenant", cancellationToken);
+                db.ChangeTracker.Clear();
+                logger.LogError(ex, "Flushing the usage of tenant {Tenant} failed; the other tenants are flushed and {Tenant} is retried alone", tenant, tenant);
+                db.FlushLags.Add(new FlushLag(tenant, last, ex.Message, now));
+                await db.SaveChangesAsync(cancellationToken);
+                failed.Add(tenant);
+            }
         }
         db.Database.ExecuteSql($"INSERT INTO flush_runs (through_seq, entries, flushed_at) VALUES ({through}, {entries}, {now.ToUnixTimeMilliseconds()})");
         await tx.CommitAsync(cancellationToken);
-        if (tenants.Count > 0) events.RaiseUsageFlushed(tenants);
-        return new FlushOutcome(last, through, entries, eventCount);
+        if (flushed.Count > 0) changes.Publish(TenantChange.UsageFlushed, flushed);
+        return new FlushOutcome(last, through, entries, eventCount, failed);
     }
 
+    /// <summary>Retries each lagging tenant alone: its usage from where it stopped up to the flushed watermark.</summary>
+    private async Task CatchUpLaggingAsync(CancellationToken cancellationToken)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+        var lags = await db.FlushLags.AsNoTracking().OrderBy(l => l.TenantId).ToListAsync(cancellationToken);
+        foreach (var lag in lags)
+        {
+            var now = time.GetUtcNow();
+            try
+            {
+                await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
+                var watermark = await db.FlushRuns.MaxAsync(f => (long?)f.ThroughSeq, cancellationToken) ?? 0;
+                Dictionary<(string Tenant, string Period), Group> groups;
+                using (var connection = database.Open())
+                using (var readTx = connection.BeginTransaction(deferred: true))
+                {
+                    groups = Read(UsageStore.ReadRange(connection, readTx, lag.FromSeq, watermark, lag.TenantId), []);
+                }
+                await AppendAsync(db, lag.TenantId, groups.OrderBy(g => g.Key.Period, StringComparer.Ordinal).Select(g => (g.Key.Period, g.Value)),
+                    lag.FromSeq, watermark, now, cancellationToken);
+                db.Database.ExecuteSql($"DELETE FROM flush_lags WHERE tenant_id = {lag.TenantId}");
+                await tx.CommitAsync(cancellationToken);
+                logger.LogInformation("Tenant {Tenant} caught up: its usage through seq {Through} is in its ledger", lag.TenantId, watermark);
+                changes.Publish(TenantChange.UsageFlushed, lag.TenantId);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                db.ChangeTracker.Clear();
+                logger.LogError(ex, "Flushing the usage of tenant {Tenant} failed again (since {Since})", lag.TenantId, lag.Since);
+                var row = await db.FlushLags.FirstAsync(l => l.TenantId == lag.TenantId, cancellationToken);
+                row.Failed(ex.Message, now);
+                await db.SaveChangesAsync(cancellationToken);
+                db.ChangeTracker.Clear();
+            }
+        }
+    }
+
+    private static HashSet<string> LaggingTenants(Microsoft.Data.Sqlite.SqliteConnection connection, Microsoft.Data.Sqlite.SqliteTransaction tx)
+    {
+        using var cmd = connection.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = "SELECT tenant_id FROM flush_lags";
+        using var r = cmd.ExecuteReader();
+        var set = new HashSet<string>(StringComparer.Ordinal);
+        while (r.Read()) set.Add(r.GetString(0));
+        return set;
+    }
+
+    private static Dictionary<(string Tenant, string Period), Group> Read(IEnumerable<AuditRecord> records, HashSet<string> skip)
+    {
+        var groups = new Dictionary<(string Tenant, string Period), Group>();
+        (string Tenant, string Period) lastKey = default;
+        Group? g = null;
+        foreach (var r in records)
+        {
+            if (skip.Contains(r.TenantId)) continue; // a lagging tenant is flushed by its own catch-up
+            if (g is null || r.TenantId != lastKey.Tenant || r.PeriodStart != lastKey.Period)
+            {
+                lastKey = (r.TenantId, r.PeriodStart);
+                if (!groups.TryGetValue(lastKey, out g)) groups[lastKey] = g = new Group();
+            }
+            g.Events++;
+            // Within the per-period limit a sum always fits; a ledger written before the limits existed may not.
+            if (r.Billable) g.MicroCredits = g.MicroCredits is { } m ? SafeAdd(m, r.MicroCredits) : null;
+            g.Digest.Add(r.Canonical);
+        }
+        return groups;
+    }
+
+    private static long? SafeAdd(long a, long b)
+    {
+        var sum = (Int128)a + b;
+        return sum > long.MaxValue ? null : (long)sum;
+    }
+
+    private static async Task<int> AppendAsync(ApplicationDbContext db, string tenant, IEnumerable<(string Period, Group Group)> groups,
+        long fromSeq, long throughSeq, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var written = 0;
+        foreach (var (period, g) in groups)
+        {
+            var digest = g.Digest.HexAndReset();
+            g.Digest.Dispose();
+            if (g.MicroCredits is not { } micro)
+                throw new OverflowException($"the usage of period {period} sums to more than 2^63 µcr, past the per-period limit of {UsageLimits.Number(UsageLimits.MaxMicroCreditsPerTenantPeriod)} µcr");
+            if (micro == 0) continue; // only free calls: nothing to consume, the range stays covered by the flush run
+            await LedgerAppender.AppendAsync(db, tenant, EntryKind.Consumption, EntrySource.Usage, micro,
+                DateOnly.ParseExact(period, "yyyy-MM-dd", CultureInfo.InvariantCulture), $"flush:{throughSeq}:{period}",
+                $"Usage of {g.Events} calls", now, fromSeq, throughSeq, g.Events, digest, cancellationToken);
+            written++;
+        }
+        return written;
+    }
 
     private sealed class Group
     {
         public long Events;
-        public long MicroCredits;
-        public IncrementalHash Digest { get; } = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        public long? MicroCredits = 0;
+        public AuditDigest Digest { get; } = new();
     }
 }
 
 /// <summary>Runs <see cref="FlushUsage"/> every <see cref="LedgerOptions.FlushInterval"/>, and once more on shutdown.</summary>
-public sealed class UsageFlusher(FlushUsage flush, Metering.PriceBookProvider prices, SqliteDatabase database, TimeProvider time,
-    IOptions<LedgerOptions> options, ILogger<UsageFlusher> logger) : BackgroundService
+public sealed class UsageFlusher(FlushUsage flush, TimeProvider time, IOptions<LedgerOptions> options, ILogger<UsageFlusher> logger) : BackgroundService
 {
     private PeriodicTimer? _timer;
 
@@ -143,8 +232,6 @@ public sealed class UsageFlusher(FlushUsage flush, Metering.PriceBookProvider pr
                 if (outcome.Events > 0)
                     logger.LogDebug("Flushed {Events} events through seq {Through} into {Entries} entries", outcome.Events, outcome.ThroughSeq, outcome.Entries);
             } while (outcome.Events >= options.Value.MaxEventsPerFlush);
-            prices.RefreshIfChanged();
-            database.Checkpoint();
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Rpt.Portal.Data;
+using Rpt.Portal.Metering;
 using Rpt.Portal.Plans;
 
 namespace Rpt.Portal.Ledger;
@@ -78,29 +79,22 @@ public sealed class GetBalance(SqliteDatabase database, TimeProvider time)
             }
         }
 
-        cmd.CommandText = "SELECT category, name, is_meter, quantity_micro, input_tokens + output_tokens + cached_input_tokens, micro_credits FROM usage_totals WHERE tenant_id = $t AND period_start = $p";
         long consumed = 0, internalMicro = 0, tokens = 0;
         var byModel = new SortedDictionary<string, long>(StringComparer.Ordinal);
         var byMeter = new SortedDictionary<string, decimal>(StringComparer.Ordinal);
-        using (var r = cmd.ExecuteReader())
+        foreach (var row in UsageStore.Totals(connection, tx, tenantId, day))
         {
-            while (r.Read())
+            if (row.Category == UsageCategory.Internal) internalMicro += row.MicroCredits;
+            if (row.Category != UsageCategory.Billable) continue;
+            consumed += row.MicroCredits;
+            if (row.IsMeter)
             {
-                var category = r.GetString(0);
-                if (category == "internal") internalMicro += r.GetInt64(5);
-                if (category != "billable") continue;
-                consumed += r.GetInt64(5);
-                var name = r.GetString(1);
-                if (r.GetInt64(2) == 1)
-                {
-                    byMeter[name] = byMeter.GetValueOrDefault(name) + r.GetInt64(3) / 1_000_000m;
-                }
-                else
-                {
-                    var t = r.GetInt64(4);
-                    tokens += t;
-                    byModel[name] = byModel.GetValueOrDefault(name) + t;
-                }
+                byMeter[row.Name] = byMeter.GetValueOrDefault(row.Name) + row.QuantityMicro / 1_000_000m;
+            }
+            else
+            {
+                tokens += row.Tokens;
+                byModel[row.Name] = byModel.GetValueOrDefault(row.Name) + row.Tokens;
             }
         }
         return new Balance(tenantId, planCode, overage, period, allocated, consumed, flushed, internalMicro, tokens, byModel, byMeter);

@@ -1,5 +1,7 @@
 using Microsoft.EntityFrameworkCore;
 using Rpt.Portal.Data;
+using Rpt.Portal.Metering;
+using Rpt.Portal.Tenants;
 
 namespace Rpt.Portal.Ledger;
 
@@ -11,27 +13,49 @@ public sealed record GrantResult(GrantStatus Status, LedgerEntry? Entry, string?
 /// Grants credits to a tenant: one allocation entry per idempotency key, ever. A retried signup,
 /// renewal or payment webhook finds the entry it already made and grants nothing.
 /// </summary>
-public sealed class GrantCredits(IDbContextFactory<ApplicationDbContext> dbFactory, TimeProvider time, LedgerEvents events)
+public sealed class GrantCredits(IDbContextFactory<ApplicationDbContext> dbFactory, TimeProvider time, TenantChanges changes)
 {
+    /// <summary>One grant is at most 10^15 µcr (a billion credits).</summary>
+    public const long MaxMicroCreditsPerGrant = 1_000_000_000_000_000;
+
     /// <param name="credits">Whole credits to grant (positive).</param>
     /// <param name="at">The instant whose billing period the grant belongs to; now when omitted.</param>
     public Task<GrantResult> ExecuteAsync(string tenantId, EntrySource source, long credits, string idempotencyKey,
         string? description = null, DateTimeOffset? at = null, CancellationToken cancellationToken = default)
     {
         if (credits <= 0) return Task.FromResult(new GrantResult(GrantStatus.Rejected, null, $"credits must be positive (got {credits})"));
+        if (credits > MaxMicroCreditsPerGrant / Credit.MicroPerCredit)
+            return Task.FromResult(new GrantResult(GrantStatus.Rejected, null,
+                $"credits {UsageLimits.Number(credits)} exceed the per-grant limit of {UsageLimits.Number(MaxMicroCreditsPerGrant / Credit.MicroPerCredit)}"));
         return GrantMicroAsync(tenantId, source, Credit.ToMicro(credits), idempotencyKey, description, at, cancellationToken);
     }
 
     public async Task<GrantResult> GrantMicroAsync(string tenantId, EntrySource source, long microCredits, string idempotencyKey,
         string? description, DateTimeOffset? at, CancellationToken cancellationToken)
     {
+        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+        await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
+        var result = await AppendAsync(db, tenantId, source, microCredits, idempotencyKey, description, at, cancellationToken);
+        if (result.Status != GrantStatus.Granted) return result;
+        await tx.CommitAsync(cancellationToken);
+        changes.Publish(TenantChange.GrantChanged, tenantId);
+        return result;
+    }
+
+    /// <summary>
+    /// The grant inside the caller's write transaction, for a use case that changes more than the ledger
+    /// in one commit (a plan change). The caller commits, then publishes <see cref="TenantChange.GrantChanged"/>.
+    /// </summary>
+    internal async Task<GrantResult> AppendAsync(ApplicationDbContext db, string tenantId, EntrySource source, long microCredits,
+        string idempotencyKey, string? description, DateTimeOffset? at, CancellationToken cancellationToken)
+    {
         if (source == EntrySource.Usage) return new(GrantStatus.Rejected, null, "usage is consumption, not an allocation");
         if (microCredits <= 0) return new(GrantStatus.Rejected, null, $"the amount must be positive (got {microCredits} µcr)");
+        if (microCredits > MaxMicroCreditsPerGrant)
+            return new(GrantStatus.Rejected, null, $"the amount exceeds the per-grant limit of {UsageLimits.Number(MaxMicroCreditsPerGrant)} µcr");
         if (string.IsNullOrWhiteSpace(idempotencyKey) || idempotencyKey.Length > 200)
             return new(GrantStatus.Rejected, null, "an idempotency key of 1 to 200 characters is required");
 
-        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
-        await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
         var existing = await db.LedgerEntries.AsNoTracking()
             .FirstOrDefaultAsync(e => e.TenantId == tenantId && e.IdempotencyKey == idempotencyKey, cancellationToken);
         if (existing is not null) return new(GrantStatus.AlreadyGranted, existing);
@@ -41,20 +65,13 @@ public sealed class GrantCredits(IDbContextFactory<ApplicationDbContext> dbFacto
 
         var now = time.GetUtcNow();
         var period = tenant.PeriodAt(at ?? now);
+        var granted = await db.LedgerEntries
+            .Where(e => e.TenantId == tenantId && e.PeriodStart == period.Start && e.Kind == EntryKind.Allocation)
+            .Select(e => e.AmountMicroCredits).ToListAsync(cancellationToken);
+        if (granted.Aggregate((Int128)microCredits, (sum, a) => sum + a) > UsageLimits.MaxMicroCreditsPerTenantPeriod)
+            return new(GrantStatus.Rejected, null, $"the period's grants would pass the per-period limit of {UsageLimits.Number(UsageLimits.MaxMicroCreditsPerTenantPeriod)} µcr");
         var entry = await LedgerAppender.AppendAsync(db, tenantId, EntryKind.Allocation, source, microCredits, period.Start,
             idempotencyKey, description, now, cancellationToken: cancellationToken);
-        await tx.CommitAsync(cancellationToken);
-        events.RaiseAllocationChanged(tenantId);
         return new(GrantStatus.Granted, entry);
     }
-}
-
-/// <summary>Tells listeners (alerts, the live dashboard) that a tenant's ledger moved.</summary>
-public sealed class LedgerEvents
-{
-    public event Action<string>? AllocationChanged;
-    public event Action<IReadOnlyCollection<string>>? UsageFlushed;
-
-    public void RaiseAllocationChanged(string tenantId) => AllocationChanged?.Invoke(tenantId);
-    public void RaiseUsageFlushed(IReadOnlyCollection<string> tenantIds) => UsageFlushed?.Invoke(tenantIds);
 }

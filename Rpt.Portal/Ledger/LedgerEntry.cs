@@ -66,22 +66,14 @@ public sealed class LedgerEntryConfiguration : IEntityTypeConfiguration<LedgerEn
     {
         b.ToTable("ledger_entries", t => t.HasCheckConstraint("ck_ledger_amount_positive", "amount_micro_credits > 0"));
         b.HasKey(e => e.Id);
-        b.Property(e => e.Id).HasColumnName("id");
-        b.Property(e => e.TenantId).HasColumnName("tenant_id").HasMaxLength(64);
-        b.Property(e => e.Seq).HasColumnName("seq");
-        b.Property(e => e.Kind).HasColumnName("kind").HasConversion(EnumText.Converter<EntryKind>()).HasMaxLength(16);
-        b.Property(e => e.Source).HasColumnName("source").HasConversion(EnumText.Converter<EntrySource>()).HasMaxLength(16);
-        b.Property(e => e.AmountMicroCredits).HasColumnName("amount_micro_credits");
-        b.Property(e => e.PeriodStart).HasColumnName("period_start");
-        b.Property(e => e.IdempotencyKey).HasColumnName("idempotency_key").HasMaxLength(200);
-        b.Property(e => e.Description).HasColumnName("description").HasMaxLength(500);
-        b.Property(e => e.CoversFromSeq).HasColumnName("covers_from_seq");
-        b.Property(e => e.CoversToSeq).HasColumnName("covers_to_seq");
-        b.Property(e => e.EventCount).HasColumnName("event_count");
-        b.Property(e => e.EventsDigest).HasColumnName("events_digest").HasMaxLength(64);
-        b.Property(e => e.CreatedAt).HasColumnName("created_at");
-        b.Property(e => e.PrevHash).HasColumnName("prev_hash").HasMaxLength(64);
-        b.Property(e => e.Hash).HasColumnName("hash").HasMaxLength(64);
+        b.Property(e => e.TenantId).HasMaxLength(64);
+        b.Property(e => e.Kind).HasConversion(EnumText.Converter<EntryKind>()).HasMaxLength(16);
+        b.Property(e => e.Source).HasConversion(EnumText.Converter<EntrySource>()).HasMaxLength(16);
+        b.Property(e => e.IdempotencyKey).HasMaxLength(200);
+        b.Property(e => e.Description).HasMaxLength(500);
+        b.Property(e => e.EventsDigest).HasMaxLength(64);
+        b.Property(e => e.PrevHash).HasMaxLength(64);
+        b.Property(e => e.Hash).HasMaxLength(64);
         b.Ignore(e => e.Credits);
         b.HasIndex(e => new { e.TenantId, e.Seq }).IsUnique().HasDatabaseName("ux_ledger_tenant_seq");
         b.HasIndex(e => new { e.TenantId, e.IdempotencyKey }).IsUnique().HasDatabaseName("ux_ledger_tenant_key");
@@ -108,9 +100,5 @@ public sealed class FlushRunConfiguration : IEntityTypeConfiguration<FlushRun>
     {
         b.ToTable("flush_runs");
         b.HasKey(f => f.Id);
-        b.Property(f => f.Id).HasColumnName("id");
-        b.Property(f => f.ThroughSeq).HasColumnName("through_seq");
-        b.Property(f => f.Entries).HasColumnName("entries");
-        b.Property(f => f.FlushedAt).HasColumnName("flushed_at");
     }
 }

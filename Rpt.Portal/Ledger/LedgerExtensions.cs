@@ -5,13 +5,11 @@ public static class LedgerExtensions
     public static IHostApplicationBuilder AddLedger(this IHostApplicationBuilder builder)
     {
         builder.Services.AddOptions<LedgerOptions>().BindConfiguration("Rpt:Ledger").ValidateDataAnnotations().ValidateOnStart();
-        builder.Services.AddSingleton<LedgerEvents>();
         builder.Services.AddSingleton<GrantCredits>();
         builder.Services.AddSingleton<FlushUsage>();
         builder.Services.AddSingleton<VerifyLedger>();
         builder.Services.AddSingleton<GetBalance>();
         builder.Services.AddSingleton<LedgerHistory>();
-        builder.Services.AddSingleton<BalanceChanges>();
         builder.Services.AddSingleton<RenewPeriods>();
         builder.Services.AddHostedService<UsageFlusher>();
         builder.Services.AddHostedService<RenewalScheduler>();

@@ -42,29 +42,3 @@ public sealed class CanonicalWriter
 
     public override string ToString() => _sb.ToString();
 }
-
-/// <summary>
-/// The canonical form of a usage event (audit record) for the digest a consumption entry carries: every
-/// column, length-prefixed ("5:acme1;", "-;" for null), built by SQLite itself so that reading an audit
-/// record costs one string, not twenty values. The flusher and the verifier select <see cref="Expression"/>.
-/// </summary>
-public static class AuditCanonical
-{
-    private static readonly string[] Columns =
-    [
-        "seq", "event_id", "occurred_at", "provider", "model", "meter", "quantity", "input_tokens", "output_tokens",
-        "cached_input_tokens", "feature", "job_id", "user_id", "status", "internal", "billable", "price_id", "rule_id",
-        "cost_usd", "micro_credits",
-    ];
-
-    public static readonly string Expression = string.Join(" || ", Columns.Select(c =>
-        $"(CASE WHEN {c} IS NULL THEN '-;' ELSE length(CAST({c} AS TEXT)) || ':' || CAST({c} AS TEXT) || ';' END)"));
-
-    public static void Append(IncrementalHash hash, string canonical, ref byte[] buffer)
-    {
-        var max = Encoding.UTF8.GetMaxByteCount(canonical.Length);
-        if (buffer.Length < max) buffer = new byte[Math.Max(max, buffer.Length * 2)];
-        var n = Encoding.UTF8.GetBytes(canonical, buffer);
-        hash.AppendData(buffer, 0, n);
-    }
-}

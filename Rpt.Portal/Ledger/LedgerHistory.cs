@@ -1,6 +1,7 @@
 using System.Globalization;
 using Microsoft.EntityFrameworkCore;
 using Rpt.Portal.Data;
+using Rpt.Portal.Metering;
 
 namespace Rpt.Portal.Ledger;
 
@@ -81,24 +82,10 @@ public sealed class LedgerHistory(IDbContextFactory<ApplicationDbContext> dbFact
 
     private static (IReadOnlyList<JobLink>, bool) JobsOf(Microsoft.Data.Sqlite.SqliteConnection connection, LedgerEntry e)
     {
-        using var cmd = connection.CreateCommand();
-        cmd.CommandText = """
-            SELECT job_id, COUNT(*), SUM(CASE WHEN billable = 1 THEN micro_credits ELSE 0 END) AS charged
-            FROM usage_events WHERE seq > $from AND seq <= $to AND tenant_id = $t AND period_start = $p
-            GROUP BY job_id ORDER BY charged DESC LIMIT $limit
-            """;
-        cmd.Parameters.AddWithValue("$from", e.CoversFromSeq ?? 0);
-        cmd.Parameters.AddWithValue("$to", e.CoversToSeq ?? 0);
-        cmd.Parameters.AddWithValue("$t", e.TenantId);
-        cmd.Parameters.AddWithValue("$p", e.PeriodStart.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
-        cmd.Parameters.AddWithValue("$limit", MaxJobsPerRecord + 1);
-        var jobs = new List<JobLink>();
-        using var r = cmd.ExecuteReader();
-        while (r.Read())
-        {
-            var job = r.IsDBNull(0) ? null : r.GetString(0);
-            jobs.Add(new JobLink(job, r.GetInt64(1), r.GetInt64(2), job is null ? null : $"/v1/usage/jobs/{Uri.EscapeDataString(job)}"));
-        }
+        var jobs = UsageStore.JobsInRange(connection, e.TenantId, e.PeriodStart.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+                e.CoversFromSeq ?? 0, e.CoversToSeq ?? 0, MaxJobsPerRecord + 1)
+            .Select(j => new JobLink(j.JobId, j.Calls, j.MicroCredits, j.JobId is null ? null : $"/v1/usage/jobs/{Uri.EscapeDataString(j.JobId)}"))
+            .ToList();
         var truncated = jobs.Count > MaxJobsPerRecord;
         return (truncated ? jobs.Take(MaxJobsPerRecord).ToList() : jobs, truncated);
     }

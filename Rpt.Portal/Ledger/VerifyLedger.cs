@@ -1,7 +1,7 @@
 using System.Globalization;
-using System.Security.Cryptography;
 using Microsoft.EntityFrameworkCore;
 using Rpt.Portal.Data;
+using Rpt.Portal.Metering;
 
 namespace Rpt.Portal.Ledger;
 
@@ -77,67 +77,57 @@ public sealed class VerifyLedger(IDbContextFactory<ApplicationDbContext> dbFacto
     {
         using var connection = database.Open();
         using var tx = connection.BeginTransaction(deferred: true);
-        var buffer = new byte[1024];
+        using var digest = new AuditDigest();
         foreach (var e in entries.Where(e => e.Kind == EntryKind.Consumption))
         {
-            using var cmd = connection.CreateCommand();
-            cmd.Transaction = tx;
-            cmd.CommandText = $"SELECT billable, micro_credits, {AuditCanonical.Expression} FROM usage_events WHERE seq > $from AND seq <= $to AND tenant_id = $t AND period_start = $p ORDER BY seq";
-            cmd.Parameters.AddWithValue("$from", e.CoversFromSeq ?? 0);
-            cmd.Parameters.AddWithValue("$to", e.CoversToSeq ?? 0);
-            cmd.Parameters.AddWithValue("$t", tenantId);
-            cmd.Parameters.AddWithValue("$p", Day(e.PeriodStart));
-            using var digest = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            long count = 0, micro = 0;
-            using (var r = cmd.ExecuteReader())
+            long count = 0;
+            Int128 micro = 0;
+            foreach (var r in UsageStore.ReadRange(connection, tx, e.CoversFromSeq ?? 0, e.CoversToSeq ?? 0, tenantId, Day(e.PeriodStart)))
             {
-                while (r.Read())
-                {
-                    count++;
-                    if (r.GetInt64(0) == 1) micro += r.GetInt64(1);
-                    AuditCanonical.Append(digest, r.GetString(2), ref buffer);
-                }
+                count++;
+                if (r.Billable) micro += r.MicroCredits;
+                digest.Add(r.Canonical);
             }
-            var hex = Convert.ToHexStringLower(digest.GetHashAndReset());
+            var hex = digest.HexAndReset();
             if (count != e.EventCount) problems.Add($"seq {e.Seq}: covers {e.EventCount} audit records but {count} are there");
-            if (micro != e.AmountMicroCredits) problems.Add($"seq {e.Seq}: charged {Credit.Format(e.AmountMicroCredits)} credits but its audit records rate to {Credit.Format(micro)}");
+            if (micro != e.AmountMicroCredits) problems.Add($"seq {e.Seq}: charged {Credit.Format(e.AmountMicroCredits)} credits but its audit records rate to {Format(micro)}");
             if (hex != e.EventsDigest) problems.Add($"seq {e.Seq}: the audit records it covers were altered (digest {Short(hex)}, recorded {Short(e.EventsDigest)})");
         }
 
+        // A lagging tenant's ledger holds its usage up to where its flush stopped (FlushLag), every other tenant's up to the last flush run.
         var watermark = connection.ScalarLong(tx, "SELECT COALESCE(MAX(through_seq), 0) FROM flush_runs");
-        var flushed = PerPeriod(connection, tx, "SELECT period_start, SUM(micro_credits) FROM usage_events WHERE tenant_id = $t AND billable = 1 AND seq <= $w GROUP BY period_start", tenantId, watermark);
+        using (var cmd = connection.CreateCommand())
+        {
+            cmd.Transaction = tx;
+            cmd.CommandText = "SELECT from_seq FROM flush_lags WHERE tenant_id = $t";
+            cmd.Parameters.AddWithValue("$t", tenantId);
+            if (cmd.ExecuteScalar() is long lagFrom) watermark = Math.Min(watermark, lagFrom);
+        }
+        var flushed = UsageStore.BillablePerPeriod(connection, tx, tenantId, watermark);
         var ledger = entries.Where(e => e.Kind == EntryKind.Consumption).GroupBy(e => Day(e.PeriodStart))
-            .ToDictionary(g => g.Key, g => g.Sum(e => e.AmountMicroCredits));
+            .ToDictionary(g => g.Key, g => g.Aggregate((Int128)0, (sum, x) => sum + x.AmountMicroCredits));
         foreach (var period in flushed.Keys.Union(ledger.Keys).Order(StringComparer.Ordinal))
         {
             var a = flushed.GetValueOrDefault(period);
             var b = ledger.GetValueOrDefault(period);
-            if (a != b) problems.Add($"period {period}: flushed audit records rate to {Credit.Format(a)} credits but the ledger consumed {Credit.Format(b)}");
+            if (a != b) problems.Add($"period {period}: flushed audit records rate to {Format(a)} credits but the ledger consumed {Format(b)}");
         }
 
-        var all = PerPeriod(connection, tx, "SELECT period_start, SUM(micro_credits) FROM usage_events WHERE tenant_id = $t AND billable = 1 AND $w >= 0 GROUP BY period_start", tenantId, 0);
-        var totals = PerPeriod(connection, tx, "SELECT period_start, SUM(micro_credits) FROM usage_totals WHERE tenant_id = $t AND category = 'billable' AND $w >= 0 GROUP BY period_start", tenantId, 0);
+        var all = UsageStore.BillablePerPeriod(connection, tx, tenantId);
+        var totals = UsageStore.BillableTotalsPerPeriod(connection, tx, tenantId);
         foreach (var period in all.Keys.Union(totals.Keys).Order(StringComparer.Ordinal))
         {
             var a = all.GetValueOrDefault(period);
             var b = totals.GetValueOrDefault(period);
-            if (a != b) problems.Add($"period {period}: audit records rate to {Credit.Format(a)} credits but the running total says {Credit.Format(b)}");
+            if (a != b) problems.Add($"period {period}: audit records rate to {Format(a)} credits but the running total says {Format(b)}");
+            if (a > UsageLimits.MaxMicroCreditsPerTenantPeriod)
+                problems.Add($"period {period}: audit records rate to {Format(a)} credits, past the per-period limit of {UsageLimits.Number(UsageLimits.MaxMicroCreditsPerTenantPeriod)} µcr");
         }
     }
 
-    private static Dictionary<string, long> PerPeriod(Microsoft.Data.Sqlite.SqliteConnection c, Microsoft.Data.Sqlite.SqliteTransaction tx, string sql, string tenantId, long watermark)
-    {
-        using var cmd = c.CreateCommand();
-        cmd.Transaction = tx;
-        cmd.CommandText = sql;
-        cmd.Parameters.AddWithValue("$t", tenantId);
-        cmd.Parameters.AddWithValue("$w", watermark);
-        using var r = cmd.ExecuteReader();
-        var result = new Dictionary<string, long>();
-        while (r.Read()) result[r.GetString(0)] = r.GetInt64(1);
-        return result;
-    }
-
+    private static string Format(Int128 micro) =>
+        (micro / Credit.MicroPerCredit).ToString(CultureInfo.InvariantCulture)
+        + (micro % Credit.MicroPerCredit == 0 ? "" : "." + ((long)(Int128.Abs(micro) % Credit.MicroPerCredit)).ToString("D6", CultureInfo.InvariantCulture).TrimEnd('0'));
 
     private static string Day(DateOnly d) => d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
     private static string Short(string? hash) => hash is null ? "(none)" : hash.Length > 12 ? hash[..12] + "…" : hash;

@@ -9,9 +9,11 @@ public static class MeteringExtensions
         builder.Services.AddOptions<CreditsOptions>().BindConfiguration("Rpt:Credits").ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddOptions<MeteringOptions>().BindConfiguration("Rpt:Metering").ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton<PriceBookProvider>();
-        builder.Services.AddSingleton<TenantDirectory>();
+        builder.Services.AddSingleton<RateUsage>();
+        builder.Services.AddSingleton<UsageStore>();
         builder.Services.AddSingleton<UsageIngestor>();
         builder.Services.AddSingleton<UsageReports>();
+        builder.Services.AddHostedService<PriceBookRefresher>();
         return builder;
     }
 }

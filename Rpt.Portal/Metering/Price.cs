@@ -75,16 +75,10 @@ public sealed class PriceConfiguration : IEntityTypeConfiguration<Price>
     {
         b.ToTable("prices", t => t.HasCheckConstraint("ck_prices_model_xor_meter", "(model IS NULL) <> (meter IS NULL)"));
         b.HasKey(p => p.Id);
-        b.Property(p => p.Id).HasColumnName("id");
-        b.Property(p => p.Provider).HasColumnName("provider").HasMaxLength(64);
-        b.Property(p => p.Model).HasColumnName("model").HasMaxLength(128);
-        b.Property(p => p.Meter).HasColumnName("meter").HasMaxLength(128);
-        b.Property(p => p.InputPerMtok).HasColumnName("input_per_mtok");
-        b.Property(p => p.OutputPerMtok).HasColumnName("output_per_mtok");
-        b.Property(p => p.CachedInputPerMtok).HasColumnName("cached_input_per_mtok");
-        b.Property(p => p.UnitPrice).HasColumnName("unit_price");
-        b.Property(p => p.Currency).HasColumnName("currency").HasMaxLength(3);
-        b.Property(p => p.EffectiveFrom).HasColumnName("effective_from");
+        b.Property(p => p.Provider).HasMaxLength(64);
+        b.Property(p => p.Model).HasMaxLength(128);
+        b.Property(p => p.Meter).HasMaxLength(128);
+        b.Property(p => p.Currency).HasMaxLength(3);
         b.Ignore(p => p.Name);
         b.Ignore(p => p.IsMeter);
         b.HasIndex(p => new { p.Provider, p.Model, p.Meter, p.EffectiveFrom }).IsUnique();
@@ -118,9 +112,5 @@ public sealed class ConversionRuleConfiguration : IEntityTypeConfiguration<Conve
     {
         b.ToTable("conversion_rules");
         b.HasKey(r => r.Id);
-        b.Property(r => r.Id).HasColumnName("id");
-        b.Property(r => r.UsdPerCredit).HasColumnName("usd_per_credit");
-        b.Property(r => r.Overhead).HasColumnName("overhead");
-        b.Property(r => r.EffectiveFrom).HasColumnName("effective_from");
     }
 }

@@ -56,29 +56,16 @@ public sealed class UsageEventConfiguration : IEntityTypeConfiguration<UsageEven
         b.HasKey(e => e.Seq);
         // No AUTOINCREMENT: it costs an extra write per insert, and seq can never be reused anyway because
         // the database refuses to delete an audit record (max(rowid) + 1 only grows).
-        b.Property(e => e.Seq).HasColumnName("seq").HasAnnotation("Sqlite:Autoincrement", false);
-        b.Property(e => e.TenantId).HasColumnName("tenant_id").HasMaxLength(64);
-        b.Property(e => e.EventId).HasColumnName("event_id").HasMaxLength(128);
-        b.Property(e => e.OccurredAt).HasColumnName("occurred_at");
-        b.Property(e => e.ReceivedAt).HasColumnName("received_at");
-        b.Property(e => e.PeriodStart).HasColumnName("period_start");
-        b.Property(e => e.Provider).HasColumnName("provider").HasMaxLength(64);
-        b.Property(e => e.Model).HasColumnName("model").HasMaxLength(128);
-        b.Property(e => e.Meter).HasColumnName("meter").HasMaxLength(128);
-        b.Property(e => e.Quantity).HasColumnName("quantity");
-        b.Property(e => e.InputTokens).HasColumnName("input_tokens");
-        b.Property(e => e.OutputTokens).HasColumnName("output_tokens");
-        b.Property(e => e.CachedInputTokens).HasColumnName("cached_input_tokens");
-        b.Property(e => e.Feature).HasColumnName("feature").HasMaxLength(128);
-        b.Property(e => e.JobId).HasColumnName("job_id").HasMaxLength(128);
-        b.Property(e => e.UserId).HasColumnName("user_id").HasMaxLength(128);
-        b.Property(e => e.Status).HasColumnName("status").HasConversion(StatusConverter).HasMaxLength(16);
-        b.Property(e => e.Internal).HasColumnName("internal");
-        b.Property(e => e.Billable).HasColumnName("billable");
-        b.Property(e => e.PriceId).HasColumnName("price_id");
-        b.Property(e => e.RuleId).HasColumnName("rule_id");
-        b.Property(e => e.CostUsd).HasColumnName("cost_usd");
-        b.Property(e => e.MicroCredits).HasColumnName("micro_credits");
+        b.Property(e => e.Seq).HasAnnotation("Sqlite:Autoincrement", false);
+        b.Property(e => e.TenantId).HasMaxLength(64);
+        b.Property(e => e.EventId).HasMaxLength(128);
+        b.Property(e => e.Provider).HasMaxLength(64);
+        b.Property(e => e.Model).HasMaxLength(128);
+        b.Property(e => e.Meter).HasMaxLength(128);
+        b.Property(e => e.Feature).HasMaxLength(128);
+        b.Property(e => e.JobId).HasMaxLength(128);
+        b.Property(e => e.UserId).HasMaxLength(128);
+        b.Property(e => e.Status).HasConversion(StatusConverter).HasMaxLength(16);
         b.Ignore(e => e.TotalTokens);
         b.HasIndex(e => new { e.TenantId, e.EventId }).IsUnique().HasDatabaseName("ux_usage_events_tenant_event");
         b.HasIndex(e => new { e.TenantId, e.JobId }).HasDatabaseName("ix_usage_events_tenant_job");
@@ -122,18 +109,10 @@ public sealed class UsageTotalConfiguration : IEntityTypeConfiguration<UsageTota
     {
         b.ToTable("usage_totals");
         b.HasKey(t => new { t.TenantId, t.PeriodStart, t.Category, t.Provider, t.Name });
-        b.Property(t => t.TenantId).HasColumnName("tenant_id").HasMaxLength(64);
-        b.Property(t => t.PeriodStart).HasColumnName("period_start");
-        b.Property(t => t.Category).HasColumnName("category").HasMaxLength(16);
-        b.Property(t => t.Provider).HasColumnName("provider").HasMaxLength(64);
-        b.Property(t => t.Name).HasColumnName("name").HasMaxLength(128);
-        b.Property(t => t.IsMeter).HasColumnName("is_meter");
-        b.Property(t => t.Events).HasColumnName("events");
-        b.Property(t => t.InputTokens).HasColumnName("input_tokens");
-        b.Property(t => t.OutputTokens).HasColumnName("output_tokens");
-        b.Property(t => t.CachedInputTokens).HasColumnName("cached_input_tokens");
-        b.Property(t => t.MicroCredits).HasColumnName("micro_credits");
-        b.Property(t => t.QuantityMicro).HasColumnName("quantity_micro");
+        b.Property(t => t.TenantId).HasMaxLength(64);
+        b.Property(t => t.Category).HasMaxLength(16);
+        b.Property(t => t.Provider).HasMaxLength(64);
+        b.Property(t => t.Name).HasMaxLength(128);
         b.Ignore(t => t.TotalTokens);
     }
 }

@@ -64,14 +64,10 @@ public sealed class PlanConfiguration : IEntityTypeConfiguration<Plan>
     {
         b.ToTable("plans");
         b.HasKey(p => p.Code);
-        b.Property(p => p.Code).HasColumnName("code").HasMaxLength(64);
-        b.Property(p => p.Name).HasColumnName("name").HasMaxLength(100);
-        b.Property(p => p.MonthlyPriceUsd).HasColumnName("monthly_price_usd");
-        b.Property(p => p.MonthlyCredits).HasColumnName("monthly_credits");
+        b.Property(p => p.Code).HasMaxLength(64);
+        b.Property(p => p.Name).HasMaxLength(100);
         b.Property(p => p.Overage).HasColumnName("overage_policy").HasConversion<string>().HasMaxLength(16);
-        b.Property(p => p.OverageUsdPerCredit).HasColumnName("overage_usd_per_credit");
-        b.Property(p => p.SortOrder).HasColumnName("sort_order");
-        b.Property(p => p.StripePriceId).HasColumnName("stripe_price_id").HasMaxLength(128);
+        b.Property(p => p.StripePriceId).HasMaxLength(128);
         b.Ignore(p => p.Unlimited);
         b.Ignore(p => p.SelfServe);
         b.OwnsMany(p => p.Entitlements, e =>
@@ -80,9 +76,9 @@ public sealed class PlanConfiguration : IEntityTypeConfiguration<Plan>
             e.WithOwner().HasForeignKey("plan_code");
             e.Property<int>("id");
             e.HasKey("id");
-            e.Property(x => x.Key).HasColumnName("key").HasMaxLength(64);
-            e.Property(x => x.Kind).HasColumnName("kind").HasConversion<string>().HasMaxLength(16);
-            e.Property(x => x.Value).HasColumnName("value").HasMaxLength(200);
+            e.Property(x => x.Key).HasMaxLength(64);
+            e.Property(x => x.Kind).HasConversion<string>().HasMaxLength(16);
+            e.Property(x => x.Value).HasMaxLength(200);
             e.Ignore(x => x.IsEnabled);
         });
     }

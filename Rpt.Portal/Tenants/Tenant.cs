@@ -41,12 +41,10 @@ public sealed class TenantConfiguration : IEntityTypeConfiguration<Tenant>
     {
         b.ToTable("tenants");
         b.HasKey(t => t.Id);
-        b.Property(t => t.Id).HasColumnName("id").HasMaxLength(64);
-        b.Property(t => t.Name).HasColumnName("name").HasMaxLength(200);
-        b.Property(t => t.PlanCode).HasColumnName("plan_code").HasMaxLength(64);
-        b.Property(t => t.SubscriptionStart).HasColumnName("subscription_start");
-        b.Property(t => t.CreatedAt).HasColumnName("created_at");
-        b.Property(t => t.StripeCustomerId).HasColumnName("stripe_customer_id").HasMaxLength(128);
+        b.Property(t => t.Id).HasMaxLength(64);
+        b.Property(t => t.Name).HasMaxLength(200);
+        b.Property(t => t.PlanCode).HasMaxLength(64);
+        b.Property(t => t.StripeCustomerId).HasMaxLength(128);
         b.Ignore(t => t.Anchor);
     }
 }

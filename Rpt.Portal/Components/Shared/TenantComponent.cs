@@ -1,6 +1,6 @@
 using Microsoft.AspNetCore.Components;
 using Microsoft.AspNetCore.Components.Authorization;
-using Rpt.Portal.Ledger;
+using Rpt.Portal.Tenants;
 
 namespace Rpt.Portal.Components.Shared;
 
@@ -17,7 +17,7 @@ public abstract class TenantComponent : ComponentBase, IDisposable
     public static readonly TimeSpan MinimumGap = TimeSpan.FromSeconds(1);
 
     [CascadingParameter] private Task<AuthenticationState>? AuthenticationState { get; set; }
-    [Inject] private BalanceChanges Changes { get; set; } = default!;
+    [Inject] private TenantChanges Changes { get; set; } = default!;
     [Inject] protected TimeProvider Time { get; set; } = default!;
 
     private IDisposable? _subscription;
@@ -49,7 +49,7 @@ public abstract class TenantComponent : ComponentBase, IDisposable
     protected abstract Task LoadAsync();
 
     // The periodic refresh also carries any change skipped here, so nothing is missed for longer than RefreshEvery.
-    private Task OnChangeAsync() =>
+    private Task OnChangeAsync(TenantChange change) =>
         Time.GetTimestamp() - Interlocked.Read(ref _lastRefresh) < MinimumGap.TotalSeconds * Time.TimestampFrequency
             ? Task.CompletedTask
             : RefreshAsync();

@@ -20,21 +20,26 @@ namespace Rpt.Portal.Data.Migrations
             modelBuilder.Entity("Microsoft.AspNetCore.Identity.IdentityRole", b =>
                 {
                     b.Property<string>("Id")
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("Id");
 
                     b.Property<string>("ConcurrencyStamp")
                         .IsConcurrencyToken()
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("ConcurrencyStamp");
 
                     b.Property<string>("Name")
                         .HasMaxLength(256)
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("Name");
 
                     b.Property<string>("NormalizedName")
                         .HasMaxLength(256)
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("NormalizedName");
 
-                    b.HasKey("Id");
+                    b.HasKey("Id")
+                        .HasName("PK_AspNetRoles");
 
                     b.HasIndex("NormalizedName")
                         .IsUnique()
@@ -47,21 +52,27 @@ namespace Rpt.Portal.Data.Migrations
                 {
                     b.Property<int>("Id")
                         .ValueGeneratedOnAdd()
-                        .HasColumnType("INTEGER");
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("Id");
 
                     b.Property<string>("ClaimType")
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("ClaimType");
 
                     b.Property<string>("ClaimValue")
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("ClaimValue");
 
                     b.Property<string>("RoleId")
                         .IsRequired()
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("RoleId");
 
-                    b.HasKey("Id");
+                    b.HasKey("Id")
+                        .HasName("PK_AspNetRoleClaims");
 
-                    b.HasIndex("RoleId");
+                    b.HasIndex("RoleId")
+                        .HasDatabaseName("IX_AspNetRoleClaims_RoleId");
 
                     b.ToTable("AspNetRoleClaims", (string)null);
                 });
@@ -70,21 +81,27 @@ namespace Rpt.Portal.Data.Migrations
                 {
                     b.Property<int>("Id")
                         .ValueGeneratedOnAdd()
-                        .HasColumnType("INTEGER");
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("Id");
 
                     b.Property<string>("ClaimType")
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("ClaimType");
 
                     b.Property<string>("ClaimValue")
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("ClaimValue");
 
                     b.Property<string>("UserId")
                         .IsRequired()
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("UserId");
 
-                    b.HasKey("Id");
+                    b.HasKey("Id")
+                        .HasName("PK_AspNetUserClaims");
 
-                    b.HasIndex("UserId");
+                    b.HasIndex("UserId")
+                        .HasDatabaseName("IX_AspNetUserClaims_UserId");
 
                     b.ToTable("AspNetUserClaims", (string)null);
                 });
@@ -93,22 +110,28 @@ namespace Rpt.Portal.Data.Migrations
                 {
                     b.Property<string>("LoginProvider")
                         .HasMaxLength(128)
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("LoginProvider");
 
                     b.Property<string>("ProviderKey")
                         .HasMaxLength(128)
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("ProviderKey");
 
                     b.Property<string>("ProviderDisplayName")
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("ProviderDisplayName");
 
                     b.Property<string>("UserId")
                         .IsRequired()
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("UserId");
 
-                    b.HasKey("LoginProvider", "ProviderKey");
+                    b.HasKey("LoginProvider", "ProviderKey")
+                        .HasName("PK_AspNetUserLogins");
 
-                    b.HasIndex("UserId");
+                    b.HasIndex("UserId")
+                        .HasDatabaseName("IX_AspNetUserLogins_UserId");
 
                     b.ToTable("AspNetUserLogins", (string)null);
                 });
@@ -117,15 +140,19 @@ namespace Rpt.Portal.Data.Migrations
                 {
                     b.Property<byte[]>("CredentialId")
                         .HasMaxLength(1024)
-                        .HasColumnType("BLOB");
+                        .HasColumnType("BLOB")
+                        .HasColumnName("CredentialId");
 
                     b.Property<string>("UserId")
                         .IsRequired()
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("UserId");
 
-                    b.HasKey("CredentialId");
+                    b.HasKey("CredentialId")
+                        .HasName("PK_AspNetUserPasskeys");
 
-                    b.HasIndex("UserId");
+                    b.HasIndex("UserId")
+                        .HasDatabaseName("IX_AspNetUserPasskeys_UserId");
 
                     b.ToTable("AspNetUserPasskeys", (string)null);
                 });
@@ -133,14 +160,18 @@ namespace Rpt.Portal.Data.Migrations
             modelBuilder.Entity("Microsoft.AspNetCore.Identity.IdentityUserRole<string>", b =>
                 {
                     b.Property<string>("UserId")
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("UserId");
 
                     b.Property<string>("RoleId")
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("RoleId");
 
-                    b.HasKey("UserId", "RoleId");
+                    b.HasKey("UserId", "RoleId")
+                        .HasName("PK_AspNetUserRoles");
 
-                    b.HasIndex("RoleId");
+                    b.HasIndex("RoleId")
+                        .HasDatabaseName("IX_AspNetUserRoles_RoleId");
 
                     b.ToTable("AspNetUserRoles", (string)null);
                 });
@@ -148,20 +179,25 @@ namespace Rpt.Portal.Data.Migrations
             modelBuilder.Entity("Microsoft.AspNetCore.Identity.IdentityUserToken<string>", b =>
                 {
                     b.Property<string>("UserId")
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("UserId");
 
                     b.Property<string>("LoginProvider")
                         .HasMaxLength(128)
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("LoginProvider");
 
                     b.Property<string>("Name")
                         .HasMaxLength(128)
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("Name");
 
                     b.Property<string>("Value")
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("Value");
 
-                    b.HasKey("UserId", "LoginProvider", "Name");
+                    b.HasKey("UserId", "LoginProvider", "Name")
+                        .HasName("PK_AspNetUserTokens");
 
                     b.ToTable("AspNetUserTokens", (string)null);
                 });
@@ -212,12 +248,15 @@ namespace Rpt.Portal.Data.Migrations
                         .HasColumnType("TEXT")
                         .HasColumnName("tenant_id");
 
-                    b.HasKey("Id");
+                    b.HasKey("Id")
+                        .HasName("PK_api_keys");
 
                     b.HasIndex("Hash")
-                        .IsUnique();
+                        .IsUnique()
+                        .HasDatabaseName("IX_api_keys_hash");
 
-                    b.HasIndex("TenantId");
+                    b.HasIndex("TenantId")
+                        .HasDatabaseName("IX_api_keys_tenant_id");
 
                     b.ToTable("api_keys", (string)null);
                 });
@@ -225,60 +264,77 @@ namespace Rpt.Portal.Data.Migrations
             modelBuilder.Entity("Rpt.Portal.Data.ApplicationUser", b =>
                 {
                     b.Property<string>("Id")
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("Id");
 
                     b.Property<int>("AccessFailedCount")
-                        .HasColumnType("INTEGER");
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("AccessFailedCount");
 
                     b.Property<string>("ConcurrencyStamp")
                         .IsConcurrencyToken()
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("ConcurrencyStamp");
 
                     b.Property<string>("Email")
                         .HasMaxLength(256)
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("Email");
 
                     b.Property<bool>("EmailConfirmed")
-                        .HasColumnType("INTEGER");
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("EmailConfirmed");
 
                     b.Property<bool>("LockoutEnabled")
-                        .HasColumnType("INTEGER");
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("LockoutEnabled");
 
                     b.Property<long?>("LockoutEnd")
-                        .HasColumnType("INTEGER");
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("LockoutEnd");
 
                     b.Property<string>("NormalizedEmail")
                         .HasMaxLength(256)
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("NormalizedEmail");
 
                     b.Property<string>("NormalizedUserName")
                         .HasMaxLength(256)
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("NormalizedUserName");
 
                     b.Property<string>("PasswordHash")
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("PasswordHash");
 
                     b.Property<string>("PhoneNumber")
                         .HasMaxLength(256)
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("PhoneNumber");
 
                     b.Property<bool>("PhoneNumberConfirmed")
-                        .HasColumnType("INTEGER");
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("PhoneNumberConfirmed");
 
                     b.Property<string>("SecurityStamp")
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("SecurityStamp");
 
                     b.Property<string>("TenantId")
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("TenantId");
 
                     b.Property<bool>("TwoFactorEnabled")
-                        .HasColumnType("INTEGER");
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("TwoFactorEnabled");
 
                     b.Property<string>("UserName")
                         .HasMaxLength(256)
-                        .HasColumnType("TEXT");
+                        .HasColumnType("TEXT")
+                        .HasColumnName("UserName");
 
-                    b.HasKey("Id");
+                    b.HasKey("Id")
+                        .HasName("PK_AspNetUsers");
 
                     b.HasIndex("NormalizedEmail")
                         .HasDatabaseName("EmailIndex");
@@ -288,6 +344,41 @@ namespace Rpt.Portal.Data.Migrations
                         .HasDatabaseName("UserNameIndex");
 
                     b.ToTable("AspNetUsers", (string)null);
+                });
+
+            modelBuilder.Entity("Rpt.Portal.Ledger.FlushLag", b =>
+                {
+                    b.Property<string>("TenantId")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<int>("Attempts")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("attempts");
+
+                    b.Property<string>("Error")
+                        .IsRequired()
+                        .HasMaxLength(500)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("error");
+
+                    b.Property<long>("FromSeq")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("from_seq");
+
+                    b.Property<long>("LastTriedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("last_tried_at");
+
+                    b.Property<long>("Since")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("since");
+
+                    b.HasKey("TenantId")
+                        .HasName("PK_flush_lags");
+
+                    b.ToTable("flush_lags", (string)null);
                 });
 
             modelBuilder.Entity("Rpt.Portal.Ledger.FlushRun", b =>
@@ -309,7 +400,8 @@ namespace Rpt.Portal.Data.Migrations
                         .HasColumnType("INTEGER")
                         .HasColumnName("through_seq");
 
-                    b.HasKey("Id");
+                    b.HasKey("Id")
+                        .HasName("PK_flush_runs");
 
                     b.ToTable("flush_runs", (string)null);
                 });
@@ -395,7 +487,8 @@ namespace Rpt.Portal.Data.Migrations
                         .HasColumnType("TEXT")
                         .HasColumnName("tenant_id");
 
-                    b.HasKey("Id");
+                    b.HasKey("Id")
+                        .HasName("PK_ledger_entries");
 
                     b.HasIndex("TenantId", "IdempotencyKey")
                         .IsUnique()
@@ -433,7 +526,8 @@ namespace Rpt.Portal.Data.Migrations
                         .HasColumnType("TEXT")
                         .HasColumnName("usd_per_credit");
 
-                    b.HasKey("Id");
+                    b.HasKey("Id")
+                        .HasName("PK_conversion_rules");
 
                     b.ToTable("conversion_rules", (string)null);
                 });
@@ -487,10 +581,12 @@ namespace Rpt.Portal.Data.Migrations
                         .HasColumnType("TEXT")
                         .HasColumnName("unit_price");
 
-                    b.HasKey("Id");
+                    b.HasKey("Id")
+                        .HasName("PK_prices");
 
                     b.HasIndex("Provider", "Model", "Meter", "EffectiveFrom")
-                        .IsUnique();
+                        .IsUnique()
+                        .HasDatabaseName("IX_prices_provider_model_meter_effective_from");
 
                     b.ToTable("prices", null, t =>
                         {
@@ -607,7 +703,8 @@ namespace Rpt.Portal.Data.Migrations
                         .HasColumnType("TEXT")
                         .HasColumnName("user_id");
 
-                    b.HasKey("Seq");
+                    b.HasKey("Seq")
+                        .HasName("PK_usage_events");
 
                     b.HasIndex("TenantId", "EventId")
                         .IsUnique()
@@ -673,7 +770,8 @@ namespace Rpt.Portal.Data.Migrations
                         .HasColumnType("INTEGER")
                         .HasColumnName("quantity_micro");
 
-                    b.HasKey("TenantId", "PeriodStart", "Category", "Provider", "Name");
+                    b.HasKey("TenantId", "PeriodStart", "Category", "Provider", "Name")
+                        .HasName("PK_usage_totals");
 
                     b.ToTable("usage_totals", (string)null);
                 });
@@ -718,7 +816,8 @@ namespace Rpt.Portal.Data.Migrations
                         .HasColumnType("TEXT")
                         .HasColumnName("stripe_price_id");
 
-                    b.HasKey("Code");
+                    b.HasKey("Code")
+                        .HasName("PK_plans");
 
                     b.ToTable("plans", (string)null);
                 });
@@ -755,7 +854,8 @@ namespace Rpt.Portal.Data.Migrations
                         .HasColumnType("INTEGER")
                         .HasColumnName("subscription_start");
 
-                    b.HasKey("Id");
+                    b.HasKey("Id")
+                        .HasName("PK_tenants");
 
                     b.ToTable("tenants", (string)null);
                 });
@@ -766,7 +866,8 @@ namespace Rpt.Portal.Data.Migrations
                         .WithMany()
                         .HasForeignKey("RoleId")
                         .OnDelete(DeleteBehavior.Cascade)
-                        .IsRequired();
+                        .IsRequired()
+                        .HasConstraintName("FK_AspNetRoleClaims_AspNetRoles_RoleId");
                 });
 
             modelBuilder.Entity("Microsoft.AspNetCore.Identity.IdentityUserClaim<string>", b =>
@@ -775,7 +876,8 @@ namespace Rpt.Portal.Data.Migrations
                         .WithMany()
                         .HasForeignKey("UserId")
                         .OnDelete(DeleteBehavior.Cascade)
-                        .IsRequired();
+                        .IsRequired()
+                        .HasConstraintName("FK_AspNetUserClaims_AspNetUsers_UserId");
                 });
 
             modelBuilder.Entity("Microsoft.AspNetCore.Identity.IdentityUserLogin<string>", b =>
@@ -784,7 +886,8 @@ namespace Rpt.Portal.Data.Migrations
                         .WithMany()
                         .HasForeignKey("UserId")
                         .OnDelete(DeleteBehavior.Cascade)
-                        .IsRequired();
+                        .IsRequired()
+                        .HasConstraintName("FK_AspNetUserLogins_AspNetUsers_UserId");
                 });
 
             modelBuilder.Entity("Microsoft.AspNetCore.Identity.IdentityUserPasskey<string>", b =>
@@ -793,7 +896,8 @@ namespace Rpt.Portal.Data.Migrations
                         .WithMany()
                         .HasForeignKey("UserId")
                         .OnDelete(DeleteBehavior.Cascade)
-                        .IsRequired();
+                        .IsRequired()
+                        .HasConstraintName("FK_AspNetUserPasskeys_AspNetUsers_UserId");
 
                     b.OwnsOne("Microsoft.AspNetCore.Identity.IdentityPasskeyData", "Data", b1 =>
                         {
@@ -827,11 +931,12 @@ namespace Rpt.Portal.Data.Migrations
                             b1.ToTable("AspNetUserPasskeys");
 
                             b1
-                                .ToJson("Data")
+                                .ToJson("data")
                                 .HasColumnType("TEXT");
 
                             b1.WithOwner()
-                                .HasForeignKey("IdentityUserPasskeyCredentialId");
+                                .HasForeignKey("IdentityUserPasskeyCredentialId")
+                                .HasConstraintName("fk_asp_net_user_passkeys_asp_net_user_passkeys_credential_id");
                         });
 
                     b.Navigation("Data")
@@ -844,13 +949,15 @@ namespace Rpt.Portal.Data.Migrations
                         .WithMany()
                         .HasForeignKey("RoleId")
                         .OnDelete(DeleteBehavior.Cascade)
-                        .IsRequired();
+                        .IsRequired()
+                        .HasConstraintName("FK_AspNetUserRoles_AspNetRoles_RoleId");
 
                     b.HasOne("Rpt.Portal.Data.ApplicationUser", null)
                         .WithMany()
                         .HasForeignKey("UserId")
                         .OnDelete(DeleteBehavior.Cascade)
-                        .IsRequired();
+                        .IsRequired()
+                        .HasConstraintName("FK_AspNetUserRoles_AspNetUsers_UserId");
                 });
 
             modelBuilder.Entity("Microsoft.AspNetCore.Identity.IdentityUserToken<string>", b =>
@@ -859,7 +966,8 @@ namespace Rpt.Portal.Data.Migrations
                         .WithMany()
                         .HasForeignKey("UserId")
                         .OnDelete(DeleteBehavior.Cascade)
-                        .IsRequired();
+                        .IsRequired()
+                        .HasConstraintName("FK_AspNetUserTokens_AspNetUsers_UserId");
                 });
 
             modelBuilder.Entity("Rpt.Portal.Plans.Plan", b =>
@@ -868,7 +976,8 @@ namespace Rpt.Portal.Data.Migrations
                         {
                             b1.Property<int>("id")
                                 .ValueGeneratedOnAdd()
-                                .HasColumnType("INTEGER");
+                                .HasColumnType("INTEGER")
+                                .HasColumnName("id");
 
                             b1.Property<string>("Key")
                                 .IsRequired()
@@ -890,16 +999,20 @@ namespace Rpt.Portal.Data.Migrations
 
                             b1.Property<string>("plan_code")
                                 .IsRequired()
-                                .HasColumnType("TEXT");
+                                .HasColumnType("TEXT")
+                                .HasColumnName("plan_code");
 
-                            b1.HasKey("id");
+                            b1.HasKey("id")
+                                .HasName("PK_plan_entitlements");
 
-                            b1.HasIndex("plan_code");
+                            b1.HasIndex("plan_code")
+                                .HasDatabaseName("IX_plan_entitlements_plan_code");
 
                             b1.ToTable("plan_entitlements", (string)null);
 
                             b1.WithOwner()
-                                .HasForeignKey("plan_code");
+                                .HasForeignKey("plan_code")
+                                .HasConstraintName("FK_plan_entitlements_plans_plan_code");
                         });
 
                     b.Navigation("Entitlements");

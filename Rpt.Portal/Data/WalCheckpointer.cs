@@ -1,0 +1,48 @@
+using System.ComponentModel.DataAnnotations;
+using Microsoft.Extensions.Options;
+
+namespace Rpt.Portal.Data;
+
+/// <summary>Rpt:Data.</summary>
+public sealed class DataOptions
+{
+    /// <summary>How often committed WAL pages are copied back into the database file.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00", ErrorMessage = "Rpt:Data:CheckpointInterval must be between 100 ms and 1 hour.")]
+    public TimeSpan CheckpointInterval { get; set; } = TimeSpan.FromSeconds(5);
+}
+
+/// <summary>
+/// The ingestion writer never checkpoints on its commits (that would put the copy on the path every
+/// event waits for); this service does it on its own schedule, passively, so the WAL does not grow.
+/// </summary>
+public sealed class WalCheckpointer(SqliteDatabase database, TimeProvider time, IOptions<DataOptions> options,
+    ILogger<WalCheckpointer> logger) : BackgroundService
+{
+    private PeriodicTimer? _timer;
+
+    public override Task StartAsync(CancellationToken cancellationToken)
+    {
+        _timer = new PeriodicTimer(options.Value.CheckpointInterval, time);
+        return base.StartAsync(cancellationToken);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = _timer!;
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken))
+            {
+                try
+                {
+                    database.Checkpoint();
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    logger.LogWarning(ex, "WAL checkpoint failed; the next tick retries");
+                }
+            }
+        }
+        catch (OperationCanceledException) { }
+    }
+}

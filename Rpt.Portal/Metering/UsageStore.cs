@@ -1,0 +1,342 @@
+using System.Globalization;
+using System.Text;
+using Microsoft.Data.Sqlite;
+using Rpt.Portal.Data;
+using SQLitePCL;
+
+namespace Rpt.Portal.Metering;
+
+/// <summary>The outcome of one row handed to <see cref="UsageStore.Writer"/>.</summary>
+internal enum WriteOutcome : byte { Accepted, Duplicate, OverPeriodLimit }
+
+/// <summary>One audit record as the flusher and the verifier read it: what it charges, and its canonical form.</summary>
+public readonly record struct AuditRecord(string TenantId, string PeriodStart, bool Billable, long MicroCredits, string? JobId, string Canonical);
+
+/// <summary>One row of <c>usage_totals</c>: a tenant's usage in a period, by category and model (or meter).</summary>
+public readonly record struct UsageTotalRow(string Category, string Name, bool IsMeter, long Events, long Tokens, long QuantityMicro, long MicroCredits);
+
+/// <summary>
+/// The one owner of <c>usage_events</c> (the audit records) and <c>usage_totals</c> (their running totals):
+/// the column list, the SQL that writes them, the canonical form the ledger's digests are taken over, and
+/// the reads the ledger makes of them. A column added to the table is added to <see cref="Columns"/>, and so
+/// to the insert and to the digest at once; a test alters every column of the table and expects the deep
+/// verifier to notice.
+/// </summary>
+public sealed class UsageStore(SqliteDatabase database)
+{
+    private delegate void Binder(sqlite3_stmt statement, int index, in RatedUsage row, long receivedAtMs);
+
+    /// <summary>Every column of <c>usage_events</c>, in the order of the canonical form; all but seq are written per event.</summary>
+    private static readonly (string Name, Binder? Bind)[] Columns =
+    [
+        ("seq", null),
+        ("tenant_id", (s, i, in r, _) => Text(s, i, r.TenantId)),
+        ("event_id", (s, i, in r, _) => Text(s, i, r.EventId)),
+        ("occurred_at", (s, i, in r, _) => raw.sqlite3_bind_int64(s, i, r.OccurredAtMs)),
+        ("received_at", (s, i, in r, at) => raw.sqlite3_bind_int64(s, i, at)),
+        ("period_start", (s, i, in r, _) => Text(s, i, r.PeriodStart)),
+        ("provider", (s, i, in r, _) => Text(s, i, r.Provider)),
+        ("model", (s, i, in r, _) => Text(s, i, r.Model)),
+        ("meter", (s, i, in r, _) => Text(s, i, r.Meter)),
+        ("quantity", (s, i, in r, _) => Text(s, i, r.Quantity)),
+        ("input_tokens", (s, i, in r, _) => raw.sqlite3_bind_int64(s, i, r.InputTokens)),
+        ("output_tokens", (s, i, in r, _) => raw.sqlite3_bind_int64(s, i, r.OutputTokens)),
+        ("cached_input_tokens", (s, i, in r, _) => raw.sqlite3_bind_int64(s, i, r.CachedInputTokens)),
+        ("feature", (s, i, in r, _) => Text(s, i, r.Feature)),
+        ("job_id", (s, i, in r, _) => Text(s, i, r.JobId)),
+        ("user_id", (s, i, in r, _) => Text(s, i, r.UserId)),
+        ("status", (s, i, in r, _) => Text(s, i, r.Status)),
+        ("internal", (s, i, in r, _) => raw.sqlite3_bind_int64(s, i, r.Internal ? 1 : 0)),
+        ("billable", (s, i, in r, _) => raw.sqlite3_bind_int64(s, i, r.Billable ? 1 : 0)),
+        ("price_id", (s, i, in r, _) => raw.sqlite3_bind_int64(s, i, r.PriceId)),
+        ("rule_id", (s, i, in r, _) => raw.sqlite3_bind_int64(s, i, r.RuleId)),
+        ("cost_usd", (s, i, in r, _) => Text(s, i, r.CostUsd)),
+        ("micro_credits", (s, i, in r, _) => raw.sqlite3_bind_int64(s, i, r.MicroCredits)),
+    ];
+
+    private static readonly (string Name, Binder Bind)[] Written = Columns.Where(c => c.Bind is not null).Select(c => (c.Name, c.Bind!)).ToArray();
+
+    /// <summary>The names of every column, for the schema test.</summary>
+    public static IReadOnlyList<string> ColumnNames { get; } = Columns.Select(c => c.Name).ToArray();
+
+    /// <summary>
+    /// The canonical form of an audit record for the digest a consumption entry carries: every column,
+    /// length-prefixed ("5:acme1;", "-;" for null), built by SQLite itself so that reading a record costs
+    /// one string, not twenty values.
+    /// </summary>
+    public static readonly string CanonicalExpression = string.Join(" || ", Columns.Select(c =>
+        $"(CASE WHEN {c.Name} IS NULL THEN '-;' ELSE length(CAST({c.Name} AS TEXT)) || ':' || CAST({c.Name} AS TEXT) || ';' END)"));
+
+    private static readonly string InsertSql =
+        $"INSERT INTO usage_events ({string.Join(", ", Written.Select(c => c.Name))}) VALUES ({string.Join(", ", Written.Select((_, i) => $"?{i + 1}"))}) "
+        + "ON CONFLICT (tenant_id, event_id) DO NOTHING";
+
+    public SqliteDatabase Database => database;
+
+    /// <summary>The highest seq stored: every audit record has seq ≤ this.</summary>
+    public static long MaxSeq(SqliteConnection connection, SqliteTransaction tx) =>
+        connection.ScalarLong(tx, "SELECT COALESCE(MAX(seq), 0) FROM usage_events");
+
+    /// <summary>The audit records with seq in (<paramref name="fromSeq"/>, <paramref name="throughSeq"/>], in seq order,
+    /// optionally of one tenant and one period.</summary>
+    public static IEnumerable<AuditRecord> ReadRange(SqliteConnection connection, SqliteTransaction tx, long fromSeq, long throughSeq,
+        string? tenantId = null, string? periodStart = null)
+    {
+        using var cmd = connection.CreateCommand();
+        cmd.Transaction = tx;
+        var where = "seq > $from AND seq <= $to";
+        if (tenantId is not null) { where += " AND tenant_id = $t"; cmd.Parameters.AddWithValue("$t", tenantId); }
+        if (periodStart is not null) { where += " AND period_start = $p"; cmd.Parameters.AddWithValue("$p", periodStart); }
+        cmd.CommandText = $"SELECT tenant_id, period_start, billable, micro_credits, job_id, {CanonicalExpression} FROM usage_events WHERE {where} ORDER BY seq";
+        cmd.Parameters.AddWithValue("$from", fromSeq);
+        cmd.Parameters.AddWithValue("$to", throughSeq);
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+            yield return new AuditRecord(r.GetString(0), r.GetString(1), r.GetInt64(2) == 1, r.GetInt64(3), r.IsDBNull(4) ? null : r.GetString(4), r.GetString(5));
+    }
+
+    /// <summary>The running totals of a tenant's period.</summary>
+    public static List<UsageTotalRow> Totals(SqliteConnection connection, SqliteTransaction tx, string tenantId, string periodStart)
+    {
+        using var cmd = connection.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = """
+            SELECT category, name, is_meter, events, input_tokens + output_tokens + cached_input_tokens, quantity_micro, micro_credits
+            FROM usage_totals WHERE tenant_id = $t AND period_start = $p
+            """;
+        cmd.Parameters.AddWithValue("$t", tenantId);
+        cmd.Parameters.AddWithValue("$p", periodStart);
+        using var r = cmd.ExecuteReader();
+        var rows = new List<UsageTotalRow>();
+        while (r.Read())
+            rows.Add(new UsageTotalRow(r.GetString(0), r.GetString(1), r.GetInt64(2) == 1, r.GetInt64(3), r.GetInt64(4), r.GetInt64(5), r.GetInt64(6)));
+        return rows;
+    }
+
+    /// <summary>Billable µcr per period of a tenant, from the audit records (all, or those with seq ≤ <paramref name="throughSeq"/>).
+    /// Summed in 128 bits: the verifier must be able to read a ledger that passed every limit.</summary>
+    public static Dictionary<string, Int128> BillablePerPeriod(SqliteConnection connection, SqliteTransaction tx, string tenantId, long throughSeq = long.MaxValue) =>
+        SumPerPeriod(connection, tx, "SELECT period_start, micro_credits FROM usage_events WHERE tenant_id = $t AND billable = 1 AND seq <= $w", tenantId, throughSeq);
+
+    /// <summary>Billable µcr per period of a tenant, from the running totals.</summary>
+    public static Dictionary<string, Int128> BillableTotalsPerPeriod(SqliteConnection connection, SqliteTransaction tx, string tenantId) =>
+        SumPerPeriod(connection, tx, $"SELECT period_start, micro_credits FROM usage_totals WHERE tenant_id = $t AND category = '{UsageCategory.Billable}' AND $w >= 0", tenantId, 0);
+
+    private static Dictionary<string, Int128> SumPerPeriod(SqliteConnection connection, SqliteTransaction tx, string sql, string tenantId, long watermark)
+    {
+        using var cmd = connection.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql;
+        cmd.Parameters.AddWithValue("$t", tenantId);
+        cmd.Parameters.AddWithValue("$w", watermark);
+        using var r = cmd.ExecuteReader();
+        var result = new Dictionary<string, Int128>(StringComparer.Ordinal);
+        while (r.Read())
+        {
+            var period = r.GetString(0);
+            result[period] = result.GetValueOrDefault(period) + r.GetInt64(1);
+        }
+        return result;
+    }
+
+    /// <summary>Calls and charged µcr per job among the audit records one consumption entry covers.</summary>
+    public static List<(string? JobId, long Calls, long MicroCredits)> JobsInRange(SqliteConnection connection, string tenantId, string periodStart,
+        long fromSeq, long throughSeq, int limit)
+    {
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = """
+            SELECT job_id, COUNT(*), SUM(CASE WHEN billable = 1 THEN micro_credits ELSE 0 END) AS charged
+            FROM usage_events WHERE seq > $from AND seq <= $to AND tenant_id = $t AND period_start = $p
+            GROUP BY job_id ORDER BY charged DESC LIMIT $n
+            """;
+        cmd.Parameters.AddWithValue("$from", fromSeq);
+        cmd.Parameters.AddWithValue("$to", throughSeq);
+        cmd.Parameters.AddWithValue("$t", tenantId);
+        cmd.Parameters.AddWithValue("$p", periodStart);
+        cmd.Parameters.AddWithValue("$n", limit);
+        using var r = cmd.ExecuteReader();
+        var rows = new List<(string?, long, long)>();
+        while (r.Read()) rows.Add((r.IsDBNull(0) ? null : r.GetString(0), r.GetInt64(1), r.GetInt64(2)));
+        return rows;
+    }
+
+    internal Writer OpenWriter() => new(database);
+
+    private static void Text(sqlite3_stmt s, int index, string? value)
+    {
+        if (value is null) raw.sqlite3_bind_null(s, index);
+        else raw.sqlite3_bind_text16(s, index, value);
+    }
+
+    /// <summary>
+    /// The ingestion writer's own SQLite connection, driven through the native binding under
+    /// Microsoft.Data.Sqlite: binding 22 values per row through ADO.NET parameters costs more than SQLite's
+    /// own work, and this is the loop every event goes through. Used by one thread only, so it is opened
+    /// without SQLite's per-connection mutex. It inserts the events and updates the running totals in one
+    /// transaction, and keeps every tenant's period within <see cref="UsageLimits"/>: the totals it adds to
+    /// are read inside the same transaction, so another process writing the same file is counted too.
+    /// </summary>
+    internal sealed class Writer : IDisposable
+    {
+        private const string UpsertSql = """
+            INSERT INTO usage_totals (tenant_id, period_start, category, provider, name, is_meter, events,
+              input_tokens, output_tokens, cached_input_tokens, micro_credits, quantity_micro)
+            VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)
+            ON CONFLICT (tenant_id, period_start, category, provider, name) DO UPDATE SET
+              events = events + excluded.events,
+              input_tokens = input_tokens + excluded.input_tokens,
+              output_tokens = output_tokens + excluded.output_tokens,
+              cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens,
+              micro_credits = micro_credits + excluded.micro_credits,
+              quantity_micro = quantity_micro + excluded.quantity_micro
+            """;
+
+        private const string PeriodUseSql = """
+            SELECT COALESCE(SUM(micro_credits), 0), COALESCE(SUM(input_tokens + output_tokens + cached_input_tokens), 0)
+            FROM usage_totals WHERE tenant_id = ?1 AND period_start = ?2
+            """;
+
+        private const string ExistsSql = "SELECT 1 FROM usage_events WHERE tenant_id = ?1 AND event_id = ?2";
+
+        private readonly sqlite3 _db;
+        private readonly sqlite3_stmt _insert, _upsert, _periodUseQuery, _exists;
+        private readonly Dictionary<(string, string, string, string, string), long[]> _totals = new();
+        private readonly Dictionary<(string, string), long[]> _periodUse = new();
+
+        public Writer(SqliteDatabase database)
+        {
+            Check(raw.sqlite3_open_v2(database.FilePath, out _db, raw.SQLITE_OPEN_READWRITE | raw.SQLITE_OPEN_NOMUTEX, null), "open");
+            raw.sqlite3_busy_timeout(_db, 15_000);
+            // synchronous=FULL: an acknowledged event survives a power cut. The unique (tenant_id, event_id)
+            // index is probed for every event, so its pages stay in a 64 MiB cache; WAL checkpoints are left
+            // to their own service instead of the commit path.
+            Exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=0;");
+            Check(raw.sqlite3_prepare_v2(_db, InsertSql, out _insert), "prepare");
+            Check(raw.sqlite3_prepare_v2(_db, UpsertSql, out _upsert), "prepare");
+            Check(raw.sqlite3_prepare_v2(_db, PeriodUseSql, out _periodUseQuery), "prepare");
+            Check(raw.sqlite3_prepare_v2(_db, ExistsSql, out _exists), "prepare");
+        }
+
+        /// <summary>Writes every row of every batch in one transaction; one outcome per row.</summary>
+        public WriteOutcome[][] Write(IReadOnlyList<RatedUsage[]> batches, long receivedAtMs, long maxPeriodMicroCredits, long maxPeriodTokens,
+            out HashSet<string> tenants)
+        {
+            tenants = new HashSet<string>(StringComparer.Ordinal);
+            _totals.Clear();
+            _periodUse.Clear();
+            var outcomes = new WriteOutcome[batches.Count][];
+            Exec("BEGIN IMMEDIATE");
+            try
+            {
+                for (var b = 0; b < batches.Count; b++)
+                {
+                    var rows = batches[b];
+                    var outcome = outcomes[b] = new WriteOutcome[rows.Length];
+                    for (var i = 0; i < rows.Length; i++)
+                    {
+                        ref var r = ref rows[i];
+                        var use = PeriodUse(r.TenantId, r.PeriodStart);
+                        // Both sides are within their limits, so neither sum can overflow; checked all the same.
+                        var micro = checked(use[0] + r.MicroCredits);
+                        var tokens = checked(use[1] + r.TotalTokens);
+                        if (micro > maxPeriodMicroCredits || tokens > maxPeriodTokens)
+                        {
+                            outcome[i] = Exists(r.TenantId, r.EventId) ? WriteOutcome.Duplicate : WriteOutcome.OverPeriodLimit;
+                            continue;
+                        }
+                        for (var c = 0; c < Written.Length; c++) Written[c].Bind(_insert, c + 1, in r, receivedAtMs);
+                        Step(_insert, "insert");
+                        if (raw.sqlite3_changes(_db) != 1)
+                        {
+                            outcome[i] = WriteOutcome.Duplicate; // the id was already counted
+                            continue;
+                        }
+                        use[0] = micro;
+                        use[1] = tokens;
+                        tenants.Add(r.TenantId);
+                        var key = (r.TenantId, r.PeriodStart, r.Category, r.Provider, r.Name);
+                        if (!_totals.TryGetValue(key, out var acc)) _totals[key] = acc = [r.Meter is null ? 0 : 1, 0, 0, 0, 0, 0, 0];
+                        acc[1]++;
+                        acc[2] += r.InputTokens;
+                        acc[3] += r.OutputTokens;
+                        acc[4] += r.CachedInputTokens;
+                        acc[5] += r.MicroCredits;
+                        acc[6] += r.QuantityMicro;
+                    }
+                }
+                foreach (var ((tenant, period, category, provider, name), acc) in _totals)
+                {
+                    Text(_upsert, 1, tenant);
+                    Text(_upsert, 2, period);
+                    Text(_upsert, 3, category);
+                    Text(_upsert, 4, provider);
+                    Text(_upsert, 5, name);
+                    for (var i = 0; i < 7; i++) raw.sqlite3_bind_int64(_upsert, 6 + i, acc[i]);
+                    Step(_upsert, "totals");
+                }
+                Exec("COMMIT");
+            }
+            catch
+            {
+                raw.sqlite3_exec(_db, "ROLLBACK");
+                throw;
+            }
+            return outcomes;
+        }
+
+        /// <summary>What the tenant's period already holds (µcr, tokens), read once per commit inside its transaction.</summary>
+        private long[] PeriodUse(string tenantId, string periodStart)
+        {
+            if (_periodUse.TryGetValue((tenantId, periodStart), out var use)) return use;
+            Text(_periodUseQuery, 1, tenantId);
+            Text(_periodUseQuery, 2, periodStart);
+            var rc = raw.sqlite3_step(_periodUseQuery);
+            try
+            {
+                if (rc != raw.SQLITE_ROW) Check(rc, "period use");
+                use = [raw.sqlite3_column_int64(_periodUseQuery, 0), raw.sqlite3_column_int64(_periodUseQuery, 1)];
+            }
+            finally
+            {
+                raw.sqlite3_reset(_periodUseQuery);
+            }
+            _periodUse[(tenantId, periodStart)] = use;
+            return use;
+        }
+
+        private bool Exists(string tenantId, string eventId)
+        {
+            Text(_exists, 1, tenantId);
+            Text(_exists, 2, eventId);
+            var rc = raw.sqlite3_step(_exists);
+            raw.sqlite3_reset(_exists);
+            if (rc is not (raw.SQLITE_ROW or raw.SQLITE_DONE)) Check(rc, "exists");
+            return rc == raw.SQLITE_ROW;
+        }
+
+        private void Step(sqlite3_stmt s, string what)
+        {
+            var rc = raw.sqlite3_step(s);
+            raw.sqlite3_reset(s);
+            if (rc != raw.SQLITE_DONE) Check(rc, what);
+        }
+
+        private void Exec(string sql) => Check(raw.sqlite3_exec(_db, sql), sql);
+
+        private void Check(int rc, string what)
+        {
+            if (rc is raw.SQLITE_OK or raw.SQLITE_DONE) return;
+            var message = _db is null ? raw.sqlite3_errstr(rc).utf8_to_string() : raw.sqlite3_errmsg(_db).utf8_to_string();
+            throw new SqliteException($"SQLite {what} failed: {message}", rc, _db is null ? rc : raw.sqlite3_extended_errcode(_db));
+        }
+
+        public void Dispose()
+        {
+            _insert.Dispose();
+            _upsert.Dispose();
+            _periodUseQuery.Dispose();
+            _exists.Dispose();
+            _db.Dispose();
+        }
+    }
+}
