@@ -18,10 +18,14 @@ public static class PortalExtensions
         .AddLedger()
         .AddPlans()
         .AddCreditsApi()
-        .AddPortalUi();
+        .AddApiProblems()
+        .AddPortalUi()
+        .AddPortalSecurity();
 
     public static WebApplication UsePortal(this WebApplication app)
     {
+        app.UseApiProblems();
+        app.UsePortalSecurityHeaders();
         app.MapPortalApi();
         app.MapPortalUi();
         return app;

@@ -13,7 +13,7 @@ public sealed class BrowserFixture : IAsyncLifetime
 {
     public const string Chromium = "/usr/bin/chromium";
 
-    public ApiFactory App { get; } = new(new() { ["Rpt:Ledger:FlushInterval"] = "00:00:01" }, fakeClock: false);
+    public ApiFactory App { get; } = new(new() { ["Rpt:Ledger:FlushInterval"] = "00:00:01" }, fakeClock: false, environment: "Development");
     public IPlaywright Playwright { get; private set; } = default!;
     public IBrowser Browser { get; private set; } = default!;
     public string BaseUrl { get; private set; } = "";

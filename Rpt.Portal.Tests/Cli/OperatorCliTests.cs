@@ -3,6 +3,7 @@ using Rpt.Portal.Cli;
 
 namespace Rpt.Portal.Tests.Cli;
 
+[Trait("Kind", "Sqlite")]
 public class OperatorCliTests : IDisposable
 {
     private readonly string _dir = PortalHarness.NewDirectory();
@@ -29,6 +30,30 @@ public class OperatorCliTests : IDisposable
         var (_, list, _) = await Run("tenants", "list");
         Assert.Contains("acme-corp", list);
         Assert.Contains("25000", list);
+    }
+
+    [Fact]
+    public async Task KeysListAndRevoke_AnOperatorSeesEveryKeyAndRevokesOne_ThePlansLimitIsKept()
+    {
+        await Run("tenants", "create", "--name", "Acme", "--plan", "free", "--id", "acme"); // one key made; free allows 2
+        var (exit, created, _) = await Run("keys", "create", "--tenant", "acme", "--name", "worker", "--scopes", "read");
+        Assert.Equal(0, exit);
+        var (refused, _, error) = await Run("keys", "create", "--tenant", "acme", "--name", "third");
+        Assert.Equal(1, refused);
+        Assert.Contains("allows 2 active API keys", error);
+
+        var (_, list, _) = await Run("keys", "list", "--tenant", "acme");
+        var worker = list.Split('\n').Single(l => l.TrimEnd().EndsWith(" worker", StringComparison.Ordinal));
+        Assert.Contains(" read ", worker);
+        Assert.Contains(" active ", worker);
+        Assert.Contains(created.Trim()["api_key: ".Length..][..12], worker);
+        var id = worker.Split(' ')[0];
+
+        var (revoked, output, _) = await Run("keys", "revoke", "--tenant", "acme", "--id", id);
+        Assert.Equal(0, revoked);
+        Assert.Equal($"revoked: {id}", output.Trim());
+        Assert.Contains(" revoked ", (await Run("keys", "list", "--tenant", "acme")).Out.Split('\n').Single(l => l.StartsWith(id, StringComparison.Ordinal)));
+        Assert.Equal(1, (await Run("keys", "revoke", "--tenant", "other", "--id", id)).Exit);
     }
 
     [Fact]

@@ -17,10 +17,14 @@ public sealed class ApiFactory : WebApplicationFactory<Program>
     private readonly Dictionary<string, string?> _settings;
 
     private readonly bool _fakeClock;
+    private readonly string _environment;
 
     /// <param name="fakeClock">False for browser tests: live pages refresh on the real clock.</param>
-    public ApiFactory(Dictionary<string, string?>? settings = null, bool fakeClock = true)
+    /// <param name="environment">Testing by default; Development for the browser walk, which confirms its account
+    /// with the link that Development shows the visitor who registered.</param>
+    public ApiFactory(Dictionary<string, string?>? settings = null, bool fakeClock = true, string environment = "Testing")
     {
+        _environment = environment;
         Directory = PortalHarness.NewDirectory();
         _settings = settings ?? [];
         _fakeClock = fakeClock;
@@ -31,7 +35,8 @@ public sealed class ApiFactory : WebApplicationFactory<Program>
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
-        builder.UseEnvironment("Testing");
+        builder.UseEnvironment(_environment);
+        builder.UseSetting("Rpt:Demo:Enabled", "false");
         // Serve wwwroot and package assets (MudBlazor) from the build's manifest, as Development does.
         builder.UseStaticWebAssets();
         builder.UseSetting("ConnectionStrings:Rpt", $"Data Source={Path.Combine(Directory, "rpt.db")}");

@@ -29,6 +29,7 @@ public static class ApiExtensions
     {
         builder.Services.AddOptions<ApiOptions>().BindConfiguration("Rpt:Api").ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton<ApiKeyService>();
+        builder.Services.AddHostedService<ApiKeyUsageRecorder>();
         builder.Services.AddProblemDetails();
         builder.Services.ConfigureHttpJsonOptions(o =>
         {

@@ -1,5 +1,6 @@
-using System.Collections.Concurrent;
+using System.Threading.Channels;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Caching.Memory;
 using Rpt.Portal.Data;
 
 namespace Rpt.Portal.Api;
@@ -10,27 +11,72 @@ public sealed record ApiCaller(Guid KeyId, string? TenantId, ApiScopes Scopes)
     public bool Has(ApiScopes scope) => (Scopes & scope) == scope;
 }
 
-/// <summary>Creates, authenticates and revokes API keys. Authentication is cached briefly so the hot
-/// ingestion path does not read the key table per request; a revocation in this process takes effect at once.</summary>
-public sealed class ApiKeyService(IDbContextFactory<ApplicationDbContext> dbFactory, TimeProvider time)
+public sealed record ApiKeyCreated(string? Secret, string? Error);
+
+/// <summary>
+/// Creates, authenticates and revokes API keys. Authentication is cached briefly so the hot ingestion
+/// path does not read the key table per request; the cache holds at most <see cref="CacheEntries"/> keys,
+/// valid or not, so forged keys can neither grow memory nor reach the database more than once each per
+/// <see cref="CacheFor"/>. A revocation in this process takes effect at once, in another within CacheFor.
+/// </summary>
+public sealed class ApiKeyService : IDisposable
 {
+    public const int CacheEntries = 10_000;
     private static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan TouchEvery = TimeSpan.FromMinutes(1);
-    private readonly ConcurrentDictionary<string, (ApiCaller? Caller, DateTimeOffset Until)> _cache = new();
-    private readonly ConcurrentDictionary<Guid, DateTimeOffset> _touched = new();
+    private readonly IDbContextFactory<ApplicationDbContext> _dbFactory;
+    private readonly TimeProvider _time;
+    private readonly MemoryCache _cache;
+    private readonly Dictionary<Guid, DateTimeOffset> _touched = new();
+    private readonly Channel<(Guid KeyId, DateTimeOffset At)> _uses =
+        Channel.CreateBounded<(Guid, DateTimeOffset)>(new BoundedChannelOptions(1_000) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
 
-    public async Task<string> CreateAsync(string? tenantId, string name, ApiScopes scopes, CancellationToken cancellationToken = default)
+    public ApiKeyService(IDbContextFactory<ApplicationDbContext> dbFactory, TimeProvider time)
     {
-        var (key, secret) = ApiKey.Create(tenantId, name, scopes, time.GetUtcNow());
-        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
-        db.ApiKeys.Add(key);
-        await db.SaveChangesAsync(cancellationToken);
-        return secret;
+        _dbFactory = dbFactory;
+        _time = time;
+        _cache = new MemoryCache(new MemoryCacheOptions { SizeLimit = CacheEntries, Clock = new CacheClock(time) });
     }
 
-    public async Task<IReadOnlyList<ApiKey>> ListAsync(string tenantId, CancellationToken cancellationToken = default)
+    /// <summary>Entries in the authentication cache, for the test that forged keys stay bounded.</summary>
+    public int CachedKeys => _cache.Count;
+
+    /// <summary>Key uses waiting to be recorded as last_used_at (read by <see cref="ApiKeyUsageRecorder"/>).</summary>
+    internal ChannelReader<(Guid KeyId, DateTimeOffset At)> Uses => _uses.Reader;
+
+    /// <summary>Creates a key within the plan's max_api_keys (active keys); the plain key is returned once.</summary>
+    public async Task<ApiKeyCreated> TryCreateAsync(string? tenantId, string name, ApiScopes scopes, CancellationToken cancellationToken = default)
     {
-        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+        name = name.Trim();
+        if (name.Length is 0 or > 100) return new(null, "the key name must be 1 to 100 characters long");
+        await using var db = await _dbFactory.CreateDbContextAsync(cancellationToken);
+        if (tenantId is not null)
+        {
+            var plan = await db.Tenants.Where(t => t.Id == tenantId).Join(db.Plans, t => t.PlanCode, p => p.Code, (t, p) => p).FirstOrDefaultAsync(cancellationToken);
+            if (plan is null) return new(null, $"unknown tenant '{tenantId}'");
+            if (!plan.Unlimited && plan.Entitlement("max_api_keys") is { } e && long.TryParse(e.Value, out var max))
+            {
+                var active = await db.ApiKeys.CountAsync(k => k.TenantId == tenantId && k.RevokedAt == null, cancellationToken);
+                if (active >= max)
+                    return new(null, $"the {plan.Name} plan allows {max} active API key{(max == 1 ? "" : "s")}, and {active} are active; revoke one or upgrade the plan");
+            }
+        }
+        var (key, secret) = ApiKey.Create(tenantId, name, scopes, _time.GetUtcNow());
+        db.ApiKeys.Add(key);
+        await db.SaveChangesAsync(cancellationToken);
+        return new(secret, null);
+    }
+
+    /// <summary>Creates a key or throws; for set-up code whose key is within every limit (the demo, tests).</summary>
+    public async Task<string> CreateAsync(string? tenantId, string name, ApiScopes scopes, CancellationToken cancellationToken = default)
+    {
+        var created = await TryCreateAsync(tenantId, name, scopes, cancellationToken);
+        return created.Secret ?? throw new InvalidOperationException(created.Error);
+    }
+
+    public async Task<IReadOnlyList<ApiKey>> ListAsync(string? tenantId, CancellationToken cancellationToken = default)
+    {
+        await using var db = await _dbFactory.CreateDbContextAsync(cancellationToken);
         return await db.ApiKeys.AsNoTracking().Where(k => k.TenantId == tenantId)
             .OrderBy(k => k.RevokedAt != null).ThenByDescending(k => k.CreatedAt).ToListAsync(cancellationToken);
     }
@@ -39,37 +85,74 @@ public sealed class ApiKeyService(IDbContextFactory<ApplicationDbContext> dbFact
     {
         if (!secret.StartsWith(ApiKey.KeyPrefix, StringComparison.Ordinal) || secret.Length > 100) return null;
         var hash = ApiKey.HashOf(secret);
-        var now = time.GetUtcNow();
-        if (_cache.TryGetValue(hash, out var cached) && cached.Until > now)
+        if (!_cache.TryGetValue(hash, out ApiCaller? caller))
         {
-            if (cached.Caller is { } c) await TouchAsync(c.KeyId, now, cancellationToken);
-            return cached.Caller;
+            await using var db = await _dbFactory.CreateDbContextAsync(cancellationToken);
+            var key = await db.ApiKeys.AsNoTracking().FirstOrDefaultAsync(k => k.Hash == hash, cancellationToken);
+            caller = key is { IsActive: true } ? new ApiCaller(key.Id, key.TenantId, key.Scopes) : null;
+            _cache.Set(hash, caller, new MemoryCacheEntryOptions { Size = 1, AbsoluteExpirationRelativeToNow = CacheFor });
         }
-        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
-        var key = await db.ApiKeys.AsNoTracking().FirstOrDefaultAsync(k => k.Hash == hash, cancellationToken);
-        var caller = key is { IsActive: true } ? new ApiCaller(key.Id, key.TenantId, key.Scopes) : null;
-        _cache[hash] = (caller, now + CacheFor);
-        if (caller is not null) await TouchAsync(caller.KeyId, now, cancellationToken);
+        if (caller is not null) Touch(caller.KeyId);
         return caller;
     }
 
     public async Task<bool> RevokeAsync(string? tenantId, Guid keyId, CancellationToken cancellationToken = default)
     {
-        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+        await using var db = await _dbFactory.CreateDbContextAsync(cancellationToken);
         var key = await db.ApiKeys.FirstOrDefaultAsync(k => k.Id == keyId && k.TenantId == tenantId, cancellationToken);
         if (key is null) return false;
-        key.Revoke(time.GetUtcNow());
+        key.Revoke(_time.GetUtcNow());
         await db.SaveChangesAsync(cancellationToken);
-        _cache.TryRemove(key.Hash, out _);
+        _cache.Remove(key.Hash);
         return true;
     }
 
-    /// <summary>Records last use at most once a minute per key, off the request's critical path.</summary>
-    private async Task TouchAsync(Guid keyId, DateTimeOffset now, CancellationToken cancellationToken)
+    /// <summary>Queues a last-use record at most once a minute per key; never waits (a full queue drops it).</summary>
+    private void Touch(Guid keyId)
     {
-        if (_touched.TryGetValue(keyId, out var last) && now - last < TouchEvery) return;
-        _touched[keyId] = now;
-        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
-        await db.ApiKeys.Where(k => k.Id == keyId).ExecuteUpdateAsync(s => s.SetProperty(k => k.LastUsedAt, now), cancellationToken);
+        var now = _time.GetUtcNow();
+        lock (_touched)
+        {
+            if (_touched.TryGetValue(keyId, out var last) && now - last < TouchEvery) return;
+            if (_touched.Count > CacheEntries) _touched.Clear();
+            _touched[keyId] = now;
+        }
+        _uses.Writer.TryWrite((keyId, now));
+    }
+
+    public void Dispose()
+    {
+        _uses.Writer.TryComplete();
+        _cache.Dispose();
+    }
+
+    private sealed class CacheClock(TimeProvider time) : Microsoft.Extensions.Internal.ISystemClock
+    {
+        public DateTimeOffset UtcNow => time.GetUtcNow();
+    }
+}
+
+/// <summary>Writes the last use of API keys, off the request path.</summary>
+public sealed class ApiKeyUsageRecorder(ApiKeyService keys, IDbContextFactory<ApplicationDbContext> dbFactory, ILogger<ApiKeyUsageRecorder> logger)
+    : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            await foreach (var (keyId, at) in keys.Uses.ReadAllAsync(stoppingToken))
+            {
+                try
+                {
+                    await using var db = await dbFactory.CreateDbContextAsync(stoppingToken);
+                    await db.ApiKeys.Where(k => k.Id == keyId).ExecuteUpdateAsync(s => s.SetProperty(k => k.LastUsedAt, at), stoppingToken);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    logger.LogWarning(ex, "Recording the last use of API key {KeyId} failed", keyId);
+                }
+            }
+        }
+        catch (OperationCanceledException) { }
     }
 }

@@ -81,18 +81,31 @@ public static class CreditsApi
         if (request.EstimatedCredits is { } credits)
         {
             if (credits < 0) return Invalid("estimated_credits", $"must not be negative (got {credits}).");
+            if (credits > MaxEstimateCredits) return Invalid("estimated_credits", $"must be at most {MaxEstimateCredits:N0} credits, a tenant's limit for one period.");
             estimate = credits;
         }
         else if (!string.IsNullOrEmpty(request.Model))
         {
             var tokens = new[] { ("input_tokens", request.InputTokens), ("output_tokens", request.OutputTokens), ("cached_input_tokens", request.CachedInputTokens) };
-            if (tokens.FirstOrDefault(t => t.Item2 is < 0) is { Item1: { } field }) return Invalid(field, "must not be negative.");
+            if (tokens.FirstOrDefault(t => t.Item2 is < 0) is { Item1: { } negative }) return Invalid(negative, "must not be negative.");
+            if (tokens.FirstOrDefault(t => t.Item2 > MaxEstimateTokens) is { Item1: { } huge })
+                return Invalid(huge, $"must be at most {MaxEstimateTokens:N0} tokens for one estimate.");
+            if (request.Model.Length > RateUsage.MaxTextLength) return Invalid("model", $"must be at most {RateUsage.MaxTextLength} characters.");
             var now = time.GetUtcNow();
             var book = prices.Current;
             var (price, error) = book.Find(request.Provider, request.Model, false, now);
             if (price is null) return Invalid("model", error!);
-            var cost = Rating.CostUsd(price, request.InputTokens ?? 0, request.OutputTokens ?? 0, request.CachedInputTokens ?? 0, null);
-            estimate = Rating.MicroCredits(cost, book.RuleAt(now)) / (decimal)Credit.MicroPerCredit;
+            try
+            {
+                var cost = Rating.CostUsd(price, request.InputTokens ?? 0, request.OutputTokens ?? 0, request.CachedInputTokens ?? 0, null);
+                estimate = Rating.MicroCredits(cost, book.RuleAt(now)) / (decimal)Credit.MicroPerCredit;
+            }
+            catch (OverflowException)
+            {
+                estimate = decimal.MaxValue;
+            }
+            if (estimate > MaxEstimateCredits)
+                return Invalid("model", $"these tokens rate to more than {MaxEstimateCredits:N0} credits, a tenant's limit for one period.");
         }
         else
         {
@@ -126,6 +139,12 @@ public static class CreditsApi
         var plans = await db.Plans.AsNoTracking().OrderBy(p => p.SortOrder).ToListAsync(cancellationToken);
         return TypedResults.Ok(plans.Select(PlanResponse.Of).ToList());
     }
+
+    /// <summary>An estimate is at most what a tenant may consume in one period (10^17 µcr).</summary>
+    public const long MaxEstimateCredits = UsageLimits.MaxMicroCreditsPerTenantPeriod / Credit.MicroPerCredit;
+
+    /// <summary>Tokens per field of one estimate: a long job, not one call.</summary>
+    public const long MaxEstimateTokens = 1_000_000_000_000;
 
     internal static ValidationProblem Invalid(string field, string problem) =>
         TypedResults.ValidationProblem(new Dictionary<string, string[]> { [field] = [problem] });

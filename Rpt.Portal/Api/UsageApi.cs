@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using Rpt.Portal.Ledger;
 using Rpt.Portal.Metering;
+using Rpt.Portal.Tenants;
 
 namespace Rpt.Portal.Api;
 
@@ -39,6 +40,10 @@ public static class UsageApi
     public static async Task<IResult> PostEvents(HttpContext http, UsageIngestor ingestor, IOptions<MeteringOptions> options, CancellationToken cancellationToken)
     {
         var max = options.Value.MaxBatchSize;
+        if (!IsJson(http.Request.ContentType))
+            return TypedResults.Problem(statusCode: StatusCodes.Status415UnsupportedMediaType, title: "Unsupported media type",
+                detail: $"The Content-Type header must be application/json (got '{http.Request.ContentType}').",
+                extensions: new Dictionary<string, object?> { ["header"] = "Content-Type" });
         if (http.Request.ContentLength > MaxBodyBytes)
             return TooLarge($"The body is {http.Request.ContentLength} bytes; at most {MaxBodyBytes} are accepted. Send at most {max} events per request.");
 
@@ -50,31 +55,24 @@ public static class UsageApi
             body = buffer.GetBuffer().AsSpan(0, (int)buffer.Length).ToArray();
         }
 
-        List<UsageEventInput?> events;
+        ParsedBatch parsed;
         try
         {
-            if (IsBatch(body))
-            {
-                var batch = JsonSerializer.Deserialize(body, MeteringJson.Default.UsageBatchInput);
-                if (batch?.Events is null) return BadRequest("events must be an array of usage events.", "$.events");
-                events = batch.Events;
-            }
-            else
-            {
-                events = [JsonSerializer.Deserialize(body, MeteringJson.Default.UsageEventInput)];
-            }
+            parsed = ParseBatch(body);
         }
         catch (JsonException ex)
         {
-            return BadRequest($"The body is not valid usage-event JSON at {ex.Path ?? "$"}: {ex.Message} Nothing in this request was accepted.", ex.Path);
+            return BadRequest($"The body is not valid JSON at {ex.Path ?? "$"}: {ApiProblems.JsonProblem(ex)} Nothing in this request was accepted.", ex.Path ?? "$");
         }
+        if (parsed.Problem is { } problem) return BadRequest(problem, "$.events");
+        var events = parsed.Events;
         if (events.Count == 0) return BadRequest("events is empty; send at least one usage event.", "$.events");
         if (events.Count > max) return TooLarge($"The batch has {events.Count} events; at most {max} are accepted per request.");
 
         var caller = http.Caller();
         try
         {
-            var result = await ingestor.IngestAsync(events, caller.TenantId, cancellationToken);
+            var result = await ingestor.IngestAsync(events, caller.TenantId, cancellationToken, parsed.Rejected);
             return TypedResults.Json(result, MeteringJson.Default.IngestResult);
         }
         catch (IngestUnavailableException ex)
@@ -84,7 +82,7 @@ public static class UsageApi
         }
     }
 
-    public static Results<Ok<TokenUsageSummary>, ValidationProblem> GetTokens(HttpContext http, UsageReports reports, GetBalance balances,
+    public static Results<Ok<TokenUsageSummary>, ValidationProblem> GetTokens(HttpContext http, UsageReports reports, TenantDirectory tenants,
         string? group_by, string? from, string? to, int? page, int? page_size)
     {
         var errors = new Dictionary<string, string[]>();
@@ -92,10 +90,12 @@ public static class UsageApi
         if (group_by is not null && !Enum.TryParse(group_by, true, out grouping) || group_by is not null && !Enum.IsDefined(grouping))
             errors["group_by"] = [$"'{group_by}' is not one of: job, model, feature."];
         var tenantId = http.Caller().TenantId!;
-        var period = balances.Execute(tenantId)!.Period;
+        var period = tenants.PlanAndPeriod(tenantId)!.Period;
         var fromAt = Instant(errors, "from", from) ?? period.StartInstant;
         var toAt = Instant(errors, "to", to) ?? period.EndInstant;
         if (errors.Count == 0 && toAt <= fromAt) errors["to"] = ["must be after from."];
+        if (errors.Count == 0 && toAt - fromAt > UsageLimits.MaxReportRange)
+            errors["to"] = [$"from and to may be at most {UsageLimits.MaxReportRange.TotalDays:0} days apart."];
         CreditsApi.Check(errors, "page", page, 1, int.MaxValue);
         CreditsApi.Check(errors, "page_size", page_size, 1, 500);
         if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
@@ -119,18 +119,111 @@ public static class UsageApi
         return null;
     }
 
-    /// <summary>A body with a top-level "events" property is a batch; any other object is one event.</summary>
-    private static bool IsBatch(ReadOnlySpan<byte> json)
+    private static bool IsJson(string? contentType) =>
+        contentType is not null && Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(contentType, out var media)
+        && (media.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase) || media.Suffix.Equals("json", StringComparison.OrdinalIgnoreCase));
+
+    private sealed record ParsedBatch(List<UsageEventInput?> Events, Dictionary<int, IngestItemResult>? Rejected, string? Problem = null);
+
+    /// <summary>
+    /// A body with a top-level "events" array is a batch; any other object is one event (a batch of one).
+    /// Each event is read by itself, so an item with a wrong JSON type ("input_tokens": "12") is rejected
+    /// alone, naming its path, and the other items are accepted. Only a body that is not JSON at all, or
+    /// whose events are not an array, fails as a whole.
+    /// </summary>
+    private static ParsedBatch ParseBatch(byte[] body)
     {
-        var reader = new Utf8JsonReader(json, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip });
-        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) return false;
+        var reader = new Utf8JsonReader(body, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip });
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            return new([], null, "The body must be a JSON object: {\"events\": [ … ]} or one event.");
+        var events = new List<UsageEventInput?>();
+        Dictionary<int, IngestItemResult>? rejected = null;
+        var isBatch = false;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            if (reader.ValueTextEquals("events"u8)) return true;
+            if (!reader.ValueTextEquals("events"u8))
+            {
+                reader.Read();
+                reader.Skip();
+                continue;
+            }
+            isBatch = true;
             reader.Read();
-            reader.Skip();
+            if (reader.TokenType == JsonTokenType.Null) return new([], null, "events must be an array of usage events.");
+            if (reader.TokenType != JsonTokenType.StartArray) return new([], null, "events must be an array of usage events.");
+            while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+            {
+                var start = (int)reader.TokenStartIndex;
+                try
+                {
+                    reader.Skip();
+                }
+                catch (JsonException ex)
+                {
+                    throw new JsonException(ApiProblems.JsonProblem(ex), $"$.events[{events.Count}]", ex.LineNumber, ex.BytePositionInLine, ex);
+                }
+                var item = body.AsSpan(start, (int)reader.BytesConsumed - start);
+                var index = events.Count;
+                try
+                {
+                    events.Add(JsonSerializer.Deserialize(item, MeteringJson.Default.UsageEventInput));
+                }
+                catch (JsonException ex)
+                {
+                    events.Add(null);
+                    rejected ??= [];
+                    var path = $"$.events[{index}]{ex.Path?.TrimStart('$')}";
+                    rejected[index] = new IngestItemResult(IdOf(item), IngestStatus.Rejected, $"{path}: {ExpectedAt(ex.Path)}");
+                }
+            }
         }
-        return false;
+        if (isBatch) return new(events, rejected);
+        try
+        {
+            return new([JsonSerializer.Deserialize(body, MeteringJson.Default.UsageEventInput)], null);
+        }
+        catch (JsonException ex)
+        {
+            return new([null], new() { [0] = new IngestItemResult(IdOf(body), IngestStatus.Rejected, $"{ex.Path ?? "$"}: {ExpectedAt(ex.Path)}") });
+        }
+    }
+
+    /// <summary>What the field at a JSON path takes, in words.</summary>
+    private static string ExpectedAt(string? path)
+    {
+        var field = path is null ? "" : path[(path.LastIndexOf('.') + 1)..];
+        return field switch
+        {
+            "input_tokens" or "output_tokens" or "cached_input_tokens" => $"{field} must be a whole number of tokens",
+            "quantity" => "quantity must be a number",
+            "occurred_at" => "occurred_at must be an ISO 8601 instant, e.g. 2026-04-12T09:30:00Z",
+            "internal" => "internal must be true or false",
+            "" or "$" => "each event must be a JSON object",
+            _ => $"{field} must be a string",
+        };
+    }
+
+    /// <summary>The id of an item that could not be read as a whole, when it has a string id.</summary>
+    private static string? IdOf(ReadOnlySpan<byte> item)
+    {
+        try
+        {
+            var reader = new Utf8JsonReader(item);
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) return null;
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                var isId = reader.ValueTextEquals("id"u8);
+                reader.Read();
+                if (isId && reader.TokenType == JsonTokenType.String)
+                {
+                    var id = reader.GetString();
+                    return id is { Length: > RateUsage.MaxIdLength } ? id[..RateUsage.MaxIdLength] : id;
+                }
+                reader.Skip();
+            }
+        }
+        catch (JsonException) { }
+        return null;
     }
 
     private static ProblemHttpResult BadRequest(string detail, string? path) =>

@@ -24,6 +24,8 @@ public static class OperatorCli
           tenants list                                       every tenant with its plan and balance
           keys create --tenant ID [--name NAME] [--scopes read,ingest]
           keys create --platform [--name NAME]               a platform ingest key (names the tenant per event)
+          keys list (--tenant ID | --platform)               every key with its prefix, scopes, last use and status
+          keys revoke (--tenant ID | --platform) --id KEY_ID a revoked key is refused at once (within 30 s in a running server)
           credits grant --tenant ID --credits N --source top_up|adjustment --key KEY [--reason TEXT]
           ledger verify [--tenant ID] [--deep] [--expect-head HASH]
           ledger flush                                       write accumulated usage to the ledger now
@@ -59,6 +61,8 @@ public static class OperatorCli
                 ("tenants", "create") => await CreateTenantAsync(app.Services, Opts(), @out, err),
                 ("tenants", "list") => await ListTenantsAsync(app.Services, @out),
                 ("keys", "create") => await CreateKeyAsync(app.Services, Opts(), @out, err),
+                ("keys", "list") => await ListKeysAsync(app.Services, Opts(), @out, err),
+                ("keys", "revoke") => await RevokeKeyAsync(app.Services, Opts(), @out, err),
                 ("credits", "grant") => await GrantAsync(app.Services, Opts(), @out, err),
                 ("ledger", "verify") => await VerifyAsync(app.Services, Opts(), @out, err),
                 ("ledger", "flush") => await FlushAsync(app.Services, @out),
@@ -134,7 +138,36 @@ public static class OperatorCli
                 _ => throw new CliUsageException($"unknown scope '{s}'; tenant keys take read and ingest"),
             };
         }
-        await @out.WriteLineAsync($"api_key: {await keys.CreateAsync(tenant, o.Optional("name") ?? "Created by keys create", scopes)}");
+        var created = await keys.TryCreateAsync(tenant, o.Optional("name") ?? "Created by keys create", scopes);
+        if (created.Secret is null) return Fail(err, created.Error!);
+        await @out.WriteLineAsync($"api_key: {created.Secret}");
+        return 0;
+    }
+
+    private static async Task<int> ListKeysAsync(IServiceProvider services, Options o, TextWriter @out, TextWriter err)
+    {
+        var platform = o.Flag("platform");
+        var tenant = platform ? null : o.Required("tenant");
+        if (tenant is not null && !services.GetRequiredService<TenantDirectory>().TryGetAnchor(tenant, out _)) return Fail(err, $"unknown tenant '{tenant}'");
+        await @out.WriteLineAsync($"{"id",-36} {"prefix",-14} {"scopes",-16} {"created",-20} {"last_used",-20} {"status",-8} name");
+        foreach (var k in await services.GetRequiredService<ApiKeyService>().ListAsync(tenant))
+        {
+            var scopes = string.Join(",", new[] { (ApiScopes.Read, "read"), (ApiScopes.Ingest, "ingest"), (ApiScopes.PlatformIngest, "platform") }
+                .Where(s => k.Scopes.HasFlag(s.Item1)).Select(s => s.Item2));
+            await @out.WriteLineAsync($"{k.Id,-36} {k.Prefix,-14} {scopes,-16} {k.CreatedAt:yyyy-MM-ddTHH:mm:ssZ} {(k.LastUsedAt is { } u ? u.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture) : "never"),-20} {(k.IsActive ? "active" : "revoked"),-8} {k.Name}");
+        }
+        return 0;
+    }
+
+    private static async Task<int> RevokeKeyAsync(IServiceProvider services, Options o, TextWriter @out, TextWriter err)
+    {
+        var platform = o.Flag("platform");
+        var tenant = platform ? null : o.Required("tenant");
+        var id = o.Required("id");
+        if (!Guid.TryParse(id, out var keyId)) throw new CliUsageException($"--id '{id}' is not a key id; 'keys list' shows them");
+        if (!await services.GetRequiredService<ApiKeyService>().RevokeAsync(tenant, keyId))
+            return Fail(err, $"no key {keyId} {(platform ? "among the platform keys" : $"of tenant '{tenant}'")}");
+        await @out.WriteLineAsync($"revoked: {keyId}");
         return 0;
     }
 

@@ -36,20 +36,23 @@ public static class PortalUiExtensions
             .AddDefaultTokenProviders();
         services.AddOptions<EmailOptions>().BindConfiguration("Rpt:Email").ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<PortalEmailSender>();
+        services.AddSingleton<RegistrationTicket>();
         services.AddSingleton<IEmailSender<ApplicationUser>>(sp => sp.GetRequiredService<PortalEmailSender>());
         return builder;
     }
 
     public static WebApplication MapPortalUi(this WebApplication app)
     {
-        if (!app.Environment.IsDevelopment())
+        // The portal's HTML error pages are for people; the API answers its own errors (ApiProblems).
+        app.UseWhen(http => !Api.ApiProblems.IsApi(http), ui =>
         {
-            app.UseExceptionHandler("/Error", createScopeForErrors: true);
-        }
-        app.UseStatusCodePagesWithReExecute("/not-found", createScopeForStatusCodePages: true);
+            if (!app.Environment.IsDevelopment()) ui.UseExceptionHandler("/Error", createScopeForErrors: true);
+            ui.UseStatusCodePagesWithReExecute("/not-found", createScopeForStatusCodePages: true);
+        });
         app.UseAntiforgery();
         app.MapStaticAssets();
-        app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
+        // frame-ancestors is part of our own policy (SecurityHeaders), which forbids framing altogether.
+        app.MapRazorComponents<App>().AddInteractiveServerRenderMode(o => o.ContentSecurityFrameAncestorsPolicy = null);
         app.MapAdditionalIdentityEndpoints();
         app.MapGet("/portal/usage.csv", UsageCsv.ExportAsync).RequireAuthorization().ExcludeFromDescription();
         return app;

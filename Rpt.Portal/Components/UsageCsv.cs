@@ -10,12 +10,12 @@ namespace Rpt.Portal.Components;
 /// <summary>The Usage page's CSV export, streamed, for plans whose csv_export entitlement allows it.</summary>
 public static class UsageCsv
 {
-    public static async Task<IResult> ExportAsync(HttpContext http, UsageReports reports, GetBalance balances,
+    public static async Task<IResult> ExportAsync(HttpContext http, UsageReports reports, Rpt.Portal.Tenants.TenantDirectory tenants,
         IDbContextFactory<ApplicationDbContext> dbFactory, string? from, string? to, string? model, string? feature, string? job)
     {
         var tenantId = http.User.TenantId();
         if (tenantId is null) return TypedResults.Forbid();
-        var balance = balances.Execute(tenantId)!;
+        var balance = tenants.PlanAndPeriod(tenantId)!;
         await using (var db = await dbFactory.CreateDbContextAsync())
         {
             var plan = await db.Plans.FindAsync(balance.PlanCode);

@@ -82,7 +82,7 @@ public sealed class FlushUsage(SqliteDatabase database, IDbContextFactory<Applic
                 await tx.RollbackToSavepointAsync("tenant", cancellationToken);
                 db.ChangeTracker.Clear();
                 logger.LogError(ex, "Flushing the usage of tenant {Tenant} failed; the other tenants are flushed and {Tenant} is retried alone", tenant, tenant);
-                db.FlushLags.Add(new FlushLag(tenant, last, ex.Message, now));
+                db.FlushLags.Add(new FlushLag(tenant, last, ex.GetBaseException().Message, now));
                 await db.SaveChangesAsync(cancellationToken);
                 failed.Add(tenant);
             }
@@ -123,7 +123,7 @@ public sealed class FlushUsage(SqliteDatabase database, IDbContextFactory<Applic
                 db.ChangeTracker.Clear();
                 logger.LogError(ex, "Flushing the usage of tenant {Tenant} failed again (since {Since})", lag.TenantId, lag.Since);
                 var row = await db.FlushLags.FirstAsync(l => l.TenantId == lag.TenantId, cancellationToken);
-                row.Failed(ex.Message, now);
+                row.Failed(ex.GetBaseException().Message, now);
                 await db.SaveChangesAsync(cancellationToken);
                 db.ChangeTracker.Clear();
             }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Rpt.Portal.Data;
+using Rpt.Portal.Ledger;
 
 namespace Rpt.Portal.Tenants;
 
@@ -7,7 +8,7 @@ namespace Rpt.Portal.Tenants;
 /// What the ingestion path needs to know of a tenant (that it exists, its billing anchor), cached.
 /// A tenant created by another process is found on first use; an unknown id is never cached.
 /// </summary>
-public sealed class TenantDirectory(SqliteDatabase database)
+public sealed class TenantDirectory(SqliteDatabase database, TimeProvider time)
 {
     private readonly ConcurrentDictionary<string, DateOnly> _anchors = new(StringComparer.Ordinal);
 
@@ -23,4 +24,22 @@ public sealed class TenantDirectory(SqliteDatabase database)
         _anchors[tenantId] = anchor;
         return true;
     }
+
+    /// <summary>
+    /// The tenant's plan and the billing period containing <paramref name="at"/> (now by default): one indexed
+    /// read, for pages and endpoints that need the period, not a whole balance.
+    /// </summary>
+    public TenantPlanAndPeriod? PlanAndPeriod(string tenantId, DateTimeOffset? at = null)
+    {
+        using var connection = database.Open();
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT plan_code, subscription_start FROM tenants WHERE id = $id";
+        cmd.Parameters.AddWithValue("$id", tenantId);
+        using var r = cmd.ExecuteReader();
+        if (!r.Read()) return null;
+        var anchor = DateOnly.FromDateTime(DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(1)).UtcDateTime);
+        return new TenantPlanAndPeriod(r.GetString(0), BillingPeriod.Containing(anchor, at ?? time.GetUtcNow()));
+    }
 }
+
+public sealed record TenantPlanAndPeriod(string PlanCode, BillingPeriod Period);
