@@ -7,6 +7,7 @@ using Rpt.Portal.Api;
 
 namespace Rpt.Portal.Tests.Api;
 
+[Trait("Kind", "Http")]
 public class UsageApiTests : IAsyncLifetime
 {
     private readonly ApiFactory _app = new();

@@ -9,6 +9,7 @@ namespace Rpt.Portal.Tests.Browser;
 
 /// <summary>A newcomer's path through the portal in a real browser, against the real server on loopback.</summary>
 [Collection(BrowserCollection.Name)]
+[Trait("Kind", "Browser")]
 public class PortalBrowserTests(BrowserFixture fx)
 {
     private static readonly string[] Pages = ["", "usage", "jobs", "jobs/job_browser", "allocations", "keys", "team", "pricing"];

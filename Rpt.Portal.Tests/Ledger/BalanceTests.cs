@@ -3,6 +3,7 @@ using Rpt.Portal.Plans;
 
 namespace Rpt.Portal.Tests.Ledger;
 
+[Trait("Kind", "Sqlite")]
 public class BalanceTests
 {
     /// <summary>Consumes 300 credits per call: 1,000,000 gpt-4o input tokens × $2.50/Mtok × 1.2 / $0.01.</summary>

@@ -4,6 +4,7 @@ using Rpt.Portal.Ledger;
 
 namespace Rpt.Portal.Tests.Ledger;
 
+[Trait("Kind", "Unit")]
 public class BillingPeriodTests
 {
     [Theory]

@@ -6,6 +6,7 @@ using Rpt.Portal.Ledger;
 
 namespace Rpt.Portal.Tests.Ledger;
 
+[Trait("Kind", "Sqlite")]
 public class FlushUsageTests
 {
     [Fact]

@@ -3,6 +3,7 @@ using Rpt.Portal.Plans;
 
 namespace Rpt.Portal.Tests.Ledger;
 
+[Trait("Kind", "Unit")]
 public class ForecastTests
 {
     private static Balance B(long allocated, long consumedCredits, OveragePolicy policy = OveragePolicy.Blocked) =>

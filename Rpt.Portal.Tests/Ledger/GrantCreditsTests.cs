@@ -3,6 +3,7 @@ using Rpt.Portal.Ledger;
 
 namespace Rpt.Portal.Tests.Ledger;
 
+[Trait("Kind", "Sqlite")]
 public class GrantCreditsTests
 {
     [Fact]

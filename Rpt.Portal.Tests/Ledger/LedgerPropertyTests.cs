@@ -10,6 +10,7 @@ namespace Rpt.Portal.Tests.Ledger;
 /// flushes in between: consumption equals the sum of the distinct billable calls rated independently,
 /// never decreases, and the chain verifies; and altering any stored ledger row is found.
 /// </summary>
+[Trait("Kind", "Sqlite")]
 public class LedgerPropertyTests
 {
     private static readonly string[] Models = ["gpt-4o-mini", "gpt-4o", "gemini-1.5-flash", "claude-3-5-haiku", "claude-sonnet-4"];

@@ -3,6 +3,7 @@ using Rpt.Portal.Ledger;
 namespace Rpt.Portal.Tests.Ledger;
 
 /// <summary>What an auditor who distrusts the database checks: a tamperer who can drop the triggers is still found out.</summary>
+[Trait("Kind", "Sqlite")]
 public class VerifyLedgerTests
 {
     private static async Task<PortalHarness> LedgerWithHistoryAsync()

@@ -5,6 +5,7 @@ using Rpt.Portal.Metering;
 
 namespace Rpt.Portal.Tests.Metering;
 
+[Trait("Kind", "Sqlite")]
 public class ConversionRuleTests
 {
     [Fact]

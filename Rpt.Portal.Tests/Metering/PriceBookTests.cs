@@ -4,6 +4,7 @@ using Rpt.Portal.Metering;
 
 namespace Rpt.Portal.Tests.Metering;
 
+[Trait("Kind", "Sqlite")]
 public class PriceBookTests
 {
     [Fact]

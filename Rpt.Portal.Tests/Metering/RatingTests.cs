@@ -2,6 +2,7 @@ using Rpt.Portal.Metering;
 
 namespace Rpt.Portal.Tests.Metering;
 
+[Trait("Kind", "Unit")]
 public class RatingTests
 {
     private static readonly DateTimeOffset T = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);

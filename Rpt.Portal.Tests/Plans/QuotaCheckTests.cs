@@ -3,6 +3,7 @@ using Rpt.Portal.Plans;
 
 namespace Rpt.Portal.Tests.Plans;
 
+[Trait("Kind", "Sqlite")]
 public class QuotaCheckTests
 {
     [Fact]

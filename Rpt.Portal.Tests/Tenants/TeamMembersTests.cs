@@ -6,6 +6,7 @@ using Rpt.Portal.Tenants;
 
 namespace Rpt.Portal.Tests.Tenants;
 
+[Trait("Kind", "Sqlite")]
 public class TeamMembersTests : IAsyncLifetime
 {
     private PortalHarness _h = default!;

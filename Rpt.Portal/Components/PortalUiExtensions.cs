@@ -54,7 +54,7 @@ public static class PortalUiExtensions
         // frame-ancestors is part of our own policy (SecurityHeaders), which forbids framing altogether.
         app.MapRazorComponents<App>().AddInteractiveServerRenderMode(o => o.ContentSecurityFrameAncestorsPolicy = null);
         app.MapAdditionalIdentityEndpoints();
-        app.MapGet("/portal/usage.csv", UsageCsv.ExportAsync).RequireAuthorization().ExcludeFromDescription();
+        app.MapGet("/portal/usage.csv", Metering.UsageCsv.ExportAsync).RequireAuthorization().ExcludeFromDescription();
         return app;
     }
 }

@@ -3,14 +3,6 @@ using Microsoft.Extensions.Options;
 
 namespace Rpt.Portal.Data;
 
-/// <summary>Rpt:Data.</summary>
-public sealed class DataOptions
-{
-    /// <summary>How often committed WAL pages are copied back into the database file.</summary>
-    [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00", ErrorMessage = "Rpt:Data:CheckpointInterval must be between 100 ms and 1 hour.")]
-    public TimeSpan CheckpointInterval { get; set; } = TimeSpan.FromSeconds(5);
-}
-
 /// <summary>
 /// The ingestion writer never checkpoints on its commits (that would put the copy on the path every
 /// event waits for); this service does it on its own schedule, passively, so the WAL does not grow.

@@ -5,11 +5,6 @@ using Rpt.Portal.Metering;
 
 namespace Rpt.Portal.Ledger;
 
-public sealed record Paged<T>(IReadOnlyList<T> Items, int Page, int PageSize, long Total)
-{
-    public bool HasMore => (long)Page * PageSize < Total;
-}
-
 public sealed record JobLink(string? JobId, long Calls, long MicroCredits, string? Href);
 
 /// <summary>An immutable consumption entry, with the jobs whose calls it charged.</summary>

@@ -41,30 +41,3 @@ public sealed class RenewPeriods(IDbContextFactory<ApplicationDbContext> dbFacto
         return granted;
     }
 }
-
-public sealed class RenewalScheduler(RenewPeriods renew, TimeProvider time, IOptions<LedgerOptions> options,
-    ILogger<RenewalScheduler> logger) : BackgroundService
-{
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(options.Value.RenewalInterval, time);
-        do
-        {
-            try
-            {
-                var n = await renew.ExecuteAsync(stoppingToken);
-                if (n > 0) logger.LogInformation("Renewed {Count} billing periods", n);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                logger.LogError(ex, "Renewing billing periods failed; it will be retried");
-            }
-        } while (await WaitAsync(timer, stoppingToken));
-    }
-
-    private static async Task<bool> WaitAsync(PeriodicTimer timer, CancellationToken ct)
-    {
-        try { return await timer.WaitForNextTickAsync(ct); }
-        catch (OperationCanceledException) { return false; }
-    }
-}

@@ -3,8 +3,9 @@ using Rpt.Portal.Components.Shared;
 using Rpt.Portal.Ledger;
 using Rpt.Portal.Plans;
 
-namespace Rpt.Portal.Tests.Components;
+namespace Rpt.Portal.Tests.Components.Shared;
 
+[Trait("Kind", "Component")]
 public class BalanceGaugeTests : BunitContext
 {
     public BalanceGaugeTests()

@@ -6,7 +6,7 @@ using Rpt.Portal.Ledger;
 using Rpt.Portal.Metering;
 using Rpt.Portal.Plans;
 
-namespace Rpt.Portal.Components.Pages;
+namespace Rpt.Portal.Ledger.Pages;
 
 public partial class Dashboard
 {

@@ -7,8 +7,9 @@ using Rpt.Portal.Ledger;
 using Rpt.Portal.Metering;
 using Rpt.Portal.Plans;
 
-namespace Rpt.Portal.Tests.Components;
+namespace Rpt.Portal.Tests.Metering;
 
+[Trait("Kind", "Sqlite")]
 public class UsageCsvTests
 {
     private static async Task<(int Status, string Body)> ExportAsync(PortalHarness h, string tenant, string? job = null)

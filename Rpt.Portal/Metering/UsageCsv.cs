@@ -1,3 +1,4 @@
+using Rpt.Portal.Components;
 using System.Globalization;
 using System.Text;
 using Microsoft.EntityFrameworkCore;
@@ -5,7 +6,7 @@ using Rpt.Portal.Data;
 using Rpt.Portal.Ledger;
 using Rpt.Portal.Metering;
 
-namespace Rpt.Portal.Components;
+namespace Rpt.Portal.Metering;
 
 /// <summary>The Usage page's CSV export, streamed, for plans whose csv_export entitlement allows it.</summary>
 public static class UsageCsv

@@ -1,0 +1,50 @@
+using Bunit;
+using Rpt.Portal.Api.Pages;
+using Rpt.Portal.Components;
+using Rpt.Portal.Components.Shared;
+using Rpt.Portal.Ledger;
+using Rpt.Portal.Ledger.Pages;
+using Rpt.Portal.Metering.Pages;
+using Rpt.Portal.Plans;
+using Rpt.Portal.Tenants.Pages;
+
+namespace Rpt.Portal.Tests.Ledger.Pages;
+
+[Trait("Kind", "Component")]
+public class DashboardTests : PortalComponentTest
+{
+    [Fact]
+    public async Task Dashboard_ShowsTheBalanceOfTheSignedInTenant()
+    {
+        await Harness.CreateTenantAsync("acme", "starter");
+        await Harness.IngestAsync("acme", Events.Call("a", model: "gpt-4o", input: 1_000_000, output: 0)); // 300 credits
+        SignIn("acme", PortalRoles.Owner);
+        var page = Render<Dashboard>();
+        page.WaitForAssertion(() => Assert.Equal("5,000", page.Find("[data-testid=allocated]").TextContent));
+        Assert.Equal("300", page.Find("[data-testid=consumed]").TextContent);
+        Assert.Equal("4,700", page.Find("[data-testid=remaining]").TextContent);
+        Assert.Contains("quota checks deny new jobs", page.Find("[data-testid=runout-policy]").TextContent);
+        Assert.Contains("20 % platform overhead", page.Find("[data-testid=conversion]").TextContent);
+        Assert.Contains("gpt-4o", page.Markup);
+    }
+    [Fact]
+    public async Task Dashboard_OveragePlan_ExplainsOverageBilling()
+    {
+        await Harness.CreateTenantAsync("acme", "professional");
+        SignIn("acme", PortalRoles.Member);
+        var page = Render<Dashboard>();
+        page.WaitForAssertion(() => Assert.Contains("billed as overage at $0.012 per credit", page.Find("[data-testid=runout-policy]").TextContent));
+        Assert.Contains("No credits used yet this period.", page.Find("[data-testid=forecast]").TextContent);
+        Assert.Contains("No billed usage in this period yet.", page.Markup);
+    }
+    [Fact]
+    public async Task Dashboard_RefreshesWhenUsageArrives()
+    {
+        await Harness.CreateTenantAsync("acme", "free");
+        SignIn("acme", PortalRoles.Owner);
+        var page = Render<Dashboard>();
+        page.WaitForAssertion(() => Assert.Equal("0", page.Find("[data-testid=consumed]").TextContent));
+        await Harness.IngestAsync("acme", Events.Call("live", model: "gpt-4o", input: 1_000_000, output: 0));
+        page.WaitForAssertion(() => Assert.Equal("300", page.Find("[data-testid=consumed]").TextContent), TimeSpan.FromSeconds(5));
+    }
+}

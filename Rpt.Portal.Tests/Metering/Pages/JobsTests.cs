@@ -1,0 +1,42 @@
+using Bunit;
+using Rpt.Portal.Api.Pages;
+using Rpt.Portal.Components;
+using Rpt.Portal.Components.Shared;
+using Rpt.Portal.Ledger;
+using Rpt.Portal.Ledger.Pages;
+using Rpt.Portal.Metering.Pages;
+using Rpt.Portal.Plans;
+using Rpt.Portal.Tenants.Pages;
+
+namespace Rpt.Portal.Tests.Metering.Pages;
+
+[Trait("Kind", "Component")]
+public class JobsTests : PortalComponentTest
+{
+    [Fact]
+    public async Task JobDetail_UnknownJob_SaysSo_AndAKnownJobExplainsEachCall()
+    {
+        await Harness.CreateTenantAsync("acme");
+        await Harness.IngestAsync("acme", Events.Call("c1", job: "job_9"), Events.Call("c2", job: "job_9", status: "failed"));
+        SignIn("acme", PortalRoles.Member);
+        var missing = Render<JobDetail>(p => p.Add(j => j.JobId, "nope"));
+        missing.WaitForAssertion(() => Assert.Contains("No usage was recorded for job “nope”", missing.Markup));
+        var job = Render<JobDetail>(p => p.Add(j => j.JobId, "job_9"));
+        job.WaitForAssertion(() => Assert.Contains("0.11088 credits", job.Find("[data-testid=job-summary]").TextContent));
+        Assert.Contains("failed (free)", job.Markup);
+        Assert.Contains("in $0.15 · out $0.6 · cached $0.075", job.Markup);
+    }
+    [Fact]
+    public async Task Jobs_ListsTokenUsagePerJob_AndSaysWhenThereIsNone()
+    {
+        await Harness.CreateTenantAsync("acme");
+        SignIn("acme", PortalRoles.Member);
+        var empty = Render<Jobs>();
+        empty.WaitForAssertion(() => Assert.Contains("No billed usage in this period yet.", empty.Markup));
+        await Harness.IngestAsync("acme", Events.Call("j1", job: "job_big", input: 10_000), Events.Call("j2", job: "job_small", input: 10));
+        var jobs = Render<Jobs>();
+        jobs.WaitForAssertion(() => Assert.Contains("job_big", jobs.Markup));
+        Assert.True(jobs.Markup.IndexOf("job_big", StringComparison.Ordinal) < jobs.Markup.IndexOf("job_small", StringComparison.Ordinal), "largest first");
+        Assert.Contains("10,740", jobs.Markup); // 10,000 + 740 tokens
+    }
+}
