@@ -133,6 +133,17 @@ public static class UsageApi
     /// </summary>
     private static ParsedBatch ParseBatch(byte[] body)
     {
+        // The common case, a well-typed batch, is read in one pass; only a batch with a problem is read item by item.
+        try
+        {
+            if (JsonSerializer.Deserialize(body, MeteringJson.Default.UsageBatchInput) is { Events: { } all }) return new(all, null);
+        }
+        catch (JsonException) { }
+        return ParseItemByItem(body);
+    }
+
+    private static ParsedBatch ParseItemByItem(byte[] body)
+    {
         var reader = new Utf8JsonReader(body, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip });
         if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
             return new([], null, "The body must be a JSON object: {\"events\": [ … ]} or one event.");

@@ -53,15 +53,16 @@ public static class SecurityHeaders
         app.UseForwardedHeaders();
         app.Use((http, next) =>
         {
-            var nonce = Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
-            http.Items[NonceItem] = nonce;
+            var api = Api.ApiProblems.IsApi(http);
+            var nonce = api ? "" : Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
+            if (!api) http.Items[NonceItem] = nonce;
             http.Response.OnStarting(() =>
             {
                 var headers = http.Response.Headers;
                 headers.XContentTypeOptions = "nosniff";
                 headers["Referrer-Policy"] = "strict-origin-when-cross-origin";
                 headers.XFrameOptions = "DENY";
-                if (Api.ApiProblems.IsApi(http)) return Task.CompletedTask;
+                if (api) return Task.CompletedTask;
                 headers.ContentSecurityPolicy = http.Request.Path.StartsWithSegments("/api/docs")
                     // The reference page is a third-party single-page app with inline scripts: it may not be framed.
                     ? "frame-ancestors 'none'; object-src 'none'; base-uri 'self'"
