@@ -205,7 +205,7 @@ public static class UsageApi
         var field = path is null ? "" : path[(path.LastIndexOf('.') + 1)..];
         return field switch
         {
-            "input_tokens" or "output_tokens" or "cached_input_tokens" => $"{field} must be a whole number of tokens",
+            "input_tokens" or "output_tokens" or "cached_input_tokens" => $"{field} must be a whole number of tokens written as digits, e.g. 3200",
             "quantity" => "quantity must be a number",
             "occurred_at" => "occurred_at must be an ISO 8601 instant, e.g. 2026-04-12T09:30:00Z",
             "internal" => "internal must be true or false",
