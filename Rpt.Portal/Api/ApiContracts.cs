@@ -37,9 +37,11 @@ public sealed record UsageApartDto(long MicroCredits);
 /// <summary>How much of the consumption is already in ledger entries and how much awaits the next flush.</summary>
 public sealed record LedgerStateDto(long FlushedMicroCredits, long UnflushedMicroCredits);
 
-public sealed record PagedResponse<T>(IReadOnlyList<T> Items, int Page, int PageSize, long Total, bool HasMore)
+/// <summary>A page of a list. <c>total</c> is null where counting would cost more than the page (a list of
+/// millions): follow <c>next_cursor</c> while <c>has_more</c>.</summary>
+public sealed record PagedResponse<T>(IReadOnlyList<T> Items, int Page, int PageSize, long? Total, bool HasMore, string? NextCursor)
 {
-    public static PagedResponse<T> Of(Paged<T> p) => new(p.Items, p.Page, p.PageSize, p.Total, p.HasMore);
+    public static PagedResponse<T> Of(Paged<T> p) => new(p.Items, p.Page, p.PageSize, p.Total, p.HasMore, p.NextCursor);
 }
 
 public sealed record AllocationsResponse(string Period, long TotalCredits, IReadOnlyList<AllocationRecord> Items);

@@ -19,7 +19,7 @@ public static class CreditsApi
             .WithDescription("Allocated, consumed and remaining whole credits (consumption is floored), tokens by model, and how much is not yet flushed. Real time: every acknowledged event counts.");
         tenantRead.MapGet("/credits/consumption", GetConsumption).WithName("GetConsumption")
             .WithSummary("Immutable consumption records, newest first")
-            .WithDescription("Each record is a ledger entry written by the flusher; it names the range of audit records it covers and links to the jobs it charged.");
+            .WithDescription("Each record is a ledger entry written by the flusher; it names the range of audit records it covers and links to the jobs it charged. Newest first; while has_more, pass next_cursor as cursor for the next page (page works for the first 10,000 records). total is null: the list is not counted.");
         tenantRead.MapGet("/credits/allocations", GetAllocations).WithName("GetAllocations")
             .WithSummary("Every credit grant with its source and amount")
             .WithDescription("period=current (default), previous or all. Sources: signup, renewal, plan_change, top_up, adjustment.");
@@ -47,14 +47,20 @@ public static class CreditsApi
     }
 
     public static async Task<Results<Ok<PagedResponse<ConsumptionRecord>>, ValidationProblem>> GetConsumption(HttpContext http, LedgerHistory history,
-        int? days, int? page, int? page_size, CancellationToken cancellationToken)
+        int? days, int? page, int? page_size, string? cursor, CancellationToken cancellationToken)
     {
         var errors = new Dictionary<string, string[]>();
+        long? before = null;
+        if (cursor is not null)
+        {
+            if (long.TryParse(cursor, System.Globalization.NumberStyles.None, CultureInfo.InvariantCulture, out var seq)) before = seq;
+            else errors["cursor"] = ["is not a cursor this endpoint gave out (next_cursor)."];
+        }
         Check(errors, "days", days, 1, 3660);
         Check(errors, "page", page, 1, int.MaxValue);
         Check(errors, "page_size", page_size, 1, 200);
         if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
-        var result = await history.ConsumptionAsync(http.Caller().TenantId!, days ?? 30, page ?? 1, page_size ?? 50, cancellationToken);
+        var result = await history.ConsumptionAsync(http.Caller().TenantId!, days ?? 30, page ?? 1, page_size ?? 50, before, cancellationToken);
         return TypedResults.Ok(PagedResponse<ConsumptionRecord>.Of(result));
     }
 

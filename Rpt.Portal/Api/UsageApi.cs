@@ -30,7 +30,7 @@ public static class UsageApi
         var read = app.MapGroup("/v1").WithTags("Usage").RequireApiKey(ApiScopes.Read).RequireRateLimiting(ApiExtensions.PerKeyPolicy);
         read.MapGet("/usage/tokens", GetTokens).WithName("GetTokenUsage")
             .WithSummary("Token usage, grouped by job, model or feature")
-            .WithDescription("Billed, succeeded calls with occurred_at in [from, to); the current billing period by default.");
+            .WithDescription("Billed, succeeded calls with occurred_at in [from, to), widened to whole UTC days (usage is kept per UTC day; the answer says which days it covers); the current billing period by default. group_by=job lists the jobs that started in the range, newest first: follow next_cursor while has_more.");
         read.MapGet("/usage/jobs/{job_id}", GetJob).WithName("ExplainJob")
             .WithSummary("Explain a job: every call and every number behind its credits")
             .WithDescription("Model, tokens, the price version in effect, provider cost, overhead and micro-credits per call, and the ledger entries that charged them.");
@@ -83,7 +83,7 @@ public static class UsageApi
     }
 
     public static Results<Ok<TokenUsageSummary>, ValidationProblem> GetTokens(HttpContext http, UsageReports reports, TenantDirectory tenants,
-        string? group_by, string? from, string? to, int? page, int? page_size)
+        string? group_by, string? from, string? to, int? page, int? page_size, string? cursor)
     {
         var errors = new Dictionary<string, string[]>();
         var grouping = TokenGrouping.Job;
@@ -97,9 +97,11 @@ public static class UsageApi
         if (errors.Count == 0 && toAt - fromAt > UsageLimits.MaxReportRange)
             errors["to"] = [$"from and to may be at most {UsageLimits.MaxReportRange.TotalDays:0} days apart."];
         CreditsApi.Check(errors, "page", page, 1, int.MaxValue);
+        if (cursor is not null && (grouping != TokenGrouping.Job || !Rpt.Portal.Data.Cursor.TryParse(cursor, out _)))
+            errors["cursor"] = ["is a next_cursor of group_by=job, and only valid there."];
         CreditsApi.Check(errors, "page_size", page_size, 1, 500);
         if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
-        return TypedResults.Ok(reports.Tokens(tenantId, grouping, fromAt, toAt, page ?? 1, page_size ?? 50));
+        return TypedResults.Ok(reports.Tokens(tenantId, grouping, fromAt, toAt, page ?? 1, page_size ?? 50, cursor));
     }
 
     public static async Task<Results<Ok<JobExplanation>, ProblemHttpResult>> GetJob(HttpContext http, UsageReports reports, string job_id, CancellationToken cancellationToken)

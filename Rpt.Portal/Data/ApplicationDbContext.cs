@@ -18,9 +18,12 @@ public class ApplicationDbContext(DbContextOptions<ApplicationDbContext> options
     public DbSet<ConversionRule> ConversionRules => Set<ConversionRule>();
     public DbSet<UsageEvent> UsageEvents => Set<UsageEvent>();
     public DbSet<UsageTotal> UsageTotals => Set<UsageTotal>();
+    public DbSet<UsageDaily> UsageDaily => Set<UsageDaily>();
+    public DbSet<UsageJob> UsageJobs => Set<UsageJob>();
     public DbSet<LedgerEntry> LedgerEntries => Set<LedgerEntry>();
     public DbSet<FlushRun> FlushRuns => Set<FlushRun>();
     public DbSet<FlushLag> FlushLags => Set<FlushLag>();
+    public DbSet<EntryJob> EntryJobs => Set<EntryJob>();
     public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
 
     protected override void OnModelCreating(ModelBuilder builder)

@@ -155,6 +155,8 @@ public sealed class FlushUsage(SqliteDatabase database, IDbContextFactory<Applic
                 if (!groups.TryGetValue(lastKey, out g)) groups[lastKey] = g = new Group();
             }
             g.Events++;
+            var job = g.Jobs.TryGetValue(r.JobId ?? "", out var j) ? j : (0L, 0L);
+            g.Jobs[r.JobId ?? ""] = (job.Item1 + 1, r.Billable ? job.Item2 + r.MicroCredits : job.Item2);
             // Within the per-period limit a sum always fits; a ledger written before the limits existed may not.
             if (r.Billable) g.MicroCredits = g.MicroCredits is { } m ? SafeAdd(m, r.MicroCredits) : null;
             g.Digest.Add(r.Canonical);
@@ -179,9 +181,13 @@ public sealed class FlushUsage(SqliteDatabase database, IDbContextFactory<Applic
             if (g.MicroCredits is not { } micro)
                 throw new OverflowException($"the usage of period {period} sums to more than 2^63 µcr, past the per-period limit of {UsageLimits.Number(UsageLimits.MaxMicroCreditsPerTenantPeriod)} µcr");
             if (micro == 0) continue; // only free calls: nothing to consume, the range stays covered by the flush run
-            await LedgerAppender.AppendAsync(db, tenant, EntryKind.Consumption, EntrySource.Usage, micro,
+            var entry = await LedgerAppender.AppendAsync(db, tenant, EntryKind.Consumption, EntrySource.Usage, micro,
                 DateOnly.ParseExact(period, "yyyy-MM-dd", CultureInfo.InvariantCulture), $"flush:{throughSeq}:{period}",
                 $"Usage of {g.Events} calls", now, fromSeq, throughSeq, g.Events, digest, cancellationToken);
+            var rank = 0;
+            foreach (var (job, (calls, charged)) in g.Jobs.OrderByDescending(j => j.Value.MicroCredits).ThenBy(j => j.Key, StringComparer.Ordinal).Take(LedgerHistory.MaxJobsPerRecord + 1))
+                db.EntryJobs.Add(new EntryJob(tenant, entry.Seq, rank++, job.Length == 0 ? null : job, calls, charged));
+            await db.SaveChangesAsync(cancellationToken);
             written++;
         }
         return written;
@@ -189,6 +195,8 @@ public sealed class FlushUsage(SqliteDatabase database, IDbContextFactory<Applic
 
     private sealed class Group
     {
+        /// <summary>Calls and charged µcr per job ("" for calls without one).</summary>
+        public Dictionary<string, (long Calls, long MicroCredits)> Jobs { get; } = new(StringComparer.Ordinal);
         public long Events;
         public long? MicroCredits = 0;
         public AuditDigest Digest { get; } = new();

@@ -39,23 +39,43 @@ public sealed class LedgerHistory(IDbContextFactory<ApplicationDbContext> dbFact
 {
     public const int MaxJobsPerRecord = 20;
 
-    public async Task<Paged<ConsumptionRecord>> ConsumptionAsync(string tenantId, int days, int page, int pageSize, CancellationToken cancellationToken = default)
+    /// <summary>Offset paging stops here; past it, follow the cursor.</summary>
+    public const int MaxOffset = 10_000;
+
+    /// <summary>
+    /// Consumption entries of the last <paramref name="days"/> days, newest first: a range of the (tenant, seq)
+    /// index from <paramref name="beforeSeq"/> (or the newest), never a count over every entry. The jobs each entry
+    /// charged come from what the flusher recorded beside it.
+    /// </summary>
+    public async Task<Paged<ConsumptionRecord>> ConsumptionAsync(string tenantId, int days, int page, int pageSize, long? beforeSeq = null,
+        CancellationToken cancellationToken = default)
     {
         var since = time.GetUtcNow().AddDays(-days);
         await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
         var query = db.LedgerEntries.AsNoTracking()
             .Where(e => e.TenantId == tenantId && e.Kind == EntryKind.Consumption && e.CreatedAt >= since);
-        var total = await query.LongCountAsync(cancellationToken);
-        var entries = await query.OrderByDescending(e => e.Seq).Skip((page - 1) * pageSize).Take(pageSize).ToListAsync(cancellationToken);
+        if (beforeSeq is { } before) query = query.Where(e => e.Seq < before);
+        var skip = beforeSeq is null ? Math.Min((page - 1) * pageSize, MaxOffset) : 0;
+        var entries = await query.OrderByDescending(e => e.Seq).Skip(skip).Take(pageSize + 1).ToListAsync(cancellationToken);
+        var more = entries.Count > pageSize;
+        if (more) entries.RemoveAt(entries.Count - 1);
 
+        var seqs = entries.Select(e => e.Seq).ToList();
+        var recorded = (await db.EntryJobs.AsNoTracking().Where(j => j.TenantId == tenantId && seqs.Contains(j.EntrySeq)).ToListAsync(cancellationToken))
+            .GroupBy(j => j.EntrySeq).ToDictionary(g => g.Key, g => g.OrderBy(j => j.Rank).Select(j => (j.JobId, j.Calls, j.MicroCredits)).ToList());
         using var connection = database.Open();
         var records = entries.Select(e =>
         {
-            var (jobs, truncated) = JobsOf(connection, e);
+            // Entries flushed before the jobs were recorded beside them are read from their audit records.
+            var jobs = recorded.TryGetValue(e.Seq, out var kept) ? kept
+                : UsageStore.JobsInRange(connection, e.TenantId, e.PeriodStart.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+                    e.CoversFromSeq ?? 0, e.CoversToSeq ?? 0, MaxJobsPerRecord + 1);
+            var links = jobs.Select(j => new JobLink(j.JobId, j.Calls, j.MicroCredits, j.JobId is null ? null : $"/v1/usage/jobs/{Uri.EscapeDataString(j.JobId)}")).ToList();
+            var truncated = links.Count > MaxJobsPerRecord;
             return new ConsumptionRecord(e.Seq, e.CreatedAt, e.PeriodStart, e.AmountMicroCredits, Credit.FloorCredits(e.AmountMicroCredits),
-                e.EventCount ?? 0, e.CoversFromSeq ?? 0, e.CoversToSeq ?? 0, e.Hash, jobs, truncated);
+                e.EventCount ?? 0, e.CoversFromSeq ?? 0, e.CoversToSeq ?? 0, e.Hash, truncated ? links.Take(MaxJobsPerRecord).ToList() : links, truncated);
         }).ToList();
-        return new Paged<ConsumptionRecord>(records, page, pageSize, total);
+        return new Paged<ConsumptionRecord>(records, page, pageSize, null, more ? entries[^1].Seq.ToString(CultureInfo.InvariantCulture) : null);
     }
 
     public async Task<IReadOnlyList<AllocationRecord>> AllocationsAsync(string tenantId, PeriodFilter filter, CancellationToken cancellationToken = default)
@@ -73,15 +93,5 @@ public sealed class LedgerHistory(IDbContextFactory<ApplicationDbContext> dbFact
         var entries = await query.OrderByDescending(e => e.Seq).ToListAsync(cancellationToken);
         return entries.Select(e => new AllocationRecord(e.Seq, e.CreatedAt, e.PeriodStart, EnumText.ToText(e.Source),
             Credit.FloorCredits(e.AmountMicroCredits), e.AmountMicroCredits, e.IdempotencyKey, e.Description, e.Hash)).ToList();
-    }
-
-    private static (IReadOnlyList<JobLink>, bool) JobsOf(Microsoft.Data.Sqlite.SqliteConnection connection, LedgerEntry e)
-    {
-        var jobs = UsageStore.JobsInRange(connection, e.TenantId, e.PeriodStart.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
-                e.CoversFromSeq ?? 0, e.CoversToSeq ?? 0, MaxJobsPerRecord + 1)
-            .Select(j => new JobLink(j.JobId, j.Calls, j.MicroCredits, j.JobId is null ? null : $"/v1/usage/jobs/{Uri.EscapeDataString(j.JobId)}"))
-            .ToList();
-        var truncated = jobs.Count > MaxJobsPerRecord;
-        return (truncated ? jobs.Take(MaxJobsPerRecord).ToList() : jobs, truncated);
     }
 }

@@ -123,6 +123,26 @@ public sealed class VerifyLedger(IDbContextFactory<ApplicationDbContext> dbFacto
             if (a > UsageLimits.MaxMicroCreditsPerTenantPeriod)
                 problems.Add($"period {period}: audit records rate to {Format(a)} credits, past the per-period limit of {UsageLimits.Number(UsageLimits.MaxMicroCreditsPerTenantPeriod)} µcr");
         }
+
+        // The rollups every report reads are derived data: each must equal its recomputation from the audit records.
+        try
+        {
+            Reconcile("daily usage", UsageStore.DailyReconciliation(connection, tx, tenantId), problems);
+            Reconcile("job", UsageStore.JobReconciliation(connection, tx, tenantId), problems);
+        }
+        catch (Microsoft.Data.Sqlite.SqliteException ex) when (ex.Message.Contains("overflow", StringComparison.OrdinalIgnoreCase))
+        {
+            problems.Add($"the rollups cannot be recomputed: the audit records sum past 64 bits, beyond every limit ({ex.Message})");
+        }
+    }
+
+    private static void Reconcile(string what, (Dictionary<string, string> Stored, Dictionary<string, string> Recomputed) rows, List<string> problems)
+    {
+        var differ = rows.Stored.Keys.Union(rows.Recomputed.Keys)
+            .Where(k => rows.Stored.GetValueOrDefault(k) != rows.Recomputed.GetValueOrDefault(k)).Order(StringComparer.Ordinal).ToList();
+        foreach (var key in differ.Take(10))
+            problems.Add($"{what} rollup {key}: holds [{rows.Stored.GetValueOrDefault(key) ?? "no row"}] but the audit records say [{rows.Recomputed.GetValueOrDefault(key) ?? "no row"}]");
+        if (differ.Count > 10) problems.Add($"{what} rollups: {differ.Count - 10} more rows differ from the audit records");
     }
 
     private static string Format(Int128 micro) =>

@@ -96,6 +96,7 @@ public sealed class RateUsage(TenantDirectory tenants, IOptions<MeteringOptions>
             EventId = e.Id,
             OccurredAtMs = occurredAt.ToUnixTimeMilliseconds(),
             PeriodStart = DayText.GetOrAdd(period.Start, d => d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)),
+            Day = DayText.GetOrAdd(DateOnly.FromDateTime(occurredAt.UtcDateTime), d => d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)),
             Provider = price.Provider,
             Model = price.Model,
             Meter = price.Meter,

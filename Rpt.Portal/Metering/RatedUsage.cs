@@ -6,7 +6,7 @@ internal struct RatedUsage
 {
     /// <summary>The event's position in the batch as sent.</summary>
     public int Index;
-    public string TenantId, EventId, PeriodStart, Provider, CostUsd;
+    public string TenantId, EventId, PeriodStart, Day, Provider, CostUsd;
     public string? Model, Meter, Quantity, Feature, JobId, UserId;
     public long OccurredAtMs, QuantityMicro, InputTokens, OutputTokens, CachedInputTokens, PriceId, RuleId, MicroCredits;
     public bool Failed, Internal;

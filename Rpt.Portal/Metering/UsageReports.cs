@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.EntityFrameworkCore;
 using Rpt.Portal.Data;
 using Rpt.Portal.Ledger;
@@ -80,79 +81,111 @@ public sealed record UsageFilter(DateTimeOffset? From = null, DateTimeOffset? To
 
 public sealed record DailyCredits(DateOnly Day, string Key, long MicroCredits, long Tokens);
 
-/// <summary>Token usage summaries and per-job explanations, read from the audit records.</summary>
+/// <summary>
+/// Token usage summaries, charts, call listings and per-job explanations. Summaries and charts read the
+/// rollups (<c>usage_daily</c>, <c>usage_jobs</c>), so their cost grows with days and groups, not with
+/// events; listings read a page of audit records from an index, never counting millions.
+/// Rollups are per UTC day: a report's range is widened to whole UTC days and says which it used.
+/// </summary>
 public sealed class UsageReports(IDbContextFactory<ApplicationDbContext> dbFactory, SqliteDatabase database, PriceBookProvider prices)
 {
     public const int MaxCallsPerJob = 5_000;
-    public const int RecentCallsForFilters = 50_000;
 
-    public TokenUsageSummary Tokens(string tenantId, TokenGrouping groupBy, DateTimeOffset from, DateTimeOffset to, int page, int pageSize)
+    /// <summary>Offset paging through jobs stops here; past it, follow the cursor.</summary>
+    public const int MaxJobOffset = 10_000;
+
+    /// <summary>[from, to) widened to whole UTC days.</summary>
+    public static (DateOnly From, DateOnly ToExclusive) Days(DateTimeOffset from, DateTimeOffset to)
     {
-        var column = groupBy switch { TokenGrouping.Job => "job_id", TokenGrouping.Model => "COALESCE(model, meter)", _ => "feature" };
+        var first = DateOnly.FromDateTime(from.UtcDateTime);
+        var last = DateOnly.FromDateTime(to.UtcDateTime);
+        if (to.UtcDateTime.TimeOfDay != TimeSpan.Zero) last = last.AddDays(1);
+        return (first, last > first ? last : first.AddDays(1));
+    }
+
+    private static DateTimeOffset Instant(DateOnly day) => new(day.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero);
+
+    public TokenUsageSummary Tokens(string tenantId, TokenGrouping groupBy, DateTimeOffset from, DateTimeOffset to, int page, int pageSize, string? cursor = null)
+    {
+        var (firstDay, endDay) = Days(from, to);
         using var connection = database.Open();
         using var tx = connection.BeginTransaction(deferred: true);
-        using var cmd = connection.CreateCommand();
-        cmd.Transaction = tx;
-        cmd.Parameters.AddWithValue("$t", tenantId);
-        cmd.Parameters.AddWithValue("$from", from.ToUnixTimeMilliseconds());
-        cmd.Parameters.AddWithValue("$to", to.ToUnixTimeMilliseconds());
-        const string where = "FROM usage_events WHERE tenant_id = $t AND billable = 1 AND occurred_at >= $from AND occurred_at < $to";
-        cmd.CommandText = $"SELECT COUNT(DISTINCT {column}), COALESCE(SUM(input_tokens + output_tokens + cached_input_tokens), 0), COALESCE(SUM(micro_credits), 0), SUM({column} IS NULL) {where}";
-        long groups, totalTokens, totalMicro;
-        using (var r = cmd.ExecuteReader())
+        var rows = UsageStore.Daily(connection, tx, tenantId, firstDay, endDay, UsageCategory.Billable);
+        var totalTokens = rows.Sum(r => r.TotalTokens);
+        var totalMicro = rows.Sum(r => r.MicroCredits);
+        Paged<TokenUsageGroup> groups;
+        if (groupBy == TokenGrouping.Job)
         {
-            r.Read();
-            groups = r.GetInt64(0) + (r.IsDBNull(3) || r.GetInt64(3) == 0 ? 0 : 1);
-            totalTokens = r.GetInt64(1);
-            totalMicro = r.GetInt64(2);
+            groups = JobPage(connection, tenantId, Instant(firstDay), Instant(endDay), page, pageSize, cursor);
         }
-        cmd.CommandText = $"""
-            SELECT {column} AS k, COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cached_input_tokens),
-                   SUM(input_tokens + output_tokens + cached_input_tokens) AS total, SUM(micro_credits)
-            {where} GROUP BY k ORDER BY total DESC, k LIMIT $take OFFSET $skip
-            """;
-        cmd.Parameters.AddWithValue("$take", pageSize);
-        cmd.Parameters.AddWithValue("$skip", (page - 1) * pageSize);
-        var items = new List<TokenUsageGroup>();
-        using (var r = cmd.ExecuteReader())
+        else
         {
-            while (r.Read())
-                items.Add(new TokenUsageGroup(r.IsDBNull(0) ? null : r.GetString(0), r.GetInt64(1), r.GetInt64(2), r.GetInt64(3), r.GetInt64(4), r.GetInt64(5), r.GetInt64(6)));
+            var all = rows.GroupBy(r => groupBy == TokenGrouping.Model ? r.Name : r.Feature)
+                .Select(g => new TokenUsageGroup(g.Key, g.Sum(r => r.Calls), g.Sum(r => r.InputTokens), g.Sum(r => r.OutputTokens),
+                    g.Sum(r => r.CachedInputTokens), g.Sum(r => r.TotalTokens), g.Sum(r => r.MicroCredits)))
+                .OrderByDescending(g => g.TotalTokens).ThenBy(g => g.Key, StringComparer.Ordinal).ToList();
+            groups = new Paged<TokenUsageGroup>(all.Skip((page - 1) * pageSize).Take(pageSize).ToList(), page, pageSize, all.Count);
         }
-        return new TokenUsageSummary(groupBy.ToString().ToLowerInvariant(), from, to, totalTokens, totalMicro, new Paged<TokenUsageGroup>(items, page, pageSize, groups));
+        return new TokenUsageSummary(groupBy.ToString().ToLowerInvariant(), Instant(firstDay), Instant(endDay), totalTokens, totalMicro, groups);
     }
 
-    /// <summary>Billed credits per UTC day and model (or feature) between two instants, for charts.</summary>
+    /// <summary>Jobs that started in the range, newest first: billed calls, tokens and credits of each.</summary>
+    private static Paged<TokenUsageGroup> JobPage(Microsoft.Data.Sqlite.SqliteConnection connection, string tenantId, DateTimeOffset from, DateTimeOffset to,
+        int page, int pageSize, string? cursor)
+    {
+        (long, long)? after = Cursor.TryParse(cursor, out var c) ? c : null;
+        var offset = after is null ? Math.Min((page - 1) * pageSize, MaxJobOffset) : 0;
+        var rows = UsageStore.Jobs(connection, tenantId, from.ToUnixTimeMilliseconds(), to.ToUnixTimeMilliseconds(), after, offset, pageSize + 1);
+        var more = rows.Count > pageSize;
+        if (more) rows.RemoveAt(rows.Count - 1);
+        var items = rows.Select(j => new TokenUsageGroup(j.JobId, j.BillableCalls, j.InputTokens, j.OutputTokens, j.CachedInputTokens,
+            j.InputTokens + j.OutputTokens + j.CachedInputTokens, j.MicroCredits)).ToList();
+        return new Paged<TokenUsageGroup>(items, page, pageSize, null, more ? Cursor.Of(rows[^1].FirstAtMs, rows[^1].RowId) : null);
+    }
+
+    /// <summary>Billed credits per UTC day and model (or feature) over whole UTC days, for charts.</summary>
     public IReadOnlyList<DailyCredits> Daily(string tenantId, TokenGrouping by, DateTimeOffset from, DateTimeOffset to)
     {
-        var column = by == TokenGrouping.Feature ? "COALESCE(feature, '(none)')" : "COALESCE(model, meter)";
+        var (firstDay, endDay) = Days(from, to);
         using var connection = database.Open();
-        using var cmd = connection.CreateCommand();
-        cmd.CommandText = $"SELECT occurred_at / 86400000 AS d, {column} AS k, SUM(micro_credits), SUM(input_tokens + output_tokens + cached_input_tokens) " +
-            "FROM usage_events WHERE tenant_id = $t AND billable = 1 AND occurred_at >= $from AND occurred_at < $to GROUP BY d, k ORDER BY d, k";
-        cmd.Parameters.AddWithValue("$t", tenantId);
-        cmd.Parameters.AddWithValue("$from", from.ToUnixTimeMilliseconds());
-        cmd.Parameters.AddWithValue("$to", to.ToUnixTimeMilliseconds());
-        var epoch = DateOnly.FromDateTime(DateTime.UnixEpoch).DayNumber;
-        var result = new List<DailyCredits>();
-        using var r = cmd.ExecuteReader();
-        while (r.Read())
-            result.Add(new DailyCredits(DateOnly.FromDayNumber(epoch + (int)r.GetInt64(0)), r.GetString(1), r.GetInt64(2), r.GetInt64(3)));
-        return result;
+        return UsageStore.Daily(connection, null, tenantId, firstDay, endDay, UsageCategory.Billable)
+            .GroupBy(r => (r.Day, Key: by == TokenGrouping.Feature ? r.Feature ?? "(none)" : r.Name))
+            .Select(g => new DailyCredits(g.Key.Day, g.Key.Key, g.Sum(r => r.MicroCredits), g.Sum(r => r.TotalTokens)))
+            .OrderBy(d => d.Day).ThenBy(d => d.Key, StringComparer.Ordinal).ToList();
     }
 
-    /// <summary>The audit records of a tenant, newest first, filtered as the Usage page and its CSV export ask.</summary>
-    public async Task<Paged<UsageEvent>> CallsAsync(string tenantId, UsageFilter filter, int page, int pageSize, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// The audit records of a tenant, newest first, filtered as the Usage page and its CSV export ask: one page
+    /// read from the (tenant, seq) index after <paramref name="beforeSeq"/>, and a count from the rollups where the
+    /// filter allows it (whole days, model, feature), or from the job's rollup for a job.
+    /// </summary>
+    public async Task<Paged<UsageEvent>> CallsAsync(string tenantId, UsageFilter filter, long? beforeSeq, int pageSize, int page = 1,
+        CancellationToken cancellationToken = default)
     {
         await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
         var query = Filtered(db, tenantId, filter);
-        var total = await query.LongCountAsync(cancellationToken);
-        var items = await query.OrderByDescending(e => e.OccurredAt).ThenByDescending(e => e.Seq)
-            .Skip((page - 1) * pageSize).Take(pageSize).ToListAsync(cancellationToken);
-        return new Paged<UsageEvent>(items, page, pageSize, total);
+        if (beforeSeq is { } before) query = query.Where(e => e.Seq < before);
+        var items = await query.OrderByDescending(e => e.Seq).Take(pageSize + 1).ToListAsync(cancellationToken);
+        var more = items.Count > pageSize;
+        if (more) items.RemoveAt(items.Count - 1);
+        return new Paged<UsageEvent>(items, page, pageSize, CountCalls(tenantId, filter), more ? items[^1].Seq.ToString(CultureInfo.InvariantCulture) : null);
     }
 
-    /// <summary>Every matching audit record, oldest first, streamed (for CSV export).</summary>
+    /// <summary>How many calls match, from the rollups; null where they cannot say (a range that is not whole days).</summary>
+    public long? CountCalls(string tenantId, UsageFilter filter)
+    {
+        using var connection = database.Open();
+        if (!string.IsNullOrEmpty(filter.JobId))
+            return filter.From is null && filter.To is null && filter.Model is null && filter.Feature is null ? UsageStore.JobCalls(connection, tenantId, filter.JobId) : null;
+        if (filter.From is { } f && f.UtcDateTime.TimeOfDay != TimeSpan.Zero || filter.To is { } t && t.UtcDateTime.TimeOfDay != TimeSpan.Zero) return null;
+        var from = filter.From is { } a ? DateOnly.FromDateTime(a.UtcDateTime) : DateOnly.MinValue;
+        var to = filter.To is { } b ? DateOnly.FromDateTime(b.UtcDateTime) : DateOnly.MaxValue;
+        return UsageStore.Daily(connection, null, tenantId, from, to, null)
+            .Where(r => (string.IsNullOrEmpty(filter.Model) || r.Name == filter.Model) && (string.IsNullOrEmpty(filter.Feature) || r.Feature == filter.Feature))
+            .Sum(r => r.Calls);
+    }
+
+    /// <summary>Every matching audit record, oldest first, streamed (for CSV export): memory stays bounded at any count.</summary>
     public async IAsyncEnumerable<UsageEvent> StreamCallsAsync(string tenantId, UsageFilter filter,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
@@ -161,18 +194,14 @@ public sealed class UsageReports(IDbContextFactory<ApplicationDbContext> dbFacto
             yield return e;
     }
 
-    public async Task<IReadOnlyList<string>> ModelsAndFeaturesAsync(string tenantId, bool features, CancellationToken cancellationToken = default)
+    /// <summary>The models (and meters) or the features the tenant has used, from the rollups.</summary>
+    public Task<IReadOnlyList<string>> ModelsAndFeaturesAsync(string tenantId, bool features, CancellationToken cancellationToken = default)
     {
-        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
-        var q = db.UsageTotals.AsNoTracking().Where(t => t.TenantId == tenantId);
-        if (features)
-        {
-            // The features of the most recent calls: a bounded read, not a scan of every call the tenant ever made.
-            var recent = await db.UsageEvents.AsNoTracking().Where(e => e.TenantId == tenantId)
-                .OrderByDescending(e => e.Seq).Take(RecentCallsForFilters).Select(e => e.Feature).ToListAsync(cancellationToken);
-            return recent.OfType<string>().Distinct().Order(StringComparer.Ordinal).Take(200).ToList();
-        }
-        return await q.Select(t => t.Name).Distinct().OrderBy(n => n).ToListAsync(cancellationToken);
+        using var connection = database.Open();
+        var rows = UsageStore.Daily(connection, null, tenantId, DateOnly.MinValue, DateOnly.MaxValue, null);
+        IReadOnlyList<string> names = (features ? rows.Select(r => r.Feature).OfType<string>() : rows.Select(r => r.Name))
+            .Distinct().Order(StringComparer.Ordinal).Take(500).ToList();
+        return Task.FromResult(names);
     }
 
     private static IQueryable<UsageEvent> Filtered(ApplicationDbContext db, string tenantId, UsageFilter f)

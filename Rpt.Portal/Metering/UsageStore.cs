@@ -12,6 +12,17 @@ internal enum WriteOutcome : byte { Accepted, Duplicate, OverPeriodLimit }
 /// <summary>One audit record as the flusher and the verifier read it: what it charges, and its canonical form.</summary>
 public readonly record struct AuditRecord(string TenantId, string PeriodStart, bool Billable, long MicroCredits, string? JobId, string Canonical);
 
+/// <summary>One row of <c>usage_daily</c>; <see cref="Feature"/> is null for calls sent without one.</summary>
+public readonly record struct DailyRow(DateOnly Day, string Category, string Provider, string Name, string? Feature, bool IsMeter, long Calls,
+    long InputTokens, long OutputTokens, long CachedInputTokens, long MicroCredits, long QuantityMicro)
+{
+    public long TotalTokens => InputTokens + OutputTokens + CachedInputTokens;
+}
+
+/// <summary>One row of <c>usage_jobs</c>, with its rowid for keyset pagination.</summary>
+public readonly record struct JobRow(long RowId, string JobId, long Calls, long BillableCalls, long InputTokens, long OutputTokens, long CachedInputTokens,
+    long MicroCredits, long InternalMicroCredits, long FirstAtMs, long LastAtMs);
+
 /// <summary>One row of <c>usage_totals</c>: a tenant's usage in a period, by category and model (or meter).</summary>
 public readonly record struct UsageTotalRow(string Category, string Name, bool IsMeter, long Events, long Tokens, long QuantityMicro, long MicroCredits);
 
@@ -160,6 +171,119 @@ public sealed class UsageStore(SqliteDatabase database)
         return rows;
     }
 
+    /// <summary>Rows of <c>usage_daily</c> for days in [<paramref name="from"/>, <paramref name="toExclusive"/>), of one category or all.</summary>
+    public static List<DailyRow> Daily(SqliteConnection connection, SqliteTransaction? tx, string tenantId, DateOnly from, DateOnly toExclusive, string? category)
+    {
+        using var cmd = connection.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = "SELECT day, category, provider, name, feature, is_meter, calls, input_tokens, output_tokens, cached_input_tokens, micro_credits, quantity_micro "
+            + "FROM usage_daily WHERE tenant_id = $t AND day >= $from AND day < $to" + (category is null ? "" : " AND category = $c");
+        cmd.Parameters.AddWithValue("$t", tenantId);
+        cmd.Parameters.AddWithValue("$from", Day(from));
+        cmd.Parameters.AddWithValue("$to", Day(toExclusive));
+        if (category is not null) cmd.Parameters.AddWithValue("$c", category);
+        using var r = cmd.ExecuteReader();
+        var rows = new List<DailyRow>();
+        while (r.Read())
+        {
+            var feature = r.GetString(4);
+            rows.Add(new DailyRow(DateOnly.ParseExact(r.GetString(0), "yyyy-MM-dd", CultureInfo.InvariantCulture), r.GetString(1), r.GetString(2), r.GetString(3),
+                feature.Length == 0 ? null : feature, r.GetInt64(5) == 1, r.GetInt64(6), r.GetInt64(7), r.GetInt64(8), r.GetInt64(9), r.GetInt64(10), r.GetInt64(11)));
+        }
+        return rows;
+    }
+
+    /// <summary>Jobs that started in [<paramref name="fromMs"/>, <paramref name="toMs"/>), newest first, from after the keyset
+    /// position <paramref name="after"/> (or skipping <paramref name="offset"/>), at most <paramref name="limit"/>.</summary>
+    public static List<JobRow> Jobs(SqliteConnection connection, string tenantId, long fromMs, long toMs, (long FirstAtMs, long RowId)? after, int offset, int limit)
+    {
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT rowid, job_id, calls, billable_calls, input_tokens, output_tokens, cached_input_tokens, micro_credits, internal_micro_credits, first_at, last_at "
+            + "FROM usage_jobs WHERE tenant_id = $t AND first_at >= $from AND first_at < $to"
+            + (after is null ? "" : " AND (first_at < $af OR (first_at = $af AND rowid < $ar))")
+            + " ORDER BY first_at DESC, rowid DESC LIMIT $n OFFSET $o";
+        cmd.Parameters.AddWithValue("$t", tenantId);
+        cmd.Parameters.AddWithValue("$from", fromMs);
+        cmd.Parameters.AddWithValue("$to", toMs);
+        if (after is { } a)
+        {
+            cmd.Parameters.AddWithValue("$af", a.FirstAtMs);
+            cmd.Parameters.AddWithValue("$ar", a.RowId);
+        }
+        cmd.Parameters.AddWithValue("$n", limit);
+        cmd.Parameters.AddWithValue("$o", offset);
+        using var r = cmd.ExecuteReader();
+        var rows = new List<JobRow>();
+        while (r.Read())
+            rows.Add(new JobRow(r.GetInt64(0), r.GetString(1), r.GetInt64(2), r.GetInt64(3), r.GetInt64(4), r.GetInt64(5), r.GetInt64(6), r.GetInt64(7), r.GetInt64(8), r.GetInt64(9), r.GetInt64(10)));
+        return rows;
+    }
+
+    /// <summary>Calls of one job (every category), from its rollup.</summary>
+    public static long JobCalls(SqliteConnection connection, string tenantId, string jobId)
+    {
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT calls FROM usage_jobs WHERE tenant_id = $t AND job_id = $j";
+        cmd.Parameters.AddWithValue("$t", tenantId);
+        cmd.Parameters.AddWithValue("$j", jobId);
+        return cmd.ExecuteScalar() is long n ? n : 0;
+    }
+
+    private const string DailyStoredSql = """
+        SELECT day || '|' || category || '|' || provider || '|' || name || '|' || feature,
+               is_meter || ' ' || calls || ' ' || input_tokens || ' ' || output_tokens || ' ' || cached_input_tokens || ' ' || micro_credits || ' ' || quantity_micro
+        FROM usage_daily WHERE tenant_id = $t
+        """;
+
+    private const string DailyRecomputedSql = """
+        SELECT day || '|' || category || '|' || provider || '|' || name || '|' || feature,
+               (meter IS NOT NULL) || ' ' || COUNT(*) || ' ' || SUM(input_tokens) || ' ' || SUM(output_tokens) || ' ' || SUM(cached_input_tokens) || ' ' || SUM(micro_credits) || ' ' || SUM(quantity_micro)
+        FROM (SELECT date(occurred_at / 1000, 'unixepoch') AS day,
+                     CASE WHEN status = 'failed' THEN 'failed' WHEN internal = 1 THEN 'internal' ELSE 'billable' END AS category,
+                     provider, COALESCE(model, meter) AS name, COALESCE(feature, '') AS feature, meter, input_tokens, output_tokens, cached_input_tokens, micro_credits,
+                     CASE WHEN quantity IS NULL THEN 0 ELSE CAST(round(CAST(quantity AS REAL) * 1000000) AS INTEGER) END AS quantity_micro
+              FROM usage_events WHERE tenant_id = $t)
+        GROUP BY day, category, provider, name, feature
+        """;
+
+    private const string JobsStoredSql = """
+        SELECT job_id, calls || ' ' || billable_calls || ' ' || input_tokens || ' ' || output_tokens || ' ' || cached_input_tokens || ' ' || micro_credits
+               || ' ' || internal_micro_credits || ' ' || first_at || ' ' || last_at
+        FROM usage_jobs WHERE tenant_id = $t
+        """;
+
+    private const string JobsRecomputedSql = """
+        SELECT job_id, COUNT(*) || ' ' || SUM(billable) || ' ' || SUM(CASE WHEN billable = 1 THEN input_tokens ELSE 0 END) || ' ' || SUM(CASE WHEN billable = 1 THEN output_tokens ELSE 0 END)
+               || ' ' || SUM(CASE WHEN billable = 1 THEN cached_input_tokens ELSE 0 END) || ' ' || SUM(CASE WHEN billable = 1 THEN micro_credits ELSE 0 END)
+               || ' ' || SUM(CASE WHEN internal = 1 AND status <> 'failed' THEN micro_credits ELSE 0 END) || ' ' || MIN(occurred_at) || ' ' || MAX(occurred_at)
+        FROM usage_events WHERE tenant_id = $t AND job_id IS NOT NULL GROUP BY job_id
+        """;
+
+    /// <summary>
+    /// The rollups as stored and as recomputed from the tenant's audit records, each row as text by its key,
+    /// for the deep verifier: derived data must equal what it is derived from.
+    /// </summary>
+    public static (Dictionary<string, string> Stored, Dictionary<string, string> Recomputed) DailyReconciliation(SqliteConnection connection, SqliteTransaction tx, string tenantId) =>
+        (Keyed(connection, tx, tenantId, DailyStoredSql), Keyed(connection, tx, tenantId, DailyRecomputedSql));
+
+    /// <inheritdoc cref="DailyReconciliation"/>
+    public static (Dictionary<string, string> Stored, Dictionary<string, string> Recomputed) JobReconciliation(SqliteConnection connection, SqliteTransaction tx, string tenantId) =>
+        (Keyed(connection, tx, tenantId, JobsStoredSql), Keyed(connection, tx, tenantId, JobsRecomputedSql));
+
+    private static Dictionary<string, string> Keyed(SqliteConnection connection, SqliteTransaction tx, string tenantId, string sql)
+    {
+        using var cmd = connection.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql;
+        cmd.Parameters.AddWithValue("$t", tenantId);
+        using var r = cmd.ExecuteReader();
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        while (r.Read()) result[r.GetString(0)] = r.GetString(1);
+        return result;
+    }
+
+    private static string Day(DateOnly d) => d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+
     internal Writer OpenWriter() => new(database);
 
     private static void Text(sqlite3_stmt s, int index, string? value)
@@ -191,6 +315,35 @@ public sealed class UsageStore(SqliteDatabase database)
               quantity_micro = quantity_micro + excluded.quantity_micro
             """;
 
+        private const string DailySql = """
+            INSERT INTO usage_daily (tenant_id, day, category, provider, name, feature, is_meter, calls,
+              input_tokens, output_tokens, cached_input_tokens, micro_credits, quantity_micro)
+            VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)
+            ON CONFLICT (tenant_id, day, category, provider, name, feature) DO UPDATE SET
+              calls = calls + excluded.calls,
+              input_tokens = input_tokens + excluded.input_tokens,
+              output_tokens = output_tokens + excluded.output_tokens,
+              cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens,
+              micro_credits = micro_credits + excluded.micro_credits,
+              quantity_micro = quantity_micro + excluded.quantity_micro
+            """;
+
+        private const string JobSql = """
+            INSERT INTO usage_jobs (tenant_id, job_id, calls, billable_calls, input_tokens, output_tokens, cached_input_tokens,
+              micro_credits, internal_micro_credits, first_at, last_at)
+            VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)
+            ON CONFLICT (tenant_id, job_id) DO UPDATE SET
+              calls = calls + excluded.calls,
+              billable_calls = billable_calls + excluded.billable_calls,
+              input_tokens = input_tokens + excluded.input_tokens,
+              output_tokens = output_tokens + excluded.output_tokens,
+              cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens,
+              micro_credits = micro_credits + excluded.micro_credits,
+              internal_micro_credits = internal_micro_credits + excluded.internal_micro_credits,
+              first_at = min(first_at, excluded.first_at),
+              last_at = max(last_at, excluded.last_at)
+            """;
+
         private const string PeriodUseSql = """
             SELECT COALESCE(SUM(micro_credits), 0), COALESCE(SUM(input_tokens + output_tokens + cached_input_tokens), 0)
             FROM usage_totals WHERE tenant_id = ?1 AND period_start = ?2
@@ -199,7 +352,9 @@ public sealed class UsageStore(SqliteDatabase database)
         private const string ExistsSql = "SELECT 1 FROM usage_events WHERE tenant_id = ?1 AND event_id = ?2";
 
         private readonly sqlite3 _db;
-        private readonly sqlite3_stmt _insert, _upsert, _periodUseQuery, _exists;
+        private readonly sqlite3_stmt _insert, _upsert, _daily, _job, _periodUseQuery, _exists;
+        private readonly Dictionary<(string, string, string, string, string, string), long[]> _days = new();
+        private readonly Dictionary<(string, string), long[]> _jobs = new();
         private readonly Dictionary<(string, string, string, string, string), long[]> _totals = new();
         private readonly Dictionary<(string, string), long[]> _periodUse = new();
 
@@ -213,6 +368,8 @@ public sealed class UsageStore(SqliteDatabase database)
             Exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=0;");
             Check(raw.sqlite3_prepare_v2(_db, InsertSql, out _insert), "prepare");
             Check(raw.sqlite3_prepare_v2(_db, UpsertSql, out _upsert), "prepare");
+            Check(raw.sqlite3_prepare_v2(_db, DailySql, out _daily), "prepare");
+            Check(raw.sqlite3_prepare_v2(_db, JobSql, out _job), "prepare");
             Check(raw.sqlite3_prepare_v2(_db, PeriodUseSql, out _periodUseQuery), "prepare");
             Check(raw.sqlite3_prepare_v2(_db, ExistsSql, out _exists), "prepare");
         }
@@ -223,6 +380,8 @@ public sealed class UsageStore(SqliteDatabase database)
         {
             tenants = new HashSet<string>(StringComparer.Ordinal);
             _totals.Clear();
+            _days.Clear();
+            _jobs.Clear();
             _periodUse.Clear();
             var outcomes = new WriteOutcome[batches.Count][];
             Exec("BEGIN IMMEDIATE");
@@ -262,6 +421,36 @@ public sealed class UsageStore(SqliteDatabase database)
                         acc[4] += r.CachedInputTokens;
                         acc[5] += r.MicroCredits;
                         acc[6] += r.QuantityMicro;
+
+                        var dayKey = (r.TenantId, r.Day, r.Category, r.Provider, r.Name, r.Feature ?? UsageDaily.NoFeature);
+                        if (!_days.TryGetValue(dayKey, out var day)) _days[dayKey] = day = [r.Meter is null ? 0 : 1, 0, 0, 0, 0, 0, 0];
+                        day[1]++;
+                        day[2] += r.InputTokens;
+                        day[3] += r.OutputTokens;
+                        day[4] += r.CachedInputTokens;
+                        day[5] += r.MicroCredits;
+                        day[6] += r.QuantityMicro;
+
+                        if (r.JobId is not null)
+                        {
+                            if (!_jobs.TryGetValue((r.TenantId, r.JobId), out var job))
+                                _jobs[(r.TenantId, r.JobId)] = job = [0, 0, 0, 0, 0, 0, 0, r.OccurredAtMs, r.OccurredAtMs];
+                            job[0]++;
+                            if (r.Billable)
+                            {
+                                job[1]++;
+                                job[2] += r.InputTokens;
+                                job[3] += r.OutputTokens;
+                                job[4] += r.CachedInputTokens;
+                                job[5] += r.MicroCredits;
+                            }
+                            else if (r.Internal && !r.Failed)
+                            {
+                                job[6] += r.MicroCredits;
+                            }
+                            job[7] = Math.Min(job[7], r.OccurredAtMs);
+                            job[8] = Math.Max(job[8], r.OccurredAtMs);
+                        }
                     }
                 }
                 foreach (var ((tenant, period, category, provider, name), acc) in _totals)
@@ -273,6 +462,24 @@ public sealed class UsageStore(SqliteDatabase database)
                     Text(_upsert, 5, name);
                     for (var i = 0; i < 7; i++) raw.sqlite3_bind_int64(_upsert, 6 + i, acc[i]);
                     Step(_upsert, "totals");
+                }
+                foreach (var ((tenant, dayText, category, provider, name, feature), acc) in _days)
+                {
+                    Text(_daily, 1, tenant);
+                    Text(_daily, 2, dayText);
+                    Text(_daily, 3, category);
+                    Text(_daily, 4, provider);
+                    Text(_daily, 5, name);
+                    Text(_daily, 6, feature);
+                    for (var i = 0; i < 7; i++) raw.sqlite3_bind_int64(_daily, 7 + i, acc[i]);
+                    Step(_daily, "daily rollup");
+                }
+                foreach (var ((tenant, jobId), acc) in _jobs)
+                {
+                    Text(_job, 1, tenant);
+                    Text(_job, 2, jobId);
+                    for (var i = 0; i < 9; i++) raw.sqlite3_bind_int64(_job, 3 + i, acc[i]);
+                    Step(_job, "job rollup");
                 }
                 Exec("COMMIT");
             }
@@ -335,6 +542,8 @@ public sealed class UsageStore(SqliteDatabase database)
             _insert.Dispose();
             _upsert.Dispose();
             _periodUseQuery.Dispose();
+            _daily.Dispose();
+            _job.Dispose();
             _exists.Dispose();
             _db.Dispose();
         }

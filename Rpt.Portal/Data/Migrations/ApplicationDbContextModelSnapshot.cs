@@ -346,6 +346,40 @@ namespace Rpt.Portal.Data.Migrations
                     b.ToTable("AspNetUsers", (string)null);
                 });
 
+            modelBuilder.Entity("Rpt.Portal.Ledger.EntryJob", b =>
+                {
+                    b.Property<string>("TenantId")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<long>("EntrySeq")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("entry_seq");
+
+                    b.Property<int>("Rank")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("rank");
+
+                    b.Property<long>("Calls")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("calls");
+
+                    b.Property<string>("JobId")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("job_id");
+
+                    b.Property<long>("MicroCredits")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("micro_credits");
+
+                    b.HasKey("TenantId", "EntrySeq", "Rank")
+                        .HasName("PK_ledger_entry_jobs");
+
+                    b.ToTable("ledger_entry_jobs", (string)null);
+                });
+
             modelBuilder.Entity("Rpt.Portal.Ledger.FlushLag", b =>
                 {
                     b.Property<string>("TenantId")
@@ -594,6 +628,71 @@ namespace Rpt.Portal.Data.Migrations
                         });
                 });
 
+            modelBuilder.Entity("Rpt.Portal.Metering.UsageDaily", b =>
+                {
+                    b.Property<string>("TenantId")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<DateOnly>("Day")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("day");
+
+                    b.Property<string>("Category")
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("category");
+
+                    b.Property<string>("Provider")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("provider");
+
+                    b.Property<string>("Name")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
+                    b.Property<string>("Feature")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("feature");
+
+                    b.Property<long>("CachedInputTokens")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("cached_input_tokens");
+
+                    b.Property<long>("Calls")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("calls");
+
+                    b.Property<long>("InputTokens")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("input_tokens");
+
+                    b.Property<bool>("IsMeter")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("is_meter");
+
+                    b.Property<long>("MicroCredits")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("micro_credits");
+
+                    b.Property<long>("OutputTokens")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("output_tokens");
+
+                    b.Property<long>("QuantityMicro")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("quantity_micro");
+
+                    b.HasKey("TenantId", "Day", "Category", "Provider", "Name", "Feature")
+                        .HasName("PK_usage_daily");
+
+                    b.ToTable("usage_daily", (string)null);
+                });
+
             modelBuilder.Entity("Rpt.Portal.Metering.UsageEvent", b =>
                 {
                     b.Property<long>("Seq")
@@ -706,6 +805,9 @@ namespace Rpt.Portal.Data.Migrations
                     b.HasKey("Seq")
                         .HasName("PK_usage_events");
 
+                    b.HasIndex("TenantId")
+                        .HasDatabaseName("ix_usage_events_tenant_seq");
+
                     b.HasIndex("TenantId", "EventId")
                         .IsUnique()
                         .HasDatabaseName("ux_usage_events_tenant_event");
@@ -714,6 +816,63 @@ namespace Rpt.Portal.Data.Migrations
                         .HasDatabaseName("ix_usage_events_tenant_job");
 
                     b.ToTable("usage_events", (string)null);
+                });
+
+            modelBuilder.Entity("Rpt.Portal.Metering.UsageJob", b =>
+                {
+                    b.Property<string>("TenantId")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<string>("JobId")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("job_id");
+
+                    b.Property<long>("BillableCalls")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("billable_calls");
+
+                    b.Property<long>("CachedInputTokens")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("cached_input_tokens");
+
+                    b.Property<long>("Calls")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("calls");
+
+                    b.Property<long>("FirstAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("first_at");
+
+                    b.Property<long>("InputTokens")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("input_tokens");
+
+                    b.Property<long>("InternalMicroCredits")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("internal_micro_credits");
+
+                    b.Property<long>("LastAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("last_at");
+
+                    b.Property<long>("MicroCredits")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("micro_credits");
+
+                    b.Property<long>("OutputTokens")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("output_tokens");
+
+                    b.HasKey("TenantId", "JobId")
+                        .HasName("PK_usage_jobs");
+
+                    b.HasIndex("TenantId", "FirstAt")
+                        .HasDatabaseName("ix_usage_jobs_tenant_first");
+
+                    b.ToTable("usage_jobs", (string)null);
                 });
 
             modelBuilder.Entity("Rpt.Portal.Metering.UsageTotal", b =>

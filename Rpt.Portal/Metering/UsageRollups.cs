@@ -1,0 +1,82 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+
+namespace Rpt.Portal.Metering;
+
+/// <summary>
+/// A tenant's usage on one UTC day, by category, model (or meter) and feature: kept by the ingestion writer
+/// in the same transaction as the events, so that every report, chart and summary reads days and groups,
+/// never events. Derived data: the deep verifier recomputes it from the audit records.
+/// </summary>
+public sealed class UsageDaily
+{
+    private UsageDaily() { }
+
+    /// <summary>The feature column's value for calls sent without one (the key cannot hold NULL).</summary>
+    public const string NoFeature = "";
+
+    public string TenantId { get; private set; } = "";
+    /// <summary>The UTC day of occurred_at; a billing period starts and ends on a UTC day boundary, so a day lies in one period.</summary>
+    public DateOnly Day { get; private set; }
+    public string Category { get; private set; } = "";
+    public string Provider { get; private set; } = "";
+    /// <summary>The model, or the meter of a non-token meter.</summary>
+    public string Name { get; private set; } = "";
+    public string Feature { get; private set; } = NoFeature;
+    public bool IsMeter { get; private set; }
+    public long Calls { get; private set; }
+    public long InputTokens { get; private set; }
+    public long OutputTokens { get; private set; }
+    public long CachedInputTokens { get; private set; }
+    public long MicroCredits { get; private set; }
+    public long QuantityMicro { get; private set; }
+}
+
+public sealed class UsageDailyConfiguration : IEntityTypeConfiguration<UsageDaily>
+{
+    public void Configure(EntityTypeBuilder<UsageDaily> b)
+    {
+        b.ToTable("usage_daily");
+        b.HasKey(d => new { d.TenantId, d.Day, d.Category, d.Provider, d.Name, d.Feature });
+        b.Property(d => d.TenantId).HasMaxLength(64);
+        b.Property(d => d.Category).HasMaxLength(16);
+        b.Property(d => d.Provider).HasMaxLength(64);
+        b.Property(d => d.Name).HasMaxLength(128);
+        b.Property(d => d.Feature).HasMaxLength(128);
+    }
+}
+
+/// <summary>
+/// A job's usage, all its calls: kept by the writer like <see cref="UsageDaily"/> (a job's calls arrive close
+/// together, so one row is updated a few times per commit at most). Tokens and credits are of billed calls.
+/// </summary>
+public sealed class UsageJob
+{
+    private UsageJob() { }
+
+    public string TenantId { get; private set; } = "";
+    public string JobId { get; private set; } = "";
+    /// <summary>Every call of the job: billed, internal and failed.</summary>
+    public long Calls { get; private set; }
+    public long BillableCalls { get; private set; }
+    public long InputTokens { get; private set; }
+    public long OutputTokens { get; private set; }
+    public long CachedInputTokens { get; private set; }
+    public long MicroCredits { get; private set; }
+    public long InternalMicroCredits { get; private set; }
+    public DateTimeOffset FirstAt { get; private set; }
+    public DateTimeOffset LastAt { get; private set; }
+}
+
+public sealed class UsageJobConfiguration : IEntityTypeConfiguration<UsageJob>
+{
+    public void Configure(EntityTypeBuilder<UsageJob> b)
+    {
+        b.ToTable("usage_jobs");
+        b.HasKey(j => new { j.TenantId, j.JobId });
+        b.Property(j => j.TenantId).HasMaxLength(64);
+        b.Property(j => j.JobId).HasMaxLength(128);
+        // Jobs by when they started, newest first, a page at a time: an index range, whatever the number of jobs.
+        b.HasIndex(j => new { j.TenantId, j.FirstAt }).HasDatabaseName("ix_usage_jobs_tenant_first");
+    }
+}
