@@ -71,9 +71,10 @@ public sealed class PortalServer : IAsyncDisposable
     }
 
     /// <summary>Opens the tenant with the operator command line of the same executable, while the server runs.</summary>
-    public Task<string> CreateTenantAsync(string id, string plan)
+    public Task<string> CreateTenantAsync(string id, string plan, DateTimeOffset? subscriptionStart = null)
     {
-        var output = Run("dotnet", $"\"{_dll}\" tenants create --name {id} --id {id} --plan {plan}", Path.GetDirectoryName(_dll)!, _env);
+        var start = subscriptionStart is { } s ? $" --subscription-start {s.UtcDateTime:yyyy-MM-ddTHH:mm:ssZ}" : "";
+        var output = Run("dotnet", $"\"{_dll}\" tenants create --name {id} --id {id} --plan {plan}{start}", Path.GetDirectoryName(_dll)!, _env);
         var line = output.Split('\n').FirstOrDefault(l => l.StartsWith("api_key: ", StringComparison.Ordinal))
             ?? throw new InvalidOperationException("tenants create printed no api_key: " + output);
         return Task.FromResult(line["api_key: ".Length..].Trim());

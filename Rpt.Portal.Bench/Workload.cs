@@ -46,10 +46,14 @@ public static class Workload
         return new PriceSheet((decimal)c["usd_per_credit"]!, (decimal)c["overhead"]!, models);
     }
 
-    public static async Task<IngestRun> IngestAsync(HttpClient http, long events, int batchSize, int concurrency, PriceSheet prices)
+    /// <param name="from">Events occur between this instant and now (today's midnight UTC by default).</param>
+    /// <param name="idPrefix">Ids are the prefix and the event's number: sequential, and distinct per prefix.</param>
+    /// <param name="acked">Called after each acknowledged batch with what the batch must cost, in µcr.</param>
+    public static async Task<IngestRun> IngestAsync(HttpClient http, long events, int batchSize, int concurrency, PriceSheet prices,
+        DateTimeOffset? from = null, string idPrefix = "call_", Action<long>? acked = null, CancellationToken stop = default)
     {
         var now = DateTimeOffset.UtcNow;
-        var periodStart = new DateTimeOffset(now.UtcDateTime.Date, TimeSpan.Zero);
+        var periodStart = from ?? new DateTimeOffset(now.UtcDateTime.Date, TimeSpan.Zero);
         var spanMs = Math.Max(1, (long)(now - periodStart).TotalMilliseconds - 1_000);
         var batches = (events + batchSize - 1) / batchSize;
         // The token pattern below repeats every 20,000 events, so what each event must cost is computed once,
@@ -72,7 +76,8 @@ public static class Workload
             while (true)
             {
                 var b = Interlocked.Increment(ref next);
-                if (b >= batches) break;
+                if (b >= batches || stop.IsCancellationRequested) break;
+                var batchExpected = 0L;
                 buffer.ResetWrittenCount();
                 using (var json = new Utf8JsonWriter(buffer))
                 {
@@ -83,7 +88,7 @@ public static class Workload
                     {
                         var (model, input, output, cached) = Shape(n, prices);
                         json.WriteStartObject();
-                        json.WriteString("id", "call_" + n.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                        json.WriteString("id", idPrefix + n.ToString(System.Globalization.CultureInfo.InvariantCulture));
                         json.WriteString("occurred_at", occurredAt);
                         json.WriteString("provider", model.Provider);
                         json.WriteString("model", model.Model);
@@ -94,7 +99,7 @@ public static class Workload
                         json.WriteString("job_id", "job_" + (n / 25).ToString(System.Globalization.CultureInfo.InvariantCulture));
                         json.WriteString("status", "succeeded");
                         json.WriteEndObject();
-                        localExpected += charge[n % Cycle];
+                        batchExpected += charge[n % Cycle];
                     }
                     json.WriteEndArray();
                     json.WriteEndObject();
@@ -108,6 +113,8 @@ public static class Workload
                 if (!response.IsSuccessStatusCode)
                     throw new InvalidOperationException($"batch {b}: {(int)response.StatusCode} {System.Text.Encoding.UTF8.GetString(body)}");
                 Interlocked.Add(ref accepted, Accepted(body));
+                localExpected += batchExpected;
+                acked?.Invoke(batchExpected);
             }
             Interlocked.Add(ref expected, localExpected);
         })).ToArray();

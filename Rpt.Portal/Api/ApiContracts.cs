@@ -71,3 +71,7 @@ public sealed record QuotaCheckRequest(decimal? EstimatedCredits, string? Provid
     long? CachedInputTokens);
 
 public sealed record VerifyResponse(string TenantId, bool Intact, long Entries, string HeadHash, bool Deep, IReadOnlyList<string> Problems);
+
+/// <summary>The dashboard's series: billed credits per UTC day of the current period, by model or feature.</summary>
+public sealed record DailyCreditsResponse(BillingPeriodDto BillingPeriod, string GroupBy, long ConsumedMicroCredits, DateTimeOffset ReadAt,
+    IReadOnlyList<DailyCredits> Days);

@@ -31,6 +31,9 @@ public static class UsageApi
         read.MapGet("/usage/tokens", GetTokens).WithName("GetTokenUsage")
             .WithSummary("Token usage, grouped by job, model or feature")
             .WithDescription("Billed, succeeded calls with occurred_at in [from, to), widened to whole UTC days (usage is kept per UTC day; the answer says which days it covers); the current billing period by default. group_by=job lists the jobs that started in the range, newest first: follow next_cursor while has_more.");
+        read.MapGet("/usage/daily", GetDaily).WithName("GetDailyCredits")
+            .WithSummary("Credits per day of the current billing period, by model or feature")
+            .WithDescription("The series the portal's dashboard charts, read from the same snapshot (shared by every dashboard of the tenant, re-read at most twice a second): billed micro-credits and tokens per UTC day and model (or feature), with the consumption they add up to and when they were read.");
         read.MapGet("/usage/jobs/{job_id}", GetJob).WithName("ExplainJob")
             .WithSummary("Explain a job: every call and every number behind its credits")
             .WithDescription("Model, tokens, the price version in effect, provider cost, overhead and micro-credits per call, and the ledger entries that charged them.");
@@ -102,6 +105,17 @@ public static class UsageApi
         CreditsApi.Check(errors, "page_size", page_size, 1, 500);
         if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
         return TypedResults.Ok(reports.Tokens(tenantId, grouping, fromAt, toAt, page ?? 1, page_size ?? 50, cursor));
+    }
+
+    public static async Task<Results<Ok<DailyCreditsResponse>, ValidationProblem, NotFound>> GetDaily(HttpContext http, DashboardSnapshots snapshots, string? group_by)
+    {
+        if (group_by is not (null or "model" or "feature"))
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["group_by"] = [$"'{group_by}' is not one of: model, feature."] });
+        var snapshot = await snapshots.GetAsync(http.Caller().TenantId!);
+        if (snapshot is null) return TypedResults.NotFound();
+        var b = snapshot.Balance;
+        return TypedResults.Ok(new DailyCreditsResponse(new BillingPeriodDto(b.Period.Start, b.Period.End), group_by ?? "model",
+            b.ConsumedMicroCredits, snapshot.ReadAt, group_by == "feature" ? snapshot.ByFeature : snapshot.ByModel));
     }
 
     public static async Task<Results<Ok<JobExplanation>, ProblemHttpResult>> GetJob(HttpContext http, UsageReports reports, string job_id, CancellationToken cancellationToken)

@@ -20,7 +20,9 @@ public static class OperatorCli
 
     public const string Usage = """
         Rpt Portal operator commands (dotnet run --project Rpt.Portal -- COMMAND):
-          tenants create --name NAME --plan PLAN [--id ID]   open an account; prints tenant_id and api_key
+          tenants create --name NAME --plan PLAN [--id ID] [--subscription-start DATE]
+                                                             open an account (billing periods anchored on DATE, e.g. for
+                                                             an account moved from another system); prints tenant_id and api_key
           tenants list                                       every tenant with its plan and balance
           keys create --tenant ID [--name NAME] [--scopes read,ingest]
           keys create --platform [--name NAME]               a platform ingest key (names the tenant per event)
@@ -97,7 +99,15 @@ public static class OperatorCli
 
     private static async Task<int> CreateTenantAsync(IServiceProvider services, Options o, TextWriter @out, TextWriter err)
     {
-        var result = await services.GetRequiredService<CreateTenant>().ExecuteAsync(o.Required("name"), o.Required("plan"), o.Optional("id"));
+        DateTimeOffset? start = null;
+        if (o.Optional("subscription-start") is { } text)
+        {
+            if (!DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed))
+                throw new CliUsageException($"--subscription-start '{text}' is not an ISO 8601 date or instant");
+            if (parsed > services.GetRequiredService<TimeProvider>().GetUtcNow()) return Fail(err, "--subscription-start must not be in the future");
+            start = parsed;
+        }
+        var result = await services.GetRequiredService<CreateTenant>().ExecuteAsync(o.Required("name"), o.Required("plan"), o.Optional("id"), start);
         if (result.Tenant is null || result.Error is not null) return Fail(err, result.Error ?? "the tenant was not created");
         var key = await services.GetRequiredService<ApiKeyService>().CreateAsync(result.Tenant.Id, "Created by tenants create", ApiScopes.Read | ApiScopes.Ingest);
         await @out.WriteLineAsync($"tenant_id: {result.Tenant.Id}");

@@ -9,6 +9,7 @@ public static class LedgerExtensions
         builder.Services.AddSingleton<FlushUsage>();
         builder.Services.AddSingleton<VerifyLedger>();
         builder.Services.AddSingleton<GetBalance>();
+        builder.Services.AddSingleton<DashboardSnapshots>();
         builder.Services.AddSingleton<LedgerHistory>();
         builder.Services.AddSingleton<RenewPeriods>();
         builder.Services.AddHostedService<UsageFlusher>();

@@ -143,15 +143,26 @@ public sealed class UsageReports(IDbContextFactory<ApplicationDbContext> dbFacto
         return new Paged<TokenUsageGroup>(items, page, pageSize, null, more ? Cursor.Of(rows[^1].FirstAtMs, rows[^1].RowId) : null);
     }
 
+    /// <summary>Billed credits per UTC day by model and by feature, from one read of the rollups (the dashboard's two charts).</summary>
+    public (IReadOnlyList<DailyCredits> ByModel, IReadOnlyList<DailyCredits> ByFeature) DailyByModelAndFeature(string tenantId, DateTimeOffset from, DateTimeOffset to)
+    {
+        var (firstDay, endDay) = Days(from, to);
+        using var connection = database.Open();
+        var rows = UsageStore.Daily(connection, null, tenantId, firstDay, endDay, UsageCategory.Billable);
+        return (Group(rows, TokenGrouping.Model), Group(rows, TokenGrouping.Feature));
+    }
+
+    private static IReadOnlyList<DailyCredits> Group(List<DailyRow> rows, TokenGrouping by) => rows
+        .GroupBy(r => (r.Day, Key: by == TokenGrouping.Feature ? r.Feature ?? "(none)" : r.Name))
+        .Select(g => new DailyCredits(g.Key.Day, g.Key.Key, g.Sum(r => r.MicroCredits), g.Sum(r => r.TotalTokens)))
+        .OrderBy(d => d.Day).ThenBy(d => d.Key, StringComparer.Ordinal).ToList();
+
     /// <summary>Billed credits per UTC day and model (or feature) over whole UTC days, for charts.</summary>
     public IReadOnlyList<DailyCredits> Daily(string tenantId, TokenGrouping by, DateTimeOffset from, DateTimeOffset to)
     {
         var (firstDay, endDay) = Days(from, to);
         using var connection = database.Open();
-        return UsageStore.Daily(connection, null, tenantId, firstDay, endDay, UsageCategory.Billable)
-            .GroupBy(r => (r.Day, Key: by == TokenGrouping.Feature ? r.Feature ?? "(none)" : r.Name))
-            .Select(g => new DailyCredits(g.Key.Day, g.Key.Key, g.Sum(r => r.MicroCredits), g.Sum(r => r.TotalTokens)))
-            .OrderBy(d => d.Day).ThenBy(d => d.Key, StringComparer.Ordinal).ToList();
+        return Group(UsageStore.Daily(connection, null, tenantId, firstDay, endDay, UsageCategory.Billable), by);
     }
 
     /// <summary>

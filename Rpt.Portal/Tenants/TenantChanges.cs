@@ -23,36 +23,45 @@ public enum TenantChange
 /// </summary>
 public sealed class TenantChanges(ILogger<TenantChanges> logger)
 {
-    private readonly ConcurrentDictionary<Guid, (string? TenantId, Func<TenantChange, Task> Callback)> _subscribers = new();
+    private readonly ConcurrentDictionary<Guid, (string TenantId, Func<TenantChange, Task> Callback)> _subscribers = new();
+    private readonly ConcurrentDictionary<Guid, Func<TenantChange, IReadOnlyCollection<string>, Task>> _everyTenant = new();
 
-    /// <summary>Listens to the changes of one tenant, or of every tenant when <paramref name="tenantId"/> is null.</summary>
-    public IDisposable Subscribe(string? tenantId, Func<TenantChange, Task> callback)
+    /// <summary>Listens to the changes of one tenant.</summary>
+    public IDisposable Subscribe(string tenantId, Func<TenantChange, Task> callback)
     {
         var id = Guid.NewGuid();
         _subscribers[id] = (tenantId, callback);
         return new Subscription(() => _subscribers.TryRemove(id, out _));
     }
 
+    /// <summary>Listens to the changes of every tenant, with the tenants each change concerns.</summary>
+    public IDisposable SubscribeAll(Func<TenantChange, IReadOnlyCollection<string>, Task> callback)
+    {
+        var id = Guid.NewGuid();
+        _everyTenant[id] = callback;
+        return new Subscription(() => _everyTenant.TryRemove(id, out _));
+    }
+
     public void Publish(TenantChange change, string tenantId) => Publish(change, [tenantId]);
 
     public void Publish(TenantChange change, IReadOnlyCollection<string> tenantIds)
     {
-        if (tenantIds.Count == 0 || _subscribers.IsEmpty) return;
+        if (tenantIds.Count == 0 || _subscribers.IsEmpty && _everyTenant.IsEmpty) return;
         ThreadPool.QueueUserWorkItem(_ =>
         {
+            foreach (var callback in _everyTenant.Values) _ = Run(() => callback(change, tenantIds), change, null);
             foreach (var (tenant, callback) in _subscribers.Values)
             {
-                if (tenant is not null && !tenantIds.Contains(tenant)) continue;
-                _ = Run(callback, change, tenant);
+                if (tenantIds.Contains(tenant)) _ = Run(() => callback(change), change, tenant);
             }
         });
     }
 
-    private async Task Run(Func<TenantChange, Task> callback, TenantChange change, string? tenant)
+    private async Task Run(Func<Task> callback, TenantChange change, string? tenant)
     {
         try
         {
-            await callback(change);
+            await callback();
         }
         catch (Exception ex)
         {

@@ -10,35 +10,32 @@ namespace Rpt.Portal.Ledger.Pages;
 
 public partial class Dashboard
 {
-    [Inject] private GetBalance Balances { get; set; } = default!;
-    [Inject] private UsageReports Reports { get; set; } = default!;
+    [Inject] private DashboardSnapshots Snapshots { get; set; } = default!;
     [Inject] private PriceBookProvider Prices { get; set; } = default!;
-    [Inject] private IDbContextFactory<ApplicationDbContext> DbFactory { get; set; } = default!;
 
     private Balance? _balance;
     private Plan? _plan;
     private string? _planName;
     private ConversionRule? _rule;
     private TokenGrouping _by = TokenGrouping.Model;
+    private DashboardSnapshot? _snapshot;
     private IReadOnlyList<DailyCredits> _daily = [];
 
+    /// <summary>Reads the tenant's snapshot, shared with every other open dashboard of the tenant (DashboardSnapshots).</summary>
     protected override async Task LoadAsync()
     {
-        _balance = Balances.Execute(TenantId!);
-        if (_balance is null) return;
-        if (_plan?.Code != _balance.PlanCode)
-        {
-            await using var db = await DbFactory.CreateDbContextAsync();
-            _plan = await db.Plans.AsNoTracking().FirstOrDefaultAsync(p => p.Code == _balance.PlanCode);
-            _planName = _plan?.Name ?? _balance.PlanCode;
-        }
+        _snapshot = await Snapshots.GetAsync(TenantId!);
+        _balance = _snapshot?.Balance;
+        if (_snapshot is null) return;
+        _plan = _snapshot.Plan;
+        _planName = _plan?.Name ?? _snapshot.Balance.PlanCode;
         _rule = Prices.Current.RuleAt(Time.GetUtcNow());
-        _daily = Reports.Daily(TenantId!, _by, _balance.Period.StartInstant, _balance.Period.EndInstant);
+        _daily = _by == TokenGrouping.Model ? _snapshot.ByModel : _snapshot.ByFeature;
     }
 
     private Task ReloadChartAsync()
     {
-        _daily = Reports.Daily(TenantId!, _by, _balance!.Period.StartInstant, _balance.Period.EndInstant);
+        _daily = _by == TokenGrouping.Model ? _snapshot!.ByModel : _snapshot!.ByFeature;
         return Task.CompletedTask;
     }
 
