@@ -23,20 +23,23 @@ public static class ReadsMode
         var anchor = new DateTimeOffset(now.UtcDateTime.Date.AddDays(-29), TimeSpan.Zero); // the current period holds 29 days and today
         var largeKey = await server.CreateTenantAsync("large", "enterprise", anchor);
         var smallKey = await server.CreateTenantAsync("small", "enterprise", anchor);
-        var historyKey = await server.CreateTenantAsync("history", "enterprise", now.AddDays(-365));
+        // Ten and a half periods back: as far as the seeded price book goes (it starts on 1 January 2026).
+        var historyStart = now.AddDays(-320);
+        var historyKey = await server.CreateTenantAsync("history", "enterprise", historyStart);
         using var large = Reads.Client(server, largeKey, concurrency);
         using var smallHttp = Reads.Client(server, smallKey, concurrency);
         using var historyHttp = Reads.Client(server, historyKey, concurrency);
         var prices = await Workload.LoadPricesAsync(large);
         var memory = new MemorySampler(server.Pid);
 
-        Console.WriteLine($"load: {events:N0} events for 'large' over 30 days of its current period, {history:N0} for 'history' over a year, {small:N0} for 'small' (sequential ids, batches of {batch:N0}, {concurrency} clients)");
+        Console.WriteLine($"load: {events:N0} events for 'large' over 30 days of its current period, {history:N0} for 'history' over 320 days, {small:N0} for 'small' (sequential ids, batches of {batch:N0}, {concurrency} clients)");
         var loaded = await Workload.IngestAsync(large, events, batch, concurrency, prices, anchor);
         Console.WriteLine($"  large:   {loaded.EventsPerSecond:N0} events/s with the rollups ({loaded.Accepted:N0} in {loaded.Elapsed.TotalSeconds:0.0} s; batch p50 {loaded.Latency.P50:0.0} ms, p99 {loaded.Latency.P99:0.0} ms)");
-        var past = await Workload.IngestAsync(historyHttp, history, batch, concurrency, prices, now.AddDays(-365), "h_");
+        var past = await Workload.IngestAsync(historyHttp, history, batch, concurrency, prices, historyStart, "h_");
         var few = await Workload.IngestAsync(smallHttp, small, batch, 1, prices, anchor, "s_");
         var check = await Workload.CheckChargesAsync(large, loaded.ExpectedMicroCredits);
         Console.WriteLine($"  charged: {check.ChargedMicroCredits:N0} µcr for 'large', expected {loaded.ExpectedMicroCredits:N0}: {(check.Exact ? "exact" : "MISMATCH")}; chain {(check.ChainIntact ? "intact" : "BROKEN")}");
+        Console.WriteLine($"  accepted: large {loaded.Accepted:N0}, history {past.Accepted:N0}, small {few.Accepted:N0}");
         var ok = check.Exact && check.ChainIntact && loaded.Accepted == events && past.Accepted == history && few.Accepted == small;
 
         Console.WriteLine($"reads: {requests} sequential requests each, 'small' ({small:N0} events) against 'large' ({events:N0} events in the period), ms");
@@ -59,10 +62,11 @@ public static class ReadsMode
 
         if (dashboards > 0)
         {
-            Console.WriteLine($"dashboards: {live:N0} more events for 'large' at full speed, first alone, then with {dashboards} dashboards open on 'large'");
+            Console.WriteLine($"dashboards: {live:N0} more events for 'large' at full speed, alone, then with {dashboards} dashboards open on 'large', then alone again");
+            await Task.Delay(10_000); // let the flusher catch up with the load
             var alone = await Workload.IngestAsync(large, live, batch, concurrency, prices, anchor, "alone_");
             Console.WriteLine($"  alone:           {alone.EventsPerSecond:N0} events/s (batch p99 {alone.Latency.P99:0.0} ms)");
-            await Task.Delay(10_000); // let the flusher catch up
+            await Task.Delay(10_000);
             var baseline = (long)JsonNode.Parse(await large.GetStringAsync("/v1/usage/daily"))!["consumed_micro_credits"]!;
             var acks = new List<(long Micro, long At)>();
             long cumulative = baseline;
@@ -78,8 +82,11 @@ public static class ReadsMode
             var stale = Latency.Of(staleness);
             staleness.Sort();
             var p95 = staleness[(int)(staleness.Count * 0.95)];
-            var ratio = withDashboards.EventsPerSecond / alone.EventsPerSecond;
-            Console.WriteLine($"  with dashboards: {withDashboards.EventsPerSecond:N0} events/s ({ratio:P0} of alone; batch p99 {withDashboards.Latency.P99:0.0} ms)");
+            await Task.Delay(10_000);
+            var again = await Workload.IngestAsync(large, live, batch, concurrency, prices, anchor, "again_");
+            Console.WriteLine($"  alone again:     {again.EventsPerSecond:N0} events/s (batch p99 {again.Latency.P99:0.0} ms)");
+            var ratio = withDashboards.EventsPerSecond / ((alone.EventsPerSecond + again.EventsPerSecond) / 2);
+            Console.WriteLine($"  with dashboards: {withDashboards.EventsPerSecond:N0} events/s ({ratio:P0} of the mean alone; batch p99 {withDashboards.Latency.P99:0.0} ms)");
             Console.WriteLine($"  new usage shown on the dashboards ({acks.Count:N0} acknowledged batches × {dashboards} dashboards, {staleness.Count:N0} pairs): p50 {stale.P50:0} ms, p95 {p95:0} ms, max {stale.Max:0} ms after the acknowledgement");
             Console.WriteLine($"  server peak working set with dashboards: {memory.PeakBytes / 1048576.0:N0} MiB (before them {peakBefore / 1048576.0:N0} MiB)");
             ok &= ratio >= 0.9 && p95 <= 2_000 && memory.PeakBytes < 1.5 * 1024 * 1024 * 1024;
