@@ -69,8 +69,6 @@ public sealed class UsageEventConfiguration : IEntityTypeConfiguration<UsageEven
         b.Ignore(e => e.TotalTokens);
         b.HasIndex(e => new { e.TenantId, e.EventId }).IsUnique().HasDatabaseName("ux_usage_events_tenant_event");
         b.HasIndex(e => new { e.TenantId, e.JobId }).HasDatabaseName("ix_usage_events_tenant_job");
-        // A tenant's calls newest first, a page at a time: (tenant_id, seq), seq being the rowid.
-        b.HasIndex(e => e.TenantId).HasDatabaseName("ix_usage_events_tenant_seq");
     }
 }
 

@@ -173,13 +173,25 @@ public sealed class UsageReports(IDbContextFactory<ApplicationDbContext> dbFacto
     public async Task<Paged<UsageEvent>> CallsAsync(string tenantId, UsageFilter filter, long? beforeSeq, int pageSize, int page = 1,
         CancellationToken cancellationToken = default)
     {
+        var count = CountCalls(tenantId, filter);
         await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
-        var query = Filtered(db, tenantId, filter);
-        if (beforeSeq is { } before) query = query.Where(e => e.Seq < before);
-        var items = await query.OrderByDescending(e => e.Seq).Take(pageSize + 1).ToListAsync(cancellationToken);
+        var items = await Query(db, tenantId, filter, count, pageSize + 1, newestFirst: true, beforeSeq, limit: pageSize + 1).ToListAsync(cancellationToken);
         var more = items.Count > pageSize;
         if (more) items.RemoveAt(items.Count - 1);
-        return new Paged<UsageEvent>(items, page, pageSize, CountCalls(tenantId, filter), more ? items[^1].Seq.ToString(CultureInfo.InvariantCulture) : null);
+        return new Paged<UsageEvent>(items, page, pageSize, count, more ? items[^1].Seq.ToString(CultureInfo.InvariantCulture) : null);
+    }
+
+    /// <summary>The matching audit records through the plan <see cref="UsageStore.CallsQuery"/> chooses.</summary>
+    private IQueryable<UsageEvent> Query(ApplicationDbContext db, string tenantId, UsageFilter f, long? count, int page, bool newestFirst, long? beforeSeq, int? limit = null)
+    {
+        long matching, stored;
+        using (var connection = database.Open())
+        {
+            matching = Math.Max(1, count ?? UsageStore.TenantCalls(connection, tenantId));
+            stored = UsageStore.MaxSeq(connection);
+        }
+        var (sql, args) = UsageStore.CallsQuery(tenantId, matching, stored, page, newestFirst, f.From, f.To, f.Model, f.Feature, f.JobId, beforeSeq, null, limit);
+        return db.UsageEvents.FromSqlRaw(sql, args).AsNoTracking();
     }
 
     /// <summary>How many calls match, from the rollups; null where they cannot say (a range that is not whole days).</summary>
@@ -201,7 +213,7 @@ public sealed class UsageReports(IDbContextFactory<ApplicationDbContext> dbFacto
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
-        await foreach (var e in Filtered(db, tenantId, filter).OrderBy(e => e.Seq).AsAsyncEnumerable().WithCancellation(cancellationToken))
+        await foreach (var e in Query(db, tenantId, filter, CountCalls(tenantId, filter), 1_000, newestFirst: false, null).AsAsyncEnumerable().WithCancellation(cancellationToken))
             yield return e;
     }
 
@@ -213,17 +225,6 @@ public sealed class UsageReports(IDbContextFactory<ApplicationDbContext> dbFacto
         IReadOnlyList<string> names = (features ? rows.Select(r => r.Feature).OfType<string>() : rows.Select(r => r.Name))
             .Distinct().Order(StringComparer.Ordinal).Take(500).ToList();
         return Task.FromResult(names);
-    }
-
-    private static IQueryable<UsageEvent> Filtered(ApplicationDbContext db, string tenantId, UsageFilter f)
-    {
-        var q = db.UsageEvents.AsNoTracking().Where(e => e.TenantId == tenantId);
-        if (f.From is { } from) q = q.Where(e => e.OccurredAt >= from);
-        if (f.To is { } to) q = q.Where(e => e.OccurredAt < to);
-        if (!string.IsNullOrEmpty(f.Model)) q = q.Where(e => e.Model == f.Model || e.Meter == f.Model);
-        if (!string.IsNullOrEmpty(f.Feature)) q = q.Where(e => e.Feature == f.Feature);
-        if (!string.IsNullOrEmpty(f.JobId)) q = q.Where(e => e.JobId == f.JobId);
-        return q;
     }
 
     public async Task<JobExplanation?> ExplainJobAsync(string tenantId, string jobId, CancellationToken cancellationToken = default)

@@ -284,6 +284,65 @@ public sealed class UsageStore(SqliteDatabase database)
 
     private static string Day(DateOnly d) => d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
 
+    /// <summary>
+    /// The SQL that lists a tenant's matching audit records by seq (newest first, or oldest first for an export)
+    /// without an index of its own, which would cost every event one more B-tree write: either the rowid order
+    /// filtered by tenant (cheap where the tenant's calls are dense among all), or the tenant's entries of the
+    /// (tenant_id, job_id) index sorted by seq (cheap where they are few). The cheaper plan is chosen from what
+    /// the rollups say: with N matching calls among M, the first costs about page × M / N rows, the second N;
+    /// the better of the two is at most √(page × M) rows, whatever the mix of tenants.
+    /// </summary>
+    public static (string Sql, object[] Parameters) CallsQuery(string tenantId, long matching, long stored, int page, bool newestFirst,
+        DateTimeOffset? from, DateTimeOffset? to, string? model, string? feature, string? jobId, long? beforeSeq, long? afterSeq, int? limit = null)
+    {
+        var where = new List<string>();
+        var args = new List<object>();
+        string Arg(object value) { args.Add(value); return $"{{{args.Count - 1}}}"; }
+        string index;
+        if (!string.IsNullOrEmpty(jobId))
+        {
+            index = "INDEXED BY ix_usage_events_tenant_job";
+            where.Add($"tenant_id = {Arg(tenantId)}");
+            where.Add($"job_id = {Arg(jobId)}");
+        }
+        else if ((double)matching * matching > (double)page * stored)
+        {
+            index = "NOT INDEXED";
+            where.Add($"tenant_id = {Arg(tenantId)}");
+        }
+        else
+        {
+            index = "INDEXED BY ix_usage_events_tenant_job";
+            where.Add($"tenant_id = {Arg(tenantId)}");
+        }
+        if (from is { } f) where.Add($"occurred_at >= {Arg(f.ToUnixTimeMilliseconds())}");
+        if (to is { } t) where.Add($"occurred_at < {Arg(t.ToUnixTimeMilliseconds())}");
+        if (!string.IsNullOrEmpty(model)) where.Add($"(model = {Arg(model)} OR meter = {Arg(model)})");
+        if (!string.IsNullOrEmpty(feature)) where.Add($"feature = {Arg(feature)}");
+        if (beforeSeq is { } b) where.Add($"seq < {Arg(b)}");
+        if (afterSeq is { } a) where.Add($"seq > {Arg(a)}");
+        var sql = $"SELECT * FROM usage_events {index} WHERE {string.Join(" AND ", where)} ORDER BY seq {(newestFirst ? "DESC" : "ASC")}"
+            + (limit is { } n ? $" LIMIT {Arg(n)}" : "");
+        return (sql, args.ToArray());
+    }
+
+    /// <summary>A tenant's calls (every period and category), from the running totals.</summary>
+    public static long TenantCalls(SqliteConnection connection, string tenantId)
+    {
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT COALESCE(SUM(events), 0) FROM usage_totals WHERE tenant_id = $t";
+        cmd.Parameters.AddWithValue("$t", tenantId);
+        return Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>The highest seq stored, outside a transaction.</summary>
+    public static long MaxSeq(SqliteConnection connection)
+    {
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT COALESCE(MAX(seq), 0) FROM usage_events";
+        return Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture);
+    }
+
     internal Writer OpenWriter() => new(database);
 
     private static void Text(sqlite3_stmt s, int index, string? value)

@@ -805,9 +805,6 @@ namespace Rpt.Portal.Data.Migrations
                     b.HasKey("Seq")
                         .HasName("PK_usage_events");
 
-                    b.HasIndex("TenantId")
-                        .HasDatabaseName("ix_usage_events_tenant_seq");
-
                     b.HasIndex("TenantId", "EventId")
                         .IsUnique()
                         .HasDatabaseName("ux_usage_events_tenant_event");
