@@ -28,6 +28,36 @@ public static class Reads
         return http;
     }
 
+    /// <summary>
+    /// Times a read of the small and of the large tenant <paramref name="requests"/> times each, alternating, after a
+    /// warm-up: background work (the flusher, checkpoints) then falls on both alike, not on whichever ran second.
+    /// </summary>
+    public static async Task<(Latency Small, Latency Large)> TimePairAsync(HttpClient small, string smallPath, HttpClient large, string largePath, int requests)
+    {
+        for (var i = 0; i < 20; i++)
+        {
+            (await small.GetAsync(smallPath)).EnsureSuccessStatusCode();
+            (await large.GetAsync(largePath)).EnsureSuccessStatusCode();
+        }
+        var a = new List<double>(requests);
+        var b = new List<double>(requests);
+        for (var i = 0; i < requests; i++)
+        {
+            a.Add(await OnceAsync(small, smallPath));
+            b.Add(await OnceAsync(large, largePath));
+        }
+        return (Latency.Of(a), Latency.Of(b));
+    }
+
+    private static async Task<double> OnceAsync(HttpClient http, string path)
+    {
+        var started = Stopwatch.GetTimestamp();
+        using var response = await http.GetAsync(path);
+        await response.Content.ReadAsByteArrayAsync();
+        if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"{path}: {(int)response.StatusCode}");
+        return Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+    }
+
     /// <summary>Times each read <paramref name="requests"/> times, sequentially, after a warm-up.</summary>
     public static async Task<Latency> TimeAsync(HttpClient http, string path, int requests)
     {

@@ -13,7 +13,7 @@ public static class ReadsMode
         var small = options.Long("small-events", 2_000);
         var live = options.Long("live-events", 2_000_000);
         var dashboards = (int)options.Long("dashboards", 500);
-        var requests = (int)options.Long("requests", 200);
+        var requests = (int)options.Long("requests", 500);
         var batch = (int)options.Long("batch", 1_000);
         var concurrency = (int)options.Long("concurrency", 8);
 
@@ -51,10 +51,14 @@ public static class ReadsMode
         };
         var results = new List<Reads.ReadResult>();
         foreach (var path in paths)
-            results.Add(new(path, await Reads.TimeAsync(smallHttp, path, requests), await Reads.TimeAsync(large, path, requests)));
+        {
+            var (s, l) = await Reads.TimePairAsync(smallHttp, path, large, path, requests);
+            results.Add(new(path, s, l));
+        }
         var job = (string)JsonNode.Parse(await large.GetStringAsync("/v1/usage/tokens?group_by=job&page_size=1"))!["groups"]!["items"]![0]!["key"]!;
         var smallJob = (string)JsonNode.Parse(await smallHttp.GetStringAsync("/v1/usage/tokens?group_by=job&page_size=1"))!["groups"]!["items"]![0]!["key"]!;
-        results.Add(new("/v1/usage/jobs/{job} (25 calls)", await Reads.TimeAsync(smallHttp, $"/v1/usage/jobs/{smallJob}", requests), await Reads.TimeAsync(large, $"/v1/usage/jobs/{job}", requests)));
+        var (js, jl) = await Reads.TimePairAsync(smallHttp, $"/v1/usage/jobs/{smallJob}", large, $"/v1/usage/jobs/{job}", requests);
+        results.Add(new("/v1/usage/jobs/{job} (25 calls)", js, jl));
         results.Add(new("dashboard data load, fresh read (not shared)", await Reads.TimeDashboardReadAsync(smallHttp, "small", 40), await Reads.TimeDashboardReadAsync(large, "large", 40)));
         foreach (var r in results)
             Console.WriteLine($"  {r.Name,-48} {r.Small.P50,10:0.00} {r.Small.P99,10:0.00} {r.Large.P50,10:0.00} {r.Large.P99,10:0.00} {r.Large.P99 / Math.Max(r.Small.P99, 0.001),7:0.0}{(r.Pass ? "" : "  FAIL")}");

@@ -399,9 +399,13 @@ public sealed class UsageStore(SqliteDatabase database)
               cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens,
               micro_credits = micro_credits + excluded.micro_credits,
               internal_micro_credits = internal_micro_credits + excluded.internal_micro_credits,
-              first_at = min(first_at, excluded.first_at),
               last_at = max(last_at, excluded.last_at)
             """;
+
+        // first_at is indexed: assigning it in the upsert would rewrite the index entry of every job touched by
+        // every commit. A job's calls arrive in order nearly always, so the rare earlier call is a separate update
+        // whose WHERE is false (a key lookup, no write) in the common case.
+        private const string JobFirstSql = "UPDATE usage_jobs SET first_at = ?3 WHERE tenant_id = ?1 AND job_id = ?2 AND first_at > ?3";
 
         private const string PeriodUseSql = """
             SELECT COALESCE(SUM(micro_credits), 0), COALESCE(SUM(input_tokens + output_tokens + cached_input_tokens), 0)
@@ -411,7 +415,7 @@ public sealed class UsageStore(SqliteDatabase database)
         private const string ExistsSql = "SELECT 1 FROM usage_events WHERE tenant_id = ?1 AND event_id = ?2";
 
         private readonly sqlite3 _db;
-        private readonly sqlite3_stmt _insert, _upsert, _daily, _job, _periodUseQuery, _exists;
+        private readonly sqlite3_stmt _insert, _upsert, _daily, _job, _jobFirst, _periodUseQuery, _exists;
         private readonly Dictionary<(string, string, string, string, string, string), long[]> _days = new();
         private readonly Dictionary<(string, string), long[]> _jobs = new();
         private readonly Dictionary<(string, string, string, string, string), long[]> _totals = new();
@@ -429,6 +433,7 @@ public sealed class UsageStore(SqliteDatabase database)
             Check(raw.sqlite3_prepare_v2(_db, UpsertSql, out _upsert), "prepare");
             Check(raw.sqlite3_prepare_v2(_db, DailySql, out _daily), "prepare");
             Check(raw.sqlite3_prepare_v2(_db, JobSql, out _job), "prepare");
+            Check(raw.sqlite3_prepare_v2(_db, JobFirstSql, out _jobFirst), "prepare");
             Check(raw.sqlite3_prepare_v2(_db, PeriodUseSql, out _periodUseQuery), "prepare");
             Check(raw.sqlite3_prepare_v2(_db, ExistsSql, out _exists), "prepare");
         }
@@ -539,6 +544,10 @@ public sealed class UsageStore(SqliteDatabase database)
                     Text(_job, 2, jobId);
                     for (var i = 0; i < 9; i++) raw.sqlite3_bind_int64(_job, 3 + i, acc[i]);
                     Step(_job, "job rollup");
+                    Text(_jobFirst, 1, tenant);
+                    Text(_jobFirst, 2, jobId);
+                    raw.sqlite3_bind_int64(_jobFirst, 3, acc[7]);
+                    Step(_jobFirst, "job start");
                 }
                 Exec("COMMIT");
             }
@@ -603,6 +612,7 @@ public sealed class UsageStore(SqliteDatabase database)
             _periodUseQuery.Dispose();
             _daily.Dispose();
             _job.Dispose();
+            _jobFirst.Dispose();
             _exists.Dispose();
             _db.Dispose();
         }
