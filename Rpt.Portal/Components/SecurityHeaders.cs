@@ -54,7 +54,8 @@ public static class SecurityHeaders
         app.Use((http, next) =>
         {
             var api = Api.ApiProblems.IsApi(http);
-            var nonce = api ? "" : Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
+            // Hex, not base64: a "+" or "/" would be entity-encoded in the page (harmless to a browser, confusing to anyone reading it).
+            var nonce = api ? "" : Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
             if (!api) http.Items[NonceItem] = nonce;
             http.Response.OnStarting(() =>
             {
