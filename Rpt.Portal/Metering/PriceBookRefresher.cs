@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Rpt.Portal.Data;
 
 namespace Rpt.Portal.Metering;
 
@@ -7,33 +8,9 @@ namespace Rpt.Portal.Metering;
 /// database, so that ingestion rates with them from their effective instant on.
 /// </summary>
 public sealed class PriceBookRefresher(PriceBookProvider prices, TimeProvider time, IOptions<MeteringOptions> options,
-    ILogger<PriceBookRefresher> logger) : BackgroundService
+    ILogger<PriceBookRefresher> logger) : PeriodicJob(time, logger)
 {
-    private PeriodicTimer? _timer;
-
-    public override Task StartAsync(CancellationToken cancellationToken)
-    {
-        _timer = new PeriodicTimer(options.Value.PriceBookRefreshInterval, time);
-        return base.StartAsync(cancellationToken);
-    }
-
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = _timer!;
-        try
-        {
-            while (await timer.WaitForNextTickAsync(stoppingToken))
-            {
-                try
-                {
-                    prices.RefreshIfChanged();
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException)
-                {
-                    logger.LogError(ex, "Refreshing the price book failed; the prices loaded before stay in effect and the next tick retries");
-                }
-            }
-        }
-        catch (OperationCanceledException) { }
-    }
+    protected override TimeSpan Interval => options.Value.PriceBookRefreshInterval;
+    protected override string FailureMessage => "Refreshing the price book failed; the prices loaded before stay in effect";
+    protected override void RunOnce() => prices.RefreshIfChanged();
 }
