@@ -133,3 +133,46 @@ public static class Reads
         return lags;
     }
 }
+
+/// <summary>The CSV export of every call of a tenant, as a signed-in owner downloads it from the Usage page.</summary>
+public static class CsvExport
+{
+    public sealed record Result(long Rows, long Bytes, TimeSpan Elapsed, long ServerPeakBytes, long ServerBaselineBytes);
+
+    public static async Task<Result> RunAsync(PortalServer server, string tenant, string expectedFrom)
+    {
+        var email = $"owner@{tenant}.bench";
+        var password = server.CreateUser(tenant, email);
+        var cookies = new System.Net.CookieContainer();
+        using var http = new HttpClient(new HttpClientHandler { CookieContainer = cookies, AllowAutoRedirect = false })
+        {
+            BaseAddress = server.BaseAddress,
+            Timeout = TimeSpan.FromMinutes(30),
+        };
+        // Sign in through the real form: its hidden fields (antiforgery token, form name) and the credentials.
+        var form = await http.GetStringAsync("/Account/Login");
+        var fields = System.Text.RegularExpressions.Regex.Matches(form, "<input[^>]*type=\"hidden\"[^>]*name=\"([^\"]+)\"[^>]*value=\"([^\"]*)\"")
+            .ToDictionary(m => System.Net.WebUtility.HtmlDecode(m.Groups[1].Value), m => System.Net.WebUtility.HtmlDecode(m.Groups[2].Value));
+        fields["Input.Email"] = email;
+        fields["Input.Password"] = password;
+        var signedIn = await http.PostAsync("/Account/Login", new FormUrlEncodedContent(fields));
+        if ((int)signedIn.StatusCode != 302) throw new InvalidOperationException($"sign-in answered {(int)signedIn.StatusCode}");
+
+        using var sampler = new MemorySampler(server.Pid);
+        await Task.Delay(200);
+        var baseline = Machine.Rss(server.Pid);
+        var clock = Stopwatch.StartNew();
+        using var response = await http.GetAsync($"/portal/usage.csv?from={expectedFrom}", HttpCompletionOption.ResponseHeadersRead);
+        if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"CSV export answered {(int)response.StatusCode}");
+        await using var stream = await response.Content.ReadAsStreamAsync();
+        var buffer = new byte[1 << 16];
+        long rows = 0, bytes = 0;
+        int n;
+        while ((n = await stream.ReadAsync(buffer)) > 0)
+        {
+            bytes += n;
+            rows += buffer.AsSpan(0, n).Count((byte)'\n');
+        }
+        return new Result(rows - 1, bytes, clock.Elapsed, sampler.PeakBytes, baseline);
+    }
+}

@@ -64,6 +64,12 @@ public static class ReadsMode
             Console.WriteLine($"  {r.Name,-48} {r.Small.P50,10:0.00} {r.Small.P99,10:0.00} {r.Large.P50,10:0.00} {r.Large.P99,10:0.00} {r.Large.P99 / Math.Max(r.Small.P99, 0.001),7:0.0}{(r.Pass ? "" : "  FAIL")}");
         ok &= results.All(r => r.Pass);
 
+        var csv = await CsvExport.RunAsync(server, "large", anchor.ToString("yyyy-MM-dd"));
+        var csvGrowth = Math.Max(0, csv.ServerPeakBytes - csv.ServerBaselineBytes);
+        Console.WriteLine($"csv: every call of 'large' exported by a signed-in owner: {csv.Rows:N0} rows, {csv.Bytes / 1048576.0:N0} MiB in {csv.Elapsed.TotalSeconds:0.0} s; " +
+            $"server working set {csv.ServerBaselineBytes / 1048576.0:N0} MiB before, peak {csv.ServerPeakBytes / 1048576.0:N0} MiB during (+{csvGrowth / 1048576.0:N0} MiB)");
+        ok &= csv.Rows >= events && csvGrowth < 256L * 1024 * 1024;
+
         if (dashboards > 0)
         {
             Console.WriteLine($"dashboards: {live:N0} more events for 'large' at full speed, alone, then with {dashboards} dashboards open on 'large', then alone again");

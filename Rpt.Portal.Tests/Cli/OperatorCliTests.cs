@@ -57,6 +57,18 @@ public class OperatorCliTests : IDisposable
     }
 
     [Fact]
+    public async Task UsersCreate_MakesAConfirmedSignInWithAGeneratedPassword_OnceAnAddress()
+    {
+        await Run("tenants", "create", "--name", "Acme", "--plan", "starter", "--id", "acme");
+        var (exit, output, _) = await Run("users", "create", "--tenant", "acme", "--email", "ops@acme.test", "--role", "admin");
+        Assert.Equal(0, exit);
+        Assert.Matches("^email: ops@acme.test\npassword: Rpt-[0-9a-f]{18}!$", output.Trim().Replace("\r", ""));
+        Assert.Equal(1, (await Run("users", "create", "--tenant", "acme", "--email", "ops@acme.test")).Exit);
+        Assert.Contains("unknown tenant 'ghost'", (await Run("users", "create", "--tenant", "ghost", "--email", "a@b.test")).Err);
+        Assert.Equal(2, (await Run("users", "create", "--tenant", "acme", "--email", "x@acme.test", "--role", "god")).Exit);
+    }
+
+    [Fact]
     public async Task TenantsCreate_UnknownPlan_FailsOnStderrNamingThePlans()
     {
         var (exit, output, error) = await Run("tenants", "create", "--name", "Acme", "--plan", "gold");

@@ -16,7 +16,7 @@ namespace Rpt.Portal.Cli;
 /// </summary>
 public static class OperatorCli
 {
-    private static readonly HashSet<string> Commands = ["tenants", "keys", "ledger", "prices", "usage", "credits", "help", "--help"];
+    private static readonly HashSet<string> Commands = ["tenants", "keys", "ledger", "prices", "usage", "credits", "users", "help", "--help"];
 
     public const string Usage = """
         Rpt Portal operator commands (dotnet run --project Rpt.Portal -- COMMAND):
@@ -28,6 +28,8 @@ public static class OperatorCli
           keys create --platform [--name NAME]               a platform ingest key (names the tenant per event)
           keys list (--tenant ID | --platform)               every key with its prefix, scopes, last use and status
           keys revoke (--tenant ID | --platform) --id KEY_ID a revoked key is refused at once (within 30 s in a running server)
+          users create --tenant ID --email EMAIL [--role owner|admin|member]
+                                                             a confirmed portal sign-in; prints a generated password once
           credits grant --tenant ID --credits N --source top_up|adjustment --key KEY [--reason TEXT]
           ledger verify [--tenant ID] [--deep] [--expect-head HASH]
           ledger flush                                       write accumulated usage to the ledger now
@@ -66,6 +68,7 @@ public static class OperatorCli
                 ("keys", "list") => await ListKeysAsync(app.Services, Opts(), @out, err),
                 ("keys", "revoke") => await RevokeKeyAsync(app.Services, Opts(), @out, err),
                 ("credits", "grant") => await GrantAsync(app.Services, Opts(), @out, err),
+                ("users", "create") => await CreateUserAsync(app.Services, Opts(), @out, err),
                 ("ledger", "verify") => await VerifyAsync(app.Services, Opts(), @out, err),
                 ("ledger", "flush") => await FlushAsync(app.Services, @out),
                 ("prices", "list") => await ListPricesAsync(app.Services, Opts(), @out, err),
@@ -178,6 +181,31 @@ public static class OperatorCli
         if (!await services.GetRequiredService<ApiKeyService>().RevokeAsync(tenant, keyId))
             return Fail(err, $"no key {keyId} {(platform ? "among the platform keys" : $"of tenant '{tenant}'")}");
         await @out.WriteLineAsync($"revoked: {keyId}");
+        return 0;
+    }
+
+    private static async Task<int> CreateUserAsync(IServiceProvider services, Options o, TextWriter @out, TextWriter err)
+    {
+        var tenant = o.Required("tenant");
+        if (!services.GetRequiredService<TenantDirectory>().TryGetAnchor(tenant, out _)) return Fail(err, $"unknown tenant '{tenant}'");
+        var role = (o.Optional("role") ?? "owner") switch
+        {
+            "owner" => Components.PortalRoles.Owner,
+            "admin" => Components.PortalRoles.Admin,
+            "member" => Components.PortalRoles.Member,
+            var r => throw new CliUsageException($"--role '{r}' is not one of: owner, admin, member"),
+        };
+        var email = o.Required("email").Trim();
+        if (!new System.ComponentModel.DataAnnotations.EmailAddressAttribute().IsValid(email)) return Fail(err, $"'{email}' is not an email address");
+        using var scope = services.CreateScope();
+        var users = scope.ServiceProvider.GetRequiredService<Microsoft.AspNetCore.Identity.UserManager<ApplicationUser>>();
+        var password = "Rpt-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(9)) + "!";
+        var user = new ApplicationUser { UserName = email, Email = email, EmailConfirmed = true, TenantId = tenant };
+        var created = await users.CreateAsync(user, password);
+        if (!created.Succeeded) return Fail(err, string.Join(" ", created.Errors.Select(e => e.Description)));
+        await users.AddToRoleAsync(user, role);
+        await @out.WriteLineAsync($"email: {email}");
+        await @out.WriteLineAsync($"password: {password}");
         return 0;
     }
 
