@@ -58,22 +58,6 @@ public static class Reads
         return Stopwatch.GetElapsedTime(started).TotalMilliseconds;
     }
 
-    /// <summary>Times each read <paramref name="requests"/> times, sequentially, after a warm-up.</summary>
-    public static async Task<Latency> TimeAsync(HttpClient http, string path, int requests)
-    {
-        for (var i = 0; i < 20; i++) (await http.GetAsync(path)).EnsureSuccessStatusCode();
-        var ms = new List<double>(requests);
-        for (var i = 0; i < requests; i++)
-        {
-            var started = Stopwatch.GetTimestamp();
-            using var response = await http.GetAsync(path);
-            await response.Content.ReadAsByteArrayAsync();
-            ms.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
-            if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"{path}: {(int)response.StatusCode}");
-        }
-        return Latency.Of(ms);
-    }
-
     /// <summary>
     /// The dashboard's read itself, not its shared copy: before each request one event makes the tenant's snapshot
     /// stale and the pause lets the snapshot's minimum interval pass, so every timed answer is a fresh read.

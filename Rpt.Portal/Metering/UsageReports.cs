@@ -157,14 +157,6 @@ public sealed class UsageReports(IDbContextFactory<ApplicationDbContext> dbFacto
         .Select(g => new DailyCredits(g.Key.Day, g.Key.Key, g.Sum(r => r.MicroCredits), g.Sum(r => r.TotalTokens)))
         .OrderBy(d => d.Day).ThenBy(d => d.Key, StringComparer.Ordinal).ToList();
 
-    /// <summary>Billed credits per UTC day and model (or feature) over whole UTC days, for charts.</summary>
-    public IReadOnlyList<DailyCredits> Daily(string tenantId, TokenGrouping by, DateTimeOffset from, DateTimeOffset to)
-    {
-        var (firstDay, endDay) = Days(from, to);
-        using var connection = database.Open();
-        return Group(UsageStore.Daily(connection, null, tenantId, firstDay, endDay, UsageCategory.Billable), by);
-    }
-
     /// <summary>
     /// The audit records of a tenant, newest first, filtered as the Usage page and its CSV export ask: one page
     /// read from the (tenant, seq) index after <paramref name="beforeSeq"/>, and a count from the rollups where the

@@ -82,11 +82,14 @@ public sealed class UsageStore(SqliteDatabase database)
         $"INSERT INTO usage_events ({string.Join(", ", Written.Select(c => c.Name))}) VALUES ({string.Join(", ", Written.Select((_, i) => $"?{i + 1}"))}) "
         + "ON CONFLICT (tenant_id, event_id) DO NOTHING";
 
-    public SqliteDatabase Database => database;
-
     /// <summary>The highest seq stored: every audit record has seq ≤ this.</summary>
-    public static long MaxSeq(SqliteConnection connection, SqliteTransaction tx) =>
-        connection.ScalarLong(tx, "SELECT COALESCE(MAX(seq), 0) FROM usage_events");
+    public static long MaxSeq(SqliteConnection connection, SqliteTransaction? tx = null)
+    {
+        using var cmd = connection.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = "SELECT COALESCE(MAX(seq), 0) FROM usage_events";
+        return Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture);
+    }
 
     /// <summary>The audit records with seq in (<paramref name="fromSeq"/>, <paramref name="throughSeq"/>], in seq order,
     /// optionally of one tenant and one period.</summary>
@@ -332,14 +335,6 @@ public sealed class UsageStore(SqliteDatabase database)
         using var cmd = connection.CreateCommand();
         cmd.CommandText = "SELECT COALESCE(SUM(events), 0) FROM usage_totals WHERE tenant_id = $t";
         cmd.Parameters.AddWithValue("$t", tenantId);
-        return Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture);
-    }
-
-    /// <summary>The highest seq stored, outside a transaction.</summary>
-    public static long MaxSeq(SqliteConnection connection)
-    {
-        using var cmd = connection.CreateCommand();
-        cmd.CommandText = "SELECT COALESCE(MAX(seq), 0) FROM usage_events";
         return Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture);
     }
 
