@@ -1,4 +1,5 @@
 using Rpt.Portal.Api;
+using Rpt.Portal.Billing;
 using Rpt.Portal.Components;
 using Rpt.Portal.Data;
 using Rpt.Portal.Ledger;
@@ -17,6 +18,7 @@ public static class PortalExtensions
         .AddMetering()
         .AddLedger()
         .AddPlans()
+        .AddBilling()
         .AddCreditsApi()
         .AddApiProblems()
         .AddPortalUi()
@@ -27,6 +29,7 @@ public static class PortalExtensions
         app.UseApiProblems();
         app.UsePortalSecurityHeaders();
         app.MapPortalApi();
+        app.MapStripeWebhook();
         app.MapPortalUi();
         return app;
     }

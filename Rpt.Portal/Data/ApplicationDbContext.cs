@@ -25,6 +25,7 @@ public class ApplicationDbContext(DbContextOptions<ApplicationDbContext> options
     public DbSet<FlushLag> FlushLags => Set<FlushLag>();
     public DbSet<EntryJob> EntryJobs => Set<EntryJob>();
     public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
+    public DbSet<Billing.StripeEventRecord> StripeEvents => Set<Billing.StripeEventRecord>();
 
     protected override void OnModelCreating(ModelBuilder builder)
     {

@@ -11,8 +11,10 @@ public enum TenantChange
     UsageFlushed,
     /// <summary>Credits were granted (Ledger).</summary>
     GrantChanged,
-    /// <summary>The tenant moved to another plan (Plans).</summary>
+    /// <summary>The tenant moved to another plan, or a change was scheduled (Plans).</summary>
     PlanChanged,
+    /// <summary>Subscription or payment state moved: a payment failed or was made (Billing).</summary>
+    BillingChanged,
 }
 
 /// <summary>

@@ -261,6 +261,64 @@ namespace Rpt.Portal.Data.Migrations
                     b.ToTable("api_keys", (string)null);
                 });
 
+            modelBuilder.Entity("Rpt.Portal.Billing.StripeEventRecord", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(255)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("id");
+
+                    b.Property<int>("Attempts")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("attempts");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("LastError")
+                        .HasMaxLength(1000)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("last_error");
+
+                    b.Property<string>("Outcome")
+                        .HasMaxLength(1000)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("outcome");
+
+                    b.Property<string>("Payload")
+                        .IsRequired()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("payload");
+
+                    b.Property<long?>("ProcessedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("processed_at");
+
+                    b.Property<long>("ReceivedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("received_at");
+
+                    b.Property<string>("TenantId")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<string>("Type")
+                        .IsRequired()
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("type");
+
+                    b.HasKey("Id")
+                        .HasName("PK_stripe_events");
+
+                    b.HasIndex("TenantId", "Type")
+                        .HasDatabaseName("IX_stripe_events_tenant_id_type");
+
+                    b.ToTable("stripe_events", (string)null);
+                });
+
             modelBuilder.Entity("Rpt.Portal.Data.ApplicationUser", b =>
                 {
                     b.Property<string>("Id")
@@ -985,6 +1043,10 @@ namespace Rpt.Portal.Data.Migrations
                         .HasColumnType("TEXT")
                         .HasColumnName("id");
 
+                    b.Property<bool>("CancelAtPeriodEnd")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("cancel_at_period_end");
+
                     b.Property<long>("CreatedAt")
                         .HasColumnType("INTEGER")
                         .HasColumnName("created_at");
@@ -994,6 +1056,29 @@ namespace Rpt.Portal.Data.Migrations
                         .HasMaxLength(200)
                         .HasColumnType("TEXT")
                         .HasColumnName("name");
+
+                    b.Property<long?>("PaymentFailedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("payment_failed_at");
+
+                    b.Property<string>("PaymentFailedInvoiceId")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("payment_failed_invoice_id");
+
+                    b.Property<string>("PaymentFailedInvoiceUrl")
+                        .HasMaxLength(1000)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("payment_failed_invoice_url");
+
+                    b.Property<string>("PendingPlanCode")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("pending_plan_code");
+
+                    b.Property<DateOnly?>("PendingPlanFrom")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("pending_plan_from");
 
                     b.Property<string>("PlanCode")
                         .IsRequired()
@@ -1006,12 +1091,25 @@ namespace Rpt.Portal.Data.Migrations
                         .HasColumnType("TEXT")
                         .HasColumnName("stripe_customer_id");
 
+                    b.Property<string>("StripeSubscriptionId")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("stripe_subscription_id");
+
                     b.Property<long>("SubscriptionStart")
                         .HasColumnType("INTEGER")
                         .HasColumnName("subscription_start");
 
+                    b.Property<long?>("SubscriptionStateAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("subscription_state_at");
+
                     b.HasKey("Id")
                         .HasName("PK_tenants");
+
+                    b.HasIndex("StripeCustomerId")
+                        .IsUnique()
+                        .HasDatabaseName("IX_tenants_stripe_customer_id");
 
                     b.ToTable("tenants", (string)null);
                 });

@@ -1,0 +1,368 @@
+using System.Net;
+using System.Text;
+using System.Text.Json.Nodes;
+using Microsoft.EntityFrameworkCore;
+using Rpt.Portal.Billing;
+using Rpt.Portal.Components;
+using Rpt.Portal.Data;
+using Rpt.Portal.Ledger;
+using Rpt.Portal.Tenants;
+
+namespace Rpt.Portal.Tests.Billing;
+
+/// <summary>
+/// Stripe end to end over real HTTP: Stripe.net talks to <see cref="StripeDouble"/> on loopback, and
+/// signed events arrive at /stripe/webhook as Stripe sends them. Each test says which ledger entries an
+/// event must produce (source, key, amount) and that a replay, a duplicate or a late event produces none.
+/// </summary>
+[Trait("Kind", "Http")]
+public sealed class StripeWebhookTests : IAsyncLifetime
+{
+    private StripeDouble _stripe = default!;
+    private ApiFactory _app = default!;
+    private HttpClient _client = default!;
+    private static readonly Uri PortalBase = new("https://portal.example/");
+
+    public async Task InitializeAsync()
+    {
+        _stripe = await StripeDouble.StartAsync();
+        _app = new ApiFactory(_stripe.Settings());
+        // The server's timers run on the fake clock, so a test never jumps a month: acme's period ends a minute after
+        // the server starts (periods end at UTC midnight of the anchor day), and a test steps into the next one.
+        var midnight = new DateTimeOffset(_app.Time.GetUtcNow().UtcDateTime.Date.AddDays(1), TimeSpan.Zero);
+        _app.Time.SetUtcNow(midnight.AddMinutes(-1));
+        _client = _app.CreateClient();
+        Assert.Null((await _app.Get<CreateTenant>().ExecuteAsync("Acme Analytics", "free", "acme", midnight.AddMonths(-1))).Error);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _app.DisposeAsync();
+        await _stripe.DisposeAsync();
+    }
+
+    private DateTimeOffset Now => _app.Time.GetUtcNow();
+    private BillingPeriod Period => Tenant().PeriodAt(Now);
+
+    private Tenant Tenant()
+    {
+        using var db = _app.Get<IDbContextFactory<ApplicationDbContext>>().CreateDbContext();
+        return db.Tenants.AsNoTracking().First(t => t.Id == "acme");
+    }
+
+    private List<(EntrySource Source, string Key, long Credits)> Grants()
+    {
+        using var db = _app.Get<IDbContextFactory<ApplicationDbContext>>().CreateDbContext();
+        return db.LedgerEntries.AsNoTracking().Where(e => e.TenantId == "acme" && e.Kind == EntryKind.Allocation).OrderBy(e => e.Seq)
+            .AsEnumerable().Select(e => (e.Source, e.IdempotencyKey, Credit.FloorCredits(e.AmountMicroCredits))).ToList();
+    }
+
+    private int StoredEvents()
+    {
+        using var db = _app.Get<IDbContextFactory<ApplicationDbContext>>().CreateDbContext();
+        return db.StripeEvents.Count();
+    }
+
+    private Task<HttpResponseMessage> DeliverAsync(string json, DateTimeOffset? signedAt = null, string secret = StripeDouble.WebhookSecret,
+        string? signature = null)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/stripe/webhook") { Content = new StringContent(json, Encoding.UTF8, "application/json") };
+        request.Headers.TryAddWithoutValidation("Stripe-Signature", signature ?? StripeWire.Sign(json, secret, signedAt ?? Now));
+        return _client.SendAsync(request);
+    }
+
+    private async Task DeliverOkAsync(string json)
+    {
+        var response = await DeliverAsync(json);
+        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+    }
+
+    private string CheckoutCompleted(string evt, string session, string sub, string plan = "professional") =>
+        StripeWire.Event(evt, "checkout.session.completed", StripeWire.CheckoutSession(session, "acme", "cus_acme", sub, plan), Now);
+
+    private string SubscriptionEvent(string evt, string type, string sub, string plan, DateTimeOffset? created = null, string status = "active") =>
+        StripeWire.Event(evt, type, StripeWire.Subscription(sub, "acme", "cus_acme", "price_" + plan, plan, Period.StartInstant, Period.EndInstant, status), created ?? Now);
+
+    private string InvoicePaid(string evt, string invoice, string sub, string plan, string reason, BillingPeriod period, string type = "invoice.paid") =>
+        StripeWire.Event(evt, type, StripeWire.Invoice(invoice, "acme", "cus_acme", sub, "price_" + plan, plan, reason, 9900,
+            period.StartInstant, period.EndInstant, type == "invoice.paid" ? "paid" : "open"), Now);
+
+    /// <summary>Puts acme on Professional through a completed checkout, and the subscription into the double.</summary>
+    private async Task SubscribeAsync(string plan = "professional")
+    {
+        await DeliverOkAsync(CheckoutCompleted("evt_checkout", "cs_test_1", "sub_1", plan));
+        _stripe.Subscriptions["sub_1"] = StripeWire.Subscription("sub_1", "acme", "cus_acme", "price_" + plan, plan, Period.StartInstant, Period.EndInstant);
+    }
+
+    [Fact]
+    public async Task Upgrade_FreeToProfessional_OpensACheckoutAndTheCompletedSessionGrantsTheDifferenceOnce()
+    {
+        var step = await _app.Get<StartPlanChange>().ExecuteAsync("acme", PortalRoles.Owner, "professional", PortalBase);
+
+        Assert.True(step.Succeeded, step.Message);
+        var customer = Assert.Single(_stripe.RequestsTo("POST", "/v1/customers"));
+        Assert.Equal("acme", customer.Form["metadata[tenant_id]"]);
+        Assert.Equal("customer:acme", customer.IdempotencyKey);
+        var checkout = Assert.Single(_stripe.RequestsTo("POST", "/v1/checkout/sessions"));
+        Assert.Equal("subscription", checkout.Form["mode"]);
+        Assert.Equal("acme", checkout.Form["client_reference_id"]);
+        Assert.Equal("price_professional", checkout.Form["line_items[0][price]"]);
+        Assert.Equal(("acme", "plan", "professional"), (checkout.Form["metadata[tenant_id]"], checkout.Form["metadata[kind]"], checkout.Form["metadata[plan]"]));
+        Assert.Equal(("acme", "plan"), (checkout.Form["subscription_data[metadata][tenant_id]"], checkout.Form["subscription_data[metadata][kind]"]));
+        Assert.Equal(Period.EndInstant.ToUnixTimeSeconds().ToString(), checkout.Form["subscription_data[billing_cycle_anchor]"]);
+        Assert.Equal("https://portal.example/billing/success?session_id={CHECKOUT_SESSION_ID}", checkout.Form["success_url"]);
+        Assert.StartsWith("https://checkout.stripe.com/c/pay/cs_test_", step.RedirectUrl);
+        Assert.Equal("free", Tenant().PlanCode); // nothing changes before Stripe says the session is paid
+
+        var customerId = Tenant().StripeCustomerId!;
+        Assert.StartsWith("cus_", customerId);
+        var session = StripeWire.CheckoutSession("cs_test_1", "acme", customerId, "sub_1", "professional");
+        await DeliverOkAsync(StripeWire.Event("evt_1", "checkout.session.completed", session, Now));
+        await DeliverOkAsync(SubscriptionEvent("evt_2", "customer.subscription.created", "sub_1", "professional"));
+        await DeliverOkAsync(InvoicePaid("evt_3", "in_1", "sub_1", "professional", "subscription_create", Period));
+
+        Assert.Equal(("professional", "sub_1"), (Tenant().PlanCode, Tenant().StripeSubscriptionId));
+        Assert.Equal([(EntrySource.Signup, "signup:acme", 1_000L), (EntrySource.PlanChange, "stripe:checkout:cs_test_1", 24_000L)], Grants());
+        Assert.Equal(25_000, _app.Get<GetBalance>().Execute("acme")!.Allocated);
+    }
+
+    [Fact]
+    public async Task SameEvent_Replayed5Times_AndDeliveredConcurrentlyFrom8Threads_GrantsOnce()
+    {
+        var json = CheckoutCompleted("evt_dup", "cs_test_dup", "sub_dup");
+        for (var i = 0; i < 5; i++) await DeliverOkAsync(json);
+        var concurrent = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(() => DeliverAsync(json))));
+
+        Assert.All(concurrent, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        Assert.Equal(1, StoredEvents());
+        Assert.Single(Grants(), g => g.Key == "stripe:checkout:cs_test_dup");
+        Assert.Equal(25_000, _app.Get<GetBalance>().Execute("acme")!.Allocated);
+    }
+
+    [Fact]
+    public async Task DifferentEventsOfOneCheckout_DeliveredConcurrently_GrantOnceBetweenThem()
+    {
+        var events = new[]
+        {
+            CheckoutCompleted("evt_a", "cs_test_a", "sub_a"),
+            SubscriptionEvent("evt_b", "customer.subscription.created", "sub_a", "professional"),
+            InvoicePaid("evt_c", "in_a", "sub_a", "professional", "subscription_create", Period),
+        };
+        var responses = await Task.WhenAll(events.Concat(events).Select(json => Task.Run(() => DeliverAsync(json))));
+
+        Assert.All(responses, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        Assert.Equal(24_000, Grants().Where(g => g.Source == EntrySource.PlanChange).Sum(g => g.Credits));
+        Assert.Single(Grants(), g => g.Source == EntrySource.PlanChange);
+    }
+
+    [Fact]
+    public async Task OutOfOrder_InvoicePaidBeforeSubscriptionCreated_GrantsUnderTheInvoice_AndTheLaterEventsGrantNothing()
+    {
+        await DeliverOkAsync(InvoicePaid("evt_1", "in_first", "sub_1", "professional", "subscription_create", Period));
+        Assert.Equal(("professional", "sub_1"), (Tenant().PlanCode, Tenant().StripeSubscriptionId));
+        await DeliverOkAsync(SubscriptionEvent("evt_2", "customer.subscription.created", "sub_1", "professional"));
+        await DeliverOkAsync(CheckoutCompleted("evt_3", "cs_test_1", "sub_1"));
+
+        Assert.Equal([(EntrySource.Signup, "signup:acme", 1_000L), (EntrySource.PlanChange, "stripe:invoice:in_first", 24_000L)], Grants());
+    }
+
+    [Fact]
+    public async Task UpgradeOfAnExistingSubscription_UpdatesTheStripePriceWithProration_AndGrantsTheDifferenceAtOnce()
+    {
+        await SubscribeAsync("professional");
+        var step = await _app.Get<StartPlanChange>().ExecuteAsync("acme", PortalRoles.Owner, "business", PortalBase);
+
+        Assert.True(step.Succeeded, step.Message);
+        Assert.Equal("The account is on Business now.", step.Message);
+        var update = Assert.Single(_stripe.RequestsTo("POST", "/v1/subscriptions/sub_1"));
+        Assert.Equal(("si_sub_1", "price_business", "always_invoice"), (update.Form["items[0][id]"], update.Form["items[0][price]"], update.Form["proration_behavior"]));
+        var key = $"stripe:subscription:sub_1:{Period.Start:yyyy-MM-dd}:business";
+        Assert.Equal((EntrySource.PlanChange, key, 75_000L), Grants()[^1]);
+
+        // Stripe's own webhook for the same change then arrives: nothing more.
+        await DeliverOkAsync(SubscriptionEvent("evt_upd", "customer.subscription.updated", "sub_1", "business", Now.AddSeconds(1)));
+        Assert.Equal(100_000, _app.Get<GetBalance>().Execute("acme")!.Allocated);
+        Assert.Equal(3, Grants().Count);
+    }
+
+    [Fact]
+    public async Task Downgrade_KeepsThePlanForThePeriod_NoProration_ThenTheRenewalInvoiceMovesItAndGrantsTheNewPlan()
+    {
+        await SubscribeAsync("business");
+        var step = await _app.Get<StartPlanChange>().ExecuteAsync("acme", PortalRoles.Owner, "starter", PortalBase);
+
+        Assert.True(step.Succeeded, step.Message);
+        var update = Assert.Single(_stripe.RequestsTo("POST", "/v1/subscriptions/sub_1"));
+        Assert.Equal(("price_starter", "none"), (update.Form["items[0][price]"], update.Form["proration_behavior"]));
+        var next = Period.EndExclusive;
+        Assert.Equal(("business", "starter", next), (Tenant().PlanCode, Tenant().PendingPlanCode, Tenant().PendingPlanFrom!.Value));
+        Assert.Equal(100_000, _app.Get<GetBalance>().Execute("acme")!.Allocated); // nothing taken back
+
+        var newPeriod = Period with { Start = next, EndExclusive = next.AddMonths(1) };
+        _app.Time.SetUtcNow(newPeriod.StartInstant.AddMinutes(5));
+        await _app.Get<RenewPeriods>().ExecuteAsync(); // a subscribed tenant is renewed by its invoice, not by the scheduler
+        Assert.DoesNotContain(Grants(), g => g.Source == EntrySource.Renewal && g.Key.StartsWith("renewal:"));
+        await DeliverOkAsync(InvoicePaid("evt_cycle", "in_cycle", "sub_1", "starter", "subscription_cycle", newPeriod));
+
+        Assert.Equal(("starter", null), (Tenant().PlanCode, Tenant().PendingPlanCode));
+        Assert.Equal((EntrySource.Renewal, "stripe:invoice:in_cycle", 5_000L), Grants()[^1]);
+        Assert.Equal(5_000, _app.Get<GetBalance>().Execute("acme")!.Allocated);
+    }
+
+    [Fact]
+    public async Task Renewal_InvoicePaidForTheNewPeriod_GrantsThePlanOnceUnderTheInvoice()
+    {
+        await SubscribeAsync("professional");
+        var next = Period with { Start = Period.EndExclusive, EndExclusive = Period.EndExclusive.AddMonths(1) };
+        _app.Time.SetUtcNow(next.StartInstant.AddSeconds(30));
+        var json = InvoicePaid("evt_cycle", "in_cycle", "sub_1", "professional", "subscription_cycle", next);
+        for (var i = 0; i < 5; i++) await DeliverOkAsync(json);
+        await DeliverOkAsync(InvoicePaid("evt_other_delivery", "in_cycle", "sub_1", "professional", "subscription_cycle", next));
+
+        Assert.Equal((EntrySource.Renewal, "stripe:invoice:in_cycle", 25_000L), Grants()[^1]);
+        Assert.Single(Grants(), g => g.Source == EntrySource.Renewal);
+        Assert.Equal(25_000, _app.Get<GetBalance>().Execute("acme")!.Allocated);
+    }
+
+    [Fact]
+    public async Task Cancellation_KeepsThePaidPeriod_ThenFreeWithItsCredits()
+    {
+        await SubscribeAsync("professional");
+        var step = await _app.Get<StartPlanChange>().ExecuteAsync("acme", PortalRoles.Owner, "free", PortalBase);
+
+        Assert.True(step.Succeeded, step.Message);
+        Assert.Single(_stripe.RequestsTo("DELETE", "/v1/subscriptions/sub_1"));
+        var next = Period.EndExclusive;
+        Assert.Equal(("professional", null, "free", next), (Tenant().PlanCode, Tenant().StripeSubscriptionId, Tenant().PendingPlanCode, Tenant().PendingPlanFrom!.Value));
+        // Stripe's webhook for the cancellation changes nothing more.
+        await DeliverOkAsync(SubscriptionEvent("evt_del", "customer.subscription.deleted", "sub_1", "professional", Now.AddSeconds(1), "canceled"));
+        Assert.Equal("professional", Tenant().PlanCode);
+
+        _app.Time.SetUtcNow(new DateTimeOffset(next.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero).AddMinutes(1));
+        await _app.Get<RenewPeriods>().ExecuteAsync();
+        Assert.Equal(("free", null), (Tenant().PlanCode, Tenant().PendingPlanCode));
+        Assert.Equal((EntrySource.Renewal, $"renewal:acme:{next:yyyy-MM-dd}", 1_000L), Grants()[^1]);
+    }
+
+    [Fact]
+    public async Task SubscriptionDeletedAtPeriodEnd_MovesToFreeAtOnce_WithFreeCreditsForTheUnpaidPeriod()
+    {
+        await SubscribeAsync("professional");
+        var paid = Period;
+        _app.Time.SetUtcNow(paid.EndInstant.AddSeconds(20));
+        await DeliverOkAsync(StripeWire.Event("evt_end", "customer.subscription.deleted",
+            StripeWire.Subscription("sub_1", "acme", "cus_acme", "price_professional", "professional", paid.StartInstant, paid.EndInstant, "canceled"), Now));
+
+        Assert.Equal(("free", null), (Tenant().PlanCode, Tenant().StripeSubscriptionId));
+        Assert.Equal((EntrySource.Renewal, $"renewal:acme:{paid.EndExclusive:yyyy-MM-dd}", 1_000L), Grants()[^1]);
+    }
+
+    [Fact]
+    public async Task PaymentFailure_IsRecordedForOwners_UntilAnInvoiceIsPaid_AndGrantsNothing()
+    {
+        await SubscribeAsync("professional");
+        var before = Grants().Count;
+        await DeliverOkAsync(InvoicePaid("evt_fail", "in_fail", "sub_1", "professional", "subscription_cycle", Period, "invoice.payment_failed"));
+
+        Assert.Equal(("in_fail", "https://invoice.stripe.com/i/in_fail"), (Tenant().PaymentFailedInvoiceId, Tenant().PaymentFailedInvoiceUrl));
+        Assert.Equal(before, Grants().Count);
+
+        await DeliverOkAsync(InvoicePaid("evt_paid", "in_fail", "sub_1", "professional", "subscription_cycle", Period));
+        Assert.Null(Tenant().PaymentFailedInvoiceId);
+    }
+
+    [Fact]
+    public async Task StaleSubscriptionUpdate_ArrivingAfterANewerOne_ChangesNothing()
+    {
+        await SubscribeAsync("professional");
+        await DeliverOkAsync(SubscriptionEvent("evt_new", "customer.subscription.updated", "sub_1", "business", Now.AddMinutes(2)));
+        await DeliverOkAsync(SubscriptionEvent("evt_old", "customer.subscription.updated", "sub_1", "starter", Now.AddMinutes(1)));
+
+        Assert.Equal(("business", null), (Tenant().PlanCode, Tenant().PendingPlanCode));
+    }
+
+    [Theory]
+    [InlineData("bad")]
+    [InlineData("missing")]
+    [InlineData("stale")]
+    [InlineData("other secret")]
+    public async Task BadMissingOrStaleSignature_Answers400_AndChangesNothing(string kind)
+    {
+        var json = CheckoutCompleted("evt_forged", "cs_test_forged", "sub_forged");
+        var response = kind switch
+        {
+            "bad" => await DeliverAsync(json, signature: $"t={Now.ToUnixTimeSeconds()},v1={new string('0', 64)}"),
+            "missing" => await _client.PostAsync("/stripe/webhook", new StringContent(json, Encoding.UTF8, "application/json")),
+            "stale" => await DeliverAsync(json, signedAt: Now.AddSeconds(-301)),
+            _ => await DeliverAsync(json, secret: "whsec_someone_else"),
+        };
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(0, StoredEvents());
+        Assert.Equal(("free", null), (Tenant().PlanCode, Tenant().StripeSubscriptionId));
+        Assert.Single(Grants());
+    }
+
+    [Fact]
+    public async Task SignatureJustInsideTheTolerance_IsAccepted()
+    {
+        var response = await DeliverAsync(CheckoutCompleted("evt_299", "cs_test_299", "sub_299"), signedAt: Now.AddSeconds(-299));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("professional", Tenant().PlanCode);
+    }
+
+    [Fact]
+    public async Task UnknownEventType_IsStoredAndAnswered200()
+    {
+        var json = StripeWire.Event("evt_unknown", "customer.tax_id.created", new JsonObject { ["id"] = "txi_1", ["object"] = "tax_id" }, Now);
+        var response = await DeliverAsync(json);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(1, StoredEvents());
+    }
+
+    [Fact]
+    public async Task HostileBodies_TooLargeOrNotAnEvent_AreRefusedWithoutA5xx()
+    {
+        var huge = "{\"pad\":\"" + new string('x', BillingEvents.MaxPayloadBytes) + "\"}";
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, (await DeliverAsync(huge)).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await DeliverAsync("[1,2,3]")).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await DeliverAsync("{\"object\":\"event\"}")).StatusCode);
+        Assert.Equal(0, StoredEvents());
+    }
+
+    [Fact]
+    public async Task MembersAndAdmins_CannotChangeThePlan_AndStripeIsNotCalled()
+    {
+        foreach (var role in new[] { PortalRoles.Member, PortalRoles.Admin })
+        {
+            var step = await _app.Get<StartPlanChange>().ExecuteAsync("acme", role, "professional", PortalBase);
+            Assert.False(step.Succeeded);
+            Assert.Equal("Only an owner of the account can change the plan.", step.Message);
+        }
+        Assert.Empty(_stripe.Requests);
+    }
+
+    [Fact]
+    public async Task InvoicesAndCustomerPortal_ComeFromStripe()
+    {
+        await SubscribeAsync("professional");
+        var customerId = "cus_acme";
+        using (var db = _app.Get<IDbContextFactory<ApplicationDbContext>>().CreateDbContext())
+        {
+            db.Tenants.First(t => t.Id == "acme").LinkStripeCustomer(customerId);
+            db.SaveChanges();
+        }
+        _stripe.InvoicesByCustomer[customerId] =
+            [StripeWire.Invoice("in_1", "acme", customerId, "sub_1", "price_professional", "professional", "subscription_create", 6_930, Period.StartInstant, Period.EndInstant)];
+
+        var gateway = _app.Get<IBillingGateway>();
+        var invoice = Assert.Single(await gateway.InvoicesAsync(Tenant(), default));
+        Assert.Equal(("INV-in_1", 69.30m, "paid", "https://invoice.stripe.com/i/in_1"), (invoice.Number, invoice.Amount, invoice.Status, invoice.HostedUrl));
+        Assert.Equal(customerId, Assert.Single(_stripe.RequestsTo("GET", "/v1/invoices")).Form["customer"]);
+
+        var portal = await gateway.CustomerPortalUrlAsync(Tenant(), PortalBase, default);
+        Assert.StartsWith("https://billing.stripe.com/p/session/", portal);
+        Assert.Equal("https://portal.example/billing", Assert.Single(_stripe.RequestsTo("POST", "/v1/billing_portal/sessions")).Form["return_url"]);
+    }
+}

@@ -1,0 +1,47 @@
+using Microsoft.EntityFrameworkCore;
+using Rpt.Portal.Data;
+using Rpt.Portal.Tenants;
+
+namespace Rpt.Portal.Billing;
+
+/// <summary>An invoice as the billing page lists it (amounts in USD, converted from Stripe's cents).</summary>
+public sealed record InvoiceSummary(string Id, string? Number, DateTimeOffset Date, decimal Amount, string Currency, string Status,
+    string? HostedUrl, string? Reason);
+
+/// <summary>
+/// Where subscriptions are paid: Stripe (<see cref="StripeGateway"/>) or, without a key, the in-portal
+/// test mode (<see cref="TestModeGateway"/>). Every state change either makes still reaches the tenant
+/// through <see cref="BillingEvents"/>.
+/// </summary>
+public interface IBillingGateway
+{
+    bool TestMode { get; }
+
+    /// <summary>A checkout page for a first subscription to <paramref name="planCode"/>; the URL to send the owner to.</summary>
+    Task<string> StartCheckoutAsync(Tenant tenant, string planCode, Uri portalBase, CancellationToken cancellationToken);
+
+    /// <summary>Moves the tenant's subscription to another price (prorated by Stripe on an upgrade); what it did, in words.</summary>
+    Task<string> ChangeSubscriptionAsync(Tenant tenant, string planCode, bool upgrade, CancellationToken cancellationToken);
+
+    /// <summary>Ends the subscription; the tenant keeps the paid period, then moves to Free.</summary>
+    Task<string> CancelSubscriptionAsync(Tenant tenant, CancellationToken cancellationToken);
+
+    /// <summary>Stripe's customer portal (payment methods, cancellation), or test mode's stand-in.</summary>
+    Task<string> CustomerPortalUrlAsync(Tenant tenant, Uri portalBase, CancellationToken cancellationToken);
+
+    Task<IReadOnlyList<InvoiceSummary>> InvoicesAsync(Tenant tenant, CancellationToken cancellationToken);
+}
+
+/// <summary>Links a tenant to its Stripe customer once (the first caller stores it; a racing second keeps the first).</summary>
+internal static class CustomerLink
+{
+    public static async Task<string> StoreAsync(IDbContextFactory<ApplicationDbContext> dbFactory, string tenantId, string customerId, CancellationToken ct)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var tenant = await db.Tenants.FirstAsync(t => t.Id == tenantId, ct);
+        if (tenant.StripeCustomerId is { } existing) return existing;
+        tenant.LinkStripeCustomer(customerId);
+        await db.SaveChangesAsync(ct);
+        return customerId;
+    }
+}
