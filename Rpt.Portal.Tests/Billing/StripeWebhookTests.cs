@@ -365,4 +365,18 @@ public sealed class StripeWebhookTests : IAsyncLifetime
         Assert.StartsWith("https://billing.stripe.com/p/session/", portal);
         Assert.Equal("https://portal.example/billing", Assert.Single(_stripe.RequestsTo("POST", "/v1/billing_portal/sessions")).Form["return_url"]);
     }
+
+    [Fact]
+    public async Task WithAStripeKey_TestModeActionsRefuse_SoOnlyStripeSaysWhatWasPaid()
+    {
+        await SubscribeAsync("professional");
+        await DeliverOkAsync(InvoicePaid("evt_fail", "in_fail", "sub_1", "professional", "subscription_cycle", Period, "invoice.payment_failed"));
+        var testMode = _app.Get<TestModeGateway>();
+
+        await Assert.ThrowsAsync<BillingException>(() => testMode.PayFailedInvoiceAsync(Tenant(), default));
+        await Assert.ThrowsAsync<BillingException>(() => testMode.StartCheckoutAsync(Tenant(), "business", PortalBase, default));
+        await Assert.ThrowsAsync<BillingException>(() => testMode.RenewAsync(default));
+        Assert.Equal("in_fail", Tenant().PaymentFailedInvoiceId);
+        Assert.Equal("professional", Tenant().PlanCode);
+    }
 }

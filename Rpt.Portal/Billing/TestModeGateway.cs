@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 using Rpt.Portal.Data;
 using Rpt.Portal.Ledger;
 using Rpt.Portal.Plans;
@@ -22,15 +23,22 @@ public sealed record TestCheckout(string Id, string TenantId, string PlanCode, D
 /// webhook goes through. Nothing is charged; every state change is the real one.
 /// </summary>
 public sealed class TestModeGateway(IDbContextFactory<ApplicationDbContext> dbFactory, BillingEvents events, StripePrices prices,
-    TimeProvider time) : IBillingGateway
+    IOptions<StripeOptions> options, TimeProvider time) : IBillingGateway
 {
     private static readonly TimeSpan CheckoutLifetime = TimeSpan.FromHours(24);
     private readonly ConcurrentDictionary<string, TestCheckout> _checkouts = new(StringComparer.Ordinal);
 
     public bool TestMode => true;
 
+    /// <summary>With a Stripe key, Stripe alone says what was paid: every test-mode action refuses.</summary>
+    private void EnsureTestMode()
+    {
+        if (!options.Value.TestMode) throw new BillingException("Test mode is off: Stripe handles payments for this portal.");
+    }
+
     public async Task<string> StartCheckoutAsync(Tenant tenant, string planCode, Uri portalBase, CancellationToken cancellationToken)
     {
+        EnsureTestMode();
         await EnsureCustomerAsync(tenant, cancellationToken);
         var now = time.GetUtcNow();
         foreach (var stale in _checkouts.Values.Where(c => now - c.CreatedAt > CheckoutLifetime)) _checkouts.TryRemove(stale.Id, out _);
@@ -45,6 +53,7 @@ public sealed class TestModeGateway(IDbContextFactory<ApplicationDbContext> dbFa
     /// <summary>The owner paid on the test checkout page: Stripe's three events, in the order Stripe often sends them.</summary>
     public async Task<string> CompleteCheckoutAsync(string checkoutId, string tenantId, CancellationToken cancellationToken)
     {
+        EnsureTestMode();
         var checkout = FindCheckout(checkoutId, tenantId) ?? throw new BillingException("This test checkout has expired or belongs to another account.");
         _checkouts.TryRemove(checkoutId, out _);
         var tenant = await TenantAsync(tenantId, cancellationToken);
@@ -70,6 +79,7 @@ public sealed class TestModeGateway(IDbContextFactory<ApplicationDbContext> dbFa
 
     public async Task<string> ChangeSubscriptionAsync(Tenant tenant, string planCode, bool upgrade, CancellationToken cancellationToken)
     {
+        EnsureTestMode();
         var customer = await EnsureCustomerAsync(tenant, cancellationToken);
         var plan = await PlanAsync(planCode, cancellationToken);
         var period = tenant.PeriodAt(time.GetUtcNow());
@@ -90,6 +100,7 @@ public sealed class TestModeGateway(IDbContextFactory<ApplicationDbContext> dbFa
 
     public async Task<string> CancelSubscriptionAsync(Tenant tenant, CancellationToken cancellationToken)
     {
+        EnsureTestMode();
         var customer = await EnsureCustomerAsync(tenant, cancellationToken);
         var plan = await PlanAsync(tenant.PlanCode, cancellationToken);
         var subscription = Subscription(tenant.StripeSubscriptionId!, customer, plan, tenant.PeriodAt(time.GetUtcNow()),
@@ -100,6 +111,7 @@ public sealed class TestModeGateway(IDbContextFactory<ApplicationDbContext> dbFa
     /// <summary>Test mode's stand-in for Stripe's dunning: the renewal invoice of the tenant's subscription fails.</summary>
     public async Task<string> FailRenewalPaymentAsync(Tenant tenant, CancellationToken cancellationToken)
     {
+        EnsureTestMode();
         var customer = await EnsureCustomerAsync(tenant, cancellationToken);
         var plan = await PlanAsync(tenant.PlanCode, cancellationToken);
         var period = tenant.PeriodAt(time.GetUtcNow());
@@ -111,6 +123,7 @@ public sealed class TestModeGateway(IDbContextFactory<ApplicationDbContext> dbFa
     /// <summary>Pays the invoice whose payment failed (as the owner would with a new card in Stripe's portal).</summary>
     public async Task<string> PayFailedInvoiceAsync(Tenant tenant, CancellationToken cancellationToken)
     {
+        EnsureTestMode();
         if (tenant.PaymentFailedInvoiceId is null) throw new BillingException("No invoice is waiting for payment.");
         var failed = await InvoicesAsync(tenant, cancellationToken);
         var customer = await EnsureCustomerAsync(tenant, cancellationToken);
@@ -128,6 +141,7 @@ public sealed class TestModeGateway(IDbContextFactory<ApplicationDbContext> dbFa
     /// </summary>
     public async Task<int> RenewAsync(CancellationToken cancellationToken)
     {
+        EnsureTestMode();
         await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
         var tenants = await db.Tenants.AsNoTracking().Where(t => t.StripeSubscriptionId != null && t.StripeSubscriptionId.StartsWith("sub_test_"))
             .ToListAsync(cancellationToken);
@@ -161,7 +175,9 @@ public sealed class TestModeGateway(IDbContextFactory<ApplicationDbContext> dbFa
             .OrderBy(e => e.CreatedAt).ThenBy(e => e.ReceivedAt).Select(e => e.Payload).ToListAsync(cancellationToken);
         var latest = new Dictionary<string, InvoiceSummary>(StringComparer.Ordinal);
         foreach (var json in payloads)
-            if (BillingEvents.Parse(json).Data.Object is Stripe.Invoice invoice) latest[invoice.Id] = StripeGateway.Summarize(invoice);
+            if (BillingEvents.Parse(json).Data.Object is Stripe.Invoice invoice
+                && !(latest.TryGetValue(invoice.Id, out var seen) && seen.Status == "paid")) // paid is final, whatever the order of events
+                latest[invoice.Id] = StripeGateway.Summarize(invoice);
         return latest.Values.OrderByDescending(i => i.Date).ThenByDescending(i => i.Id, StringComparer.Ordinal).ToList();
     }
 
@@ -245,6 +261,9 @@ public sealed class TestModeGateway(IDbContextFactory<ApplicationDbContext> dbFa
             }),
         },
     };
+
+    /// <summary>What the test checkout asks for today: the plan's price for the rest of the tenant's period.</summary>
+    public decimal DueToday(Plan plan, Tenant tenant) => ProratedCents(plan, tenant.PeriodAt(time.GetUtcNow())) / 100m;
 
     /// <summary>What Stripe would charge for the rest of the period (to the billing-cycle anchor), to the cent.</summary>
     private long ProratedCents(Plan plan, BillingPeriod period)

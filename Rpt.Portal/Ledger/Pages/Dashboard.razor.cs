@@ -61,7 +61,7 @@ public partial class Dashboard
     {
         OveragePolicy.Unlimited => "never: this plan is unlimited.",
         OveragePolicy.Overage => $"usage continues, and credits beyond the allocation are billed as overage at ${_plan.OverageUsdPerCredit?.ToString("0.###", CultureInfo.InvariantCulture)} per credit.",
-        _ => "usage is still recorded, but quota checks deny new jobs until the next period or a top-up. Upgrade the plan to keep going.",
+        _ => "usage is still recorded, but quota checks deny new jobs until the next period or a top-up.",
     };
 
     /// <summary>Ten distinguishable colours, so that models do not share one (the chart default has five).</summary>
