@@ -20,7 +20,7 @@ public sealed record BalanceResponse(
     public static BalanceResponse Of(Balance b) => new(
         b.PlanCode,
         new BillingPeriodDto(b.Period.Start, b.Period.End),
-        new CreditsDto(b.Allocated, b.Consumed, b.Remaining, b.Unlimited),
+        new CreditsDto(b.Allocated, b.Consumed, b.Remaining, b.Unlimited, b.OverageCredits, b.OverageUsd),
         new TokensDto(b.TotalTokens, b.TokensByModel),
         new OverageDto(EnumText.ToText(b.Overage), b.OverageCredits),
         new UsageApartDto(b.InternalMicroCredits),
@@ -29,7 +29,25 @@ public sealed record BalanceResponse(
 }
 
 public sealed record BillingPeriodDto(DateOnly Start, DateOnly End);
-public sealed record CreditsDto(long? Allocated, long Consumed, long? Remaining, bool Unlimited);
+/// <param name="Overage">Credits consumed past every grant this period (max(0, consumed − allocated)).</param>
+/// <param name="OverageUsd">What that overage costs at the plan's rate; null on a plan without one.</param>
+public sealed record CreditsDto(long? Allocated, long Consumed, long? Remaining, bool Unlimited, long Overage, decimal? OverageUsd);
+
+/// <summary>One credit grant (DOMAIN.md, "Credit grants"); amounts in whole credits, floored.</summary>
+public sealed record GrantDto(long Id, string Source, long Granted, long Remaining, long Expired, DateTimeOffset EffectiveAt,
+    DateTimeOffset? ExpiresAt, string Status, int DrawDownOrder, string? Description)
+{
+    public static IReadOnlyList<GrantDto> Of(GrantLedger ledger, DateTimeOffset now)
+    {
+        var order = ledger.InDrawDownOrder.Where(g => g.StatusAt(now) == CreditGrantStatus.Active)
+            .Select((g, i) => (g.Seq, i + 1)).ToDictionary(x => x.Seq, x => x.Item2);
+        return ledger.Grants.OrderByDescending(g => g.Seq).Select(g => new GrantDto(g.Seq, EnumText.ToText(g.Source),
+            Credit.FloorCredits(g.GrantedMicro), Credit.FloorCredits(g.RemainingMicro), Credit.FloorCredits(g.ExpiredMicro),
+            g.EffectiveAt, g.ExpiresAt, EnumText.ToText(g.StatusAt(now)), order.GetValueOrDefault(g.Seq), g.Description)).ToList();
+    }
+}
+
+public sealed record GrantsResponse(string DrawDownOrder, IReadOnlyList<GrantDto> Items);
 public sealed record TokensDto(long Total, IReadOnlyDictionary<string, long> ByModel);
 public sealed record OverageDto(string Policy, long Credits);
 /// <summary>Internal (development, test, demo) usage: rated, never billed.</summary>

@@ -23,6 +23,9 @@ public static class CreditsApi
         tenantRead.MapGet("/credits/allocations", GetAllocations).WithName("GetAllocations")
             .WithSummary("Every credit grant with its source and amount")
             .WithDescription("period=current (default), previous or all. Sources: signup, renewal, plan_change, top_up, adjustment.");
+        tenantRead.MapGet("/credits/grants", GetGrants).WithName("GetGrants")
+            .WithSummary("Every credit grant: what it held, what is left, when it expires")
+            .WithDescription("id, source, granted, remaining, expired, effective_at, expires_at (null: never), status (active, depleted, expired) and draw_down_order (1 = used first; 0 when not active). Consumption uses the soonest expires_at first; on a tie plan allocations, then top-ups, then adjustments; then the oldest grant.");
         tenantRead.MapPost("/quota/check", CheckQuota).WithName("CheckQuota")
             .WithSummary("May a job of this estimated cost start?")
             .WithDescription("Answers from the real-time balance. A hard-capped plan denies an estimate above what remains; an overage plan allows and states the overage. If the ledger does not answer in time the check allows with fail_open=true.");
@@ -45,6 +48,11 @@ public static class CreditsApi
         var balance = balances.Execute(http.Caller().TenantId!);
         return balance is null ? TypedResults.NotFound() : TypedResults.Ok(BalanceResponse.Of(balance));
     }
+
+    public const string DrawDownOrder = "soonest expires_at first; on a tie plan allocation, then top-up, then adjustment; then the oldest grant";
+
+    public static Ok<GrantsResponse> GetGrants(HttpContext http, CreditGrants grants, TimeProvider time) =>
+        TypedResults.Ok(new GrantsResponse(DrawDownOrder, GrantDto.Of(grants.Current(http.Caller().TenantId!), time.GetUtcNow())));
 
     public static async Task<Results<Ok<PagedResponse<ConsumptionRecord>>, ValidationProblem>> GetConsumption(HttpContext http, LedgerHistory history,
         int? days, int? page, int? page_size, string? cursor, CancellationToken cancellationToken)

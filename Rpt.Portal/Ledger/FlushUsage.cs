@@ -183,7 +183,7 @@ public sealed class FlushUsage(SqliteDatabase database, IDbContextFactory<Applic
             if (micro == 0) continue; // only free calls: nothing to consume, the range stays covered by the flush run
             var entry = await LedgerAppender.AppendAsync(db, tenant, EntryKind.Consumption, EntrySource.Usage, micro,
                 DateOnly.ParseExact(period, "yyyy-MM-dd", CultureInfo.InvariantCulture), $"flush:{throughSeq}:{period}",
-                $"Usage of {g.Events} calls", now, fromSeq, throughSeq, g.Events, digest, cancellationToken);
+                $"Usage of {g.Events} calls", now, fromSeq, throughSeq, g.Events, digest, cancellationToken: cancellationToken);
             var rank = 0;
             foreach (var (job, (calls, charged)) in g.Jobs.OrderByDescending(j => j.Value.MicroCredits).ThenBy(j => j.Key, StringComparer.Ordinal).Take(LedgerHistory.MaxJobsPerRecord + 1))
                 db.EntryJobs.Add(new EntryJob(tenant, entry.Seq, rank++, job.Length == 0 ? null : job, calls, charged));

@@ -31,6 +31,13 @@ public sealed record Balance(
     /// <summary>Credits consumed beyond the allocation (billed at the plan's overage price where it has one).</summary>
     public long OverageCredits => Unlimited ? 0 : Math.Max(0, Consumed - Allocated!.Value);
 
+    /// <summary>The plan's price of one credit past the allocation; null where the plan has none.</summary>
+    public decimal? OverageUsdPerCredit { get; init; }
+
+    /// <summary>What the overage so far costs, to the cent; null on a plan without an overage price.</summary>
+    public decimal? OverageUsd => Overage == OveragePolicy.Overage && OverageUsdPerCredit is { } rate
+        ? decimal.Round(OverageCredits * rate, 2, MidpointRounding.AwayFromZero) : null;
+
     /// <summary>Consumed but not yet written to the ledger by the flusher.</summary>
     public long UnflushedMicroCredits => ConsumedMicroCredits - FlushedMicroCredits;
 
@@ -44,7 +51,7 @@ public sealed record Balance(
 /// unflushed remainder (the running totals that ingestion keeps in the same transaction as the events,
 /// so every acknowledged event counts). A handful of indexed reads: it stays fast at any event count.
 /// </summary>
-public sealed class GetBalance(SqliteDatabase database, TimeProvider time)
+public sealed class GetBalance(SqliteDatabase database, CreditGrants grants, TimeProvider time)
 {
     public Balance? Execute(string tenantId, DateTimeOffset? at = null)
     {
@@ -52,17 +59,19 @@ public sealed class GetBalance(SqliteDatabase database, TimeProvider time)
         using var tx = connection.BeginTransaction(deferred: true);
         using var cmd = connection.CreateCommand();
         cmd.Transaction = tx;
-        cmd.CommandText = "SELECT t.plan_code, t.subscription_start, p.overage_policy FROM tenants t JOIN plans p ON p.code = t.plan_code WHERE t.id = $t";
+        cmd.CommandText = "SELECT t.plan_code, t.subscription_start, p.overage_policy, p.overage_usd_per_credit FROM tenants t JOIN plans p ON p.code = t.plan_code WHERE t.id = $t";
         cmd.Parameters.AddWithValue("$t", tenantId);
         string planCode;
         DateOnly anchor;
         OveragePolicy overage;
+        decimal? overageRate;
         using (var r = cmd.ExecuteReader())
         {
             if (!r.Read()) return null;
             planCode = r.GetString(0);
             anchor = DateOnly.FromDateTime(DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(1)).UtcDateTime);
             overage = Enum.Parse<OveragePolicy>(r.GetString(2));
+            overageRate = r.IsDBNull(3) ? null : r.GetDecimal(3);
         }
         var period = BillingPeriod.Containing(anchor, at ?? time.GetUtcNow());
         var day = period.Start.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
@@ -75,9 +84,11 @@ public sealed class GetBalance(SqliteDatabase database, TimeProvider time)
             while (r.Read())
             {
                 if (r.GetString(0) == "allocation") allocated = r.GetInt64(1);
-                else flushed = r.GetInt64(1);
+                else if (r.GetString(0) == "consumption") flushed = r.GetInt64(1);
             }
         }
+        // What top-ups and adjustments of earlier periods still hold counts in this period's allocation (DOMAIN.md, "Credit grants").
+        allocated = checked(allocated + grants.CarriedInto(connection, tx, tenantId, period));
 
         long consumed = 0, internalMicro = 0, tokens = 0;
         var byModel = new SortedDictionary<string, long>(StringComparer.Ordinal);
@@ -97,6 +108,9 @@ public sealed class GetBalance(SqliteDatabase database, TimeProvider time)
                 byModel[row.Name] = byModel.GetValueOrDefault(row.Name) + row.Tokens;
             }
         }
-        return new Balance(tenantId, planCode, overage, period, allocated, consumed, flushed, internalMicro, tokens, byModel, byMeter);
+        return new Balance(tenantId, planCode, overage, period, allocated, consumed, flushed, internalMicro, tokens, byModel, byMeter)
+        {
+            OverageUsdPerCredit = overageRate,
+        };
     }
 }

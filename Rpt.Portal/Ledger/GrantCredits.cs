@@ -20,22 +20,25 @@ public sealed class GrantCredits(IDbContextFactory<ApplicationDbContext> dbFacto
 
     /// <param name="credits">Whole credits to grant (positive).</param>
     /// <param name="at">The instant whose billing period the grant belongs to; now when omitted.</param>
+    /// <param name="expiresAt">Another expiry than the source's default (see <see cref="CreditGrants.ExpiryOf"/>); ignored for plan allocations.</param>
     public Task<GrantResult> ExecuteAsync(string tenantId, EntrySource source, long credits, string idempotencyKey,
-        string? description = null, DateTimeOffset? at = null, CancellationToken cancellationToken = default)
+        string? description = null, DateTimeOffset? at = null, CancellationToken cancellationToken = default, DateTimeOffset? expiresAt = null)
     {
         if (credits <= 0) return Task.FromResult(new GrantResult(GrantStatus.Rejected, null, $"credits must be positive (got {credits})"));
         if (credits > MaxMicroCreditsPerGrant / Credit.MicroPerCredit)
             return Task.FromResult(new GrantResult(GrantStatus.Rejected, null,
                 $"credits {UsageLimits.Number(credits)} exceed the per-grant limit of {UsageLimits.Number(MaxMicroCreditsPerGrant / Credit.MicroPerCredit)}"));
-        return GrantMicroAsync(tenantId, source, Credit.ToMicro(credits), idempotencyKey, description, at, cancellationToken);
+        if (expiresAt is { } x && x <= time.GetUtcNow())
+            return Task.FromResult(new GrantResult(GrantStatus.Rejected, null, $"the expiry {x:yyyy-MM-dd} is not in the future"));
+        return GrantMicroAsync(tenantId, source, Credit.ToMicro(credits), idempotencyKey, description, at, cancellationToken, expiresAt);
     }
 
     public async Task<GrantResult> GrantMicroAsync(string tenantId, EntrySource source, long microCredits, string idempotencyKey,
-        string? description, DateTimeOffset? at, CancellationToken cancellationToken)
+        string? description, DateTimeOffset? at, CancellationToken cancellationToken, DateTimeOffset? expiresAt = null)
     {
         await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
         await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
-        var result = await AppendAsync(db, tenantId, source, microCredits, idempotencyKey, description, at, cancellationToken);
+        var result = await AppendAsync(db, tenantId, source, microCredits, idempotencyKey, description, at, cancellationToken, expiresAt);
         if (result.Status != GrantStatus.Granted) return result;
         await tx.CommitAsync(cancellationToken);
         changes.Publish(TenantChange.GrantChanged, tenantId);
@@ -47,7 +50,7 @@ public sealed class GrantCredits(IDbContextFactory<ApplicationDbContext> dbFacto
     /// in one commit (a plan change). The caller commits, then publishes <see cref="TenantChange.GrantChanged"/>.
     /// </summary>
     internal async Task<GrantResult> AppendAsync(ApplicationDbContext db, string tenantId, EntrySource source, long microCredits,
-        string idempotencyKey, string? description, DateTimeOffset? at, CancellationToken cancellationToken)
+        string idempotencyKey, string? description, DateTimeOffset? at, CancellationToken cancellationToken, DateTimeOffset? expiresAt = null)
     {
         if (source == EntrySource.Usage) return new(GrantStatus.Rejected, null, "usage is consumption, not an allocation");
         if (microCredits <= 0) return new(GrantStatus.Rejected, null, $"the amount must be positive (got {microCredits} µcr)");
@@ -70,8 +73,9 @@ public sealed class GrantCredits(IDbContextFactory<ApplicationDbContext> dbFacto
             .Select(e => e.AmountMicroCredits).ToListAsync(cancellationToken);
         if (granted.Aggregate((Int128)microCredits, (sum, a) => sum + a) > UsageLimits.MaxMicroCreditsPerTenantPeriod)
             return new(GrantStatus.Rejected, null, $"the period's grants would pass the per-period limit of {UsageLimits.Number(UsageLimits.MaxMicroCreditsPerTenantPeriod)} µcr");
+        var expiry = CreditGrants.ExpiryOf(tenant.Anchor, source, period, at ?? now, expiresAt);
         var entry = await LedgerAppender.AppendAsync(db, tenantId, EntryKind.Allocation, source, microCredits, period.Start,
-            idempotencyKey, description, now, cancellationToken: cancellationToken);
+            idempotencyKey, description, now, expiresAt: expiry, cancellationToken: cancellationToken);
         return new(GrantStatus.Granted, entry);
     }
 }

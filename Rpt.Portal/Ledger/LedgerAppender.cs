@@ -13,7 +13,7 @@ internal static class LedgerAppender
     public static async Task<LedgerEntry> AppendAsync(ApplicationDbContext db, string tenantId, EntryKind kind, EntrySource source,
         long amountMicroCredits, DateOnly periodStart, string idempotencyKey, string? description, DateTimeOffset now,
         long? coversFromSeq = null, long? coversToSeq = null, long? eventCount = null, string? eventsDigest = null,
-        CancellationToken cancellationToken = default)
+        DateTimeOffset? expiresAt = null, long? grantSeq = null, CancellationToken cancellationToken = default)
     {
         if (amountMicroCredits <= 0)
             throw new ArgumentOutOfRangeException(nameof(amountMicroCredits), "Ledger amounts are positive micro-credits.");
@@ -23,7 +23,8 @@ internal static class LedgerAppender
             .Select(e => new { e.Seq, e.Hash })
             .FirstOrDefaultAsync(cancellationToken);
         var entry = new LedgerEntry(tenantId, (head?.Seq ?? 0) + 1, kind, source, amountMicroCredits, periodStart,
-            idempotencyKey, description, coversFromSeq, coversToSeq, eventCount, eventsDigest, now, head?.Hash ?? LedgerHash.Genesis);
+            idempotencyKey, description, coversFromSeq, coversToSeq, eventCount, eventsDigest, now, head?.Hash ?? LedgerHash.Genesis,
+            expiresAt, grantSeq);
         db.LedgerEntries.Add(entry);
         await db.SaveChangesAsync(cancellationToken);
         return entry;

@@ -3,7 +3,11 @@ using Microsoft.EntityFrameworkCore.Metadata.Builders;
 
 namespace Rpt.Portal.Ledger;
 
-public enum EntryKind { Allocation, Consumption }
+/// <summary>
+/// Allocations grant credits, consumption draws them down, and an expiry records what a grant still held
+/// when it lapsed (DOMAIN.md, "Credit grants").
+/// </summary>
+public enum EntryKind { Allocation, Consumption, Expiry }
 
 /// <summary>Where an allocation came from, or <see cref="Usage"/> for a flush of rated usage.</summary>
 public enum EntrySource { Signup, Renewal, PlanChange, TopUp, Adjustment, Usage }
@@ -18,8 +22,11 @@ public sealed class LedgerEntry
 
     internal LedgerEntry(string tenantId, long seq, EntryKind kind, EntrySource source, long amountMicroCredits,
         DateOnly periodStart, string idempotencyKey, string? description, long? coversFromSeq, long? coversToSeq,
-        long? eventCount, string? eventsDigest, DateTimeOffset createdAt, string prevHash)
+        long? eventCount, string? eventsDigest, DateTimeOffset createdAt, string prevHash,
+        DateTimeOffset? expiresAt = null, long? grantSeq = null)
     {
+        ExpiresAt = expiresAt is { } x ? DateTimeOffset.FromUnixTimeMilliseconds(x.ToUnixTimeMilliseconds()) : null;
+        GrantSeq = grantSeq;
         TenantId = tenantId;
         Seq = seq;
         Kind = kind;
@@ -38,6 +45,10 @@ public sealed class LedgerEntry
     }
 
     public long Id { get; private set; }
+    /// <summary>An allocation's expiry (a grant without one never expires); null on other kinds.</summary>
+    public DateTimeOffset? ExpiresAt { get; private set; }
+    /// <summary>On an expiry entry: the <see cref="Seq"/> of the grant that lapsed.</summary>
+    public long? GrantSeq { get; private set; }
     public string TenantId { get; private set; } = "";
     /// <summary>1, 2, 3 … within the tenant; a gap or a repeat breaks the chain.</summary>
     public long Seq { get; private set; }
@@ -77,6 +88,7 @@ public sealed class LedgerEntryConfiguration : IEntityTypeConfiguration<LedgerEn
         b.Ignore(e => e.Credits);
         b.HasIndex(e => new { e.TenantId, e.Seq }).IsUnique().HasDatabaseName("ux_ledger_tenant_seq");
         b.HasIndex(e => new { e.TenantId, e.IdempotencyKey }).IsUnique().HasDatabaseName("ux_ledger_tenant_key");
+        b.HasIndex(e => new { e.TenantId, e.Kind, e.Seq }).HasDatabaseName("ix_ledger_tenant_kind_seq");
         b.HasIndex(e => new { e.TenantId, e.PeriodStart, e.Kind }).HasDatabaseName("ix_ledger_tenant_period");
     }
 }

@@ -9,11 +9,14 @@ public static class LedgerExtensions
         builder.Services.AddSingleton<FlushUsage>();
         builder.Services.AddSingleton<VerifyLedger>();
         builder.Services.AddSingleton<GetBalance>();
+        builder.Services.AddSingleton<CreditGrants>();
+        builder.Services.AddSingleton<ExpireGrants>();
         builder.Services.AddSingleton<DashboardSnapshots>();
         builder.Services.AddSingleton<LedgerHistory>();
         builder.Services.AddSingleton<RenewPeriods>();
         builder.Services.AddHostedService<UsageFlusher>();
         builder.Services.AddHostedService<RenewalScheduler>();
+        builder.Services.AddHostedService<GrantExpiryScheduler>();
         return builder;
     }
 }

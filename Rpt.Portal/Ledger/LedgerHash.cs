@@ -18,9 +18,11 @@ public static class LedgerHash
             .Add(e.TenantId).Add(e.Seq).Add(EnumText.ToText(e.Kind)).Add(EnumText.ToText(e.Source))
             .Add(e.AmountMicroCredits).Add(e.PeriodStart.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture))
             .Add(e.IdempotencyKey).Add(e.Description).Add(e.CoversFromSeq).Add(e.CoversToSeq).Add(e.EventCount)
-            .Add(e.EventsDigest).Add(e.CreatedAt.ToUnixTimeMilliseconds())
-            .ToString();
-        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(e.PrevHash + canonical)));
+            .Add(e.EventsDigest).Add(e.CreatedAt.ToUnixTimeMilliseconds());
+        // Grant fields joined the ledger later: appended only when present, so every earlier entry keeps its hash.
+        if (e.ExpiresAt is not null || e.GrantSeq is not null)
+            canonical.Add(e.ExpiresAt?.ToUnixTimeMilliseconds()).Add(e.GrantSeq);
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(e.PrevHash + canonical.ToString())));
     }
 }
 

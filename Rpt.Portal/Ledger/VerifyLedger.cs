@@ -20,7 +20,7 @@ public sealed record LedgerVerification(
 /// A removed last entry leaves a valid but shorter chain; pass the head hash recorded earlier
 /// (<paramref name="expectedHead"/>) or run the deep check, which finds flushed events no entry covers.
 /// </summary>
-public sealed class VerifyLedger(IDbContextFactory<ApplicationDbContext> dbFactory, SqliteDatabase database)
+public sealed class VerifyLedger(IDbContextFactory<ApplicationDbContext> dbFactory, SqliteDatabase database, CreditGrants grants)
 {
     public async Task<LedgerVerification> ExecuteAsync(string tenantId, bool deep = false, string? expectedHead = null,
         CancellationToken cancellationToken = default)
@@ -52,7 +52,13 @@ public sealed class VerifyLedger(IDbContextFactory<ApplicationDbContext> dbFacto
         if (expectedHead is not null && expectedHead != LedgerHash.Genesis && entries.All(e => e.Hash != expectedHead))
             problems.Add($"the recorded head {Short(expectedHead)} is no longer in the chain: entries were removed or rewritten");
 
-        if (deep) VerifyAuditRecords(tenantId, entries, problems);
+        if (deep)
+        {
+            VerifyAuditRecords(tenantId, entries, problems);
+            // Every expiry entry holds exactly what the draw-down, derived again from the ledger, left in its grant.
+            if (problems.Count == 0 && entries.Any(e => e.Kind == EntryKind.Expiry) && entries.Any(e => e.Kind == EntryKind.Allocation))
+                problems.AddRange(grants.Derive(tenantId).Discrepancies);
+        }
         return new LedgerVerification(tenantId, problems.Count == 0, entries.Count, head, deep, problems);
     }
 

@@ -535,6 +535,14 @@ namespace Rpt.Portal.Data.Migrations
                         .HasColumnType("TEXT")
                         .HasColumnName("events_digest");
 
+                    b.Property<long?>("ExpiresAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("expires_at");
+
+                    b.Property<long?>("GrantSeq")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("grant_seq");
+
                     b.Property<string>("Hash")
                         .IsRequired()
                         .HasMaxLength(64)
@@ -589,6 +597,9 @@ namespace Rpt.Portal.Data.Migrations
                     b.HasIndex("TenantId", "Seq")
                         .IsUnique()
                         .HasDatabaseName("ux_ledger_tenant_seq");
+
+                    b.HasIndex("TenantId", "Kind", "Seq")
+                        .HasDatabaseName("ix_ledger_tenant_kind_seq");
 
                     b.HasIndex("TenantId", "PeriodStart", "Kind")
                         .HasDatabaseName("ix_ledger_tenant_period");

@@ -1,0 +1,96 @@
+using System.Globalization;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Rpt.Portal.Data;
+using Rpt.Portal.Tenants;
+
+namespace Rpt.Portal.Ledger;
+
+/// <summary>
+/// Writes an <c>expiry</c> entry for every grant that lapsed still holding credits (key <c>expiry:{grant seq}</c>,
+/// so a grant expires once however often this runs), hash-chained like every entry: the ledger explains where
+/// every unused credit went. A grant is expired once its usage is flushed: the run waits two flush intervals
+/// past the expiry, and skips a tenant whose flush is lagging. Usage reported later than that for an earlier
+/// period is drawn from what is active then, or is overage.
+/// </summary>
+public sealed class ExpireGrants(IDbContextFactory<ApplicationDbContext> dbFactory, SqliteDatabase database, CreditGrants grants,
+    IOptions<LedgerOptions> options, TimeProvider time, TenantChanges changes, ILogger<ExpireGrants> logger)
+{
+    // Grants that lapsed before this instant were all looked at by an earlier run (in memory: a restart looks at all once).
+    private long _doneThroughMs = long.MinValue;
+
+    public async Task<int> ExecuteAsync(CancellationToken cancellationToken = default)
+    {
+        var cutoff = time.GetUtcNow() - 2 * options.Value.FlushInterval - TimeSpan.FromSeconds(5);
+        var candidates = new List<string>();
+        using (var connection = database.Open())
+        using (var cmd = connection.CreateCommand())
+        {
+            cmd.CommandText = """
+                SELECT DISTINCT g.tenant_id FROM ledger_entries g
+                WHERE g.kind = 'allocation' AND g.expires_at > $after AND g.expires_at <= $cutoff
+                  AND NOT EXISTS (SELECT 1 FROM ledger_entries x WHERE x.tenant_id = g.tenant_id AND x.kind = 'expiry' AND x.grant_seq = g.seq)
+                  AND NOT EXISTS (SELECT 1 FROM flush_lags l WHERE l.tenant_id = g.tenant_id)
+                """;
+            cmd.Parameters.AddWithValue("$after", _doneThroughMs);
+            cmd.Parameters.AddWithValue("$cutoff", cutoff.ToUnixTimeMilliseconds());
+            using var r = cmd.ExecuteReader();
+            while (r.Read()) candidates.Add(r.GetString(0));
+        }
+        var written = 0;
+        var failed = false;
+        foreach (var tenantId in candidates)
+        {
+            try
+            {
+                written += await ExpireTenantAsync(tenantId, cutoff, cancellationToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                failed = true; // this tenant alone; the next run tries it again
+                logger.LogWarning(ex, "Expiring the grants of {Tenant} failed; the next run retries", tenantId);
+            }
+        }
+        if (!failed) _doneThroughMs = cutoff.ToUnixTimeMilliseconds();
+        return written;
+    }
+
+    private async Task<int> ExpireTenantAsync(string tenantId, DateTimeOffset cutoff, CancellationToken ct)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        var tenant = await db.Tenants.AsNoTracking().FirstAsync(t => t.Id == tenantId, ct);
+        var ledger = grants.Derive(tenantId);
+        var written = 0;
+        foreach (var g in ledger.Grants.Where(g => !g.ExpiryWritten && g.ExpiresAt <= cutoff && g.RemainingMicro > 0).OrderBy(g => g.Seq))
+        {
+            var lastPeriod = tenant.PeriodAt(g.ExpiresAt!.Value.AddMilliseconds(-1));
+            var what = g.Source switch
+            {
+                EntrySource.TopUp => "top-up",
+                EntrySource.Adjustment => "adjustment",
+                _ => "plan allocation",
+            };
+            await LedgerAppender.AppendAsync(db, tenantId, EntryKind.Expiry, g.Source, g.RemainingMicro, lastPeriod.Start,
+                $"expiry:{g.Seq}", $"{Credit.FloorCredits(g.RemainingMicro):N0} credits of the {what} #{g.Seq} of {g.EffectiveAt.ToString("d MMM yyyy", CultureInfo.InvariantCulture)} expired unused",
+                time.GetUtcNow(), grantSeq: g.Seq, cancellationToken: ct);
+            written++;
+        }
+        await tx.CommitAsync(ct);
+        if (written > 0) changes.Publish(TenantChange.GrantChanged, tenantId);
+        return written;
+    }
+}
+
+public sealed class GrantExpiryScheduler(ExpireGrants expire, IOptions<LedgerOptions> options, TimeProvider time, ILogger<GrantExpiryScheduler> logger)
+    : PeriodicJob(time, logger)
+{
+    protected override TimeSpan Interval => options.Value.RenewalInterval;
+    protected override string FailureMessage => "Expiring grants failed";
+
+    protected override void RunOnce()
+    {
+        var n = expire.ExecuteAsync().GetAwaiter().GetResult();
+        if (n > 0) logger.LogInformation("Wrote {Count} expiry entries", n);
+    }
+}
