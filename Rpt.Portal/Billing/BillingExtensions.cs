@@ -12,6 +12,7 @@ public static class BillingExtensions
         builder.Services.AddSingleton<StripePrices>();
         builder.Services.AddSingleton<BillingEvents>();
         builder.Services.AddSingleton<StartPlanChange>();
+        builder.Services.AddSingleton<StartTopUp>();
         builder.Services.AddSingleton<BillingStatus>();
         builder.Services.AddSingleton<TestModeGateway>();
         builder.Services.AddSingleton<IStripeClient>(sp =>

@@ -20,6 +20,9 @@ public interface IBillingGateway
     /// <summary>A checkout page for a first subscription to <paramref name="planCode"/>; the URL to send the owner to.</summary>
     Task<string> StartCheckoutAsync(Tenant tenant, string planCode, Uri portalBase, CancellationToken cancellationToken);
 
+    /// <summary>A checkout for one top-up pack (payment mode; the card is kept for auto top-up); the URL to send the owner to.</summary>
+    Task<string> StartTopUpCheckoutAsync(Tenant tenant, TopUpPack pack, Uri portalBase, CancellationToken cancellationToken);
+
     /// <summary>Moves the tenant's subscription to another price (prorated by Stripe on an upgrade); what it did, in words.</summary>
     Task<string> ChangeSubscriptionAsync(Tenant tenant, string planCode, bool upgrade, CancellationToken cancellationToken);
 

@@ -37,6 +37,27 @@ public sealed class StripeGateway(IStripeClient client, IDbContextFactory<Applic
         return session.Url;
     }
 
+    public async Task<string> StartTopUpCheckoutAsync(Tenant tenant, TopUpPack pack, Uri portalBase, CancellationToken cancellationToken)
+    {
+        var price = prices.ForPack(pack.Code)
+            ?? throw new BillingException($"No Stripe price is configured for the {pack.Code} pack (Rpt:Stripe:PackPrices:{pack.Code}).");
+        var customer = await EnsureCustomerAsync(tenant, cancellationToken);
+        var metadata = new Dictionary<string, string> { ["tenant_id"] = tenant.Id, ["kind"] = "top_up", ["pack"] = pack.Code };
+        var session = await new Stripe.Checkout.SessionService(client).CreateAsync(new Stripe.Checkout.SessionCreateOptions
+        {
+            Mode = "payment",
+            Customer = customer,
+            ClientReferenceId = tenant.Id,
+            Metadata = metadata,
+            LineItems = [new() { Price = price, Quantity = 1 }],
+            // The card is kept for auto top-up, which pays off-session.
+            PaymentIntentData = new() { Metadata = metadata, SetupFutureUsage = "off_session" },
+            SuccessUrl = new Uri(portalBase, "billing/success?session_id={CHECKOUT_SESSION_ID}").ToString(),
+            CancelUrl = new Uri(portalBase, "billing/cancelled").ToString(),
+        }, cancellationToken: cancellationToken);
+        return session.Url;
+    }
+
     public async Task<string> ChangeSubscriptionAsync(Tenant tenant, string planCode, bool upgrade, CancellationToken cancellationToken)
     {
         var price = prices.ForPlan(planCode)

@@ -14,7 +14,7 @@ using StripeConfiguration = Stripe.StripeConfiguration;
 namespace Rpt.Portal.Billing;
 
 /// <summary>A checkout opened in test mode, waiting for the owner to pay or cancel on the labelled page.</summary>
-public sealed record TestCheckout(string Id, string TenantId, string PlanCode, DateTimeOffset CreatedAt);
+public sealed record TestCheckout(string Id, string TenantId, string? PlanCode, string? PackCode, DateTimeOffset CreatedAt);
 
 /// <summary>
 /// Test mode (no Stripe key): the portal plays Stripe's part. A checkout is a labelled page inside the
@@ -42,7 +42,16 @@ public sealed class TestModeGateway(IDbContextFactory<ApplicationDbContext> dbFa
         await EnsureCustomerAsync(tenant, cancellationToken);
         var now = time.GetUtcNow();
         foreach (var stale in _checkouts.Values.Where(c => now - c.CreatedAt > CheckoutLifetime)) _checkouts.TryRemove(stale.Id, out _);
-        var checkout = new TestCheckout(NewId("cs_test_"), tenant.Id, planCode, now);
+        var checkout = new TestCheckout(NewId("cs_test_"), tenant.Id, planCode, null, now);
+        _checkouts[checkout.Id] = checkout;
+        return new Uri(portalBase, $"billing/test-checkout/{checkout.Id}").ToString();
+    }
+
+    public async Task<string> StartTopUpCheckoutAsync(Tenant tenant, TopUpPack pack, Uri portalBase, CancellationToken cancellationToken)
+    {
+        EnsureTestMode();
+        await EnsureCustomerAsync(tenant, cancellationToken);
+        var checkout = new TestCheckout(NewId("cs_test_"), tenant.Id, null, pack.Code, time.GetUtcNow());
         _checkouts[checkout.Id] = checkout;
         return new Uri(portalBase, $"billing/test-checkout/{checkout.Id}").ToString();
     }
@@ -58,7 +67,19 @@ public sealed class TestModeGateway(IDbContextFactory<ApplicationDbContext> dbFa
         _checkouts.TryRemove(checkoutId, out _);
         var tenant = await TenantAsync(tenantId, cancellationToken);
         var customer = await EnsureCustomerAsync(tenant, cancellationToken);
-        var plan = await PlanAsync(checkout.PlanCode, cancellationToken);
+        if (TopUpPacks.Find(checkout.PackCode) is { } pack)
+        {
+            var paid = new JsonObject
+            {
+                ["id"] = checkout.Id, ["object"] = "checkout.session", ["mode"] = "payment", ["status"] = "complete",
+                ["payment_status"] = "paid", ["client_reference_id"] = tenant.Id, ["customer"] = customer,
+                ["payment_intent"] = NewId("pi_test_"), ["livemode"] = false, ["amount_total"] = Cents(pack.PriceUsd), ["currency"] = "usd",
+                ["metadata"] = new JsonObject { ["tenant_id"] = tenant.Id, ["kind"] = "top_up", ["pack"] = pack.Code },
+            };
+            await events.ReceiveAsync(Event("checkout.session.completed", paid), cancellationToken);
+            return checkout.Id;
+        }
+        var plan = await PlanAsync(checkout.PlanCode!, cancellationToken);
         var subscriptionId = NewId("sub_test_");
         var metadata = Metadata(tenant.Id, plan.Code);
         var period = tenant.PeriodAt(time.GetUtcNow());

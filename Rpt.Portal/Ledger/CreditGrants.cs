@@ -70,74 +70,94 @@ public sealed class CreditGrants(SqliteDatabase database, TimeProvider time)
         return end < period.EndInstant ? period.EndInstant : end;
     }
 
-    public GrantLedger Derive(string tenantId, DateOnly? beforePeriod = null)
+    public GrantLedger Derive(string tenantId)
     {
         using var connection = database.Open();
         using var tx = connection.BeginTransaction(deferred: true);
-        return Derive(connection, tx, tenantId, beforePeriod);
+        return ToLedger(Advance(connection, tx, tenantId));
     }
 
-    /// <param name="beforePeriod">Only grants and consumption of earlier periods: the state at that period's start.</param>
-    internal GrantLedger Derive(SqliteConnection connection, SqliteTransaction tx, string tenantId, DateOnly? beforePeriod = null)
+    /// <summary>
+    /// The draw-down up to the tenant's head. Entries never change, so the state at a sequence number is final:
+    /// it is kept (per tenant, in memory, rebuilt from the ledger after a restart) and only the entries after it
+    /// are read, so a tenant with years of flushes costs what its new entries cost.
+    /// </summary>
+    private State Advance(SqliteConnection connection, SqliteTransaction tx, string tenantId)
     {
+        long head;
+        using (var cmd = connection.CreateCommand())
+        {
+            cmd.Transaction = tx;
+            cmd.CommandText = "SELECT COALESCE(MAX(seq), 0) FROM ledger_entries WHERE tenant_id = $t";
+            cmd.Parameters.AddWithValue("$t", tenantId);
+            head = (long)cmd.ExecuteScalar()!;
+        }
+        if (_states.TryGetValue(tenantId, out var known) && known.ThroughSeq == head) return known;
+        var state = known is not null && known.ThroughSeq < head ? known.Clone() : new State();
         var anchor = Anchor(connection, tx, tenantId);
-        var boundaries = new List<(long Seq, bool Expiry, CreditGrantRow Row)>();
+        var boundaries = new List<(bool Expiry, CreditGrantRow Row)>();
         using (var cmd = connection.CreateCommand())
         {
             cmd.Transaction = tx;
             cmd.CommandText = """
                 SELECT seq, kind, source, amount_micro_credits, period_start, created_at, expires_at, grant_seq, idempotency_key, description
-                FROM ledger_entries WHERE tenant_id = $t AND kind IN ('allocation', 'expiry') ORDER BY seq
+                FROM ledger_entries WHERE tenant_id = $t AND kind IN ('allocation', 'expiry') AND seq > $after AND seq <= $head ORDER BY seq
                 """;
             cmd.Parameters.AddWithValue("$t", tenantId);
+            cmd.Parameters.AddWithValue("$after", state.ThroughSeq);
+            cmd.Parameters.AddWithValue("$head", head);
             using var r = cmd.ExecuteReader();
             while (r.Read())
             {
-                var periodStart = DateOnly.ParseExact(r.GetString(4), "yyyy-MM-dd", CultureInfo.InvariantCulture);
-                if (beforePeriod is { } b && periodStart >= b) continue;
-                var row = new CreditGrantRow(r.GetInt64(0), EnumText.Parse<EntrySource>(r.GetString(2)), r.GetInt64(3), periodStart,
+                var row = new CreditGrantRow(r.GetInt64(0), EnumText.Parse<EntrySource>(r.GetString(2)), r.GetInt64(3),
+                    DateOnly.ParseExact(r.GetString(4), "yyyy-MM-dd", CultureInfo.InvariantCulture),
                     DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(5)), r.IsDBNull(6) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(6)),
                     r.IsDBNull(7) ? null : r.GetInt64(7), r.GetString(8), r.IsDBNull(9) ? null : r.GetString(9));
-                boundaries.Add((row.Seq, r.GetString(1) == "expiry", row));
+                boundaries.Add((r.GetString(1) == "expiry", row));
             }
         }
 
-        var grants = new Dictionary<long, Running>();
-        var uncovered = new SortedDictionary<DateOnly, long>();
-        var discrepancies = new List<string>();
-        long previous = 0;
-        foreach (var (seq, expiry, row) in boundaries.Append((long.MaxValue, false, null!)))
+        var previous = state.ThroughSeq;
+        foreach (var (expiry, row) in boundaries.Append((false, null!)))
         {
-            foreach (var (period, amount) in ConsumptionBetween(connection, tx, tenantId, previous, seq, beforePeriod))
-                Draw(grants, anchor, period, amount, uncovered);
-            previous = seq;
+            var upTo = row?.Seq ?? head + 1;
+            foreach (var (period, amount) in ConsumptionBetween(connection, tx, tenantId, previous, upTo))
+                Draw(state, anchor, period, amount);
+            previous = upTo;
             if (row is null) break;
             if (!expiry)
             {
                 // An entry from before grants expired (null) lapses with its period, as the rule then said.
                 var expires = row.ExpiresAt ?? BillingPeriod.Containing(anchor, row.PeriodStart).EndInstant;
-                grants[row.Seq] = new Running(row, expires) { Remaining = row.Amount };
+                state.Grants[row.Seq] = new Running(row, expires) { Remaining = row.Amount };
             }
-            else if (row.GrantSeq is { } g && grants.TryGetValue(g, out var lapsed))
+            else if (row.GrantSeq is { } g && state.Grants.TryGetValue(g, out var lapsed))
             {
                 if (lapsed.Remaining != row.Amount)
-                    discrepancies.Add($"expiry entry #{row.Seq} says grant #{g} held {row.Amount} µcr; the draw-down says {lapsed.Remaining} µcr");
+                    state.Discrepancies.Add($"expiry entry #{row.Seq} says grant #{g} held {row.Amount} µcr; the draw-down says {lapsed.Remaining} µcr");
                 lapsed.Expired = row.Amount;
                 lapsed.Remaining = 0;
                 lapsed.Closed = true;
             }
             else
             {
-                discrepancies.Add($"expiry entry #{row.Seq} names no grant of this ledger");
+                state.Discrepancies.Add($"expiry entry #{row.Seq} names no grant of this ledger");
             }
         }
-
-        var list = grants.Values.Select(s => new CreditGrant(s.Row.Seq, s.Row.Source, s.Row.Key, s.Row.Description, s.Row.PeriodStart,
-            s.Row.CreatedAt, s.ExpiresAt >= Never ? null : s.ExpiresAt, s.Row.Amount, s.Remaining, s.Expired, s.Closed)).ToList();
-        return new GrantLedger(list, uncovered, discrepancies);
+        state.ThroughSeq = head;
+        _states[tenantId] = state;
+        return state;
     }
 
-    /// <summary>What the grants of earlier periods still hold at the start of <paramref name="period"/> (0 without a query of consumption when none can).</summary>
+    private static GrantLedger ToLedger(State state) => new(
+        state.Grants.Values.Select(s => new CreditGrant(s.Row.Seq, s.Row.Source, s.Row.Key, s.Row.Description, s.Row.PeriodStart,
+            s.Row.CreatedAt, s.ExpiresAt >= Never ? null : s.ExpiresAt, s.Row.Amount, s.Remaining, s.Expired, s.Closed)).ToList(),
+        new SortedDictionary<DateOnly, long>(state.Uncovered), state.Discrepancies.ToList());
+
+    /// <summary>
+    /// What grants of earlier periods still held at the start of <paramref name="period"/>: granted less what consumption
+    /// of earlier periods drew. No draw-down is read when no such grant can exist (most tenants, most periods).
+    /// </summary>
     internal long CarriedInto(SqliteConnection connection, SqliteTransaction tx, string tenantId, BillingPeriod period)
     {
         using (var cmd = connection.CreateCommand())
@@ -152,27 +172,30 @@ public sealed class CreditGrants(SqliteDatabase database, TimeProvider time)
             cmd.Parameters.AddWithValue("$start", period.StartInstant.ToUnixTimeMilliseconds());
             if (cmd.ExecuteScalar() is null) return 0;
         }
-        return Derive(connection, tx, tenantId, period.Start).Grants
-            .Where(g => !g.ExpiryWritten && (g.ExpiresAt ?? Never) > period.StartInstant).Sum(g => g.RemainingMicro);
+        var state = Advance(connection, tx, tenantId);
+        return state.Grants.Values
+            .Where(g => g.Row.PeriodStart < period.Start && g.ExpiresAt > period.StartInstant)
+            .Sum(g => g.Row.Amount - g.DrawnByPeriod.Where(d => d.Key < period.Start).Sum(d => d.Value));
     }
 
-    private static void Draw(Dictionary<long, Running> grants, DateOnly anchor, DateOnly period, long amount, SortedDictionary<DateOnly, long> uncovered)
+    private static void Draw(State state, DateOnly anchor, DateOnly period, long amount)
     {
         var start = BillingPeriod.Containing(anchor, period).StartInstant;
-        foreach (var g in grants.Values
+        foreach (var g in state.Grants.Values
                      .Where(g => !g.Closed && g.Remaining > 0 && g.Row.PeriodStart <= period && g.ExpiresAt > start)
                      .OrderBy(g => g.ExpiresAt).ThenBy(g => Rank(g.Row.Source)).ThenBy(g => g.Row.Seq))
         {
             if (amount == 0) return;
             var take = Math.Min(amount, g.Remaining);
             g.Remaining -= take;
+            g.DrawnByPeriod[period] = g.DrawnByPeriod.GetValueOrDefault(period) + take;
             amount -= take;
         }
-        if (amount > 0) uncovered[period] = checked(uncovered.GetValueOrDefault(period) + amount);
+        if (amount > 0) state.Uncovered[period] = checked(state.Uncovered.GetValueOrDefault(period) + amount);
     }
 
     private static IEnumerable<(DateOnly Period, long Amount)> ConsumptionBetween(SqliteConnection connection, SqliteTransaction tx, string tenantId,
-        long afterSeq, long beforeSeq, DateOnly? beforePeriod)
+        long afterSeq, long beforeSeq)
     {
         using var cmd = connection.CreateCommand();
         cmd.Transaction = tx;
@@ -188,9 +211,7 @@ public sealed class CreditGrants(SqliteDatabase database, TimeProvider time)
         var runs = new List<(DateOnly, long)>();
         while (r.Read())
         {
-            var period = DateOnly.ParseExact(r.GetString(0), "yyyy-MM-dd", CultureInfo.InvariantCulture);
-            if (beforePeriod is { } b && period >= b) continue;
-            runs.Add((period, r.GetInt64(1)));
+            runs.Add((DateOnly.ParseExact(r.GetString(0), "yyyy-MM-dd", CultureInfo.InvariantCulture), r.GetInt64(1)));
         }
         return runs;
     }
@@ -216,10 +237,38 @@ public sealed class CreditGrants(SqliteDatabase database, TimeProvider time)
         public long Remaining { get; set; }
         public long Expired { get; set; }
         public bool Closed { get; set; }
+        public Dictionary<DateOnly, long> DrawnByPeriod { get; private init; } = [];
+
+        public Running Clone() => new(Row, ExpiresAt)
+        {
+            Remaining = Remaining, Expired = Expired, Closed = Closed, DrawnByPeriod = new(DrawnByPeriod),
+        };
     }
+
+    /// <summary>The draw-down after the entries up to <see cref="ThroughSeq"/>.</summary>
+    private sealed class State
+    {
+        public long ThroughSeq { get; set; }
+        public Dictionary<long, Running> Grants { get; private init; } = [];
+        public SortedDictionary<DateOnly, long> Uncovered { get; private init; } = [];
+        public List<string> Discrepancies { get; private init; } = [];
+
+        public State Clone() => new()
+        {
+            ThroughSeq = ThroughSeq,
+            Grants = Grants.ToDictionary(g => g.Key, g => g.Value.Clone()),
+            Uncovered = new(Uncovered),
+            Discrepancies = [.. Discrepancies],
+        };
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, State> _states = new(StringComparer.Ordinal);
 
     /// <summary>Every grant of a tenant as of now, for the Credits page and <c>GET /v1/credits/grants</c>.</summary>
     public GrantLedger Current(string tenantId) => Derive(tenantId);
+
+    /// <summary>Forgets what was derived (a test that rewrites a ledger behind the portal's back; an operator's restore).</summary>
+    public void Forget(string tenantId) => _states.TryRemove(tenantId, out _);
 
     public DateTimeOffset Now => time.GetUtcNow();
 }

@@ -88,7 +88,8 @@ public sealed class LedgerEntryConfiguration : IEntityTypeConfiguration<LedgerEn
         b.Ignore(e => e.Credits);
         b.HasIndex(e => new { e.TenantId, e.Seq }).IsUnique().HasDatabaseName("ux_ledger_tenant_seq");
         b.HasIndex(e => new { e.TenantId, e.IdempotencyKey }).IsUnique().HasDatabaseName("ux_ledger_tenant_key");
-        b.HasIndex(e => new { e.TenantId, e.Kind, e.Seq }).HasDatabaseName("ix_ledger_tenant_kind_seq");
+        // Covers the draw-down's sums of consumption between two grants (CreditGrants): no table row is read.
+        b.HasIndex(e => new { e.TenantId, e.Kind, e.Seq, e.PeriodStart, e.AmountMicroCredits }).HasDatabaseName("ix_ledger_tenant_kind_seq");
         b.HasIndex(e => new { e.TenantId, e.PeriodStart, e.Kind }).HasDatabaseName("ix_ledger_tenant_period");
     }
 }

@@ -598,11 +598,11 @@ namespace Rpt.Portal.Data.Migrations
                         .IsUnique()
                         .HasDatabaseName("ux_ledger_tenant_seq");
 
-                    b.HasIndex("TenantId", "Kind", "Seq")
-                        .HasDatabaseName("ix_ledger_tenant_kind_seq");
-
                     b.HasIndex("TenantId", "PeriodStart", "Kind")
                         .HasDatabaseName("ix_ledger_tenant_period");
+
+                    b.HasIndex("TenantId", "Kind", "Seq", "PeriodStart", "AmountMicroCredits")
+                        .HasDatabaseName("ix_ledger_tenant_kind_seq");
 
                     b.ToTable("ledger_entries", null, t =>
                         {

@@ -25,7 +25,7 @@ namespace Rpt.Portal.Data.Migrations
             migrationBuilder.CreateIndex(
                 name: "ix_ledger_tenant_kind_seq",
                 table: "ledger_entries",
-                columns: new[] { "tenant_id", "kind", "seq" });
+                columns: new[] { "tenant_id", "kind", "seq", "period_start", "amount_micro_credits" });
         }
 
         /// <inheritdoc />

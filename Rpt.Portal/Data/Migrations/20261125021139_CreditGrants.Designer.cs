@@ -11,7 +11,7 @@ using Rpt.Portal.Data;
 namespace Rpt.Portal.Data.Migrations
 {
     [DbContext(typeof(ApplicationDbContext))]
-    [Migration("20261125020330_CreditGrants")]
+    [Migration("20261125021139_CreditGrants")]
     partial class CreditGrants
     {
         /// <inheritdoc />
@@ -601,11 +601,11 @@ namespace Rpt.Portal.Data.Migrations
                         .IsUnique()
                         .HasDatabaseName("ux_ledger_tenant_seq");
 
-                    b.HasIndex("TenantId", "Kind", "Seq")
-                        .HasDatabaseName("ix_ledger_tenant_kind_seq");
-
                     b.HasIndex("TenantId", "PeriodStart", "Kind")
                         .HasDatabaseName("ix_ledger_tenant_period");
+
+                    b.HasIndex("TenantId", "Kind", "Seq", "PeriodStart", "AmountMicroCredits")
+                        .HasDatabaseName("ix_ledger_tenant_kind_seq");
 
                     b.ToTable("ledger_entries", null, t =>
                         {
