@@ -379,4 +379,33 @@ public sealed class StripeWebhookTests : IAsyncLifetime
         Assert.Equal("in_fail", Tenant().PaymentFailedInvoiceId);
         Assert.Equal("professional", Tenant().PlanCode);
     }
+
+    [Fact]
+    public async Task TopUpPack_CheckoutInPaymentMode_GrantsThePackOncePerSession_WithItsExpiry()
+    {
+        var step = await _app.Get<StartTopUp>().ExecuteAsync("acme", PortalRoles.Owner, "topup_5k", PortalBase);
+
+        Assert.True(step.Succeeded, step.Message);
+        var checkout = Assert.Single(_stripe.RequestsTo("POST", "/v1/checkout/sessions"));
+        Assert.Equal(("payment", "price_topup_5k", "off_session"), (checkout.Form["mode"], checkout.Form["line_items[0][price]"], checkout.Form["payment_intent_data[setup_future_usage]"]));
+        Assert.Equal(("acme", "top_up", "topup_5k"), (checkout.Form["metadata[tenant_id]"], checkout.Form["metadata[kind]"], checkout.Form["metadata[pack]"]));
+
+        var session = new JsonObject
+        {
+            ["id"] = "cs_test_pack", ["object"] = "checkout.session", ["mode"] = "payment", ["status"] = "complete", ["payment_status"] = "paid",
+            ["client_reference_id"] = "acme", ["customer"] = Tenant().StripeCustomerId, ["payment_intent"] = "pi_1",
+            ["metadata"] = new JsonObject { ["tenant_id"] = "acme", ["kind"] = "top_up", ["pack"] = "topup_5k" },
+        };
+        var json = StripeWire.Event("evt_pack", "checkout.session.completed", session, Now);
+        await DeliverOkAsync(json);
+        await DeliverOkAsync(json);
+        await DeliverOkAsync(StripeWire.Event("evt_pack_again", "checkout.session.completed", session.DeepClone().AsObject(), Now));
+
+        Assert.Equal((EntrySource.TopUp, "stripe:checkout:cs_test_pack", 5_000L), Grants()[^1]);
+        Assert.Equal(2, Grants().Count);
+        var grant = _app.Get<CreditGrants>().Current("acme").Grants.Single(g => g.Source == EntrySource.TopUp);
+        Assert.True(grant.ExpiresAt >= Now.AddMonths(12), $"a pack is valid 12 months; it expires {grant.ExpiresAt}");
+        Assert.Equal(6_000, _app.Get<GetBalance>().Execute("acme")!.Allocated);
+        Assert.Equal(("free", null), (Tenant().PlanCode, Tenant().StripeSubscriptionId)); // a pack changes no plan
+    }
 }

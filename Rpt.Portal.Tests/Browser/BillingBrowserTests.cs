@@ -122,6 +122,25 @@ public class BillingBrowserTests(BrowserFixture fx)
             await page.GetByTestId("test-portal-pay").ClickAsync();
             await Assertions.Expect(page.GetByTestId("payment-failed-banner")).ToHaveCountAsync(0);
 
+            // The owner buys a pack: it is granted once, used after the plan allocation, and expires in 12 months.
+            await page.GotoAsync("/credits");
+            await WaitInteractiveAsync(page);
+            await page.GetByTestId("buy-topup_5k").ClickAsync();
+            await Assertions.Expect(page).ToHaveURLAsync(new Regex("/billing/test-checkout/cs_test_"));
+            await WaitInteractiveAsync(page);
+            await page.GetByTestId("test-pay").ClickAsync();
+            await Assertions.Expect(page.GetByTestId("checkout-success")).ToContainTextAsync("5,000 credits were added to the account");
+            await page.GotoAsync("/credits");
+            await WaitInteractiveAsync(page);
+            await Assertions.Expect(page.GetByTestId("drawdown-step")).ToHaveCountAsync(3); // Free's sign-up, the upgrade's difference, the pack
+            await Assertions.Expect(page.GetByTestId("drawdown-step").Nth(0)).ToContainTextAsync("1. Sign-up · 1,000 credits");
+            await Assertions.Expect(page.GetByTestId("drawdown-step").Nth(1)).ToContainTextAsync("2. Plan change · 24,000 credits");
+            await Assertions.Expect(page.GetByTestId("drawdown-step").Nth(2)).ToContainTextAsync("3. Top-up · 5,000 credits");
+            await page.ScreenshotAsync(new() { Path = Shot("credits-after-top-up"), FullPage = true });
+            await page.GotoAsync("/");
+            await WaitInteractiveAsync(page);
+            await Assertions.Expect(page.GetByTestId("allocated")).ToHaveTextAsync("30,000");
+
             // A member sees the plans, read-only, and whom to ask.
             var member = await SignInAsync(await fx.Browser.NewContextAsync(new() { BaseURL = fx.BaseUrl }), "member@upgrade.test", "Secret-123!");
             await member.GotoAsync("/plans");

@@ -12,6 +12,11 @@ public partial class Dashboard
 {
     [Inject] private DashboardSnapshots Snapshots { get; set; } = default!;
     [Inject] private PriceBookProvider Prices { get; set; } = default!;
+    [Inject] private CreditGrants Grants { get; set; } = default!;
+
+    /// <summary>Within this many days an expiry is worth a line on the dashboard.</summary>
+    private static readonly TimeSpan ExpiryNotice = TimeSpan.FromDays(7);
+    private IReadOnlyList<string> ExpiringSoon { get; set; } = [];
 
     private Balance? _balance;
     private Plan? _plan;
@@ -27,6 +32,13 @@ public partial class Dashboard
         _snapshot = await Snapshots.GetAsync(TenantId!);
         _balance = _snapshot?.Balance;
         if (_snapshot is null) return;
+        var now = Time.GetUtcNow();
+        ExpiringSoon = Grants.Current(TenantId!).Grants
+            .Where(g => g.StatusAt(now) == CreditGrantStatus.Active && g.ExpiresAt is { } x && x - now <= ExpiryNotice)
+            .GroupBy(g => g.ExpiresAt!.Value)
+            .OrderBy(g => g.Key)
+            .Select(g => $"{Credit.FloorCredits(g.Sum(x => x.RemainingMicro)):N0} credits expire on {g.Key.UtcDateTime.ToString("d MMM", CultureInfo.InvariantCulture)} unless used before.")
+            .ToList();
         _plan = _snapshot.Plan;
         _planName = _plan?.Name ?? _snapshot.Balance.PlanCode;
         _rule = Prices.Current.RuleAt(Time.GetUtcNow());
