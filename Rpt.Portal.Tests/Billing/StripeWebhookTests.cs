@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text;
+using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Microsoft.EntityFrameworkCore;
 using Rpt.Portal.Billing;
@@ -407,5 +408,62 @@ public sealed class StripeWebhookTests : IAsyncLifetime
         Assert.True(grant.ExpiresAt >= Now.AddMonths(12), $"a pack is valid 12 months; it expires {grant.ExpiresAt}");
         Assert.Equal(6_000, _app.Get<GetBalance>().Execute("acme")!.Allocated);
         Assert.Equal(("free", null), (Tenant().PlanCode, Tenant().StripeSubscriptionId)); // a pack changes no plan
+    }
+
+    private async Task<string> CrossThresholdAsync()
+    {
+        using (var db = _app.Get<IDbContextFactory<ApplicationDbContext>>().CreateDbContext())
+        {
+            db.Tenants.First(t => t.Id == "acme").LinkStripeCustomer("cus_acme");
+            db.SaveChanges();
+        }
+        _stripe.SavedCards["cus_acme"] = "pm_card_visa";
+        Assert.True((await _app.Get<AutoTopUps>().ConfigureAsync("acme", PortalRoles.Owner, true, 500, "topup_5k", 3)).Succeeded);
+        var key = _app.ClientWithKey(await _app.Get<Rpt.Portal.Api.ApiKeyService>().CreateAsync("acme", "test", Rpt.Portal.Api.ApiScopes.Read | Rpt.Portal.Api.ApiScopes.Ingest));
+        var events = Enumerable.Range(0, 20).Select(i => new { id = $"burn{i}", occurred_at = Now, model = "gpt-4o", input_tokens = 100_000, output_tokens = 0 });
+        (await key.PostAsJsonAsync("/v1/usage/events", new { events })).EnsureSuccessStatusCode(); // 600 of Free's 1,000 credits
+        await _app.FlushAsync();
+        return (await _app.Get<AutoTopUps>().EvaluateAsync("acme")) ?? (await _app.Get<AutoTopUps>().ViewAsync("acme")).Attempts.Single().Key;
+    }
+
+    [Fact]
+    public async Task AutoTopUp_PaysOffSessionOnTheSavedCard_AndGrantsOnlyWhenThePaymentSucceeded_Once()
+    {
+        var key = await CrossThresholdAsync();
+        Assert.Equal($"auto_top_up:acme:{Period.Start:yyyy-MM-dd}:1", key);
+        var charge = Assert.Single(_stripe.RequestsTo("POST", "/v1/payment_intents"));
+        Assert.Equal(("6000", "usd", "cus_acme", "pm_card_visa", "true", "true"),
+            (charge.Form["amount"], charge.Form["currency"], charge.Form["customer"], charge.Form["payment_method"], charge.Form["off_session"], charge.Form["confirm"]));
+        Assert.Equal((key, key), (charge.IdempotencyKey, charge.Form["metadata[key]"]));
+        Assert.DoesNotContain(Grants(), g => g.Key == key); // nothing before Stripe says the payment succeeded
+
+        var intent = new JsonObject
+        {
+            ["id"] = "pi_auto", ["object"] = "payment_intent", ["amount"] = 6000, ["currency"] = "usd", ["customer"] = "cus_acme", ["status"] = "succeeded",
+            ["metadata"] = new JsonObject { ["tenant_id"] = "acme", ["kind"] = "auto_top_up", ["pack"] = "topup_5k", ["key"] = key },
+        };
+        await DeliverOkAsync(StripeWire.Event("evt_pi", "payment_intent.succeeded", intent, Now));
+        await DeliverOkAsync(StripeWire.Event("evt_pi_again", "payment_intent.succeeded", intent.DeepClone().AsObject(), Now));
+        Assert.Equal((EntrySource.TopUp, key, 5_000L), Grants()[^1]);
+        Assert.Single(Grants(), g => g.Key == key);
+        Assert.Equal(AutoTopUpStatus.Succeeded, (await _app.Get<AutoTopUps>().ViewAsync("acme")).Attempts.Single().Status);
+
+        // Still above the threshold: nothing more is bought however often the rule is evaluated.
+        for (var i = 0; i < 5; i++) Assert.Null(await _app.Get<AutoTopUps>().EvaluateAsync("acme"));
+        Assert.Single(_stripe.RequestsTo("POST", "/v1/payment_intents"));
+    }
+
+    [Fact]
+    public async Task AutoTopUp_Declined_BuysNothing_IsShownToTheOwner_AndIsNotRetriedInALoop()
+    {
+        _stripe.DeclineCards = true;
+        var key = await CrossThresholdAsync();
+
+        var view = await _app.Get<AutoTopUps>().ViewAsync("acme");
+        Assert.Equal(key, view.LastFailure?.Key);
+        Assert.Equal("Your card has insufficient funds.", view.LastFailure!.Error);
+        Assert.DoesNotContain(Grants(), g => g.Source == EntrySource.TopUp);
+        for (var i = 0; i < 5; i++) Assert.Null(await _app.Get<AutoTopUps>().EvaluateAsync("acme"));
+        Assert.Single(_stripe.RequestsTo("POST", "/v1/payment_intents"));
     }
 }

@@ -107,4 +107,52 @@ public sealed class TestModeTests
         Assert.Equal(preview.PercentAfter, balance.PercentConsumed);
         Assert.Equal((4_700L, 6m), (preview.RemainingBefore!.Value, preview.PercentBefore));
     }
+
+    [Fact]
+    public async Task AutoTopUp_ABurstThatCrossesOnce_BuysOnce_ReArmsAboveTheThreshold_AndHoldsNPerPeriod()
+    {
+        await using var h = await PortalHarness.StartAsync();
+        await h.CreateTenantAsync("acme", "starter"); // 5,000 credits
+        using (var db = h.Get<IDbContextFactory<ApplicationDbContext>>().CreateDbContext())
+        {
+            db.Tenants.First(t => t.Id == "acme").LinkStripeCustomer("cus_test_acme"); // a card was saved by an earlier purchase
+            db.SaveChanges();
+        }
+        var auto = h.Get<AutoTopUps>();
+        Assert.Equal("threshold must be between 1 and 1,000,000,000 credits.", (await auto.ConfigureAsync("acme", PortalRoles.Owner, true, 0, "topup_5k", 2)).Message);
+        Assert.Equal("max_per_period must be between 1 and 10.", (await auto.ConfigureAsync("acme", PortalRoles.Owner, true, 1_000, "topup_5k", 11)).Message);
+        Assert.StartsWith("pack 'gold' is not one of", (await auto.ConfigureAsync("acme", PortalRoles.Owner, true, 1_000, "gold", 2)).Message);
+        Assert.False((await auto.ConfigureAsync("acme", PortalRoles.Admin, true, 1_000, "topup_5k", 2)).Succeeded);
+        Assert.True((await auto.ConfigureAsync("acme", PortalRoles.Owner, true, 1_000, "topup_5k", 2)).Succeeded);
+
+        async Task BurnAsync(int credits30)
+        {
+            for (var batch = 0; batch < credits30; batch += 10)
+            {
+                await h.IngestAsync("acme", Enumerable.Range(batch, Math.Min(10, credits30 - batch))
+                    .Select(i => Events.Call($"b{h.Time.GetUtcNow().Ticks}-{i}", "gpt-4o", 100_000, 0, at: h.Time.GetUtcNow())).ToArray());
+                await h.FlushAsync();
+                // Every flush is evaluated, here from 8 callers at once: the burst crosses the threshold once.
+                await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(() => auto.EvaluateAsync("acme"))));
+            }
+            h.Time.Advance(TimeSpan.FromMinutes(1));
+        }
+
+        await BurnAsync(150); // 4,500 credits: 500 left, under 1,000
+        var attempts = (await auto.ViewAsync("acme")).Attempts;
+        var first = Assert.Single(attempts);
+        Assert.Equal(("auto_top_up:acme:2026-04-01:1", AutoTopUpStatus.Succeeded), (first.Key, first.Status));
+        Assert.Equal(10_000, h.Balance("acme").Allocated); // 5,000 + one 5,000 pack
+
+        await BurnAsync(150); // 4,500 more: 1,000 left → not under the threshold, no purchase
+        Assert.Single((await auto.ViewAsync("acme")).Attempts);
+        await BurnAsync(50);  // 1,500 more: under again, re-armed since → the second purchase
+        Assert.Equal(2, (await auto.ViewAsync("acme")).Attempts.Count);
+        await BurnAsync(200); // under again: max 2 a period holds
+        Assert.Equal(2, (await auto.ViewAsync("acme")).Attempts.Count);
+        Assert.Equal(15_000, h.Balance("acme").Allocated);
+        var keys = Grants(h, "acme").Where(g => g.Source == EntrySource.TopUp).Select(g => g.Key).ToList();
+        Assert.Equal(["auto_top_up:acme:2026-04-01:1", "auto_top_up:acme:2026-04-01:2"], keys);
+        Assert.True((await h.Get<VerifyLedger>().ExecuteAsync("acme", deep: true)).Intact);
+    }
 }

@@ -32,6 +32,10 @@ public sealed class StripeDouble : IAsyncDisposable
     public ConcurrentDictionary<string, JsonObject> Subscriptions { get; } = new();
     public ConcurrentDictionary<string, List<JsonObject>> InvoicesByCustomer { get; } = new();
     public string BaseUrl { get; }
+    /// <summary>The saved card (default payment method) per customer.</summary>
+    public ConcurrentDictionary<string, string> SavedCards { get; } = new();
+    /// <summary>Off-session payments are declined (402 card_declined), as Stripe answers them.</summary>
+    public bool DeclineCards { get; set; }
 
     private StripeDouble(WebApplication app, string baseUrl)
     {
@@ -93,6 +97,26 @@ public sealed class StripeDouble : IAsyncDisposable
                 ["metadata"] = new JsonObject { ["tenant_id"] = form.GetValueOrDefault("metadata[tenant_id]") },
             },
             ("POST", ["v1", "checkout", "sessions"]) => Session(form),
+            ("GET", ["v1", "customers", var id]) => new JsonObject
+            {
+                ["id"] = id, ["object"] = "customer",
+                ["invoice_settings"] = new JsonObject { ["default_payment_method"] = SavedCards.GetValueOrDefault(id) },
+            },
+            ("GET", ["v1", "payment_methods"]) => new JsonObject
+            {
+                ["object"] = "list", ["url"] = "/v1/payment_methods", ["has_more"] = false, ["data"] = new JsonArray(),
+            },
+            ("POST", ["v1", "payment_intents"]) when DeclineCards => null,
+            ("POST", ["v1", "payment_intents"]) => new JsonObject
+            {
+                ["id"] = Id("pi_"), ["object"] = "payment_intent", ["amount"] = long.Parse(form["amount"]), ["currency"] = form["currency"],
+                ["customer"] = form.GetValueOrDefault("customer"), ["payment_method"] = form.GetValueOrDefault("payment_method"), ["status"] = "succeeded",
+                ["metadata"] = new JsonObject
+                {
+                    ["tenant_id"] = form.GetValueOrDefault("metadata[tenant_id]"), ["kind"] = form.GetValueOrDefault("metadata[kind]"),
+                    ["pack"] = form.GetValueOrDefault("metadata[pack]"), ["key"] = form.GetValueOrDefault("metadata[key]"),
+                },
+            },
             ("GET", ["v1", "subscriptions", var id]) => Subscriptions.GetValueOrDefault(id),
             ("POST", ["v1", "subscriptions", var id]) => UpdateSubscription(id, form),
             ("DELETE", ["v1", "subscriptions", var id]) => CancelSubscription(id),
@@ -109,7 +133,12 @@ public sealed class StripeDouble : IAsyncDisposable
             },
             _ => null,
         };
-        if (answer is null)
+        if (answer is null && DeclineCards && path == "/v1/payment_intents")
+            await Json(http, 402, new JsonObject
+            {
+                ["error"] = new JsonObject { ["type"] = "card_error", ["code"] = "card_declined", ["decline_code"] = "insufficient_funds", ["message"] = "Your card has insufficient funds." },
+            });
+        else if (answer is null)
             await Json(http, 404, new JsonObject { ["error"] = new JsonObject { ["type"] = "invalid_request_error", ["message"] = $"No such resource: {path}" } });
         else
             await Json(http, 200, answer);

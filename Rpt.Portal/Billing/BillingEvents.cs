@@ -118,6 +118,8 @@ public sealed class BillingEvents(IDbContextFactory<ApplicationDbContext> dbFact
             => SubscriptionChangedAsync(sub, created, ct),
         Invoice invoice when e.Type == EventTypes.InvoicePaid => InvoicePaidAsync(invoice, created, ct),
         Invoice invoice when e.Type == EventTypes.InvoicePaymentFailed => InvoiceFailedAsync(invoice, created, ct),
+        PaymentIntent intent when e.Type is EventTypes.PaymentIntentSucceeded or EventTypes.PaymentIntentPaymentFailed
+            => PaymentIntentAsync(intent, e.Type == EventTypes.PaymentIntentSucceeded, ct),
         _ => Task.FromResult<(string?, string)>((null, $"stored; {e.Type} is not acted on")),
     };
 
@@ -250,6 +252,32 @@ public sealed class BillingEvents(IDbContextFactory<ApplicationDbContext> dbFact
         }, ct);
         if (recorded) changes.Publish(TenantChange.BillingChanged, tenantId);
         return (tenantId, $"payment of invoice {invoice.Id} failed; owners are told on every page until an invoice is paid");
+    }
+
+    /// <summary>An auto top-up's payment: the pack is granted under the purchase's key once it succeeded; a failure is recorded and shown.</summary>
+    private async Task<(string?, string)> PaymentIntentAsync(PaymentIntent intent, bool succeeded, CancellationToken ct)
+    {
+        if (intent.Metadata?.GetValueOrDefault("kind") != "auto_top_up" || intent.Metadata.GetValueOrDefault("key") is not { Length: > 0 and <= 200 } key)
+            return (null, $"payment {intent.Id} is not an auto top-up; nothing to do");
+        var tenantId = await TenantOfAsync(intent.Metadata, null, intent.CustomerId, ct);
+        if (tenantId is null) return (null, $"ignored: payment {intent.Id} names no tenant of ours");
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var attempt = await db.AutoTopUpAttempts.FirstOrDefaultAsync(a => a.Key == key && a.TenantId == tenantId, ct);
+        if (attempt is null) return (tenantId, $"ignored: payment {intent.Id} names no auto top-up {key} of ours");
+        if (!succeeded)
+        {
+            attempt.Failed(intent.Id, intent.LastPaymentError?.Message ?? "the payment failed", time.GetUtcNow());
+            await db.SaveChangesAsync(ct);
+            changes.Publish(TenantChange.BillingChanged, tenantId);
+            return (tenantId, $"auto top-up {key} failed; nothing granted");
+        }
+        var pack = TopUpPacks.Find(attempt.PackCode)!;
+        var granted = await grants.ExecuteAsync(tenantId, EntrySource.TopUp, pack.Credits, key,
+            $"Auto top-up {attempt.Number} of the period: {pack.Name}, payment {intent.Id}", cancellationToken: ct);
+        attempt.Succeeded(intent.Id, time.GetUtcNow());
+        await db.SaveChangesAsync(ct);
+        changes.Publish(TenantChange.BillingChanged, tenantId);
+        return (tenantId, Describe(granted, key));
     }
 
     private async Task<string> ApplyPlanAsync(string tenantId, string plan, DateTimeOffset created, PlanChangeOrigin origin, CancellationToken ct,

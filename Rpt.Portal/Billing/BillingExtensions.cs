@@ -25,6 +25,8 @@ public static class BillingExtensions
             ? sp.GetRequiredService<TestModeGateway>()
             : sp.GetRequiredService<StripeGateway>());
         builder.Services.AddHostedService<TestModeRenewals>();
+        builder.Services.AddSingleton<AutoTopUps>();
+        builder.Services.AddHostedService<AutoTopUpMonitor>();
         return builder;
     }
 }

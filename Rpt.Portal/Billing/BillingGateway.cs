@@ -23,6 +23,12 @@ public interface IBillingGateway
     /// <summary>A checkout for one top-up pack (payment mode; the card is kept for auto top-up); the URL to send the owner to.</summary>
     Task<string> StartTopUpCheckoutAsync(Tenant tenant, TopUpPack pack, Uri portalBase, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Pays for an auto top-up off-session on the saved card (a PaymentIntent keyed by <paramref name="key"/>). The credits
+    /// follow <c>payment_intent.succeeded</c>; a decline throws (Stripe answers it at once) or arrives as <c>payment_intent.payment_failed</c>.
+    /// </summary>
+    Task ChargeAutoTopUpAsync(Tenant tenant, TopUpPack pack, string key, CancellationToken cancellationToken);
+
     /// <summary>Moves the tenant's subscription to another price (prorated by Stripe on an upgrade); what it did, in words.</summary>
     Task<string> ChangeSubscriptionAsync(Tenant tenant, string planCode, bool upgrade, CancellationToken cancellationToken);
 

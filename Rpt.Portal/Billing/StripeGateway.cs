@@ -58,6 +58,27 @@ public sealed class StripeGateway(IStripeClient client, IDbContextFactory<Applic
         return session.Url;
     }
 
+    public async Task ChargeAutoTopUpAsync(Tenant tenant, TopUpPack pack, string key, CancellationToken cancellationToken)
+    {
+        if (tenant.StripeCustomerId is null) throw new BillingException("There is no saved card yet: buy a pack once, and auto top-up uses that card.");
+        var customer = await new CustomerService(client).GetAsync(tenant.StripeCustomerId, cancellationToken: cancellationToken);
+        var card = customer.InvoiceSettings?.DefaultPaymentMethodId
+            ?? (await new PaymentMethodService(client).ListAsync(new PaymentMethodListOptions { Customer = customer.Id, Type = "card", Limit = 1 },
+                cancellationToken: cancellationToken)).Data.FirstOrDefault()?.Id
+            ?? throw new BillingException("There is no saved card: add one in the billing portal, or buy a pack once.");
+        await new PaymentIntentService(client).CreateAsync(new PaymentIntentCreateOptions
+        {
+            Amount = (long)(pack.PriceUsd * 100m),
+            Currency = "usd",
+            Customer = customer.Id,
+            PaymentMethod = card,
+            OffSession = true,
+            Confirm = true,
+            Description = $"Auto top-up: {pack.Name}",
+            Metadata = new() { ["tenant_id"] = tenant.Id, ["kind"] = "auto_top_up", ["pack"] = pack.Code, ["key"] = key },
+        }, new RequestOptions { IdempotencyKey = key }, cancellationToken);
+    }
+
     public async Task<string> ChangeSubscriptionAsync(Tenant tenant, string planCode, bool upgrade, CancellationToken cancellationToken)
     {
         var price = prices.ForPlan(planCode)

@@ -98,6 +98,19 @@ public sealed class TestModeGateway(IDbContextFactory<ApplicationDbContext> dbFa
         return subscriptionId;
     }
 
+    public async Task ChargeAutoTopUpAsync(Tenant tenant, TopUpPack pack, string key, CancellationToken cancellationToken)
+    {
+        EnsureTestMode();
+        if (tenant.StripeCustomerId is null) throw new BillingException("There is no saved card yet: buy a pack once, and auto top-up uses that card.");
+        var intent = new JsonObject
+        {
+            ["id"] = NewId("pi_test_"), ["object"] = "payment_intent", ["amount"] = Cents(pack.PriceUsd), ["amount_received"] = Cents(pack.PriceUsd),
+            ["currency"] = "usd", ["customer"] = tenant.StripeCustomerId, ["status"] = "succeeded", ["livemode"] = false,
+            ["metadata"] = new JsonObject { ["tenant_id"] = tenant.Id, ["kind"] = "auto_top_up", ["pack"] = pack.Code, ["key"] = key },
+        };
+        await events.ReceiveAsync(Event("payment_intent.succeeded", intent), cancellationToken);
+    }
+
     public async Task<string> ChangeSubscriptionAsync(Tenant tenant, string planCode, bool upgrade, CancellationToken cancellationToken)
     {
         EnsureTestMode();

@@ -26,6 +26,8 @@ public class ApplicationDbContext(DbContextOptions<ApplicationDbContext> options
     public DbSet<EntryJob> EntryJobs => Set<EntryJob>();
     public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
     public DbSet<Billing.StripeEventRecord> StripeEvents => Set<Billing.StripeEventRecord>();
+    public DbSet<Billing.AutoTopUpSetting> AutoTopUps => Set<Billing.AutoTopUpSetting>();
+    public DbSet<Billing.AutoTopUpAttempt> AutoTopUpAttempts => Set<Billing.AutoTopUpAttempt>();
 
     protected override void OnModelCreating(ModelBuilder builder)
     {

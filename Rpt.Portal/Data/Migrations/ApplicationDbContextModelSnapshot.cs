@@ -261,6 +261,106 @@ namespace Rpt.Portal.Data.Migrations
                     b.ToTable("api_keys", (string)null);
                 });
 
+            modelBuilder.Entity("Rpt.Portal.Billing.AutoTopUpAttempt", b =>
+                {
+                    b.Property<string>("Key")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("key");
+
+                    b.Property<long?>("CompletedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("completed_at");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Error")
+                        .HasMaxLength(500)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("error");
+
+                    b.Property<int>("Number")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("number");
+
+                    b.Property<string>("PackCode")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("pack_code");
+
+                    b.Property<string>("PaymentIntentId")
+                        .HasMaxLength(255)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("payment_intent_id");
+
+                    b.Property<DateOnly>("PeriodStart")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("period_start");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("status");
+
+                    b.Property<string>("TenantId")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Key")
+                        .HasName("PK_auto_top_up_attempts");
+
+                    b.HasIndex("TenantId", "PeriodStart", "Number")
+                        .IsUnique()
+                        .HasDatabaseName("IX_auto_top_up_attempts_tenant_id_period_start_number");
+
+                    b.ToTable("auto_top_up_attempts", (string)null);
+                });
+
+            modelBuilder.Entity("Rpt.Portal.Billing.AutoTopUpSetting", b =>
+                {
+                    b.Property<string>("TenantId")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<bool>("Armed")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("armed");
+
+                    b.Property<bool>("Enabled")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("enabled");
+
+                    b.Property<int>("MaxPerPeriod")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("max_per_period");
+
+                    b.Property<string>("PackCode")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("pack_code");
+
+                    b.Property<long>("ThresholdCredits")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("threshold_credits");
+
+                    b.Property<long>("UpdatedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("updated_at");
+
+                    b.HasKey("TenantId")
+                        .HasName("PK_auto_top_ups");
+
+                    b.ToTable("auto_top_ups", (string)null);
+                });
+
             modelBuilder.Entity("Rpt.Portal.Billing.StripeEventRecord", b =>
                 {
                     b.Property<string>("Id")
