@@ -466,4 +466,48 @@ public sealed class StripeWebhookTests : IAsyncLifetime
         for (var i = 0; i < 5; i++) Assert.Null(await _app.Get<AutoTopUps>().EvaluateAsync("acme"));
         Assert.Single(_stripe.RequestsTo("POST", "/v1/payment_intents"));
     }
+
+    [Fact]
+    public async Task Overage_IsReportedToStripesMeterAsWholeCreditDeltas_RetriedOnFailure_CountedOnce_NeverNegative()
+    {
+        await SubscribeAsync("professional"); // 25,000 credits, overage at $0.012
+        var client = _app.ClientWithKey(await _app.Get<Rpt.Portal.Api.ApiKeyService>().CreateAsync("acme", "test", Rpt.Portal.Api.ApiScopes.Ingest));
+        async Task SpendAsync(string prefix, int calls) // 30 credits a call
+        {
+            var events = Enumerable.Range(0, calls).Select(i => new { id = $"{prefix}{i}", occurred_at = Now, model = "gpt-4o", input_tokens = 100_000, output_tokens = 0 });
+            (await client.PostAsJsonAsync("/v1/usage/events", new { events })).EnsureSuccessStatusCode();
+            await _app.FlushAsync();
+        }
+        await SpendAsync("a", 840); // 25,200 credits: 200 past the allocation
+        var period = Period.Start; // acme's period ends a minute after the start of the test: the report then belongs to the period that ended
+        var report = _app.Get<ReportOverage>();
+        _stripe.FailMeterEvents(100);
+        Assert.Equal((1, 0), await report.ExecuteAsync());
+        var pending = Assert.Single(await report.LogAsync("acme"));
+        Assert.Equal((MeterReportStatus.Pending, 200L, 1), (pending.Status, pending.Quantity, pending.Attempts));
+        Assert.Equal(0, (await report.ExecuteAsync()).Sent); // backing off: not due yet
+
+        _stripe.FailMeterEvents(0);
+        _app.Time.Advance(TimeSpan.FromMinutes(1)); // the server's own reporter may run on this tick too: the outcome is the same
+        await report.ExecuteAsync();
+        var sent = Assert.Single(await report.LogAsync("acme"));
+        Assert.Equal((MeterReportStatus.Sent, 200L), (sent.Status, sent.Quantity));
+        Assert.True(sent.Attempts >= 2, "the failed report was retried");
+        Assert.Equal((0, 0), await report.ExecuteAsync()); // nothing new, nothing twice
+        var requests = _stripe.RequestsTo("POST", "/v1/billing/meter_events");
+        Assert.True(requests.Count >= 2, "the failed report was retried");
+        Assert.All(requests, r => Assert.Equal($"overage:acme:{period:yyyy-MM-dd}:200", r.Form["identifier"]));
+        Assert.All(requests, r => Assert.Equal(("rpt_overage_credits", "cus_acme", "200"), (r.Form["event_name"], r.Form["payload[stripe_customer_id]"], r.Form["payload[value]"])));
+
+        await SpendAsync("b", 10); // 300 credits in the new period, which no invoice has renewed yet: overage of 300 under its own identifier
+        await report.ExecuteAsync();
+        Assert.Equal([("cus_acme", 200L), ("cus_acme", 300L)], _stripe.MeterEvents.Values.OrderBy(v => v.Value));
+        Assert.Equal(500, _stripe.MeterEvents.Values.Sum(v => v.Value));
+
+        // A top-up now covers the overage: the reported 500 stays reported and nothing negative is sent.
+        await _app.Get<GrantCredits>().ExecuteAsync("acme", EntrySource.TopUp, 5_000, "top_up:late");
+        Assert.Equal((0, 0), await report.ExecuteAsync());
+        Assert.Equal(2, (await report.LogAsync("acme")).Count);
+        Assert.All(await report.LogAsync("acme"), r => Assert.Equal(MeterReportStatus.Sent, r.Status));
+    }
 }

@@ -142,6 +142,23 @@ public class OperatorCliTests : IDisposable
     }
 
     [Fact]
+    public async Task CreditsGrant_WithAnExpiry_AndTheReportLog()
+    {
+        await Run("tenants", "create", "--name", "Acme", "--plan", "free", "--id", "acme");
+        var bad = await Run("credits", "grant", "--tenant", "acme", "--credits", "500", "--source", "adjustment", "--key", "k1", "--expires", "soon");
+        Assert.Equal(2, bad.Exit);
+        Assert.Contains("--expires 'soon' is not a date", bad.Err);
+        var past = await Run("credits", "grant", "--tenant", "acme", "--credits", "500", "--source", "adjustment", "--key", "k2", "--expires", "2000-01-01");
+        Assert.Equal(1, past.Exit);
+        Assert.Contains("is not in the future", past.Err);
+        var ok = await Run("credits", "grant", "--tenant", "acme", "--credits", "500", "--source", "adjustment", "--key", "k3", "--expires", "2099-06-15");
+        Assert.StartsWith("granted: 500 credits", ok.Out);
+        var log = await Run("reports", "list", "--tenant", "acme");
+        Assert.Equal(0, log.Exit);
+        Assert.StartsWith("identifier\tperiod\tcredits\treported_total\tstatus", log.Out);
+    }
+
+    [Fact]
     public async Task PricesList_ShowsTheConversionRuleAndEveryModel()
     {
         var (exit, output, _) = await Run("prices", "list");

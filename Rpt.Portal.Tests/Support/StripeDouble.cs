@@ -34,6 +34,26 @@ public sealed class StripeDouble : IAsyncDisposable
     public string BaseUrl { get; }
     /// <summary>The saved card (default payment method) per customer.</summary>
     public ConcurrentDictionary<string, string> SavedCards { get; } = new();
+    private int _meterFailures;
+
+    /// <summary>The next <paramref name="count"/> meter events answer 500, as Stripe does on a bad day.</summary>
+    public void FailMeterEvents(int count) => Interlocked.Exchange(ref _meterFailures, count);
+
+    /// <summary>Meter events as Stripe counts them: once per identifier.</summary>
+    public ConcurrentDictionary<string, (string Customer, long Value)> MeterEvents { get; } = new();
+
+    private JsonObject MeterEvent(Dictionary<string, string> form)
+    {
+        var identifier = form["identifier"];
+        MeterEvents.TryAdd(identifier, (form["payload[stripe_customer_id]"], long.Parse(form["payload[value]"])));
+        return new JsonObject
+        {
+            ["object"] = "billing.meter_event", ["event_name"] = form["event_name"], ["identifier"] = identifier, ["livemode"] = false,
+            ["created"] = DateTimeOffset.UtcNow.ToUnixTimeSeconds(), ["timestamp"] = long.Parse(form["timestamp"]),
+            ["payload"] = new JsonObject { ["stripe_customer_id"] = form["payload[stripe_customer_id]"], ["value"] = form["payload[value]"] },
+        };
+    }
+
     /// <summary>Off-session payments are declined (402 card_declined), as Stripe answers them.</summary>
     public bool DeclineCards { get; set; }
 
@@ -117,6 +137,8 @@ public sealed class StripeDouble : IAsyncDisposable
                     ["pack"] = form.GetValueOrDefault("metadata[pack]"), ["key"] = form.GetValueOrDefault("metadata[key]"),
                 },
             },
+            ("POST", ["v1", "billing", "meter_events"]) when Interlocked.Decrement(ref _meterFailures) >= 0 => null,
+            ("POST", ["v1", "billing", "meter_events"]) => MeterEvent(form),
             ("GET", ["v1", "subscriptions", var id]) => Subscriptions.GetValueOrDefault(id),
             ("POST", ["v1", "subscriptions", var id]) => UpdateSubscription(id, form),
             ("DELETE", ["v1", "subscriptions", var id]) => CancelSubscription(id),
@@ -133,7 +155,9 @@ public sealed class StripeDouble : IAsyncDisposable
             },
             _ => null,
         };
-        if (answer is null && DeclineCards && path == "/v1/payment_intents")
+        if (answer is null && path == "/v1/billing/meter_events")
+            await Json(http, 500, new JsonObject { ["error"] = new JsonObject { ["type"] = "api_error", ["message"] = "An unknown error occurred" } });
+        else if (answer is null && DeclineCards && path == "/v1/payment_intents")
             await Json(http, 402, new JsonObject
             {
                 ["error"] = new JsonObject { ["type"] = "card_error", ["code"] = "card_declined", ["decline_code"] = "insufficient_funds", ["message"] = "Your card has insufficient funds." },

@@ -27,6 +27,8 @@ public static class BillingExtensions
         builder.Services.AddHostedService<TestModeRenewals>();
         builder.Services.AddSingleton<AutoTopUps>();
         builder.Services.AddHostedService<AutoTopUpMonitor>();
+        builder.Services.AddSingleton<ReportOverage>();
+        builder.Services.AddHostedService<OverageReportScheduler>();
         return builder;
     }
 }

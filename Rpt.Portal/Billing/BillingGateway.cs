@@ -29,6 +29,9 @@ public interface IBillingGateway
     /// </summary>
     Task ChargeAutoTopUpAsync(Tenant tenant, TopUpPack pack, string key, CancellationToken cancellationToken);
 
+    /// <summary>One billing meter event (a whole number of credits for a customer), identified so that Stripe counts it once.</summary>
+    Task ReportMeterEventAsync(string eventName, string customerId, long quantity, string identifier, DateTimeOffset at, CancellationToken cancellationToken);
+
     /// <summary>Moves the tenant's subscription to another price (prorated by Stripe on an upgrade); what it did, in words.</summary>
     Task<string> ChangeSubscriptionAsync(Tenant tenant, string planCode, bool upgrade, CancellationToken cancellationToken);
 

@@ -79,6 +79,19 @@ public sealed class StripeGateway(IStripeClient client, IDbContextFactory<Applic
         }, new RequestOptions { IdempotencyKey = key }, cancellationToken);
     }
 
+    public async Task ReportMeterEventAsync(string eventName, string customerId, long quantity, string identifier, DateTimeOffset at,
+        CancellationToken cancellationToken)
+    {
+        if (quantity <= 0) throw new ArgumentOutOfRangeException(nameof(quantity), "A meter report is a positive whole number of credits.");
+        await new Stripe.Billing.MeterEventService(client).CreateAsync(new Stripe.Billing.MeterEventCreateOptions
+        {
+            EventName = eventName,
+            Identifier = identifier,
+            Timestamp = at.UtcDateTime,
+            Payload = new() { ["stripe_customer_id"] = customerId, ["value"] = quantity.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+        }, new RequestOptions { IdempotencyKey = identifier }, cancellationToken);
+    }
+
     public async Task<string> ChangeSubscriptionAsync(Tenant tenant, string planCode, bool upgrade, CancellationToken cancellationToken)
     {
         var price = prices.ForPlan(planCode)

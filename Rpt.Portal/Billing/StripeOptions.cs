@@ -24,6 +24,10 @@ public sealed class StripeOptions : IValidatableObject
     /// <summary>Stripe price id per top-up pack code.</summary>
     public Dictionary<string, string> PackPrices { get; set; } = new(StringComparer.Ordinal);
 
+    /// <summary>The billing meter's event name that overage credits are reported under.</summary>
+    [RegularExpression("^[a-z0-9_]{1,100}$", ErrorMessage = "Rpt:Stripe:OverageMeterEvent must be 1 to 100 lowercase letters, digits or underscores.")]
+    public string OverageMeterEvent { get; set; } = "rpt_overage_credits";
+
     /// <summary>How old a signed webhook may be (Stripe's scheme: 300 s).</summary>
     [Range(typeof(TimeSpan), "00:00:30", "01:00:00", ErrorMessage = "Rpt:Stripe:WebhookTolerance must be between 30 s and 1 hour.")]
     public TimeSpan WebhookTolerance { get; set; } = TimeSpan.FromSeconds(300);

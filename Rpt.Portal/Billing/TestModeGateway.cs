@@ -111,6 +111,14 @@ public sealed class TestModeGateway(IDbContextFactory<ApplicationDbContext> dbFa
         await events.ReceiveAsync(Event("payment_intent.succeeded", intent), cancellationToken);
     }
 
+    /// <summary>Test mode has no meter to send to: the report is kept in <c>meter_reports</c> as sent, which is what the operator reads.</summary>
+    public Task ReportMeterEventAsync(string eventName, string customerId, long quantity, string identifier, DateTimeOffset at,
+        CancellationToken cancellationToken)
+    {
+        EnsureTestMode();
+        return quantity > 0 ? Task.CompletedTask : throw new ArgumentOutOfRangeException(nameof(quantity));
+    }
+
     public async Task<string> ChangeSubscriptionAsync(Tenant tenant, string planCode, bool upgrade, CancellationToken cancellationToken)
     {
         EnsureTestMode();

@@ -16,7 +16,7 @@ namespace Rpt.Portal.Cli;
 /// </summary>
 public static class OperatorCli
 {
-    private static readonly HashSet<string> Commands = ["tenants", "keys", "ledger", "prices", "usage", "credits", "users", "help", "--help"];
+    private static readonly HashSet<string> Commands = ["tenants", "keys", "ledger", "prices", "usage", "credits", "users", "reports", "help", "--help"];
 
     public const string Usage = """
         Rpt Portal operator commands (dotnet run --project Rpt.Portal -- COMMAND):
@@ -30,7 +30,11 @@ public static class OperatorCli
           keys revoke (--tenant ID | --platform) --id KEY_ID a revoked key is refused at once (within 30 s in a running server)
           users create --tenant ID --email EMAIL [--role owner|admin|member]
                                                              a confirmed portal sign-in; prints a generated password once
-          credits grant --tenant ID --credits N --source top_up|adjustment --key KEY [--reason TEXT]
+          credits grant --tenant ID --credits N --source top_up|adjustment --key KEY [--reason TEXT] [--expires DATE]
+                                                             top-ups expire after 12 months, adjustments never, unless
+                                                             --expires says (moved to the end of its billing period)
+          reports list [--tenant ID]                         the overage reports to Stripe's meter: identifier, credits,
+                                                             status, attempts, last error
           ledger verify [--tenant ID] [--deep] [--expect-head HASH]
           ledger flush                                       write accumulated usage to the ledger now
           prices list [--at 2026-04-01T00:00:00Z]            the price book in effect at an instant
@@ -68,6 +72,7 @@ public static class OperatorCli
                 ("keys", "list") => await ListKeysAsync(app.Services, Opts(), @out, err),
                 ("keys", "revoke") => await RevokeKeyAsync(app.Services, Opts(), @out, err),
                 ("credits", "grant") => await GrantAsync(app.Services, Opts(), @out, err),
+                ("reports", "list") => await ListReportsAsync(app.Services, Opts(), @out),
                 ("users", "create") => await CreateUserAsync(app.Services, Opts(), @out, err),
                 ("ledger", "verify") => await VerifyAsync(app.Services, Opts(), @out, err),
                 ("ledger", "flush") => await FlushAsync(app.Services, @out),
@@ -184,6 +189,18 @@ public static class OperatorCli
         return 0;
     }
 
+    private static async Task<int> ListReportsAsync(IServiceProvider services, Options o, TextWriter @out)
+    {
+        var log = await services.GetRequiredService<Billing.ReportOverage>().LogAsync(o.Optional("tenant"));
+        await @out.WriteLineAsync("identifier\tperiod\tcredits\treported_total\tstatus\tattempts\tcreated_at\tsent_at\tlast_error");
+        foreach (var r in log)
+            await @out.WriteLineAsync(string.Join('\t', r.Identifier, r.PeriodStart.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+                r.Quantity.ToString(CultureInfo.InvariantCulture), r.Cumulative.ToString(CultureInfo.InvariantCulture), EnumText.ToText(r.Status),
+                r.Attempts.ToString(CultureInfo.InvariantCulture), r.CreatedAt.ToString("u", CultureInfo.InvariantCulture),
+                r.SentAt?.ToString("u", CultureInfo.InvariantCulture) ?? "-", r.LastError ?? "-"));
+        return 0;
+    }
+
     private static async Task<int> CreateUserAsync(IServiceProvider services, Options o, TextWriter @out, TextWriter err)
     {
         var tenant = o.Required("tenant");
@@ -219,12 +236,20 @@ public static class OperatorCli
             "adjustment" => EntrySource.Adjustment,
             var s => throw new CliUsageException($"--source '{s}' is not one of: top_up, adjustment"),
         };
+        DateTimeOffset? expires = null;
+        if (o.Optional("expires") is { } e)
+        {
+            if (!DateTimeOffset.TryParse(e, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at))
+                throw new CliUsageException($"--expires '{e}' is not a date (2027-06-30 or 2027-06-30T00:00:00Z)");
+            expires = at;
+        }
         var result = await services.GetRequiredService<GrantCredits>().ExecuteAsync(o.Required("tenant"), source, credits,
-            $"{EnumText.ToText(source)}:{o.Required("key")}", o.Optional("reason"));
+            $"{EnumText.ToText(source)}:{o.Required("key")}", o.Optional("reason"), expiresAt: expires);
         switch (result.Status)
         {
             case GrantStatus.Granted:
-                await @out.WriteLineAsync($"granted: {credits} credits, ledger seq {result.Entry!.Seq}, hash {result.Entry.Hash}");
+                var expiry = result.Entry!.ExpiresAt is { } x && x < CreditGrants.Never ? x.ToString("yyyy-MM-dd'T'HH:mm'Z'", CultureInfo.InvariantCulture) : "never";
+                await @out.WriteLineAsync($"granted: {credits} credits, ledger seq {result.Entry.Seq}, hash {result.Entry.Hash}, expires {expiry}");
                 return 0;
             case GrantStatus.AlreadyGranted:
                 await @out.WriteLineAsync($"already granted: ledger seq {result.Entry!.Seq} carries this key; nothing was added");

@@ -28,6 +28,7 @@ public class ApplicationDbContext(DbContextOptions<ApplicationDbContext> options
     public DbSet<Billing.StripeEventRecord> StripeEvents => Set<Billing.StripeEventRecord>();
     public DbSet<Billing.AutoTopUpSetting> AutoTopUps => Set<Billing.AutoTopUpSetting>();
     public DbSet<Billing.AutoTopUpAttempt> AutoTopUpAttempts => Set<Billing.AutoTopUpAttempt>();
+    public DbSet<Billing.MeterReport> MeterReports => Set<Billing.MeterReport>();
 
     protected override void OnModelCreating(ModelBuilder builder)
     {

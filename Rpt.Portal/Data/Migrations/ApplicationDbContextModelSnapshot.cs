@@ -361,6 +361,77 @@ namespace Rpt.Portal.Data.Migrations
                     b.ToTable("auto_top_ups", (string)null);
                 });
 
+            modelBuilder.Entity("Rpt.Portal.Billing.MeterReport", b =>
+                {
+                    b.Property<string>("Identifier")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("identifier");
+
+                    b.Property<int>("Attempts")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("attempts");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("created_at");
+
+                    b.Property<long>("Cumulative")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("cumulative");
+
+                    b.Property<string>("CustomerId")
+                        .IsRequired()
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("customer_id");
+
+                    b.Property<string>("LastError")
+                        .HasMaxLength(500)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("last_error");
+
+                    b.Property<long>("NextAttemptAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("next_attempt_at");
+
+                    b.Property<DateOnly>("PeriodStart")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("period_start");
+
+                    b.Property<long>("Quantity")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("quantity");
+
+                    b.Property<long?>("SentAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("sent_at");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("status");
+
+                    b.Property<string>("TenantId")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Identifier")
+                        .HasName("PK_meter_reports");
+
+                    b.HasIndex("Status", "NextAttemptAt")
+                        .HasDatabaseName("IX_meter_reports_status_next_attempt_at");
+
+                    b.HasIndex("TenantId", "PeriodStart", "Cumulative")
+                        .IsUnique()
+                        .HasDatabaseName("IX_meter_reports_tenant_id_period_start_cumulative");
+
+                    b.ToTable("meter_reports", (string)null);
+                });
+
             modelBuilder.Entity("Rpt.Portal.Billing.StripeEventRecord", b =>
                 {
                     b.Property<string>("Id")
