@@ -155,4 +155,81 @@ public sealed class TestModeTests
         Assert.Equal(["auto_top_up:acme:2026-04-01:1", "auto_top_up:acme:2026-04-01:2"], keys);
         Assert.True((await h.Get<VerifyLedger>().ExecuteAsync("acme", deep: true)).Intact);
     }
+
+    /// <summary>
+    /// One tenant through a month in test mode: signup, a pack, consumption past the plan, an auto top-up, renewal,
+    /// expiry. After each step the new ledger entries and the balance are written to artifacts/month-walk.md.
+    /// </summary>
+    [Fact]
+    public async Task AMonthOfOneTenant_EveryStepExplainedByTheLedger()
+    {
+        await using var h = await PortalHarness.StartAsync(); // 1 Apr 2026 08:00 UTC
+        static string Fmt(long micro) => (micro / (decimal)Credit.MicroPerCredit).ToString("#,0.######", System.Globalization.CultureInfo.InvariantCulture);
+        var log = new System.Text.StringBuilder("# One tenant through a month (test mode, fake clock)\n");
+        long seen = 0;
+        async Task StepAsync(string what)
+        {
+            await h.FlushAsync();
+            await using var db = await h.Get<IDbContextFactory<ApplicationDbContext>>().CreateDbContextAsync();
+            log.Append($"\n## {h.Time.GetUtcNow():d MMM yyyy HH:mm} — {what}\n\n| # | kind | source | key | credits | expires |\n|---|---|---|---|---|---|\n");
+            foreach (var e in await db.LedgerEntries.AsNoTracking().Where(e => e.TenantId == "acme" && e.Seq > seen).OrderBy(e => e.Seq).ToListAsync())
+            {
+                seen = e.Seq;
+                log.Append($"| {e.Seq} | {e.Kind.ToString().ToLowerInvariant()} | {EnumText.ToText(e.Source)} | `{e.IdempotencyKey}` | {Fmt(e.AmountMicroCredits)} | {(e.ExpiresAt is { } x && x < CreditGrants.Never ? x.ToString("d MMM yyyy") : e.Kind == EntryKind.Allocation ? "never" : "")} |\n");
+            }
+            var b = h.Balance("acme");
+            log.Append($"\nBalance ({b.Period.Start:d MMM}–{b.Period.End:d MMM}): allocated {b.Allocated:N0}, consumed {b.Consumed:N0}, remaining {b.Remaining:N0}.\n");
+            Assert.True((await h.Get<VerifyLedger>().ExecuteAsync("acme", deep: true)).Intact);
+        }
+        async Task ConsumeAsync(int credits30)
+        {
+            for (var i = 0; i < credits30; i += 50)
+                await h.IngestAsync("acme", Enumerable.Range(i, Math.Min(50, credits30 - i))
+                    .Select(n => Events.Call($"w{h.Time.GetUtcNow().Ticks}-{n}", "gpt-4o", 100_000, 0, at: h.Time.GetUtcNow())).ToArray());
+            await h.FlushAsync();
+            await h.Get<AutoTopUps>().EvaluateAsync("acme"); // as the server does on every flush
+        }
+
+        await h.CreateTenantAsync("acme", "starter");
+        await StepAsync("signup on Starter (5,000 credits a month, blocked past them)");
+
+        h.Time.Advance(TimeSpan.FromDays(9));
+        var gateway = h.Get<TestModeGateway>();
+        var buy = await h.Get<StartTopUp>().ExecuteAsync("acme", PortalRoles.Owner, "topup_5k", Base);
+        await gateway.CompleteCheckoutAsync(buy.RedirectUrl!.Split('/')[^1], "acme", default);
+        await StepAsync("the owner buys a 5,000-credit pack (test-mode checkout)");
+
+        Assert.True((await h.Get<AutoTopUps>().ConfigureAsync("acme", PortalRoles.Owner, true, 1_000, "topup_5k", 2)).Succeeded);
+        h.Time.Advance(TimeSpan.FromDays(10));
+        await ConsumeAsync(310); // 9,300 credits
+        await StepAsync("9,300 credits of usage, past the plan's 5,000; remaining falls to 700, under the auto top-up threshold of 1,000");
+        Assert.Single((await h.Get<AutoTopUps>().ViewAsync("acme")).Attempts);
+
+        h.Time.SetUtcNow(new DateTimeOffset(2026, 5, 1, 0, 5, 0, TimeSpan.Zero));
+        await h.Get<RenewPeriods>().ExecuteAsync();
+        await h.Get<ExpireGrants>().ExecuteAsync();
+        await StepAsync("renewal on 1 May; April's plan allocation was used up, so nothing expires");
+
+        h.Time.Advance(TimeSpan.FromDays(9));
+        await ConsumeAsync(67); // 2,010 credits, drawn from May's renewal first
+        await StepAsync("2,010 credits of usage in May");
+
+        h.Time.SetUtcNow(new DateTimeOffset(2026, 6, 1, 0, 5, 0, TimeSpan.Zero));
+        await h.Get<RenewPeriods>().ExecuteAsync();
+        Assert.Equal(1, await h.Get<ExpireGrants>().ExecuteAsync());
+        await StepAsync("renewal on 1 June; the 2,990 credits May's allocation still held expire, and the ledger says so");
+
+        var grants = h.Get<CreditGrants>().Current("acme");
+        log.Append("\n## The grants on 1 June\n\n| # | source | granted | left | expired | expires | status |\n|---|---|---|---|---|---|---|\n");
+        foreach (var g in grants.Grants.OrderBy(g => g.Seq))
+            log.Append($"| {g.Seq} | {EnumText.ToText(g.Source)} | {Fmt(g.GrantedMicro)} | {Fmt(g.RemainingMicro)} | {Fmt(g.ExpiredMicro)} | {g.ExpiresAt?.ToString("d MMM yyyy") ?? "never"} | {EnumText.ToText(g.StatusAt(h.Time.GetUtcNow()))} |\n");
+        var expiry = grants.Grants.Single(g => g.ExpiryWritten && g.ExpiredMicro > 0);
+        Assert.Equal((EntrySource.Renewal, 2_990_000_000L), (expiry.Source, expiry.ExpiredMicro));
+        Assert.Equal(grants.Grants.Sum(g => g.GrantedMicro), (9_300_000_000L + 2_010_000_000L) + grants.Grants.Sum(g => g.ExpiredMicro) + grants.Grants.Sum(g => g.RemainingMicro));
+        var june = h.Balance("acme");
+        Assert.Equal((5_000L + 5_000L + 700L, 0L), (june.Allocated!.Value, june.Consumed)); // June's 5,000, the auto top-up's 5,000 and the pack's 700
+        var dir = Path.Combine(Browser.BrowserFixture.RepositoryRoot(), "artifacts");
+        Directory.CreateDirectory(dir);
+        await File.WriteAllTextAsync(Path.Combine(dir, "month-walk.md"), log.ToString());
+    }
 }
