@@ -53,6 +53,7 @@ public class CreditGrantsPropertyTests
         var dbFactory = h.Get<IDbContextFactory<ApplicationDbContext>>();
         var model = new Dictionary<long, ModelGrant>();
         long seenSeq = 0, uncovered = 0, n = 0;
+        var uncoveredByPeriod = new Dictionary<DateOnly, long>();
 
         foreach (var step in steps.Append(new Flush()))
         {
@@ -91,11 +92,18 @@ public class CreditGrantsPropertyTests
                     {
                         case EntryKind.Allocation:
                             Assert.NotNull(e.ExpiresAt);
-                            model[e.Seq] = new ModelGrant
+                            var added = model[e.Seq] = new ModelGrant
                             {
                                 Seq = e.Seq, Granted = e.AmountMicroCredits, Remaining = e.AmountMicroCredits, Period = e.PeriodStart,
                                 Expires = e.ExpiresAt!.Value, Rank = e.Source switch { EntrySource.TopUp => 1, EntrySource.Adjustment => 2, _ => 0 },
                             };
+                            // DOMAIN: allocated = … + what was granted during the period; remaining = allocated − consumed. So a
+                            // grant first covers what its period consumed beyond every grant before it came.
+                            var owed = uncoveredByPeriod.GetValueOrDefault(e.PeriodStart);
+                            var covered = Math.Min(owed, added.Remaining);
+                            added.Remaining -= covered;
+                            uncoveredByPeriod[e.PeriodStart] = owed - covered;
+                            uncovered -= covered;
                             break;
                         case EntryKind.Consumption:
                             var periodStart = new DateTimeOffset(e.PeriodStart.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero);
@@ -108,6 +116,7 @@ public class CreditGrantsPropertyTests
                                 left -= take;
                             }
                             uncovered += left;
+                            uncoveredByPeriod[e.PeriodStart] = uncoveredByPeriod.GetValueOrDefault(e.PeriodStart) + left;
                             break;
                         case EntryKind.Expiry:
                             var lapsed = model[e.GrantSeq!.Value];

@@ -21,6 +21,8 @@ public abstract class PortalComponentTest : BunitContext, IAsyncLifetime
         Harness = await PortalHarness.StartAsync();
         JSInterop.Mode = JSRuntimeMode.Loose;
         Services.AddMudServices(o => o.SnackbarConfiguration.ShowTransitionDuration = 0);
+        // The harness's fake clock for components too (the test context brings a clock of its own, which would win over the fallback).
+        Services.AddSingleton<TimeProvider>(Harness.Time);
         Services.AddFallbackServiceProvider(Harness.Services);
     }
 

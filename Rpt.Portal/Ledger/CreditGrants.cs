@@ -39,7 +39,8 @@ public sealed record GrantLedger(IReadOnlyList<CreditGrant> Grants, IReadOnlyDic
 /// allocations, then top-ups, then adjustments; then the oldest. An expiry entry closes its grant with what
 /// it held. Consumption entries are summed per period between two grant or expiry entries (a handful of
 /// indexed range sums), so the derivation costs the number of grants, not the number of flushes.
-/// Within one such run, older periods draw first.
+/// Within one such run, older periods draw first. A grant counts in its whole period, so consumption of
+/// that period which no grant covered when it was flushed (overage so far) is drawn from it first.
 /// </summary>
 public sealed class CreditGrants(SqliteDatabase database, TimeProvider time)
 {
@@ -129,7 +130,19 @@ public sealed class CreditGrants(SqliteDatabase database, TimeProvider time)
             {
                 // An entry from before grants expired (null) lapses with its period, as the rule then said.
                 var expires = row.ExpiresAt ?? BillingPeriod.Containing(anchor, row.PeriodStart).EndInstant;
-                state.Grants[row.Seq] = new Running(row, expires) { Remaining = row.Amount };
+                var grant = state.Grants[row.Seq] = new Running(row, expires) { Remaining = row.Amount };
+                // A grant counts in its whole period (allocated = … + what was granted during the period), so it first
+                // covers what the period consumed before it came and no grant covered.
+                foreach (var (period, uncovered) in state.Uncovered.Where(u => u.Key >= row.PeriodStart).ToList())
+                {
+                    if (grant.Remaining == 0) break;
+                    if (expires <= BillingPeriod.Containing(anchor, period).StartInstant) continue;
+                    var take = Math.Min(uncovered, grant.Remaining);
+                    grant.Remaining -= take;
+                    grant.DrawnByPeriod[period] = grant.DrawnByPeriod.GetValueOrDefault(period) + take;
+                    if (uncovered == take) state.Uncovered.Remove(period);
+                    else state.Uncovered[period] = uncovered - take;
+                }
             }
             else if (row.GrantSeq is { } g && state.Grants.TryGetValue(g, out var lapsed))
             {

@@ -28,6 +28,29 @@ public class DashboardTests : PortalComponentTest
         Assert.Contains("gpt-4o", page.Markup);
     }
     [Fact]
+    public async Task Dashboard_SaysWhatExpiresSoon_AndShowsOverageInCreditsAndDollars()
+    {
+        await Harness.CreateTenantAsync("acme", "professional"); // 25,000 credits, period 1–30 Apr
+        await Harness.Get<GrantCredits>().ExecuteAsync("acme", EntrySource.Adjustment, 3_000, "adjustment:goodwill", expiresAt: Harness.Time.GetUtcNow().AddDays(3));
+        Harness.Time.Advance(TimeSpan.FromDays(25)); // 26 Apr: both grants expire on 1 May
+        await Harness.IngestAsync("acme", Enumerable.Range(0, 100).Select(i => Events.Call($"e{i}", model: "gpt-4o", input: 1_000_000, output: 0, at: Harness.Time.GetUtcNow())).ToArray()); // 30,000 credits
+        await Harness.FlushAsync();
+        SignIn("acme", PortalRoles.Member);
+        var page = Render<Dashboard>();
+        page.WaitForAssertion(() => Assert.Contains("Overage so far this period: 2,000 credits ($24.00).", page.Find("[data-testid=overage]").TextContent));
+        Assert.Empty(page.FindAll("[data-testid=expiring-soon]")); // nothing left to expire
+
+        await DisposeComponentsAsync();
+        // A pack that expires with the period covers the overage first (it counts in the whole period), and what it has left expires soon.
+        await Harness.Get<GrantCredits>().ExecuteAsync("acme", EntrySource.TopUp, 5_000, "top_up:more", expiresAt: Harness.Time.GetUtcNow().AddDays(2));
+        Harness.Time.Advance(DashboardSnapshots.MaxAge);
+        var after = Render<Dashboard>();
+        after.WaitForAssertion(() => Assert.Equal("3,000 credits expire on 1 May unless used before. See every grant", after.Find("[data-testid=expiring-soon]").TextContent.Trim()));
+        Assert.Empty(after.FindAll("[data-testid=overage]"));
+        Assert.Equal("3,000", after.Find("[data-testid=remaining]").TextContent);
+    }
+
+    [Fact]
     public async Task Dashboard_OveragePlan_ExplainsOverageBilling()
     {
         await Harness.CreateTenantAsync("acme", "professional");
