@@ -1,3 +1,4 @@
+using Rpt.Portal.Alerts;
 using Rpt.Portal.Api;
 using Rpt.Portal.Billing;
 using Rpt.Portal.Components;
@@ -19,6 +20,7 @@ public static class PortalExtensions
         .AddLedger()
         .AddPlans()
         .AddBilling()
+        .AddAlerts()
         .AddCreditsApi()
         .AddApiProblems()
         .AddPortalUi()

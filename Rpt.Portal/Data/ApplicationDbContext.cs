@@ -29,6 +29,9 @@ public class ApplicationDbContext(DbContextOptions<ApplicationDbContext> options
     public DbSet<Billing.AutoTopUpSetting> AutoTopUps => Set<Billing.AutoTopUpSetting>();
     public DbSet<Billing.AutoTopUpAttempt> AutoTopUpAttempts => Set<Billing.AutoTopUpAttempt>();
     public DbSet<Billing.MeterReport> MeterReports => Set<Billing.MeterReport>();
+    public DbSet<Alerts.AlertRule> AlertRules => Set<Alerts.AlertRule>();
+    public DbSet<Alerts.AlertFiring> AlertFirings => Set<Alerts.AlertFiring>();
+    public DbSet<Alerts.AlertDelivery> AlertDeliveries => Set<Alerts.AlertDelivery>();
 
     protected override void OnModelCreating(ModelBuilder builder)
     {

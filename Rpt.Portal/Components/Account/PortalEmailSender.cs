@@ -39,19 +39,24 @@ public sealed class PortalEmailSender(IOptions<EmailOptions> options, ILogger<Po
     public Task SendPasswordResetCodeAsync(ApplicationUser user, string email, string resetCode) =>
         SendAsync(email, "Reset your Rpt Portal password", $"Please reset your password using the following code: {resetCode}");
 
-    public async Task SendAsync(string to, string subject, string html)
+    public Task SendAsync(string to, string subject, string html) => SendAsync(to, subject, html, MimeKit.Text.TextFormat.Html);
+
+    /// <summary>A plain-text message (alerts: readable in any client, numbers and a link).</summary>
+    public Task SendTextAsync(string to, string subject, string text) => SendAsync(to, subject, text, MimeKit.Text.TextFormat.Plain);
+
+    private async Task SendAsync(string to, string subject, string body, MimeKit.Text.TextFormat format)
     {
         var o = options.Value;
         if (!DeliversMail)
         {
-            logger.LogInformation("Email to {To} (no SMTP host configured, so it is logged): {Subject}\n{Body}", to, subject, html);
+            logger.LogInformation("Email to {To} (no SMTP host configured, so it is logged): {Subject}\n{Body}", to, subject, body);
             return;
         }
         var message = new MimeMessage();
         message.From.Add(MailboxAddress.Parse(o.From));
         message.To.Add(MailboxAddress.Parse(to));
         message.Subject = subject;
-        message.Body = new TextPart(MimeKit.Text.TextFormat.Html) { Text = html };
+        message.Body = new TextPart(format) { Text = body };
         using var client = new SmtpClient();
         await client.ConnectAsync(o.SmtpHost!, o.SmtpPort, SecureSocketOptions.Auto);
         if (!string.IsNullOrEmpty(o.SmtpUser)) await client.AuthenticateAsync(o.SmtpUser, o.SmtpPassword ?? "");

@@ -13,6 +13,8 @@ public partial class Dashboard
     [Inject] private DashboardSnapshots Snapshots { get; set; } = default!;
     [Inject] private PriceBookProvider Prices { get; set; } = default!;
     [Inject] private CreditGrants Grants { get; set; } = default!;
+    [Inject] private Rpt.Portal.Alerts.EvaluateAlerts Alerts { get; set; } = default!;
+    private IReadOnlyList<int> _thresholds = Rpt.Portal.Alerts.AlertDefaults.PercentThresholds;
 
     /// <summary>Within this many days an expiry is worth a line on the dashboard.</summary>
     private static readonly TimeSpan ExpiryNotice = TimeSpan.FromDays(7);
@@ -32,6 +34,10 @@ public partial class Dashboard
         _snapshot = await Snapshots.GetAsync(TenantId!);
         _balance = _snapshot?.Balance;
         if (_snapshot is null) return;
+        // The gauge is coloured at the tenant's own percent alerts.
+        _thresholds = (await Alerts.RulesAsync(TenantId!))
+            .Where(r => r.Enabled && r.Kind == Rpt.Portal.Alerts.AlertKind.PercentConsumed)
+            .Select(r => (int)Math.Round(r.Threshold)).Distinct().Order().ToList();
         var now = Time.GetUtcNow();
         ExpiringSoon = Grants.Current(TenantId!).Grants
             .Where(g => g.StatusAt(now) == CreditGrantStatus.Active && g.ExpiresAt is { } x && x - now <= ExpiryNotice)

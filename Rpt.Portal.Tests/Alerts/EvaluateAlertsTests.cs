@@ -1,0 +1,126 @@
+using Microsoft.AspNetCore.Identity;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Rpt.Portal.Alerts;
+using Rpt.Portal.Components;
+using Rpt.Portal.Data;
+using Rpt.Portal.Ledger;
+using Rpt.Portal.Plans;
+
+namespace Rpt.Portal.Tests.Alerts;
+
+/// <summary>
+/// Alerts on a fake clock, mailed through a real SMTP listener on loopback: each threshold fires once a period,
+/// in order, re-arms with the next period, and two service instances on one database send each alert once.
+/// </summary>
+[Trait("Kind", "Sqlite")]
+public sealed class EvaluateAlertsTests : IAsyncLifetime
+{
+    private readonly SmtpListener _smtp = new();
+    private PortalHarness _h = default!;
+
+    public async Task InitializeAsync()
+    {
+        _h = await PortalHarness.StartAsync(_smtp.Settings());
+        await _h.CreateTenantAsync("acme", "starter"); // 5,000 credits
+        await AddUserAsync(_h, "owner@acme.test", PortalRoles.Owner);
+        await AddUserAsync(_h, "member@acme.test", PortalRoles.Member);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _h.DisposeAsync();
+        await _smtp.DisposeAsync();
+    }
+
+    private static async Task AddUserAsync(PortalHarness h, string email, string role)
+    {
+        using var scope = h.Services.CreateScope();
+        var users = scope.ServiceProvider.GetRequiredService<UserManager<ApplicationUser>>();
+        var user = new ApplicationUser { UserName = email, Email = email, EmailConfirmed = true, TenantId = "acme" };
+        Assert.True((await users.CreateAsync(user, "Secret-123!")).Succeeded);
+        Assert.True((await users.AddToRoleAsync(user, role)).Succeeded);
+    }
+
+    private async Task SpendAsync(PortalHarness h, int calls) // 30 credits a call
+    {
+        await h.IngestAsync("acme", Enumerable.Range(0, calls).Select(i => Events.Call($"s{h.Time.GetUtcNow().Ticks}-{i}", "gpt-4o", 100_000, 0, at: h.Time.GetUtcNow())).ToArray());
+        await h.FlushAsync();
+        h.Time.Advance(TimeSpan.FromSeconds(1));
+    }
+
+    private List<string> Subjects() => _smtp.Messages.Select(m => m.Subject).ToList();
+
+    [Fact]
+    public async Task OneFlushCrossing50_75And90Percent_FiresEachOnce_InOrder_ByPlainEmailToOwners()
+    {
+        await SpendAsync(_h, 154); // 4,620 of 5,000 = 92.4 %
+        var fired = await _h.Get<EvaluateAlerts>().ExecuteAsync("acme");
+
+        Assert.Equal(3, fired.Count);
+        Assert.Equal(["Rpt Portal: 50 % of your credits are used", "Rpt Portal: 75 % of your credits are used", "Rpt Portal: 90 % of your credits are used"], Subjects());
+        Assert.All(_smtp.Messages, m => Assert.Equal("owner@acme.test", m.To.Mailboxes.Single().Address)); // owners, not members
+        var body = _smtp.Messages.Last().TextBody;
+        Assert.Contains("90 % of the credits are used: 4,620 of 5,000", body);
+        Assert.Contains("380 left", body);
+        Assert.Contains("See the dashboard: http://localhost:5000/", body);
+        Assert.Null(_smtp.Messages.Last().HtmlBody);
+
+        Assert.Empty(await _h.Get<EvaluateAlerts>().ExecuteAsync("acme")); // once a period
+        await SpendAsync(_h, 5);
+        Assert.Empty(await _h.Get<EvaluateAlerts>().ExecuteAsync("acme"));
+        Assert.Equal(3, _smtp.Messages.Count);
+        await using var db = await _h.Get<IDbContextFactory<ApplicationDbContext>>().CreateDbContextAsync();
+        Assert.Equal(3, await db.AlertDeliveries.CountAsync(d => d.Succeeded));
+    }
+
+    [Fact]
+    public async Task AnUpgradeThatLowersTheShare_DoesNotFireAgain_AndTheNextPeriodReArms()
+    {
+        await SpendAsync(_h, 90); // 2,700 = 54 %
+        Assert.Single(await _h.Get<EvaluateAlerts>().ExecuteAsync("acme"));
+        await _h.Get<ChangePlan>().ExecuteAsync("acme", "business"); // 100,000: 2.7 %
+        await SpendAsync(_h, 1_700); // 53,700 of 100,000 = 53.7 %: past 50 % again, in the same period
+        Assert.Empty(await _h.Get<EvaluateAlerts>().ExecuteAsync("acme"));
+        Assert.Single(_smtp.Messages);
+
+        _h.Time.SetUtcNow(new DateTimeOffset(2026, 5, 1, 0, 5, 0, TimeSpan.Zero));
+        await _h.Get<RenewPeriods>().ExecuteAsync();
+        await SpendAsync(_h, 1_700); // 51,000 of 100,000
+        var fired = Assert.Single(await _h.Get<EvaluateAlerts>().ExecuteAsync("acme"));
+        Assert.EndsWith(":2026-05-01", fired.Key);
+        Assert.Equal(2, _smtp.Messages.Count);
+    }
+
+    [Fact]
+    public async Task RunwayDays_FiresWhenTheForecastRunsOutWithinNDays()
+    {
+        await using (var db = await _h.Get<IDbContextFactory<ApplicationDbContext>>().CreateDbContextAsync())
+        {
+            db.AlertRules.Add(new AlertRule("acme", AlertKind.RunwayDays, 10, AlertChannels.Email, _h.Time.GetUtcNow()));
+            await db.SaveChangesAsync();
+        }
+        await _h.Get<EvaluateAlerts>().RulesAsync("acme"); // the rule exists, so no defaults are added
+        _h.Time.Advance(TimeSpan.FromDays(2));
+        await SpendAsync(_h, 20); // 600 credits in 2 days: 300 a day, 4,400 left = 14.7 days; the period has 28 left
+        Assert.Empty(await _h.Get<EvaluateAlerts>().ExecuteAsync("acme"));
+        await SpendAsync(_h, 30); // 1,500 in 2 days: 750 a day, 3,500 left = 4.7 days
+        var fired = Assert.Single(await _h.Get<EvaluateAlerts>().ExecuteAsync("acme"));
+        Assert.Contains("the credits run out on", fired.Message);
+        Assert.Equal("Rpt Portal: your credits run out soon", Assert.Single(_smtp.Messages).Subject);
+    }
+
+    [Fact]
+    public async Task TwoInstancesOnOneDatabase_SendEachAlertOnce()
+    {
+        await using var second = await PortalHarness.StartAsync(_smtp.Settings(), directory: _h.Directory);
+        await SpendAsync(_h, 154);
+        var both = await Task.WhenAll(
+            Task.Run(() => _h.Get<EvaluateAlerts>().ExecuteAsync("acme")),
+            Task.Run(() => second.Get<EvaluateAlerts>().ExecuteAsync("acme")));
+
+        Assert.Equal(3, both.Sum(f => f.Count));
+        Assert.Equal(3, _smtp.Messages.Count);
+        Assert.Equal(3, Subjects().Distinct().Count());
+    }
+}

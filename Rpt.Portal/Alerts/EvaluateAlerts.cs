@@ -1,0 +1,187 @@
+using System.ComponentModel.DataAnnotations;
+using System.Globalization;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Rpt.Portal.Components;
+using Rpt.Portal.Components.Account;
+using Rpt.Portal.Data;
+using Rpt.Portal.Ledger;
+using Rpt.Portal.Tenants;
+
+namespace Rpt.Portal.Alerts;
+
+/// <summary>Rpt:Alerts.</summary>
+public sealed class AlertOptions
+{
+    /// <summary>Where the links in alert mail point.</summary>
+    [Required(ErrorMessage = "Rpt:Alerts:PortalUrl is required."), Url(ErrorMessage = "Rpt:Alerts:PortalUrl must be an absolute URL.")]
+    public string PortalUrl { get; set; } = "http://localhost:5000/";
+}
+
+/// <summary>
+/// Evaluates a tenant's alert rules against its balance (O(1) running totals) when the balance moves — a flush,
+/// a grant, a plan change — never by polling every tenant. A rule fires at most once per billing period: the
+/// firing is inserted under a unique key before anything is sent, so a restart, a replay or a second instance on
+/// the same database never sends it twice; the next period re-arms it. Rules crossed by one flush fire in the
+/// order of their thresholds. Every tenant starts with the defaults: 50, 75 and 90 % consumed, by email to owners.
+/// </summary>
+public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFactory, GetBalance balances, IServiceScopeFactory scopes,
+    PortalEmailSender mail, IOptions<AlertOptions> options, TimeProvider time, ILogger<EvaluateAlerts> logger)
+{
+    public async Task<IReadOnlyList<AlertFiring>> ExecuteAsync(string tenantId, CancellationToken ct = default)
+    {
+        var rules = await RulesAsync(tenantId, ct);
+        var balance = balances.Execute(tenantId);
+        if (balance is null || rules.Count == 0) return [];
+        var now = time.GetUtcNow();
+        var fired = new List<AlertFiring>();
+        foreach (var rule in rules.Where(r => r.Enabled).OrderBy(r => r.Kind).ThenBy(r => r.Kind == AlertKind.CreditsRemaining || r.Kind == AlertKind.RunwayDays ? -r.Threshold : r.Threshold))
+        {
+            var message = Crossed(rule, balance, now);
+            if (message is null) continue;
+            var firing = new AlertFiring($"{tenantId}:{rule.Id}:{balance.Period.Start.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)}",
+                tenantId, rule.Id, balance.Period.Start, message, now);
+            await using var db = await dbFactory.CreateDbContextAsync(ct);
+            var inserted = await db.Database.ExecuteSqlInterpolatedAsync($"""
+                INSERT INTO alert_firings (key, tenant_id, rule_id, period_start, message, fired_at)
+                VALUES ({firing.Key}, {firing.TenantId}, {firing.RuleId}, {firing.PeriodStart.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)},
+                        {firing.Message}, {now.ToUnixTimeMilliseconds()})
+                ON CONFLICT (key) DO NOTHING
+                """, ct);
+            if (inserted == 0) continue; // fired already this period, here or in another instance
+            fired.Add(firing);
+            await DeliverAsync(rule, firing, balance, ct);
+        }
+        return fired;
+    }
+
+    /// <summary>What the rule says when the balance is past it; null while it is not.</summary>
+    internal static string? Crossed(AlertRule rule, Balance b, DateTimeOffset now)
+    {
+        var period = $"in the period {b.Period.Start:d MMM} to {b.Period.End:d MMM}";
+        switch (rule.Kind)
+        {
+            case AlertKind.PercentConsumed when !b.Unlimited && b.PercentConsumed >= rule.Threshold:
+                return $"{rule.Threshold:0.##} % of the credits are used: {b.Consumed:N0} of {b.Allocated:N0} {period}, {b.Remaining:N0} left.";
+            case AlertKind.CreditsRemaining when !b.Unlimited && b.Remaining <= rule.Threshold:
+                return $"{b.Remaining:N0} credits are left, at or under the {rule.Threshold:N0} you set ({b.Consumed:N0} of {b.Allocated:N0} used {period}).";
+            case AlertKind.CreditsConsumed when b.Consumed >= rule.Threshold:
+                return $"{b.Consumed:N0} credits are used {period}, past the {rule.Threshold:N0} you set.";
+            case AlertKind.RunwayDays when !b.Unlimited:
+                var f = Forecast.Of(b, now);
+                if (f.RunOutAt is { } at && f.RunsOutBeforePeriodEnd && at - now <= TimeSpan.FromDays((double)rule.Threshold))
+                    return $"At {f.CreditsPerDay:N0} credits a day, the credits run out on {at:d MMM} ({Math.Max(0, (at - now).TotalDays):0.#} days), before the period ends on {b.Period.End:d MMM}.";
+                return null;
+            default:
+                return null;
+        }
+    }
+
+    private async Task DeliverAsync(AlertRule rule, AlertFiring firing, Balance balance, CancellationToken ct)
+    {
+        if (!rule.Channels.HasFlag(AlertChannels.Email)) return;
+        List<string> owners;
+        using (var scope = scopes.CreateScope())
+            owners = (await scope.ServiceProvider.GetRequiredService<TeamMembers>().ListAsync(firing.TenantId))
+                .Where(m => m.Role == PortalRoles.Owner).Select(m => m.Email).ToList();
+        var dashboard = new Uri(new Uri(options.Value.PortalUrl), "/").ToString();
+        var subject = rule.Kind switch
+        {
+            AlertKind.PercentConsumed => $"Rpt Portal: {rule.Threshold:0.##} % of your credits are used",
+            AlertKind.CreditsRemaining => $"Rpt Portal: {balance.Remaining:N0} credits left",
+            AlertKind.CreditsConsumed => $"Rpt Portal: {balance.Consumed:N0} credits used",
+            _ => "Rpt Portal: your credits run out soon",
+        };
+        var body = $"""
+            {firing.Message}
+
+            Plan: {balance.PlanCode}. Billing period: {balance.Period.Start:d MMM yyyy} to {balance.Period.End:d MMM yyyy}.
+            Allocated {balance.Allocated?.ToString("N0") ?? "unlimited"} · consumed {balance.Consumed:N0} · remaining {balance.Remaining?.ToString("N0") ?? "unlimited"}.
+
+            See the dashboard: {dashboard}
+            You receive this because you own the account; admins change alerts on the Alerts page.
+            """;
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        foreach (var to in owners)
+        {
+            try
+            {
+                await mail.SendTextAsync(to, subject, body);
+                db.AlertDeliveries.Add(new AlertDelivery(firing.Key, firing.TenantId, AlertChannels.Email, to, true, null, time.GetUtcNow()));
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                logger.LogWarning(ex, "Alert {Key} could not be mailed to {To}", firing.Key, to);
+                db.AlertDeliveries.Add(new AlertDelivery(firing.Key, firing.TenantId, AlertChannels.Email, to, false, ex.Message, time.GetUtcNow()));
+            }
+        }
+        await db.SaveChangesAsync(ct);
+    }
+
+    /// <summary>The tenant's rules; the defaults are written the first time a tenant is evaluated (new and existing tenants alike).</summary>
+    public async Task<IReadOnlyList<AlertRule>> RulesAsync(string tenantId, CancellationToken ct = default)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var rules = await db.AlertRules.AsNoTracking().Where(r => r.TenantId == tenantId).ToListAsync(ct);
+        if (rules.Count > 0 || !await db.Tenants.AnyAsync(t => t.Id == tenantId, ct)) return rules;
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        if (await db.AlertRules.AnyAsync(r => r.TenantId == tenantId, ct)) return await db.AlertRules.AsNoTracking().Where(r => r.TenantId == tenantId).ToListAsync(ct);
+        foreach (var p in AlertDefaults.PercentThresholds)
+            db.AlertRules.Add(new AlertRule(tenantId, AlertKind.PercentConsumed, p, AlertChannels.Email, time.GetUtcNow()));
+        await db.SaveChangesAsync(ct);
+        await tx.CommitAsync(ct);
+        return await db.AlertRules.AsNoTracking().Where(r => r.TenantId == tenantId).ToListAsync(ct);
+    }
+}
+
+/// <summary>Evaluates alerts for the tenants whose balance moved; one tenant's failure is logged and never stops another.</summary>
+public sealed class AlertMonitor(TenantChanges changes, EvaluateAlerts evaluate, ILogger<AlertMonitor> logger) : IHostedService
+{
+    private IDisposable? _subscription;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _subscription = changes.SubscribeAll(async (change, tenants) =>
+        {
+            if (change is not (TenantChange.UsageFlushed or TenantChange.GrantChanged or TenantChange.PlanChanged)) return;
+            await _gate.WaitAsync();
+            try
+            {
+                foreach (var tenant in tenants)
+                {
+                    try
+                    {
+                        await evaluate.ExecuteAsync(tenant);
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException)
+                    {
+                        logger.LogWarning(ex, "Evaluating the alerts of {Tenant} failed; its next balance change retries", tenant);
+                    }
+                }
+            }
+            finally
+            {
+                _gate.Release();
+            }
+        });
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        _subscription?.Dispose();
+        return Task.CompletedTask;
+    }
+}
+
+public static class AlertsExtensions
+{
+    public static IHostApplicationBuilder AddAlerts(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<AlertOptions>().BindConfiguration("Rpt:Alerts").ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddSingleton<EvaluateAlerts>();
+        builder.Services.AddHostedService<AlertMonitor>();
+        return builder;
+    }
+}
