@@ -26,7 +26,7 @@ public sealed class AlertOptions
 /// order of their thresholds. Every tenant starts with the defaults: 50, 75 and 90 % consumed, by email to owners.
 /// </summary>
 public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFactory, GetBalance balances, IServiceScopeFactory scopes,
-    PortalEmailSender mail, IOptions<AlertOptions> options, TimeProvider time, ILogger<EvaluateAlerts> logger)
+    PortalEmailSender mail, Webhooks webhooks, IOptions<AlertOptions> options, TimeProvider time, ILogger<EvaluateAlerts> logger)
 {
     public async Task<IReadOnlyList<AlertFiring>> ExecuteAsync(string tenantId, CancellationToken ct = default)
     {
@@ -79,6 +79,20 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
 
     private async Task DeliverAsync(AlertRule rule, AlertFiring firing, Balance balance, CancellationToken ct)
     {
+        if (rule.Channels.HasFlag(AlertChannels.Webhook))
+        {
+            await using var plans = await dbFactory.CreateDbContextAsync(ct);
+            var plan = await plans.Plans.AsNoTracking().FirstOrDefaultAsync(p => p.Code == balance.PlanCode, ct);
+            if (plan?.Allows("webhook_alerts") == true)
+                await webhooks.EnqueueAsync(firing.TenantId, "alert.triggered", new
+                {
+                    alert_id = firing.Key,
+                    rule = new { id = rule.Id, kind = EnumText.ToText(rule.Kind), threshold = rule.Threshold },
+                    message = firing.Message,
+                    billing_period = new { start = balance.Period.Start, end = balance.Period.End },
+                    credits = new { allocated = balance.Allocated, consumed = balance.Consumed, remaining = balance.Remaining, unlimited = balance.Unlimited },
+                }, ct);
+        }
         if (!rule.Channels.HasFlag(AlertChannels.Email)) return;
         List<string> owners;
         using (var scope = scopes.CreateScope())
@@ -182,6 +196,10 @@ public static class AlertsExtensions
         builder.Services.AddOptions<AlertOptions>().BindConfiguration("Rpt:Alerts").ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton<EvaluateAlerts>();
         builder.Services.AddHostedService<AlertMonitor>();
+        builder.Services.AddOptions<WebhookOptions>().BindConfiguration("Rpt:Webhooks");
+        builder.Services.AddHttpClient("webhooks").ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false });
+        builder.Services.AddSingleton<Webhooks>();
+        builder.Services.AddHostedService<WebhookDispatcher>();
         return builder;
     }
 }

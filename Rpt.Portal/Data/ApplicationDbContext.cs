@@ -32,6 +32,9 @@ public class ApplicationDbContext(DbContextOptions<ApplicationDbContext> options
     public DbSet<Alerts.AlertRule> AlertRules => Set<Alerts.AlertRule>();
     public DbSet<Alerts.AlertFiring> AlertFirings => Set<Alerts.AlertFiring>();
     public DbSet<Alerts.AlertDelivery> AlertDeliveries => Set<Alerts.AlertDelivery>();
+    public DbSet<Alerts.WebhookEndpoint> WebhookEndpoints => Set<Alerts.WebhookEndpoint>();
+    public DbSet<Alerts.WebhookMessage> WebhookMessages => Set<Alerts.WebhookMessage>();
+    public DbSet<Alerts.WebhookAttempt> WebhookAttempts => Set<Alerts.WebhookAttempt>();
 
     protected override void OnModelCreating(ModelBuilder builder)
     {

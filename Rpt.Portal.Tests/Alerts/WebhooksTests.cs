@@ -1,0 +1,132 @@
+using System.Collections.Concurrent;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Rpt.Portal.Alerts;
+using Rpt.Portal.Data;
+using StandardWebhooks;
+
+namespace Rpt.Portal.Tests.Alerts;
+
+/// <summary>
+/// Alert webhooks to a real HTTP receiver on loopback that checks every signature with the Standard Webhooks scheme
+/// and fails the first attempts: one logical delivery, the same webhook-id on every attempt, every attempt logged.
+/// </summary>
+[Trait("Kind", "Http")]
+public sealed class WebhooksTests : IAsyncLifetime
+{
+    private WebApplication _receiver = default!;
+    private string _url = "";
+    private int _failFirst;
+    private string _secret = "";
+    private readonly ConcurrentQueue<(string Id, long Timestamp, bool SignatureValid, string Body, int Answered)> _received = new();
+
+    public async Task InitializeAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        _receiver = builder.Build();
+        _receiver.MapPost("/hook", async (HttpContext http) =>
+        {
+            var body = await new StreamReader(http.Request.Body).ReadToEndAsync();
+            var id = http.Request.Headers["webhook-id"].ToString();
+            var ts = long.Parse(http.Request.Headers["webhook-timestamp"].ToString());
+            // The receiver's own check, with the package: the signature over {id}.{timestamp}.{body} under the endpoint's secret.
+            var expected = new StandardWebhook(_secret).Sign(id, DateTimeOffset.FromUnixTimeSeconds(ts), body);
+            var valid = http.Request.Headers["webhook-signature"].ToString().Split(' ').Contains(expected);
+            var status = _received.Count < _failFirst ? 500 : 204;
+            _received.Enqueue((id, ts, valid, body, status));
+            http.Response.StatusCode = status;
+        });
+        await _receiver.StartAsync();
+        _url = _receiver.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/hook";
+    }
+
+    public async Task DisposeAsync() => await _receiver.DisposeAsync();
+
+    [Fact]
+    public async Task AThresholdCrossed_IsDeliveredOnce_WithTheSameWebhookIdOnEveryRetry_AndEveryAttemptLogged()
+    {
+        await using var h = await PortalHarness.StartAsync(new Dictionary<string, string?> { ["Rpt:Webhooks:AllowPrivateNetworks"] = "true" });
+        await h.CreateTenantAsync("acme", "professional"); // 25,000 credits, webhook alerts included
+        var created = await h.Get<Webhooks>().CreateEndpointAsync("acme", _url);
+        Assert.Null(created.Error);
+        _secret = created.Secret!;
+        Assert.StartsWith("whsec_", _secret);
+        Assert.DoesNotContain(_secret, created.Endpoint!.ProtectedSecret); // kept encrypted
+        await using (var db = await h.Get<IDbContextFactory<ApplicationDbContext>>().CreateDbContextAsync())
+        {
+            db.AlertRules.Add(new AlertRule("acme", AlertKind.PercentConsumed, 60, AlertChannels.Webhook, h.Time.GetUtcNow()));
+            await db.SaveChangesAsync();
+        }
+        _failFirst = 2;
+        await h.IngestAsync("acme", Enumerable.Range(0, 510).Select(i => Events.Call($"w{i}", "gpt-4o", 100_000, 0)).ToArray()); // 15,300 = 61.2 %
+        await h.FlushAsync();
+
+        var fired = Assert.Single(await h.Get<EvaluateAlerts>().ExecuteAsync("acme"));
+        Assert.Single(_received); // the first attempt at once: 500
+        h.Time.Advance(TimeSpan.FromSeconds(5));
+        await h.Get<Webhooks>().DeliverDueAsync(); // 500
+        h.Time.Advance(TimeSpan.FromMinutes(4));
+        Assert.Equal(0, await h.Get<Webhooks>().DeliverDueAsync()); // not due before 5 minutes
+        h.Time.Advance(TimeSpan.FromMinutes(1));
+        Assert.Equal(1, await h.Get<Webhooks>().DeliverDueAsync()); // 204
+        Assert.Equal(0, await h.Get<Webhooks>().DeliverDueAsync());
+
+        var attempts = _received.ToList();
+        Assert.Equal([500, 500, 204], attempts.Select(a => a.Answered));
+        Assert.Single(attempts.Select(a => a.Id).Distinct());
+        Assert.StartsWith("msg_", attempts[0].Id);
+        Assert.All(attempts, a => Assert.True(a.SignatureValid, "a signature did not verify"));
+        Assert.Contains("\"type\":\"alert.triggered\"", attempts[0].Body);
+        Assert.Contains(fired.Key, attempts[0].Body);
+
+        await using var check = await h.Get<IDbContextFactory<ApplicationDbContext>>().CreateDbContextAsync();
+        var message = await check.WebhookMessages.SingleAsync();
+        Assert.Equal((WebhookMessageStatus.Delivered, 3), (message.Status, message.Attempts));
+        Assert.Equal([500, 500, 204], (await check.WebhookAttempts.OrderBy(a => a.Id).ToListAsync()).Select(a => a.StatusCode ?? 0));
+    }
+
+    [Fact]
+    public async Task OnAPlanWithoutWebhookAlerts_NothingIsSent()
+    {
+        await using var h = await PortalHarness.StartAsync(new Dictionary<string, string?> { ["Rpt:Webhooks:AllowPrivateNetworks"] = "true" });
+        await h.CreateTenantAsync("acme", "starter");
+        _secret = (await h.Get<Webhooks>().CreateEndpointAsync("acme", _url)).Secret!;
+        await using (var db = await h.Get<IDbContextFactory<ApplicationDbContext>>().CreateDbContextAsync())
+        {
+            db.AlertRules.Add(new AlertRule("acme", AlertKind.PercentConsumed, 10, AlertChannels.Webhook, h.Time.GetUtcNow()));
+            await db.SaveChangesAsync();
+        }
+        await h.IngestAsync("acme", Events.Call("a", "gpt-4o", 10_000_000, 0)); // 3,000 of 5,000
+        await h.FlushAsync();
+        Assert.Single(await h.Get<EvaluateAlerts>().ExecuteAsync("acme"));
+        Assert.Empty(_received);
+    }
+
+    [Theory]
+    [InlineData("http://127.0.0.1:9/hook", "loopback or private")]
+    [InlineData("http://10.1.2.3/hook", "loopback or private")]
+    [InlineData("https://192.168.0.10/hook", "loopback or private")]
+    [InlineData("http://[::1]/hook", "loopback or private")]
+    [InlineData("http://169.254.169.254/latest/meta-data", "loopback or private")]
+    [InlineData("ftp://example.com/hook", "absolute https (or http) URL")]
+    [InlineData("https://user:pw@example.com/hook", "user name or password")]
+    [InlineData("", "url is required")]
+    public async Task HostileEndpointUrls_AreRefused_NamingWhy(string url, string error)
+    {
+        await using var h = await PortalHarness.StartAsync();
+        await h.CreateTenantAsync("acme", "professional");
+        var created = await h.Get<Webhooks>().CreateEndpointAsync("acme", url);
+        Assert.Null(created.Endpoint);
+        Assert.Contains(error, created.Error);
+        var tooLong = await h.Get<Webhooks>().CreateEndpointAsync("acme", "https://example.com/" + new string('a', 2000));
+        Assert.Contains("longer than 2000 characters", tooLong.Error);
+    }
+}

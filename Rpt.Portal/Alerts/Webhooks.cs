@@ -1,0 +1,309 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+using Microsoft.Extensions.Options;
+using Rpt.Portal.Data;
+using Rpt.Portal.Ledger;
+using StandardWebhooks;
+
+namespace Rpt.Portal.Alerts;
+
+/// <summary>Rpt:Webhooks.</summary>
+public sealed class WebhookOptions
+{
+    /// <summary>Allow endpoints on loopback and private networks (Development and tests only).</summary>
+    public bool AllowPrivateNetworks { get; set; }
+
+    /// <summary>How long one delivery attempt may take.</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
+}
+
+/// <summary>Where a tenant's webhooks go. The signing secret is kept encrypted (Data Protection) and shown once.</summary>
+public sealed class WebhookEndpoint
+{
+    private WebhookEndpoint() { }
+
+    public WebhookEndpoint(string tenantId, string url, string protectedSecret, DateTimeOffset at)
+    {
+        TenantId = tenantId;
+        Url = url;
+        ProtectedSecret = protectedSecret;
+        Enabled = true;
+        CreatedAt = at;
+    }
+
+    public long Id { get; private set; }
+    public string TenantId { get; private set; } = "";
+    public string Url { get; private set; } = "";
+    public string ProtectedSecret { get; private set; } = "";
+    public bool Enabled { get; private set; }
+    public DateTimeOffset CreatedAt { get; private set; }
+
+    public void Disable() => Enabled = false;
+}
+
+public enum WebhookMessageStatus { Pending, Delivered, Failed }
+
+/// <summary>One logical message to one endpoint: its id is the <c>webhook-id</c> of every attempt.</summary>
+public sealed class WebhookMessage
+{
+    private WebhookMessage() { }
+
+    public WebhookMessage(string id, string tenantId, long endpointId, string type, string payload, DateTimeOffset at)
+    {
+        Id = id;
+        TenantId = tenantId;
+        EndpointId = endpointId;
+        Type = type;
+        Payload = payload;
+        CreatedAt = at;
+        NextAttemptAt = at;
+    }
+
+    public string Id { get; private set; } = "";
+    public string TenantId { get; private set; } = "";
+    public long EndpointId { get; private set; }
+    public string Type { get; private set; } = "";
+    public string Payload { get; private set; } = "";
+    public DateTimeOffset CreatedAt { get; private set; }
+    public WebhookMessageStatus Status { get; private set; }
+    public int Attempts { get; private set; }
+    public DateTimeOffset NextAttemptAt { get; private set; }
+
+    /// <summary>DOMAIN.md: immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.</summary>
+    public static readonly TimeSpan[] Schedule =
+    [
+        TimeSpan.Zero, TimeSpan.FromSeconds(5), TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(30),
+        TimeSpan.FromHours(2), TimeSpan.FromHours(5), TimeSpan.FromHours(10), TimeSpan.FromHours(10),
+    ];
+
+    public void Attempted(bool delivered, DateTimeOffset at)
+    {
+        Attempts++;
+        if (delivered) Status = WebhookMessageStatus.Delivered;
+        else if (Attempts >= Schedule.Length) Status = WebhookMessageStatus.Failed;
+        else NextAttemptAt = at + Schedule[Attempts];
+    }
+}
+
+/// <summary>Every attempt, as the delivery history shows it.</summary>
+public sealed class WebhookAttempt
+{
+    private WebhookAttempt() { }
+
+    public WebhookAttempt(string messageId, string tenantId, string type, int number, int? statusCode, string? error, DateTimeOffset at, long durationMs)
+    {
+        MessageId = messageId;
+        TenantId = tenantId;
+        Type = type;
+        Number = number;
+        StatusCode = statusCode;
+        Error = error is { Length: > 500 } ? error[..500] : error;
+        At = at;
+        DurationMs = durationMs;
+    }
+
+    public long Id { get; private set; }
+    public string MessageId { get; private set; } = "";
+    public string TenantId { get; private set; } = "";
+    public string Type { get; private set; } = "";
+    public int Number { get; private set; }
+    public int? StatusCode { get; private set; }
+    public string? Error { get; private set; }
+    public DateTimeOffset At { get; private set; }
+    public long DurationMs { get; private set; }
+}
+
+public sealed class WebhookConfiguration : IEntityTypeConfiguration<WebhookEndpoint>, IEntityTypeConfiguration<WebhookMessage>, IEntityTypeConfiguration<WebhookAttempt>
+{
+    public void Configure(EntityTypeBuilder<WebhookEndpoint> b)
+    {
+        b.ToTable("webhook_endpoints");
+        b.HasKey(e => e.Id);
+        b.Property(e => e.TenantId).HasMaxLength(64);
+        b.Property(e => e.Url).HasMaxLength(2000);
+        b.Property(e => e.ProtectedSecret).HasMaxLength(1000);
+        b.HasIndex(e => e.TenantId);
+    }
+
+    public void Configure(EntityTypeBuilder<WebhookMessage> b)
+    {
+        b.ToTable("webhook_messages");
+        b.HasKey(m => m.Id);
+        b.Property(m => m.Id).HasMaxLength(64);
+        b.Property(m => m.TenantId).HasMaxLength(64);
+        b.Property(m => m.Type).HasMaxLength(64);
+        b.Property(m => m.Status).HasConversion(EnumText.Converter<WebhookMessageStatus>()).HasMaxLength(16);
+        b.HasIndex(m => new { m.Status, m.NextAttemptAt });
+    }
+
+    public void Configure(EntityTypeBuilder<WebhookAttempt> b)
+    {
+        b.ToTable("webhook_attempts");
+        b.HasKey(a => a.Id);
+        b.Property(a => a.MessageId).HasMaxLength(64);
+        b.Property(a => a.TenantId).HasMaxLength(64);
+        b.Property(a => a.Type).HasMaxLength(64);
+        b.Property(a => a.Error).HasMaxLength(500);
+        b.HasIndex(a => new { a.TenantId, a.At });
+    }
+}
+
+public sealed record CreatedEndpoint(WebhookEndpoint? Endpoint, string? Secret, string? Error);
+
+/// <summary>
+/// Webhooks per the Standard Webhooks specification, signed with the <c>StandardWebhooks</c> package: headers
+/// <c>webhook-id</c>, <c>webhook-timestamp</c>, <c>webhook-signature</c> (<c>v1,</c> + base64 HMAC-SHA256 of
+/// <c>{id}.{timestamp}.{body}</c>). A message is written before it is sent; each attempt is logged; a failed one
+/// is retried on DOMAIN.md's schedule with the same <c>webhook-id</c>, from the row, so a restart loses nothing.
+/// </summary>
+public sealed class Webhooks(IDbContextFactory<ApplicationDbContext> dbFactory, IDataProtectionProvider protection, IHttpClientFactory http,
+    IOptions<WebhookOptions> options, TimeProvider time, ILogger<Webhooks> logger)
+{
+    public const int MaxEndpointsPerTenant = 10;
+    public const int MaxUrlLength = 2000;
+    private IDataProtector Protector => protection.CreateProtector("Rpt.Alerts.WebhookSecret");
+
+    public async Task<CreatedEndpoint> CreateEndpointAsync(string tenantId, string? url, CancellationToken ct = default)
+    {
+        var error = await CheckUrlAsync(url, ct);
+        if (error is not null) return new(null, null, error);
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        if (await db.WebhookEndpoints.CountAsync(e => e.TenantId == tenantId && e.Enabled, ct) >= MaxEndpointsPerTenant)
+            return new(null, null, $"url: at most {MaxEndpointsPerTenant} endpoints per account; delete one first.");
+        var secret = "whsec_" + Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
+        var endpoint = new WebhookEndpoint(tenantId, url!, Protector.Protect(secret), time.GetUtcNow());
+        db.WebhookEndpoints.Add(endpoint);
+        await db.SaveChangesAsync(ct);
+        return new(endpoint, secret, null);
+    }
+
+    /// <summary>https or http only; no credentials in the URL; loopback and private networks refused unless allowed (Development).</summary>
+    public async Task<string?> CheckUrlAsync(string? url, CancellationToken ct = default)
+    {
+        if (string.IsNullOrWhiteSpace(url)) return "url is required.";
+        if (url.Length > MaxUrlLength) return $"url is longer than {MaxUrlLength} characters.";
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("https" or "http"))
+            return "url must be an absolute https (or http) URL.";
+        if (uri.UserInfo.Length > 0) return "url must not carry a user name or password.";
+        if (options.Value.AllowPrivateNetworks) return null;
+        IPAddress[] addresses;
+        try
+        {
+            addresses = IPAddress.TryParse(uri.IdnHost, out var literal) ? [literal] : await Dns.GetHostAddressesAsync(uri.IdnHost, ct);
+        }
+        catch (SocketException)
+        {
+            return $"url: the host '{uri.Host}' does not resolve.";
+        }
+        return addresses.Length == 0 || addresses.Any(IsPrivate)
+            ? $"url: '{uri.Host}' is a loopback or private address; webhooks go to public endpoints only."
+            : null;
+    }
+
+    internal static bool IsPrivate(IPAddress ip)
+    {
+        if (ip.IsIPv4MappedToIPv6) ip = ip.MapToIPv4();
+        if (IPAddress.IsLoopback(ip) || ip.Equals(IPAddress.Any) || ip.Equals(IPAddress.IPv6Any)) return true;
+        if (ip.AddressFamily == AddressFamily.InterNetworkV6)
+            return ip.IsIPv6LinkLocal || ip.IsIPv6SiteLocal || ip.IsIPv6UniqueLocal;
+        var b = ip.GetAddressBytes();
+        return b[0] == 10 || b[0] == 127 || b[0] == 0 || (b[0] == 172 && b[1] >= 16 && b[1] <= 31) || (b[0] == 192 && b[1] == 168)
+               || (b[0] == 169 && b[1] == 254) || (b[0] == 100 && b[1] >= 64 && b[1] <= 127);
+    }
+
+    /// <summary>Writes one message per enabled endpoint of the tenant, then makes the first attempt at once.</summary>
+    public async Task<IReadOnlyList<string>> EnqueueAsync(string tenantId, string type, object data, CancellationToken ct = default)
+    {
+        var now = time.GetUtcNow();
+        var ids = new List<string>();
+        await using (var db = await dbFactory.CreateDbContextAsync(ct))
+        {
+            foreach (var endpoint in await db.WebhookEndpoints.AsNoTracking().Where(e => e.TenantId == tenantId && e.Enabled).ToListAsync(ct))
+            {
+                var id = "msg_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
+                var payload = JsonSerializer.Serialize(new { type, timestamp = now, data }, JsonSerializerOptions.Web);
+                db.WebhookMessages.Add(new WebhookMessage(id, tenantId, endpoint.Id, type, payload, now));
+                ids.Add(id);
+            }
+            await db.SaveChangesAsync(ct);
+        }
+        if (ids.Count > 0) await DeliverDueAsync(ct);
+        return ids;
+    }
+
+    private readonly SemaphoreSlim _sending = new(1, 1);
+
+    /// <summary>Makes every attempt that is due; one endpoint's failure never holds back another message.</summary>
+    public async Task<int> DeliverDueAsync(CancellationToken ct = default)
+    {
+        await _sending.WaitAsync(ct);
+        try
+        {
+            var now = time.GetUtcNow();
+            await using var db = await dbFactory.CreateDbContextAsync(ct);
+            var due = await db.WebhookMessages.Where(m => m.Status == WebhookMessageStatus.Pending && m.NextAttemptAt <= now)
+                .OrderBy(m => m.NextAttemptAt).Take(200).ToListAsync(ct);
+            var delivered = 0;
+            foreach (var message in due)
+            {
+                var endpoint = await db.WebhookEndpoints.AsNoTracking().FirstOrDefaultAsync(e => e.Id == message.EndpointId, ct);
+                if (endpoint is null || !endpoint.Enabled)
+                {
+                    db.WebhookAttempts.Add(new WebhookAttempt(message.Id, message.TenantId, message.Type, message.Attempts + 1, null, "the endpoint was deleted", now, 0));
+                    message.Attempted(false, now);
+                    continue;
+                }
+                var (status, error, ms) = await SendAsync(endpoint, message, ct);
+                var ok = status is >= 200 and < 300;
+                db.WebhookAttempts.Add(new WebhookAttempt(message.Id, message.TenantId, message.Type, message.Attempts + 1, status, error, time.GetUtcNow(), ms));
+                message.Attempted(ok, time.GetUtcNow());
+                if (ok) delivered++;
+                else logger.LogInformation("Webhook {Id} to {Url}: attempt {N} answered {Status} {Error}", message.Id, endpoint.Url, message.Attempts, status, error);
+                await db.SaveChangesAsync(ct);
+            }
+            await db.SaveChangesAsync(ct);
+            return delivered;
+        }
+        finally
+        {
+            _sending.Release();
+        }
+    }
+
+    private async Task<(int? Status, string? Error, long Ms)> SendAsync(WebhookEndpoint endpoint, WebhookMessage message, CancellationToken ct)
+    {
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            var signer = new StandardWebhook(Protector.Unprotect(endpoint.ProtectedSecret));
+            var sentAt = time.GetUtcNow();
+            using var request = new HttpRequestMessage(HttpMethod.Post, endpoint.Url) { Content = new StringContent(message.Payload, Encoding.UTF8, "application/json") };
+            request.Headers.Add("webhook-id", message.Id);
+            request.Headers.Add("webhook-timestamp", sentAt.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture));
+            request.Headers.Add("webhook-signature", signer.Sign(message.Id, sentAt, message.Payload));
+            using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            cts.CancelAfter(options.Value.Timeout);
+            using var response = await http.CreateClient("webhooks").SendAsync(request, cts.Token);
+            return ((int)response.StatusCode, null, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or CryptographicException or InvalidOperationException)
+        {
+            return (null, ex.Message, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        }
+    }
+}
+
+/// <summary>Makes the attempts that fall due (the retries of DOMAIN.md's schedule).</summary>
+public sealed class WebhookDispatcher(Webhooks webhooks, TimeProvider time, ILogger<WebhookDispatcher> logger) : PeriodicJob(time, logger)
+{
+    protected override TimeSpan Interval => TimeSpan.FromSeconds(1);
+    protected override string FailureMessage => "Delivering webhooks failed";
+    protected override void RunOnce() => webhooks.DeliverDueAsync().GetAwaiter().GetResult();
+}
