@@ -56,6 +56,7 @@ public static class ApiExtensions
         app.MapPortalOpenApi();
         app.MapCreditsApi();
         app.MapUsageApi();
+        app.MapAlertsApi();
         return app;
     }
 }

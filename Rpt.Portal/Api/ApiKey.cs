@@ -15,6 +15,8 @@ public enum ApiScopes
     Ingest = 2,
     /// <summary>A platform key: send usage events naming any tenant.</summary>
     PlatformIngest = 4,
+    /// <summary>Manage the tenant's alert rules and webhook endpoints.</summary>
+    Admin = 8,
 }
 
 /// <summary>

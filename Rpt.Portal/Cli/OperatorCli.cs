@@ -24,7 +24,7 @@ public static class OperatorCli
                                                              open an account (billing periods anchored on DATE, e.g. for
                                                              an account moved from another system); prints tenant_id and api_key
           tenants list                                       every tenant with its plan and balance
-          keys create --tenant ID [--name NAME] [--scopes read,ingest]
+          keys create --tenant ID [--name NAME] [--scopes read,ingest,admin]
           keys create --platform [--name NAME]               a platform ingest key (names the tenant per event)
           keys list (--tenant ID | --platform)               every key with its prefix, scopes, last use and status
           keys revoke (--tenant ID | --platform) --id KEY_ID a revoked key is refused at once (within 30 s in a running server)
@@ -153,7 +153,8 @@ public static class OperatorCli
             {
                 "read" => ApiScopes.Read,
                 "ingest" => ApiScopes.Ingest,
-                _ => throw new CliUsageException($"unknown scope '{s}'; tenant keys take read and ingest"),
+                "admin" => ApiScopes.Admin,
+                _ => throw new CliUsageException($"unknown scope '{s}'; tenant keys take read, ingest and admin"),
             };
         }
         var created = await keys.TryCreateAsync(tenant, o.Optional("name") ?? "Created by keys create", scopes);
@@ -170,7 +171,7 @@ public static class OperatorCli
         await @out.WriteLineAsync($"{"id",-36} {"prefix",-14} {"scopes",-16} {"created",-20} {"last_used",-20} {"status",-8} name");
         foreach (var k in await services.GetRequiredService<ApiKeyService>().ListAsync(tenant))
         {
-            var scopes = string.Join(",", new[] { (ApiScopes.Read, "read"), (ApiScopes.Ingest, "ingest"), (ApiScopes.PlatformIngest, "platform") }
+            var scopes = string.Join(",", new[] { (ApiScopes.Read, "read"), (ApiScopes.Ingest, "ingest"), (ApiScopes.Admin, "admin"), (ApiScopes.PlatformIngest, "platform") }
                 .Where(s => k.Scopes.HasFlag(s.Item1)).Select(s => s.Item2));
             await @out.WriteLineAsync($"{k.Id,-36} {k.Prefix,-14} {scopes,-16} {k.CreatedAt:yyyy-MM-ddTHH:mm:ssZ} {(k.LastUsedAt is { } u ? u.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture) : "never"),-20} {(k.IsActive ? "active" : "revoked"),-8} {k.Name}");
         }
