@@ -12,7 +12,7 @@ namespace Rpt.Portal.Tests.Browser;
 [Trait("Kind", "Browser")]
 public class PortalBrowserTests(BrowserFixture fx)
 {
-    private static readonly string[] Pages = ["", "usage", "jobs", "jobs/job_browser", "credits", "allocations", "plans", "billing", "keys", "team", "pricing"];
+    private static readonly string[] Pages = ["", "usage", "jobs", "jobs/job_browser", "credits", "allocations", "plans", "billing", "alerts", "keys", "team", "pricing"];
 
     private async Task<(IBrowserContext Context, IPage Page, List<string> Errors)> OpenAsync(int width = 1366)
     {

@@ -122,3 +122,30 @@ public sealed class AlertConfiguration : IEntityTypeConfiguration<AlertRule>, IE
         b.HasIndex(d => new { d.TenantId, d.At });
     }
 }
+
+/// <summary>Until when a user has seen the alerts (the bell counts the firings after it).</summary>
+public sealed class AlertSeen
+{
+    private AlertSeen() { }
+
+    public AlertSeen(string userId, DateTimeOffset at)
+    {
+        UserId = userId;
+        SeenAt = at;
+    }
+
+    public string UserId { get; private set; } = "";
+    public DateTimeOffset SeenAt { get; private set; }
+
+    public void Seen(DateTimeOffset at) => SeenAt = at;
+}
+
+public sealed class AlertSeenConfiguration : IEntityTypeConfiguration<AlertSeen>
+{
+    public void Configure(EntityTypeBuilder<AlertSeen> b)
+    {
+        b.ToTable("alert_seen");
+        b.HasKey(s => s.UserId);
+        b.Property(s => s.UserId).HasMaxLength(450);
+    }
+}

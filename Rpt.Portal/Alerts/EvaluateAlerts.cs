@@ -26,7 +26,7 @@ public sealed class AlertOptions
 /// order of their thresholds. Every tenant starts with the defaults: 50, 75 and 90 % consumed, by email to owners.
 /// </summary>
 public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFactory, GetBalance balances, IServiceScopeFactory scopes,
-    PortalEmailSender mail, Webhooks webhooks, IOptions<AlertOptions> options, TimeProvider time, ILogger<EvaluateAlerts> logger)
+    PortalEmailSender mail, Webhooks webhooks, IOptions<AlertOptions> options, TimeProvider time, TenantChanges changes, ILogger<EvaluateAlerts> logger)
 {
     public async Task<IReadOnlyList<AlertFiring>> ExecuteAsync(string tenantId, CancellationToken ct = default)
     {
@@ -52,6 +52,7 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
             fired.Add(firing);
             await DeliverAsync(rule, firing, balance, ct);
         }
+        if (fired.Count > 0) changes.Publish(TenantChange.AlertFired, tenantId);
         return fired;
     }
 
@@ -129,6 +130,101 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
                 db.AlertDeliveries.Add(new AlertDelivery(firing.Key, firing.TenantId, AlertChannels.Email, to, false, ex.Message, time.GetUtcNow()));
             }
         }
+        await db.SaveChangesAsync(ct);
+    }
+
+    public const int MaxRulesPerTenant = 50;
+
+    public sealed record RuleResult(AlertRule? Rule, string? Field, string? Error);
+
+    /// <summary>
+    /// Adds a rule after checking every value (the portal and the API share it): kind, threshold (percent 1–1000,
+    /// days 1–366, credits 0–10^12, at most 2 decimals), channels (webhook only on plans with webhook alerts).
+    /// <paramref name="role"/> is the portal user's; null for an API key with the admin scope.
+    /// </summary>
+    public async Task<RuleResult> AddRuleAsync(string tenantId, string? role, string? kindText, decimal? threshold, IReadOnlyList<string>? channelNames,
+        CancellationToken ct = default)
+    {
+        if (role is not null && role is not (PortalRoles.Owner or PortalRoles.Admin)) return new(null, "role", "Only admins and owners change alerts.");
+        if (!EnumText.TryParse<AlertKind>(kindText, out var kind))
+            return new(null, "kind", $"'{kindText}' is not one of: percent_consumed, credits_remaining, credits_consumed, runway_days.");
+        var (min, max) = kind switch
+        {
+            AlertKind.PercentConsumed => (1m, 1_000m),
+            AlertKind.RunwayDays => (1m, 366m),
+            _ => (0m, 1_000_000_000_000m),
+        };
+        if (threshold is not { } t || t < min || t > max || decimal.Round(t, 2) != t)
+            return new(null, "threshold", $"must be a number from {min:N0} to {max:N0} with at most 2 decimals.");
+        var channels = AlertChannels.None;
+        foreach (var c in channelNames ?? ["email"])
+        {
+            channels |= c switch
+            {
+                "email" => AlertChannels.Email,
+                "webhook" => AlertChannels.Webhook,
+                _ => AlertChannels.None,
+            };
+            if (c is not ("email" or "webhook")) return new(null, "channels", $"'{c}' is not one of: email, webhook.");
+        }
+        if (channels == AlertChannels.None) return new(null, "channels", "at least one of: email, webhook.");
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        if (channels.HasFlag(AlertChannels.Webhook))
+        {
+            var plan = await db.Tenants.Where(x => x.Id == tenantId).Join(db.Plans, x => x.PlanCode, p => p.Code, (x, p) => p).FirstAsync(ct);
+            if (!plan.Allows("webhook_alerts")) return new(null, "channels", $"webhook alerts are not in the {plan.Name} plan.");
+        }
+        await RulesAsync(tenantId, ct); // the defaults first, so that a new rule never replaces them
+        if (await db.AlertRules.CountAsync(r => r.TenantId == tenantId && r.Enabled, ct) >= MaxRulesPerTenant)
+            return new(null, "kind", $"at most {MaxRulesPerTenant} rules per account.");
+        var rule = new AlertRule(tenantId, kind, t, channels, time.GetUtcNow());
+        db.AlertRules.Add(rule);
+        await db.SaveChangesAsync(ct);
+        return new(rule, null, null);
+    }
+
+    /// <summary>Disables a rule (kept: its firings still name it); false when the tenant has no such enabled rule.</summary>
+    public async Task<bool> DisableRuleAsync(string tenantId, string? role, long ruleId, CancellationToken ct = default)
+    {
+        if (role is not null && role is not (PortalRoles.Owner or PortalRoles.Admin)) return false;
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var rule = await db.AlertRules.FirstOrDefaultAsync(r => r.Id == ruleId && r.TenantId == tenantId && r.Enabled, ct);
+        if (rule is null) return false;
+        rule.Disable();
+        await db.SaveChangesAsync(ct);
+        return true;
+    }
+
+    /// <summary>Sends what the rule would say now, marked as a test, over its channels; records no firing.</summary>
+    public async Task<string> TestSendAsync(string tenantId, long ruleId, CancellationToken ct = default)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var rule = await db.AlertRules.AsNoTracking().FirstOrDefaultAsync(r => r.Id == ruleId && r.TenantId == tenantId, ct);
+        var balance = balances.Execute(tenantId);
+        if (rule is null || balance is null) return "There is no such rule.";
+        var now = time.GetUtcNow();
+        var firing = new AlertFiring($"test:{tenantId}:{rule.Id}:{now.ToUnixTimeMilliseconds()}", tenantId, rule.Id, balance.Period.Start,
+            "TEST — " + (Crossed(rule, balance, now) ?? $"this rule has not fired; it would say so when the balance passes {rule.Threshold:0.##}."), now);
+        await DeliverAsync(rule, firing, balance, ct);
+        return "A test was sent over the rule's channels; see the delivery history.";
+    }
+
+    /// <summary>The firings of the tenant, newest first, with how many the user has not seen.</summary>
+    public async Task<(IReadOnlyList<AlertFiring> Firings, int Unseen)> FiringsAsync(string tenantId, string? userId, int take = 50, CancellationToken ct = default)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var firings = await db.AlertFirings.AsNoTracking().Where(f => f.TenantId == tenantId).OrderByDescending(f => f.FiredAt).Take(take).ToListAsync(ct);
+        var seen = userId is null ? null : await db.AlertSeen.AsNoTracking().Where(s => s.UserId == userId).Select(s => (DateTimeOffset?)s.SeenAt).FirstOrDefaultAsync(ct);
+        var unseen = await db.AlertFirings.CountAsync(f => f.TenantId == tenantId && (seen == null || f.FiredAt > seen), ct);
+        return (firings, unseen);
+    }
+
+    public async Task MarkSeenAsync(string userId, CancellationToken ct = default)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var seen = await db.AlertSeen.FirstOrDefaultAsync(s => s.UserId == userId, ct);
+        if (seen is null) db.AlertSeen.Add(new AlertSeen(userId, time.GetUtcNow()));
+        else seen.Seen(time.GetUtcNow());
         await db.SaveChangesAsync(ct);
     }
 

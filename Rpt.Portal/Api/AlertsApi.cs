@@ -21,8 +21,6 @@ public sealed record DeliveryDto(string MessageId, string Type, int Attempt, int
 /// <summary>Alert rules and webhook endpoints (key scope <c>admin</c>), as DOMAIN.md's "Alerts" section gives them.</summary>
 public static class AlertsApi
 {
-    public const int MaxRulesPerTenant = 50;
-
     public static void MapAlertsApi(this IEndpointRouteBuilder app)
     {
         var admin = app.MapGroup("/v1").WithTags("Alerts").RequireApiKey(ApiScopes.Admin).RequireRateLimiting(ApiExtensions.PerKeyPolicy);
@@ -41,57 +39,15 @@ public static class AlertsApi
         TypedResults.Ok<IReadOnlyList<AlertRuleDto>>((await alerts.RulesAsync(http.Caller().TenantId!)).Where(r => r.Enabled).Select(AlertRuleDto.Of).ToList());
 
     private static async Task<Results<Created<AlertRuleDto>, ValidationProblem>> CreateRule(HttpContext http, AlertRuleRequest request,
-        EvaluateAlerts alerts, IDbContextFactory<ApplicationDbContext> dbFactory, TimeProvider time, CancellationToken ct)
+        EvaluateAlerts alerts, CancellationToken ct)
     {
-        var tenant = http.Caller().TenantId!;
-        var errors = new Dictionary<string, string[]>();
-        if (!EnumText.TryParse<AlertKind>(request.Kind, out var kind))
-            errors["kind"] = [$"'{request.Kind}' is not one of: percent_consumed, credits_remaining, credits_consumed, runway_days."];
-        var (min, max) = kind switch
-        {
-            AlertKind.PercentConsumed => (1m, 1_000m),
-            AlertKind.RunwayDays => (1m, 366m),
-            _ => (0m, 1_000_000_000_000m),
-        };
-        if (request.Threshold is not { } threshold || threshold < min || threshold > max || decimal.Round(threshold, 2) != threshold)
-            errors["threshold"] = [$"must be a number from {min:N0} to {max:N0} with at most 2 decimals."];
-        var channels = AlertChannels.None;
-        foreach (var c in request.Channels ?? ["email"])
-        {
-            channels |= c switch
-            {
-                "email" => AlertChannels.Email,
-                "webhook" => AlertChannels.Webhook,
-                _ => AlertChannels.None,
-            };
-            if (c is not ("email" or "webhook")) errors["channels"] = [$"'{c}' is not one of: email, webhook."];
-        }
-        if (channels == AlertChannels.None && !errors.ContainsKey("channels")) errors["channels"] = ["at least one of: email, webhook."];
-        await using var db = await dbFactory.CreateDbContextAsync(ct);
-        if (channels.HasFlag(AlertChannels.Webhook))
-        {
-            var plan = await db.Tenants.Where(t => t.Id == tenant).Join(db.Plans, t => t.PlanCode, p => p.Code, (t, p) => p).FirstAsync(ct);
-            if (!plan.Allows("webhook_alerts")) errors["channels"] = [$"webhook alerts are not in the {plan.Name} plan."];
-        }
-        await alerts.RulesAsync(tenant, ct); // the defaults first, so that a new rule never replaces them
-        if (await db.AlertRules.CountAsync(r => r.TenantId == tenant && r.Enabled, ct) >= MaxRulesPerTenant)
-            errors["kind"] = [$"at most {MaxRulesPerTenant} rules per account."];
-        if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
-        var rule = new AlertRule(tenant, kind, request.Threshold!.Value, channels, time.GetUtcNow());
-        db.AlertRules.Add(rule);
-        await db.SaveChangesAsync(ct);
-        return TypedResults.Created($"/v1/alerts/rules/{rule.Id}", AlertRuleDto.Of(rule));
+        var result = await alerts.AddRuleAsync(http.Caller().TenantId!, null, request.Kind, request.Threshold, request.Channels, ct);
+        if (result.Rule is null) return TypedResults.ValidationProblem(new Dictionary<string, string[]> { [result.Field!] = [result.Error!] });
+        return TypedResults.Created($"/v1/alerts/rules/{result.Rule.Id}", AlertRuleDto.Of(result.Rule));
     }
 
-    private static async Task<Results<NoContent, NotFound>> DeleteRule(HttpContext http, long id, IDbContextFactory<ApplicationDbContext> dbFactory, CancellationToken ct)
-    {
-        await using var db = await dbFactory.CreateDbContextAsync(ct);
-        var rule = await db.AlertRules.FirstOrDefaultAsync(r => r.Id == id && r.TenantId == http.Caller().TenantId && r.Enabled, ct);
-        if (rule is null) return TypedResults.NotFound();
-        rule.Disable(); // kept, disabled: its firings still name it
-        await db.SaveChangesAsync(ct);
-        return TypedResults.NoContent();
-    }
+    private static async Task<Results<NoContent, NotFound>> DeleteRule(HttpContext http, long id, EvaluateAlerts alerts, CancellationToken ct) =>
+        await alerts.DisableRuleAsync(http.Caller().TenantId!, null, id, ct) ? TypedResults.NoContent() : TypedResults.NotFound();
 
     private static async Task<Ok<IReadOnlyList<EndpointDto>>> ListEndpoints(HttpContext http, IDbContextFactory<ApplicationDbContext> dbFactory, CancellationToken ct)
     {

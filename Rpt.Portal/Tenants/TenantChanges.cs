@@ -15,6 +15,8 @@ public enum TenantChange
     PlanChanged,
     /// <summary>Subscription or payment state moved: a payment failed or was made (Billing).</summary>
     BillingChanged,
+    /// <summary>An alert fired (Alerts).</summary>
+    AlertFired,
 }
 
 /// <summary>

@@ -339,6 +339,23 @@ namespace Rpt.Portal.Data.Migrations
                     b.ToTable("alert_rules", (string)null);
                 });
 
+            modelBuilder.Entity("Rpt.Portal.Alerts.AlertSeen", b =>
+                {
+                    b.Property<string>("UserId")
+                        .HasMaxLength(450)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("user_id");
+
+                    b.Property<long>("SeenAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("seen_at");
+
+                    b.HasKey("UserId")
+                        .HasName("PK_alert_seen");
+
+                    b.ToTable("alert_seen", (string)null);
+                });
+
             modelBuilder.Entity("Rpt.Portal.Alerts.WebhookAttempt", b =>
                 {
                     b.Property<long>("Id")
