@@ -123,4 +123,39 @@ public sealed class EvaluateAlertsTests : IAsyncLifetime
         Assert.Equal(3, _smtp.Messages.Count);
         Assert.Equal(3, Subjects().Distinct().Count());
     }
+
+    [Fact]
+    public async Task Anomaly_AfterAQuietWeek_FiresAHintOnceADay_OnlyOnPlansWithAnomalyHints()
+    {
+        var alerts = _h.Get<EvaluateAlerts>();
+        Assert.Equal("anomaly hints are not in the Starter plan.", (await alerts.AddRuleAsync("acme", PortalRoles.Owner, "anomaly", 3, ["email"])).Error);
+        await _h.Get<ChangePlan>().ExecuteAsync("acme", "professional");
+        Assert.Equal("threshold", (await alerts.AddRuleAsync("acme", PortalRoles.Owner, "anomaly", 1, ["email"])).Field);
+        Assert.Equal("Only admins and owners change alerts.", (await alerts.AddRuleAsync("acme", PortalRoles.Member, "anomaly", 3, ["email"])).Error);
+        Assert.NotNull((await alerts.AddRuleAsync("acme", PortalRoles.Admin, "anomaly", 3, ["email"])).Rule);
+
+        // A steady week: 60 credits a day. Then 150 on the eighth day: 2.5× the mean, no hint.
+        for (var day = 0; day < 7; day++)
+        {
+            await SpendAsync(_h, 2);
+            Assert.Empty(await alerts.ExecuteAsync("acme"));
+            _h.Time.Advance(TimeSpan.FromDays(1));
+        }
+        await SpendAsync(_h, 5);
+        Assert.Empty(await alerts.ExecuteAsync("acme"));
+        await SpendAsync(_h, 2); // 210 today: 3.5× the mean of 60
+        var hint = Assert.Single(await alerts.ExecuteAsync("acme"));
+        Assert.Equal("Unusual usage: 210 credits today, 3.5× the daily mean of the 7 days before (60).", hint.Message);
+        await SpendAsync(_h, 10);
+        Assert.Empty(await alerts.ExecuteAsync("acme")); // once a day
+
+        // A quiet week, then 120 credits in a day.
+        _h.Time.Advance(TimeSpan.FromDays(8));
+        await SpendAsync(_h, 2);
+        Assert.Empty(await alerts.ExecuteAsync("acme")); // 60: under the minimum of 100
+        await SpendAsync(_h, 2);
+        Assert.Equal("Unusual usage: 120 credits today after a quiet week (no credits used in the 7 days before).",
+            Assert.Single(await alerts.ExecuteAsync("acme")).Message);
+        Assert.Equal(["Rpt Portal: unusual usage today", "Rpt Portal: unusual usage today"], Subjects());
+    }
 }

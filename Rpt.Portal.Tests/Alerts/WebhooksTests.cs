@@ -129,4 +129,25 @@ public sealed class WebhooksTests : IAsyncLifetime
         var tooLong = await h.Get<Webhooks>().CreateEndpointAsync("acme", "https://example.com/" + new string('a', 2000));
         Assert.Contains("longer than 2000 characters", tooLong.Error);
     }
+
+    [Fact]
+    public async Task AccountEvents_TopUpSucceededAndPlanChanged_ReachTheEndpoints()
+    {
+        await using var h = await PortalHarness.StartAsync(new Dictionary<string, string?> { ["Rpt:Webhooks:AllowPrivateNetworks"] = "true" });
+        await h.CreateTenantAsync("acme", "professional");
+        _secret = (await h.Get<Webhooks>().CreateEndpointAsync("acme", _url)).Secret!;
+        var gateway = h.Get<Rpt.Portal.Billing.TestModeGateway>();
+        var baseUri = new Uri("https://portal.example/");
+
+        var pack = await h.Get<Rpt.Portal.Billing.StartTopUp>().ExecuteAsync("acme", Rpt.Portal.Components.PortalRoles.Owner, "topup_25k", baseUri);
+        await gateway.CompleteCheckoutAsync(pack.RedirectUrl!.Split('/')[^1], "acme", default);
+        var upgrade = await h.Get<Rpt.Portal.Billing.StartPlanChange>().ExecuteAsync("acme", Rpt.Portal.Components.PortalRoles.Owner, "business", baseUri);
+        await gateway.CompleteCheckoutAsync(upgrade.RedirectUrl!.Split('/')[^1], "acme", default);
+
+        var bodies = _received.Select(r => System.Text.Json.Nodes.JsonNode.Parse(r.Body)!).ToList();
+        Assert.Equal(["top_up.succeeded", "plan.changed"], bodies.Select(b => (string)b["type"]!));
+        Assert.Equal((25_000L, "checkout"), ((long)bodies[0]["data"]!["credits"]!, (string)bodies[0]["data"]!["source"]!));
+        Assert.Equal(("business", "upgrade", 75_000L), ((string)bodies[1]["data"]!["plan"]!, (string)bodies[1]["data"]!["change"]!, (long)bodies[1]["data"]!["credits_granted"]!));
+        Assert.All(_received, r => Assert.True(r.SignatureValid));
+    }
 }

@@ -4,7 +4,12 @@ using Rpt.Portal.Ledger;
 
 namespace Rpt.Portal.Alerts;
 
-public enum AlertKind { PercentConsumed, CreditsRemaining, CreditsConsumed, RunwayDays }
+/// <summary>
+/// What a rule watches. <see cref="Anomaly"/>: today's consumption (UTC) above <c>threshold</c> × the mean of the 7 days
+/// before, and at least <see cref="EvaluateAlerts.AnomalyMinimumCredits"/>; a hint, on plans with <c>anomaly_hints</c>,
+/// at most once a day.
+/// </summary>
+public enum AlertKind { PercentConsumed, CreditsRemaining, CreditsConsumed, RunwayDays, Anomaly }
 
 [Flags]
 public enum AlertChannels { None = 0, Email = 1, Webhook = 2 }

@@ -25,7 +25,7 @@ public sealed class AlertOptions
 /// the same database never sends it twice; the next period re-arms it. Rules crossed by one flush fire in the
 /// order of their thresholds. Every tenant starts with the defaults: 50, 75 and 90 % consumed, by email to owners.
 /// </summary>
-public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFactory, GetBalance balances, IServiceScopeFactory scopes,
+public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFactory, GetBalance balances, Metering.UsageReports reports, IServiceScopeFactory scopes,
     PortalEmailSender mail, Webhooks webhooks, IOptions<AlertOptions> options, TimeProvider time, TenantChanges changes, ILogger<EvaluateAlerts> logger)
 {
     public async Task<IReadOnlyList<AlertFiring>> ExecuteAsync(string tenantId, CancellationToken ct = default)
@@ -35,12 +35,23 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
         if (balance is null || rules.Count == 0) return [];
         var now = time.GetUtcNow();
         var fired = new List<AlertFiring>();
+        bool? anomalyHints = null;
         foreach (var rule in rules.Where(r => r.Enabled).OrderBy(r => r.Kind).ThenBy(r => r.Kind == AlertKind.CreditsRemaining || r.Kind == AlertKind.RunwayDays ? -r.Threshold : r.Threshold))
         {
-            var message = Crossed(rule, balance, now);
+            string? message;
+            var once = balance.Period.Start.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+            if (rule.Kind == AlertKind.Anomaly)
+            {
+                anomalyHints ??= await PlanAllowsAsync(balance.PlanCode, "anomaly_hints", ct);
+                message = anomalyHints.Value ? Anomalous(rule, tenantId, now) : null;
+                once = DateOnly.FromDateTime(now.UtcDateTime).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture); // a hint a day at most
+            }
+            else
+            {
+                message = Crossed(rule, balance, now);
+            }
             if (message is null) continue;
-            var firing = new AlertFiring($"{tenantId}:{rule.Id}:{balance.Period.Start.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)}",
-                tenantId, rule.Id, balance.Period.Start, message, now);
+            var firing = new AlertFiring($"{tenantId}:{rule.Id}:{once}", tenantId, rule.Id, balance.Period.Start, message, now);
             await using var db = await dbFactory.CreateDbContextAsync(ct);
             var inserted = await db.Database.ExecuteSqlInterpolatedAsync($"""
                 INSERT INTO alert_firings (key, tenant_id, rule_id, period_start, message, fired_at)
@@ -54,6 +65,30 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
         }
         if (fired.Count > 0) changes.Publish(TenantChange.AlertFired, tenantId);
         return fired;
+    }
+
+    /// <summary>Below this, a day's consumption is never an anomaly, whatever the baseline (a quiet week makes any use look large).</summary>
+    public const long AnomalyMinimumCredits = 100;
+
+    /// <summary>Today (UTC, from the daily rollups) against the mean of the 7 days before it.</summary>
+    private string? Anomalous(AlertRule rule, string tenantId, DateTimeOffset now)
+    {
+        var today = DateOnly.FromDateTime(now.UtcDateTime);
+        var from = new DateTimeOffset(today.AddDays(-7).ToDateTime(TimeOnly.MinValue), TimeSpan.Zero);
+        var (byModel, _) = reports.DailyByModelAndFeature(tenantId, from, from.AddDays(8));
+        var perDay = byModel.GroupBy(d => d.Day).ToDictionary(g => g.Key, g => g.Sum(d => d.MicroCredits));
+        var todayCredits = Credit.FloorCredits(perDay.GetValueOrDefault(today));
+        var baseline = Enumerable.Range(1, 7).Sum(i => perDay.GetValueOrDefault(today.AddDays(-i))) / 7m / Credit.MicroPerCredit;
+        if (todayCredits < AnomalyMinimumCredits || todayCredits <= baseline * rule.Threshold) return null;
+        return baseline == 0
+            ? $"Unusual usage: {todayCredits:N0} credits today after a quiet week (no credits used in the 7 days before)."
+            : $"Unusual usage: {todayCredits:N0} credits today, {todayCredits / baseline:0.#}× the daily mean of the 7 days before ({baseline:N0}).";
+    }
+
+    private async Task<bool> PlanAllowsAsync(string planCode, string entitlement, CancellationToken ct)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        return (await db.Plans.AsNoTracking().FirstOrDefaultAsync(p => p.Code == planCode, ct))?.Allows(entitlement) == true;
     }
 
     /// <summary>What the rule says when the balance is past it; null while it is not.</summary>
@@ -85,7 +120,7 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
             await using var plans = await dbFactory.CreateDbContextAsync(ct);
             var plan = await plans.Plans.AsNoTracking().FirstOrDefaultAsync(p => p.Code == balance.PlanCode, ct);
             if (plan?.Allows("webhook_alerts") == true)
-                await webhooks.EnqueueAsync(firing.TenantId, "alert.triggered", new
+                await webhooks.EnqueueAsync(firing.TenantId, rule.Kind == AlertKind.CreditsRemaining ? "credits.low" : "alert.triggered", new
                 {
                     alert_id = firing.Key,
                     rule = new { id = rule.Id, kind = EnumText.ToText(rule.Kind), threshold = rule.Threshold },
@@ -105,6 +140,7 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
             AlertKind.PercentConsumed => $"Rpt Portal: {rule.Threshold:0.##} % of your credits are used",
             AlertKind.CreditsRemaining => $"Rpt Portal: {balance.Remaining:N0} credits left",
             AlertKind.CreditsConsumed => $"Rpt Portal: {balance.Consumed:N0} credits used",
+            AlertKind.Anomaly => "Rpt Portal: unusual usage today",
             _ => "Rpt Portal: your credits run out soon",
         };
         var body = $"""
@@ -147,11 +183,12 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
     {
         if (role is not null && role is not (PortalRoles.Owner or PortalRoles.Admin)) return new(null, "role", "Only admins and owners change alerts.");
         if (!EnumText.TryParse<AlertKind>(kindText, out var kind))
-            return new(null, "kind", $"'{kindText}' is not one of: percent_consumed, credits_remaining, credits_consumed, runway_days.");
+            return new(null, "kind", $"'{kindText}' is not one of: percent_consumed, credits_remaining, credits_consumed, runway_days, anomaly.");
         var (min, max) = kind switch
         {
             AlertKind.PercentConsumed => (1m, 1_000m),
             AlertKind.RunwayDays => (1m, 366m),
+            AlertKind.Anomaly => (1.5m, 100m),
             _ => (0m, 1_000_000_000_000m),
         };
         if (threshold is not { } t || t < min || t > max || decimal.Round(t, 2) != t)
@@ -169,6 +206,11 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
         }
         if (channels == AlertChannels.None) return new(null, "channels", "at least one of: email, webhook.");
         await using var db = await dbFactory.CreateDbContextAsync(ct);
+        if (kind == AlertKind.Anomaly)
+        {
+            var plan = await db.Tenants.Where(x => x.Id == tenantId).Join(db.Plans, x => x.PlanCode, p => p.Code, (x, p) => p).FirstAsync(ct);
+            if (!plan.Allows("anomaly_hints")) return new(null, "kind", $"anomaly hints are not in the {plan.Name} plan.");
+        }
         if (channels.HasFlag(AlertChannels.Webhook))
         {
             var plan = await db.Tenants.Where(x => x.Id == tenantId).Join(db.Plans, x => x.PlanCode, p => p.Code, (x, p) => p).FirstAsync(ct);

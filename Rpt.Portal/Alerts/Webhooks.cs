@@ -218,6 +218,20 @@ public sealed class Webhooks(IDbContextFactory<ApplicationDbContext> dbFactory, 
                || (b[0] == 169 && b[1] == 254) || (b[0] == 100 && b[1] >= 64 && b[1] <= 127);
     }
 
+    /// <summary>
+    /// An account event (<c>top_up.succeeded</c>, <c>top_up.failed</c>, <c>plan.changed</c>) to the tenant's endpoints,
+    /// when its plan has webhook alerts; nothing otherwise.
+    /// </summary>
+    public async Task EmitAsync(string tenantId, string type, object data, CancellationToken ct = default)
+    {
+        await using (var db = await dbFactory.CreateDbContextAsync(ct))
+        {
+            var plan = await db.Tenants.Where(t => t.Id == tenantId).Join(db.Plans, t => t.PlanCode, p => p.Code, (t, p) => p).FirstOrDefaultAsync(ct);
+            if (plan?.Allows("webhook_alerts") != true || !await db.WebhookEndpoints.AnyAsync(e => e.TenantId == tenantId && e.Enabled, ct)) return;
+        }
+        await EnqueueAsync(tenantId, type, data, ct);
+    }
+
     /// <summary>Writes one message per enabled endpoint of the tenant, then makes the first attempt at once.</summary>
     public async Task<IReadOnlyList<string>> EnqueueAsync(string tenantId, string type, object data, CancellationToken ct = default)
     {

@@ -26,7 +26,7 @@ public static class AlertsApi
         var admin = app.MapGroup("/v1").WithTags("Alerts").RequireApiKey(ApiScopes.Admin).RequireRateLimiting(ApiExtensions.PerKeyPolicy);
         admin.MapGet("/alerts/rules", ListRules).WithName("ListAlertRules").WithSummary("The account's alert rules");
         admin.MapPost("/alerts/rules", CreateRule).WithName("CreateAlertRule").WithSummary("Add an alert rule")
-            .WithDescription("kind: percent_consumed (threshold 1–1000 %), credits_remaining, credits_consumed (0–10^12 credits), runway_days (1–366); channels: email, webhook (webhook needs a plan with webhook alerts). A rule fires at most once per billing period.");
+            .WithDescription("kind: percent_consumed (threshold 1–1000 %), credits_remaining, credits_consumed (0–10^12 credits), runway_days (1–366), anomaly (1.5–100 × the daily mean of the 7 days before; plans with anomaly hints); channels: email, webhook (webhook needs a plan with webhook alerts). A rule fires at most once per billing period.");
         admin.MapDelete("/alerts/rules/{id:long}", DeleteRule).WithName("DeleteAlertRule").WithSummary("Disable an alert rule");
         admin.MapGet("/webhooks/endpoints", ListEndpoints).WithName("ListWebhookEndpoints").WithSummary("The account's webhook endpoints");
         admin.MapPost("/webhooks/endpoints", CreateEndpoint).WithName("CreateWebhookEndpoint").WithSummary("Add a webhook endpoint")

@@ -124,7 +124,7 @@ public sealed record AutoTopUpView(AutoTopUpSetting? Setting, IReadOnlyList<Auto
 /// Evaluated when a tenant's balance moves (flush, grant), for tenants that turned it on: never by polling.
 /// </summary>
 public sealed class AutoTopUps(IDbContextFactory<ApplicationDbContext> dbFactory, GetBalance balances, IBillingGateway gateway,
-    TimeProvider time, TenantChanges changes, ILogger<AutoTopUps> logger)
+    Alerts.Webhooks webhooks, TimeProvider time, TenantChanges changes, ILogger<AutoTopUps> logger)
 {
     public const long MaxThreshold = 1_000_000_000;
     public const int MaxPurchasesPerPeriod = 10;
@@ -233,7 +233,11 @@ public sealed class AutoTopUps(IDbContextFactory<ApplicationDbContext> dbFactory
         else attempt.Failed(paymentIntent, error ?? "the payment failed", time.GetUtcNow());
         await db.SaveChangesAsync(ct);
         changes.Publish(TenantChange.BillingChanged, attempt.TenantId);
-        if (!succeeded) logger.LogWarning("Auto top-up {Key} failed: {Error}", key, error);
+        if (!succeeded)
+        {
+            logger.LogWarning("Auto top-up {Key} failed: {Error}", key, error);
+            await webhooks.EmitAsync(attempt.TenantId, "top_up.failed", new { pack = attempt.PackCode, auto_top_up = key, error, stripe_object = paymentIntent }, ct);
+        }
     }
 }
 

@@ -28,7 +28,7 @@ public sealed record StripeEventResult(StripeEventStatus Status, string EventId,
 /// in-portal checkout makes, so both go through the same code.
 /// </summary>
 public sealed class BillingEvents(IDbContextFactory<ApplicationDbContext> dbFactory, ChangePlan changePlan, GrantCredits grants,
-    StripePrices prices, TimeProvider time, TenantChanges changes, ILogger<BillingEvents> logger)
+    StripePrices prices, Alerts.Webhooks webhooks, TimeProvider time, TenantChanges changes, ILogger<BillingEvents> logger)
 {
     /// <summary>Stripe's events are a few kilobytes; a larger body is refused before it is parsed.</summary>
     public const int MaxPayloadBytes = 512 * 1024;
@@ -136,6 +136,8 @@ public sealed class BillingEvents(IDbContextFactory<ApplicationDbContext> dbFact
             var pack = TopUpPacks.Find(session.Metadata?.GetValueOrDefault("pack"));
             if (pack is null) return (tenantId, $"ignored: checkout session {session.Id} names no known pack");
             var granted = await grants.ExecuteAsync(tenantId, EntrySource.TopUp, pack.Credits, key, $"{pack.Name} top-up, checkout {session.Id}", cancellationToken: ct);
+            if (granted.Status == GrantStatus.Granted)
+                await webhooks.EmitAsync(tenantId, "top_up.succeeded", new { pack = pack.Code, credits = pack.Credits, grant_id = granted.Entry!.Seq, source = "checkout", stripe_object = session.Id }, ct);
             return (tenantId, Describe(granted, key));
         }
         if (kind != "plan" || session.Metadata?.GetValueOrDefault("plan") is not { } plan)
@@ -269,6 +271,7 @@ public sealed class BillingEvents(IDbContextFactory<ApplicationDbContext> dbFact
             attempt.Failed(intent.Id, intent.LastPaymentError?.Message ?? "the payment failed", time.GetUtcNow());
             await db.SaveChangesAsync(ct);
             changes.Publish(TenantChange.BillingChanged, tenantId);
+            await webhooks.EmitAsync(tenantId, "top_up.failed", new { pack = attempt.PackCode, auto_top_up = key, error = attempt.Error, stripe_object = intent.Id }, ct);
             return (tenantId, $"auto top-up {key} failed; nothing granted");
         }
         var pack = TopUpPacks.Find(attempt.PackCode)!;
@@ -277,6 +280,8 @@ public sealed class BillingEvents(IDbContextFactory<ApplicationDbContext> dbFact
         attempt.Succeeded(intent.Id, time.GetUtcNow());
         await db.SaveChangesAsync(ct);
         changes.Publish(TenantChange.BillingChanged, tenantId);
+        if (granted.Status == GrantStatus.Granted)
+            await webhooks.EmitAsync(tenantId, "top_up.succeeded", new { pack = pack.Code, credits = pack.Credits, grant_id = granted.Entry!.Seq, source = "auto_top_up", auto_top_up = key, stripe_object = intent.Id }, ct);
         return (tenantId, Describe(granted, key));
     }
 
@@ -291,6 +296,15 @@ public sealed class BillingEvents(IDbContextFactory<ApplicationDbContext> dbFact
         }
         var result = await changePlan.ExecuteAsync(tenantId, plan, origin, ct);
         if (result.Error is not null) throw new InvalidOperationException($"plan {plan} could not be applied: {result.Error}");
+        if (result.Changed)
+            await webhooks.EmitAsync(tenantId, "plan.changed", new
+            {
+                plan,
+                change = EnumText.ToText(result.Kind),
+                effective_from = result.EffectiveFrom,
+                credits_granted = result.GrantedCredits,
+                grant_key = result.GrantedCredits > 0 ? origin.GrantKey : null,
+            }, ct);
         return result.Kind switch
         {
             PlanChangeKind.Upgrade when result.GrantedCredits > 0 => $"upgraded to {plan}; granted {result.GrantedCredits:N0} credits under {origin.GrantKey}",
