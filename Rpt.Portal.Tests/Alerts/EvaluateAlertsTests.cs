@@ -158,4 +158,20 @@ public sealed class EvaluateAlertsTests : IAsyncLifetime
             Assert.Single(await alerts.ExecuteAsync("acme")).Message);
         Assert.Equal(["Rpt Portal: unusual usage today", "Rpt Portal: unusual usage today"], Subjects());
     }
+
+    [Fact]
+    public async Task ARuleMailsTheMembersChosen_AndRefusesAStranger()
+    {
+        var alerts = _h.Get<EvaluateAlerts>();
+        var stranger = await alerts.AddRuleAsync("acme", PortalRoles.Admin, "credits_consumed", 1_000, ["email"], recipients: ["someone@else.test"]);
+        Assert.Equal(("recipients", "'someone@else.test' is not a member of the account."), (stranger.Field, stranger.Error));
+        var rule = (await alerts.AddRuleAsync("acme", PortalRoles.Admin, "credits_consumed", 1_000, ["email"], recipients: ["MEMBER@acme.test"])).Rule!;
+        Assert.Equal(["member@acme.test"], rule.RecipientList);
+
+        await SpendAsync(_h, 40); // 1,200 credits: 24 %, past the 1,000 of the rule, under the 50 % default
+        Assert.Single(await alerts.ExecuteAsync("acme"));
+        var mail = Assert.Single(_smtp.Messages);
+        Assert.Equal(("member@acme.test", "Rpt Portal: 1,200 credits used"), (mail.To.Mailboxes.Single().Address, mail.Subject));
+        Assert.Contains("an admin chose you for this alert", mail.TextBody);
+    }
 }

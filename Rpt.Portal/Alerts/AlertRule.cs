@@ -19,8 +19,9 @@ public sealed class AlertRule
 {
     private AlertRule() { }
 
-    public AlertRule(string tenantId, AlertKind kind, decimal threshold, AlertChannels channels, DateTimeOffset at)
+    public AlertRule(string tenantId, AlertKind kind, decimal threshold, AlertChannels channels, DateTimeOffset at, IReadOnlyList<string>? recipients = null)
     {
+        Recipients = recipients is { Count: > 0 } ? string.Join(',', recipients) : null;
         TenantId = tenantId;
         Kind = kind;
         Threshold = threshold;
@@ -37,6 +38,10 @@ public sealed class AlertRule
     public AlertChannels Channels { get; private set; }
     public bool Enabled { get; private set; }
     public DateTimeOffset CreatedAt { get; private set; }
+    /// <summary>The members the mail goes to (comma-separated emails); null: the owners.</summary>
+    public string? Recipients { get; private set; }
+
+    public IReadOnlyList<string> RecipientList => Recipients?.Split(',') ?? [];
 
     public void Disable() => Enabled = false;
 }
@@ -102,6 +107,8 @@ public sealed class AlertConfiguration : IEntityTypeConfiguration<AlertRule>, IE
         b.Property(r => r.TenantId).HasMaxLength(64);
         b.Property(r => r.Kind).HasConversion(EnumText.Converter<AlertKind>()).HasMaxLength(32);
         b.Property(r => r.Channels).HasConversion<int>();
+        b.Property(r => r.Recipients).HasMaxLength(2000);
+        b.Ignore(r => r.RecipientList);
         b.HasIndex(r => r.TenantId);
     }
 

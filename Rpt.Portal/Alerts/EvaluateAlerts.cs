@@ -132,8 +132,13 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
         if (!rule.Channels.HasFlag(AlertChannels.Email)) return;
         List<string> owners;
         using (var scope = scopes.CreateScope())
-            owners = (await scope.ServiceProvider.GetRequiredService<TeamMembers>().ListAsync(firing.TenantId))
-                .Where(m => m.Role == PortalRoles.Owner).Select(m => m.Email).ToList();
+        {
+            var members = await scope.ServiceProvider.GetRequiredService<TeamMembers>().ListAsync(firing.TenantId);
+            // The chosen members who are still members; the owners when none were chosen.
+            owners = rule.RecipientList.Count > 0
+                ? members.Where(m => rule.RecipientList.Contains(m.Email, StringComparer.OrdinalIgnoreCase)).Select(m => m.Email).ToList()
+                : members.Where(m => m.Role == PortalRoles.Owner).Select(m => m.Email).ToList();
+        }
         var dashboard = new Uri(new Uri(options.Value.PortalUrl), "/").ToString();
         var subject = rule.Kind switch
         {
@@ -150,7 +155,7 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
             Allocated {balance.Allocated?.ToString("N0") ?? "unlimited"} · consumed {balance.Consumed:N0} · remaining {balance.Remaining?.ToString("N0") ?? "unlimited"}.
 
             See the dashboard: {dashboard}
-            You receive this because you own the account; admins change alerts on the Alerts page.
+            You receive this because {(rule.RecipientList.Count > 0 ? "an admin chose you for this alert" : "you own the account")}; admins change alerts on the Alerts page.
             """;
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         foreach (var to in owners)
@@ -170,6 +175,7 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
     }
 
     public const int MaxRulesPerTenant = 50;
+    public const int MaxRecipients = 20;
 
     public sealed record RuleResult(AlertRule? Rule, string? Field, string? Error);
 
@@ -179,7 +185,7 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
     /// <paramref name="role"/> is the portal user's; null for an API key with the admin scope.
     /// </summary>
     public async Task<RuleResult> AddRuleAsync(string tenantId, string? role, string? kindText, decimal? threshold, IReadOnlyList<string>? channelNames,
-        CancellationToken ct = default)
+        CancellationToken ct = default, IReadOnlyList<string>? recipients = null)
     {
         if (role is not null && role is not (PortalRoles.Owner or PortalRoles.Admin)) return new(null, "role", "Only admins and owners change alerts.");
         if (!EnumText.TryParse<AlertKind>(kindText, out var kind))
@@ -205,6 +211,16 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
             if (c is not ("email" or "webhook")) return new(null, "channels", $"'{c}' is not one of: email, webhook.");
         }
         if (channels == AlertChannels.None) return new(null, "channels", "at least one of: email, webhook.");
+        if (recipients is { Count: > 0 })
+        {
+            if (recipients.Count > MaxRecipients) return new(null, "recipients", $"at most {MaxRecipients} members.");
+            List<string> members;
+            using (var scope = scopes.CreateScope())
+                members = (await scope.ServiceProvider.GetRequiredService<TeamMembers>().ListAsync(tenantId)).Select(m => m.Email).ToList();
+            var stranger = recipients.FirstOrDefault(r => !members.Contains(r, StringComparer.OrdinalIgnoreCase));
+            if (stranger is not null) return new(null, "recipients", $"'{stranger}' is not a member of the account.");
+            recipients = recipients.Select(r => members.First(m => string.Equals(m, r, StringComparison.OrdinalIgnoreCase))).Distinct().ToList();
+        }
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         if (kind == AlertKind.Anomaly)
         {
@@ -219,7 +235,7 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
         await RulesAsync(tenantId, ct); // the defaults first, so that a new rule never replaces them
         if (await db.AlertRules.CountAsync(r => r.TenantId == tenantId && r.Enabled, ct) >= MaxRulesPerTenant)
             return new(null, "kind", $"at most {MaxRulesPerTenant} rules per account.");
-        var rule = new AlertRule(tenantId, kind, t, channels, time.GetUtcNow());
+        var rule = new AlertRule(tenantId, kind, t, channels, time.GetUtcNow(), recipients);
         db.AlertRules.Add(rule);
         await db.SaveChangesAsync(ct);
         return new(rule, null, null);

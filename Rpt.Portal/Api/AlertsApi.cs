@@ -6,12 +6,14 @@ using Rpt.Portal.Ledger;
 
 namespace Rpt.Portal.Api;
 
-public sealed record AlertRuleRequest(string? Kind, decimal? Threshold, IReadOnlyList<string>? Channels);
-public sealed record AlertRuleDto(long Id, string Kind, decimal Threshold, IReadOnlyList<string> Channels, bool Enabled, DateTimeOffset CreatedAt)
+/// <param name="Recipients">Members' emails for the email channel; none: the owners.</param>
+public sealed record AlertRuleRequest(string? Kind, decimal? Threshold, IReadOnlyList<string>? Channels, IReadOnlyList<string>? Recipients = null);
+public sealed record AlertRuleDto(long Id, string Kind, decimal Threshold, IReadOnlyList<string> Channels, IReadOnlyList<string> Recipients, bool Enabled,
+    DateTimeOffset CreatedAt)
 {
     public static AlertRuleDto Of(AlertRule r) => new(r.Id, EnumText.ToText(r.Kind), r.Threshold,
         new[] { (AlertChannels.Email, "email"), (AlertChannels.Webhook, "webhook") }.Where(c => r.Channels.HasFlag(c.Item1)).Select(c => c.Item2).ToList(),
-        r.Enabled, r.CreatedAt);
+        r.RecipientList, r.Enabled, r.CreatedAt);
 }
 public sealed record EndpointRequest(string? Url);
 /// <param name="Secret">The signing secret: in the answer that creates the endpoint, and never again.</param>
@@ -41,7 +43,7 @@ public static class AlertsApi
     private static async Task<Results<Created<AlertRuleDto>, ValidationProblem>> CreateRule(HttpContext http, AlertRuleRequest request,
         EvaluateAlerts alerts, CancellationToken ct)
     {
-        var result = await alerts.AddRuleAsync(http.Caller().TenantId!, null, request.Kind, request.Threshold, request.Channels, ct);
+        var result = await alerts.AddRuleAsync(http.Caller().TenantId!, null, request.Kind, request.Threshold, request.Channels, ct, request.Recipients);
         if (result.Rule is null) return TypedResults.ValidationProblem(new Dictionary<string, string[]> { [result.Field!] = [result.Error!] });
         return TypedResults.Created($"/v1/alerts/rules/{result.Rule.Id}", AlertRuleDto.Of(result.Rule));
     }
