@@ -65,6 +65,10 @@ public sealed class EvaluateAlertsTests : IAsyncLifetime
         Assert.Contains("380 left", body);
         Assert.Contains("See the dashboard: http://localhost:5000/", body);
         Assert.Null(_smtp.Messages.Last().HtmlBody);
+        var dir = Path.Combine(Browser.BrowserFixture.RepositoryRoot(), "artifacts");
+        Directory.CreateDirectory(dir);
+        var m = _smtp.Messages.Last();
+        await File.WriteAllTextAsync(Path.Combine(dir, "alert-mail.txt"), $"From: {m.From}\nTo: {m.To}\nSubject: {m.Subject}\nContent-Type: {m.Body.ContentType.MimeType}\n\n{m.TextBody}");
 
         Assert.Empty(await _h.Get<EvaluateAlerts>().ExecuteAsync("acme")); // once a period
         await SpendAsync(_h, 5);

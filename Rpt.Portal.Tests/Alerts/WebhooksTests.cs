@@ -25,6 +25,7 @@ public sealed class WebhooksTests : IAsyncLifetime
     private int _failFirst;
     private string _secret = "";
     private readonly ConcurrentQueue<(string Id, long Timestamp, bool SignatureValid, string Body, int Answered)> _received = new();
+    private readonly ConcurrentQueue<string> _raw = new();
 
     public async Task InitializeAsync()
     {
@@ -41,6 +42,8 @@ public sealed class WebhooksTests : IAsyncLifetime
             var expected = new StandardWebhook(_secret).Sign(id, DateTimeOffset.FromUnixTimeSeconds(ts), body);
             var valid = http.Request.Headers["webhook-signature"].ToString().Split(' ').Contains(expected);
             var status = _received.Count < _failFirst ? 500 : 204;
+            _raw.Enqueue($"POST /hook\nwebhook-id: {id}\nwebhook-timestamp: {ts}\nwebhook-signature: {http.Request.Headers["webhook-signature"]}\n" +
+                $"(receiver: signature {(valid ? "verified" : "NOT verified")} with StandardWebhooks; answered {status})\n\n{body}\n");
             _received.Enqueue((id, ts, valid, body, status));
             http.Response.StatusCode = status;
         });
@@ -90,7 +93,12 @@ public sealed class WebhooksTests : IAsyncLifetime
         await using var check = await h.Get<IDbContextFactory<ApplicationDbContext>>().CreateDbContextAsync();
         var message = await check.WebhookMessages.SingleAsync();
         Assert.Equal((WebhookMessageStatus.Delivered, 3), (message.Status, message.Attempts));
-        Assert.Equal([500, 500, 204], (await check.WebhookAttempts.OrderBy(a => a.Id).ToListAsync()).Select(a => a.StatusCode ?? 0));
+        var log = await check.WebhookAttempts.OrderBy(a => a.Id).ToListAsync();
+        Assert.Equal([500, 500, 204], log.Select(a => a.StatusCode ?? 0));
+        var dir = Path.Combine(Browser.BrowserFixture.RepositoryRoot(), "artifacts");
+        Directory.CreateDirectory(dir);
+        await File.WriteAllTextAsync(Path.Combine(dir, "alert-webhook.txt"), string.Join("\n----\n", _raw) + "\n==== delivery log (GET /v1/webhooks/deliveries) ====\n" +
+            string.Join("\n", log.Select(a => $"{a.At:u}  {a.MessageId}  {a.Type}  attempt {a.Number}  HTTP {a.StatusCode}")));
     }
 
     [Fact]
