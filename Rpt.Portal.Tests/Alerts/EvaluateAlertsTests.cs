@@ -178,4 +178,18 @@ public sealed class EvaluateAlertsTests : IAsyncLifetime
         Assert.Equal(("member@acme.test", "Rpt Portal: 1,200 credits used"), (mail.To.Mailboxes.Single().Address, mail.Subject));
         Assert.Contains("an admin chose you for this alert", mail.TextBody);
     }
+
+    [Fact]
+    public async Task ARuleIsEdited_InPlace_TheKindStays()
+    {
+        var alerts = _h.Get<EvaluateAlerts>();
+        var fifty = (await alerts.RulesAsync("acme")).Single(r => r.Threshold == 50);
+        Assert.Equal("the kind of a rule does not change; add another rule.",
+            (await alerts.AddRuleAsync("acme", PortalRoles.Admin, "credits_consumed", 40, ["email"], replaces: fifty.Id)).Error);
+        var edited = (await alerts.AddRuleAsync("acme", PortalRoles.Admin, "percent_consumed", 40, ["email"], replaces: fifty.Id)).Rule!;
+        Assert.Equal((fifty.Id, 40m), (edited.Id, edited.Threshold));
+        Assert.Equal([40m, 75m, 90m], (await alerts.RulesAsync("acme")).Select(r => r.Threshold).Order());
+        await SpendAsync(_h, 70); // 2,100 = 42 %
+        Assert.Equal("Rpt Portal: 40 % of your credits are used", Assert.Single(await alerts.ExecuteAsync("acme")) is { } ? Assert.Single(_smtp.Messages).Subject : "");
+    }
 }

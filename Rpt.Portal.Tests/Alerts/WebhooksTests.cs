@@ -152,8 +152,13 @@ public sealed class WebhooksTests : IAsyncLifetime
         var upgrade = await h.Get<Rpt.Portal.Billing.StartPlanChange>().ExecuteAsync("acme", Rpt.Portal.Components.PortalRoles.Owner, "business", baseUri);
         await gateway.CompleteCheckoutAsync(upgrade.RedirectUrl!.Split('/')[^1], "acme", default);
 
+        var second = await h.Get<Webhooks>().CreateEndpointAsync("acme", _url + "?second");
+        _secret = second.Secret!; // each endpoint signs with its own secret
+        var endpoint = second.Endpoint!;
+        Assert.Single(await h.Get<Webhooks>().TestEndpointAsync("acme", endpoint.Id)); // to that endpoint alone
         var bodies = _received.Select(r => System.Text.Json.Nodes.JsonNode.Parse(r.Body)!).ToList();
-        Assert.Equal(["top_up.succeeded", "plan.changed"], bodies.Select(b => (string)b["type"]!));
+        Assert.Equal(["top_up.succeeded", "plan.changed", "alert.triggered"], bodies.Select(b => (string)b["type"]!));
+        Assert.True((bool)bodies[2]["data"]!["test"]!);
         Assert.Equal((25_000L, "checkout"), ((long)bodies[0]["data"]!["credits"]!, (string)bodies[0]["data"]!["source"]!));
         Assert.Equal(("business", "upgrade", 75_000L), ((string)bodies[1]["data"]!["plan"]!, (string)bodies[1]["data"]!["change"]!, (long)bodies[1]["data"]!["credits_granted"]!));
         Assert.All(_received, r => Assert.True(r.SignatureValid));

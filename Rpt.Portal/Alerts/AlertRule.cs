@@ -44,6 +44,14 @@ public sealed class AlertRule
     public IReadOnlyList<string> RecipientList => Recipients?.Split(',') ?? [];
 
     public void Disable() => Enabled = false;
+
+    /// <summary>A new threshold or channels: a firing of this period stays (the rule is not re-armed by an edit).</summary>
+    public void Change(decimal threshold, AlertChannels channels, IReadOnlyList<string>? recipients)
+    {
+        Threshold = threshold;
+        Channels = channels;
+        Recipients = recipients is { Count: > 0 } ? string.Join(',', recipients) : null;
+    }
 }
 
 /// <summary>

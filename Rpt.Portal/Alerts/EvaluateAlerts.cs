@@ -185,7 +185,7 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
     /// <paramref name="role"/> is the portal user's; null for an API key with the admin scope.
     /// </summary>
     public async Task<RuleResult> AddRuleAsync(string tenantId, string? role, string? kindText, decimal? threshold, IReadOnlyList<string>? channelNames,
-        CancellationToken ct = default, IReadOnlyList<string>? recipients = null)
+        CancellationToken ct = default, IReadOnlyList<string>? recipients = null, long? replaces = null)
     {
         if (role is not null && role is not (PortalRoles.Owner or PortalRoles.Admin)) return new(null, "role", "Only admins and owners change alerts.");
         if (!EnumText.TryParse<AlertKind>(kindText, out var kind))
@@ -233,6 +233,16 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
             if (!plan.Allows("webhook_alerts")) return new(null, "channels", $"webhook alerts are not in the {plan.Name} plan.");
         }
         await RulesAsync(tenantId, ct); // the defaults first, so that a new rule never replaces them
+        if (replaces is { } id)
+        {
+            // An edit keeps the rule (and so its firing of this period): the kind stays, threshold, channels and recipients change.
+            var existing = await db.AlertRules.FirstOrDefaultAsync(r => r.Id == id && r.TenantId == tenantId && r.Enabled, ct);
+            if (existing is null) return new(null, "id", $"there is no rule {id}.");
+            if (existing.Kind != kind) return new(null, "kind", "the kind of a rule does not change; add another rule.");
+            existing.Change(t, channels, recipients);
+            await db.SaveChangesAsync(ct);
+            return new(existing, null, null);
+        }
         if (await db.AlertRules.CountAsync(r => r.TenantId == tenantId && r.Enabled, ct) >= MaxRulesPerTenant)
             return new(null, "kind", $"at most {MaxRulesPerTenant} rules per account.");
         var rule = new AlertRule(tenantId, kind, t, channels, time.GetUtcNow(), recipients);

@@ -232,14 +232,19 @@ public sealed class Webhooks(IDbContextFactory<ApplicationDbContext> dbFactory, 
         await EnqueueAsync(tenantId, type, data, ct);
     }
 
+    /// <summary>A test message (<c>alert.triggered</c> with <c>test: true</c>) to one endpoint, delivered and logged like any other.</summary>
+    public Task<IReadOnlyList<string>> TestEndpointAsync(string tenantId, long endpointId, CancellationToken ct = default) =>
+        EnqueueAsync(tenantId, "alert.triggered", new { test = true, message = "TEST — a test message from Rpt Portal's Alerts page." }, ct, endpointId);
+
     /// <summary>Writes one message per enabled endpoint of the tenant, then makes the first attempt at once.</summary>
-    public async Task<IReadOnlyList<string>> EnqueueAsync(string tenantId, string type, object data, CancellationToken ct = default)
+    public async Task<IReadOnlyList<string>> EnqueueAsync(string tenantId, string type, object data, CancellationToken ct = default, long? onlyEndpoint = null)
     {
         var now = time.GetUtcNow();
         var ids = new List<string>();
         await using (var db = await dbFactory.CreateDbContextAsync(ct))
         {
-            foreach (var endpoint in await db.WebhookEndpoints.AsNoTracking().Where(e => e.TenantId == tenantId && e.Enabled).ToListAsync(ct))
+            foreach (var endpoint in await db.WebhookEndpoints.AsNoTracking()
+                         .Where(e => e.TenantId == tenantId && e.Enabled && (onlyEndpoint == null || e.Id == onlyEndpoint)).ToListAsync(ct))
             {
                 var id = "msg_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
                 var payload = JsonSerializer.Serialize(new { type, timestamp = now, data }, JsonSerializerOptions.Web);
