@@ -6,6 +6,7 @@ using Rpt.Portal.Components;
 using Rpt.Portal.Components.Account;
 using Rpt.Portal.Data;
 using Rpt.Portal.Ledger;
+using Rpt.Portal.Plans;
 using Rpt.Portal.Tenants;
 
 namespace Rpt.Portal.Alerts;
@@ -42,7 +43,7 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
             var once = balance.Period.Start.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
             if (rule.Kind == AlertKind.Anomaly)
             {
-                anomalyHints ??= await PlanAllowsAsync(balance.PlanCode, "anomaly_hints", ct);
+                anomalyHints ??= await PlanAllowsAsync(tenantId, "anomaly_hints", ct);
                 message = anomalyHints.Value ? Anomalous(rule, tenantId, now) : null;
                 once = DateOnly.FromDateTime(now.UtcDateTime).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture); // a hint a day at most
             }
@@ -85,10 +86,10 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
             : $"Unusual usage: {todayCredits:N0} credits today, {todayCredits / baseline:0.#}× the daily mean of the 7 days before ({baseline:N0}).";
     }
 
-    private async Task<bool> PlanAllowsAsync(string planCode, string entitlement, CancellationToken ct)
+    private async Task<bool> PlanAllowsAsync(string tenantId, string entitlement, CancellationToken ct)
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
-        return (await db.Plans.AsNoTracking().FirstOrDefaultAsync(p => p.Code == planCode, ct))?.Allows(entitlement) == true;
+        return (await db.PlanOfAsync(tenantId, ct))?.Allows(entitlement) == true;
     }
 
     /// <summary>What the rule says when the balance is past it; null while it is not.</summary>
@@ -117,9 +118,7 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
     {
         if (rule.Channels.HasFlag(AlertChannels.Webhook))
         {
-            await using var plans = await dbFactory.CreateDbContextAsync(ct);
-            var plan = await plans.Plans.AsNoTracking().FirstOrDefaultAsync(p => p.Code == balance.PlanCode, ct);
-            if (plan?.Allows("webhook_alerts") == true)
+            if (await PlanAllowsAsync(firing.TenantId, "webhook_alerts", ct))
                 await webhooks.EnqueueAsync(firing.TenantId, rule.Kind == AlertKind.CreditsRemaining ? "credits.low" : "alert.triggered", new
                 {
                     alert_id = firing.Key,
@@ -222,16 +221,11 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
             recipients = recipients.Select(r => members.First(m => string.Equals(m, r, StringComparison.OrdinalIgnoreCase))).Distinct().ToList();
         }
         await using var db = await dbFactory.CreateDbContextAsync(ct);
-        if (kind == AlertKind.Anomaly)
-        {
-            var plan = await db.Tenants.Where(x => x.Id == tenantId).Join(db.Plans, x => x.PlanCode, p => p.Code, (x, p) => p).FirstAsync(ct);
-            if (!plan.Allows("anomaly_hints")) return new(null, "kind", $"anomaly hints are not in the {plan.Name} plan.");
-        }
-        if (channels.HasFlag(AlertChannels.Webhook))
-        {
-            var plan = await db.Tenants.Where(x => x.Id == tenantId).Join(db.Plans, x => x.PlanCode, p => p.Code, (x, p) => p).FirstAsync(ct);
-            if (!plan.Allows("webhook_alerts")) return new(null, "channels", $"webhook alerts are not in the {plan.Name} plan.");
-        }
+        var plan = await db.PlanOfAsync(tenantId, ct) ?? throw new KeyNotFoundException($"unknown tenant '{tenantId}'");
+        if (kind == AlertKind.Anomaly && !plan.Allows("anomaly_hints"))
+            return new(null, "kind", $"anomaly hints are not in the {plan.Name} plan.");
+        if (channels.HasFlag(AlertChannels.Webhook) && !plan.Allows("webhook_alerts"))
+            return new(null, "channels", $"webhook alerts are not in the {plan.Name} plan.");
         await RulesAsync(tenantId, ct); // the defaults first, so that a new rule never replaces them
         if (replaces is { } id)
         {

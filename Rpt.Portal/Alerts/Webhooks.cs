@@ -10,6 +10,7 @@ using Microsoft.EntityFrameworkCore.Metadata.Builders;
 using Microsoft.Extensions.Options;
 using Rpt.Portal.Data;
 using Rpt.Portal.Ledger;
+using Rpt.Portal.Plans;
 using StandardWebhooks;
 
 namespace Rpt.Portal.Alerts;
@@ -226,7 +227,7 @@ public sealed class Webhooks(IDbContextFactory<ApplicationDbContext> dbFactory, 
     {
         await using (var db = await dbFactory.CreateDbContextAsync(ct))
         {
-            var plan = await db.Tenants.Where(t => t.Id == tenantId).Join(db.Plans, t => t.PlanCode, p => p.Code, (t, p) => p).FirstOrDefaultAsync(ct);
+            var plan = await db.PlanOfAsync(tenantId, ct);
             if (plan?.Allows("webhook_alerts") != true || !await db.WebhookEndpoints.AnyAsync(e => e.TenantId == tenantId && e.Enabled, ct)) return;
         }
         await EnqueueAsync(tenantId, type, data, ct);

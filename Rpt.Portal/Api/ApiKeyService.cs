@@ -1,3 +1,4 @@
+using Rpt.Portal.Plans;
 using System.Threading.Channels;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Caching.Memory;
@@ -52,7 +53,7 @@ public sealed class ApiKeyService : IDisposable
         await using var db = await _dbFactory.CreateDbContextAsync(cancellationToken);
         if (tenantId is not null)
         {
-            var plan = await db.Tenants.Where(t => t.Id == tenantId).Join(db.Plans, t => t.PlanCode, p => p.Code, (t, p) => p).FirstOrDefaultAsync(cancellationToken);
+            var plan = await db.PlanOfAsync(tenantId, cancellationToken);
             if (plan is null) return new(null, $"unknown tenant '{tenantId}'");
             if (!plan.Unlimited && plan.Entitlement("max_api_keys") is { } e && long.TryParse(e.Value, out var max))
             {

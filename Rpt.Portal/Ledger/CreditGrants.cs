@@ -42,7 +42,7 @@ public sealed record GrantLedger(IReadOnlyList<CreditGrant> Grants, IReadOnlyDic
 /// Within one such run, older periods draw first. A grant counts in its whole period, so consumption of
 /// that period which no grant covered when it was flushed (overage so far) is drawn from it first.
 /// </summary>
-public sealed class CreditGrants(SqliteDatabase database, TimeProvider time)
+public sealed class CreditGrants(SqliteDatabase database)
 {
     /// <summary>An expiry that never comes (adjustments granted without one); stored so that null keeps meaning "an entry from before grants expired".</summary>
     public static readonly DateTimeOffset Never = new(9999, 12, 31, 0, 0, 0, TimeSpan.Zero);
@@ -282,6 +282,4 @@ public sealed class CreditGrants(SqliteDatabase database, TimeProvider time)
 
     /// <summary>Forgets what was derived (a test that rewrites a ledger behind the portal's back; an operator's restore).</summary>
     public void Forget(string tenantId) => _states.TryRemove(tenantId, out _);
-
-    public DateTimeOffset Now => time.GetUtcNow();
 }

@@ -1,3 +1,4 @@
+using Rpt.Portal.Plans;
 using System.Text;
 using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Identity;
@@ -81,7 +82,7 @@ public sealed class TeamMembers(UserManager<ApplicationUser> users, IDbContextFa
     private async Task<long?> SeatsAsync(string tenantId)
     {
         await using var db = await dbFactory.CreateDbContextAsync();
-        var plan = await db.Tenants.Where(t => t.Id == tenantId).Join(db.Plans, t => t.PlanCode, p => p.Code, (t, p) => p).FirstOrDefaultAsync();
+        var plan = await db.PlanOfAsync(tenantId);
         if (plan is null || plan.Unlimited) return null;
         return plan.Entitlement("team_seats") is { } e && long.TryParse(e.Value, out var n) ? n : null;
     }
