@@ -50,15 +50,15 @@ public static class PlanText
     {
         null => "Contract",
         0m => "$0",
-        { } p => "$" + p.ToString("#,0.##", System.Globalization.CultureInfo.InvariantCulture),
+        { } p => Components.Shared.Show.PlanPrice(p),
     };
 
-    public static string Credits(Plan plan) => plan.MonthlyCredits is { } c ? $"{c:N0} credits a month" : "Unlimited credits";
+    public static string Credits(Plan plan) => plan.MonthlyCredits is { } c ? $"{Components.Shared.Show.Credits(c)} credits a month" : "Unlimited credits";
 
     public static string PastTheAllocation(Plan plan) => plan.Overage switch
     {
         OveragePolicy.Blocked => "Stops at the allocation: top up or upgrade to go on",
-        OveragePolicy.Overage => $"Past the allocation: ${plan.OverageUsdPerCredit?.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture)} per credit",
+        OveragePolicy.Overage => $"Past the allocation: {Components.Shared.Show.Price(plan.OverageUsdPerCredit)} per credit",
         _ => "No allocation to pass",
     };
 
@@ -75,5 +75,5 @@ public static class PlanText
         _ => $"{e.Key.Replace('_', ' ')}: {e.Value}",
     };
 
-    private static string Quantity(Entitlement e) => long.TryParse(e.Value, out var n) ? n.ToString("N0") : e.Value;
+    private static string Quantity(Entitlement e) => long.TryParse(e.Value, out var n) ? Components.Shared.Show.Count(n) : e.Value;
 }

@@ -22,7 +22,7 @@ public class AllocationsTests : PortalComponentTest
         var page = Render<Allocations>();
         page.WaitForAssertion(() => Assert.Contains("Top-up", page.Markup));
         Assert.Contains("Sign-up", page.Markup);
-        Assert.Contains("+5000", page.Markup);
+        Assert.Contains("+5,000", page.Markup);
         Assert.Contains("+250", page.Markup);
     }
 }
