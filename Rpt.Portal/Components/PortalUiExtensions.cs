@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
 using MudBlazor.Services;
 using Rpt.Portal.Components.Account;
+using Rpt.Portal.Components.Layout;
 using Rpt.Portal.Data;
 
 namespace Rpt.Portal.Components;
@@ -14,6 +15,7 @@ public static class PortalUiExtensions
         var services = builder.Services;
         services.AddRazorComponents().AddInteractiveServerComponents();
         services.AddMudServices();
+        services.AddSingleton<Shared.SeriesColours>();
         services.AddCascadingAuthenticationState();
         services.AddScoped<IdentityRedirectManager>();
         services.AddScoped<AuthenticationStateProvider, IdentityRevalidatingAuthenticationStateProvider>();
@@ -27,13 +29,15 @@ public static class PortalUiExtensions
         services.AddIdentityCore<ApplicationUser>(options =>
             {
                 options.SignIn.RequireConfirmedAccount = true;
+                options.Password.RequiredLength = 8; // as the account pages say
                 options.Stores.SchemaVersion = IdentitySchemaVersions.Version3;
             })
             .AddRoles<IdentityRole>()
             .AddClaimsPrincipalFactory<PortalClaimsFactory>()
             .AddEntityFrameworkStores<ApplicationDbContext>()
             .AddSignInManager()
-            .AddDefaultTokenProviders();
+            .AddDefaultTokenProviders()
+            .AddTokenProvider<InvitationTokenProvider>(InvitationTokenProvider.ProviderName);
         services.AddOptions<EmailOptions>().BindConfiguration("Rpt:Email").ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<PortalEmailSender>();
         services.AddSingleton<RegistrationTicket>();
@@ -54,6 +58,7 @@ public static class PortalUiExtensions
         // frame-ancestors is part of our own policy (SecurityHeaders), which forbids framing altogether.
         app.MapRazorComponents<App>().AddInteractiveServerRenderMode(o => o.ContentSecurityFrameAncestorsPolicy = null);
         app.MapAdditionalIdentityEndpoints();
+        app.MapThemeChoice();
         app.MapGet("/portal/usage.csv", Metering.UsageCsv.ExportAsync).RequireAuthorization().ExcludeFromDescription();
         return app;
     }

@@ -6,4 +6,8 @@ namespace Rpt.Portal.Data;
 public class ApplicationUser : IdentityUser
 {
     public string? TenantId { get; set; }
+
+    /// <summary>Who invited this person (their email), for the invitation page; null for whoever registered.</summary>
+    [PersonalData]
+    public string? InvitedBy { get; set; }
 }

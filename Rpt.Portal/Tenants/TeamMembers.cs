@@ -1,8 +1,5 @@
 using Rpt.Portal.Plans;
-using System.Text;
-using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Identity;
-using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.EntityFrameworkCore;
 using Rpt.Portal.Components;
 using Rpt.Portal.Data;
@@ -18,12 +15,12 @@ public sealed record TeamResult(bool Succeeded, string? Error = null)
 }
 
 /// <summary>
-/// The people of a tenant. Owners and Admins invite members by email (the invitation is a link to set a
+/// The people of a tenant. Owners and Admins invite members by email (the invitation is a link to choose a
 /// password, which also proves the address) and change roles; only an Owner makes another Owner, and
 /// nobody changes their own role. The plan's team_seats entitlement caps the team.
 /// </summary>
 public sealed class TeamMembers(UserManager<ApplicationUser> users, IDbContextFactory<ApplicationDbContext> dbFactory,
-    IEmailSender<ApplicationUser> mail)
+    Components.Account.PortalEmailSender mail)
 {
     public static readonly string[] TenantRoles = [PortalRoles.Member, PortalRoles.Admin, PortalRoles.Owner];
 
@@ -39,7 +36,9 @@ public sealed class TeamMembers(UserManager<ApplicationUser> users, IDbContextFa
         return list;
     }
 
-    public async Task<TeamResult> InviteAsync(string tenantId, string actorRole, string email, string role, string resetPageUrl)
+    /// <param name="joinPageUrl">The absolute address of the page that takes the invitation (Account/Join).</param>
+    /// <param name="inviter">The email of whoever invites, named in the invitation.</param>
+    public async Task<TeamResult> InviteAsync(string tenantId, string actorRole, string email, string role, string joinPageUrl, string? inviter = null)
     {
         if (actorRole is not (PortalRoles.Owner or PortalRoles.Admin)) return TeamResult.Fail("Only an owner or an admin can invite members.");
         if (!TenantRoles.Contains(role)) return TeamResult.Fail($"'{role}' is not one of: {string.Join(", ", TenantRoles)}.");
@@ -53,14 +52,34 @@ public sealed class TeamMembers(UserManager<ApplicationUser> users, IDbContextFa
         if (seats is { } max && members >= max)
             return TeamResult.Fail($"The plan has {max} seat{(max == 1 ? "" : "s")}, all taken. Upgrade the plan to add members.");
 
-        var user = new ApplicationUser { UserName = email, Email = email, EmailConfirmed = true, TenantId = tenantId };
+        var user = new ApplicationUser { UserName = email, Email = email, EmailConfirmed = true, TenantId = tenantId, InvitedBy = inviter };
         var created = await users.CreateAsync(user);
         if (!created.Succeeded) return TeamResult.Fail(string.Join(" ", created.Errors.Select(e => e.Description)));
         await users.AddToRoleAsync(user, role);
-        var token = WebEncoders.Base64UrlEncode(Encoding.UTF8.GetBytes(await users.GeneratePasswordResetTokenAsync(user)));
-        var link = QueryHelpers.AddQueryString(resetPageUrl, "code", token);
-        await mail.SendPasswordResetLinkAsync(user, email, HtmlEncoder.Default.Encode(link));
+        await SendInvitationAsync(tenantId, user, role, joinPageUrl);
         return TeamResult.Ok;
+    }
+
+    /// <summary>Sends a member who has not joined yet a fresh invitation (the earlier link keeps working until it expires).</summary>
+    public async Task<TeamResult> ResendInvitationAsync(string tenantId, string actorRole, string userId, string joinPageUrl)
+    {
+        if (actorRole is not (PortalRoles.Owner or PortalRoles.Admin)) return TeamResult.Fail("Only an owner or an admin can invite members.");
+        var user = await users.FindByIdAsync(userId);
+        if (user is null || user.TenantId != tenantId) return TeamResult.Fail("No such member.");
+        if (await users.HasPasswordAsync(user)) return TeamResult.Fail($"{user.Email} has joined already.");
+        var roles = await users.GetRolesAsync(user);
+        await SendInvitationAsync(tenantId, user, TenantRoles.Reverse().FirstOrDefault(roles.Contains) ?? PortalRoles.Member, joinPageUrl);
+        return TeamResult.Ok;
+    }
+
+    private async Task SendInvitationAsync(string tenantId, ApplicationUser user, string role, string joinPageUrl)
+    {
+        var code = Components.Account.AccountCodes.Encode(await users.GenerateUserTokenAsync(user,
+            Components.Account.InvitationTokenProvider.ProviderName, Components.Account.InvitationTokenProvider.Purpose));
+        var link = Microsoft.AspNetCore.WebUtilities.QueryHelpers.AddQueryString(joinPageUrl, new Dictionary<string, string?> { ["userId"] = user.Id, ["code"] = code });
+        await using var db = await dbFactory.CreateDbContextAsync();
+        var organisation = await db.Tenants.Where(t => t.Id == tenantId).Select(t => t.Name).FirstAsync();
+        await mail.SendInvitationAsync(user.Email!, organisation, user.InvitedBy ?? $"The {organisation} team", role, link);
     }
 
     public async Task<TeamResult> ChangeRoleAsync(string tenantId, string actorUserId, string actorRole, string userId, string role)

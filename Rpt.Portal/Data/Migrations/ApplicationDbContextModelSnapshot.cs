@@ -825,6 +825,10 @@ namespace Rpt.Portal.Data.Migrations
                         .HasColumnType("INTEGER")
                         .HasColumnName("EmailConfirmed");
 
+                    b.Property<string>("InvitedBy")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("InvitedBy");
+
                     b.Property<bool>("LockoutEnabled")
                         .HasColumnType("INTEGER")
                         .HasColumnName("LockoutEnabled");
@@ -1419,6 +1423,9 @@ namespace Rpt.Portal.Data.Migrations
 
                     b.HasIndex("TenantId", "FirstAt")
                         .HasDatabaseName("ix_usage_jobs_tenant_first");
+
+                    b.HasIndex("TenantId", "MicroCredits")
+                        .HasDatabaseName("ix_usage_jobs_tenant_credits");
 
                     b.ToTable("usage_jobs", (string)null);
                 });
