@@ -13,13 +13,44 @@ public sealed class BrowserFixture : IAsyncLifetime
 {
     public const string Chromium = "/usr/bin/chromium";
 
-    public ApiFactory App { get; } = new(new() { ["Rpt:Ledger:FlushInterval"] = "00:00:01" }, fakeClock: false, environment: "Development");
+    /// <summary>The portal's mail goes to a real SMTP listener on loopback, where the tests read it as a person would.</summary>
+    public SmtpListener Mail { get; } = new();
+
+    public ApiFactory App { get; }
     public IPlaywright Playwright { get; private set; } = default!;
     public IBrowser Browser { get; private set; } = default!;
     public string BaseUrl { get; private set; } = "";
 
     /// <summary>Screenshots land here; test.sh keeps them as artifacts.</summary>
     public static string ArtifactsDirectory => Path.Combine(RepositoryRoot(), "artifacts", "screenshots");
+
+    public BrowserFixture()
+    {
+        var settings = Mail.Settings();
+        settings["Rpt:Ledger:FlushInterval"] = "00:00:01";
+        App = new(settings, fakeClock: false, environment: "Development");
+    }
+
+    /// <summary>The first message to <paramref name="to"/> whose subject contains <paramref name="subject"/>, waited for.</summary>
+    public async Task<MimeKit.MimeMessage> MailAsync(string to, string subject)
+    {
+        for (var i = 0; i < 100; i++)
+        {
+            var found = Mail.Messages.FirstOrDefault(m => m.To.Mailboxes.Any(a => a.Address == to) && m.Subject.Contains(subject, StringComparison.Ordinal));
+            if (found is not null) return found;
+            await Task.Delay(100);
+        }
+        throw new TimeoutException($"No mail to {to} about '{subject}' within 10 s; received: {string.Join("; ", Mail.Messages.Select(m => $"{m.To} '{m.Subject}'"))}");
+    }
+
+    /// <summary>The first link of a mail, as a person clicking it would follow it.</summary>
+    public static string LinkIn(MimeKit.MimeMessage message)
+    {
+        var body = message.HtmlBody ?? message.TextBody ?? "";
+        var match = System.Text.RegularExpressions.Regex.Match(body, "https?://[^\\s'\"<>]+");
+        Assert.True(match.Success, $"no link in the mail '{message.Subject}': {body}");
+        return System.Net.WebUtility.HtmlDecode(match.Value);
+    }
 
     public async Task InitializeAsync()
     {
@@ -44,6 +75,7 @@ public sealed class BrowserFixture : IAsyncLifetime
         await Browser.DisposeAsync();
         Playwright.Dispose();
         await App.DisposeAsync();
+        await Mail.DisposeAsync();
     }
 
     public static string RepositoryRoot()

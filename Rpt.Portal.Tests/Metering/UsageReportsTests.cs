@@ -67,4 +67,41 @@ public class UsageReportsTests
         while (r.Read()) list.Add(r.GetInt64(0));
         return list;
     }
+
+    /// <summary>The Jobs page's four orders, a page at a time through the cursor: every job once, in order, ties broken alike.</summary>
+    [Theory]
+    [InlineData(JobOrder.MostCredits)]
+    [InlineData(JobOrder.FewestCredits)]
+    [InlineData(JobOrder.Newest)]
+    [InlineData(JobOrder.Oldest)]
+    public async Task Jobs_PageByPage_InEachOrder_ListEveryJobOnceInOrder(JobOrder order)
+    {
+        await using var h = await PortalHarness.StartAsync();
+        await h.CreateTenantAsync("acme");
+        // 40 jobs of 1 to 5 calls (many ties in credits), started five seconds apart.
+        for (var j = 0; j < 40; j++)
+            for (var c = 0; c <= j % 5; c++)
+                await h.IngestAsync("acme", Events.Call($"j{j}c{c}", job: $"job_{j:00}", at: PortalHarness.DefaultStart.AddSeconds(j * 5 + c)));
+        var reports = h.Get<UsageReports>();
+        var period = (PortalHarness.DefaultStart, PortalHarness.DefaultStart.AddDays(28));
+        var listed = new List<TokenUsageGroup>();
+        string? cursor = null;
+        for (var page = 1; page < 20; page++)
+        {
+            var groups = reports.Tokens("acme", TokenGrouping.Job, period.Item1, period.Item2, page, 7, cursor, order).Groups;
+            listed.AddRange(groups.Items);
+            cursor = groups.NextCursor;
+            if (cursor is null) break;
+        }
+        Assert.Equal(40, listed.Count);
+        Assert.Equal(40, listed.Select(g => g.Key).Distinct().Count());
+        var keys = order switch
+        {
+            JobOrder.MostCredits => listed.Select(g => (double)-g.MicroCredits),
+            JobOrder.FewestCredits => listed.Select(g => (double)g.MicroCredits),
+            JobOrder.Newest => listed.Select(g => (double)-g.FirstAt!.Value.ToUnixTimeMilliseconds()),
+            _ => listed.Select(g => (double)g.FirstAt!.Value.ToUnixTimeMilliseconds()),
+        };
+        Assert.Equal(keys.Order(), keys);
+    }
 }

@@ -12,7 +12,7 @@ public sealed record ApiCaller(Guid KeyId, string? TenantId, ApiScopes Scopes)
     public bool Has(ApiScopes scope) => (Scopes & scope) == scope;
 }
 
-public sealed record ApiKeyCreated(string? Secret, string? Error);
+public sealed record ApiKeyCreated(string? Secret, string? Error, ApiKey? Key = null);
 
 /// <summary>
 /// Creates, authenticates and revokes API keys. Authentication is cached briefly so the hot ingestion
@@ -65,7 +65,7 @@ public sealed class ApiKeyService : IDisposable
         var (key, secret) = ApiKey.Create(tenantId, name, scopes, _time.GetUtcNow());
         db.ApiKeys.Add(key);
         await db.SaveChangesAsync(cancellationToken);
-        return new(secret, null);
+        return new(secret, null, key);
     }
 
     /// <summary>Creates a key or throws; for set-up code whose key is within every limit (the demo, tests).</summary>

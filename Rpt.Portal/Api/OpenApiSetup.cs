@@ -19,7 +19,7 @@ public static class OpenApiSetup
                 {
                     Title = "Rpt Portal Credits API",
                     Version = "v1",
-                    Description = "Read credits, usage and the ledger of a tenant; send usage events. Authenticate with 'Authorization: Bearer <API key>'. Errors are RFC 7807 problem details naming the field and the problem.",
+                    Description = "Read credits, usage and the ledger of a tenant; send usage events. Authenticate with the header `Authorization: Bearer YOUR_API_KEY`, with a key from the portal's API keys page. Errors are RFC 7807 problem details naming the field and the problem.",
                 };
                 document.Components ??= new OpenApiComponents();
                 document.Components.SecuritySchemes ??= new Dictionary<string, IOpenApiSecurityScheme>();
@@ -57,8 +57,11 @@ public static class OpenApiSetup
         app.MapOpenApi();
         // The reference page loads the document relative to itself (/api/docs/openapi/v1.json).
         app.MapOpenApi("/api/docs/openapi/{documentName}.json").ExcludeFromDescription();
-        // No web fonts from elsewhere: the reference works on a closed network and leaks no visits.
-        app.MapScalarApiReference("/api/docs", o => o.WithTitle("Rpt Portal Credits API").DisableDefaultFonts());
+        // No web fonts from elsewhere: the reference works on a closed network and leaks no visits. It
+        // documents our API only: the reference tool's own toolbar (deploy, SDK generation), its AI chat,
+        // its MCP hook and its telemetry are off.
+        app.MapScalarApiReference("/api/docs", o => o.WithTitle("Rpt Portal Credits API").DisableDefaultFonts()
+            .HideDeveloperTools().DisableAgent().DisableMcp().DisableTelemetry());
         return app;
     }
 }

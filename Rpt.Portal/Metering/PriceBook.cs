@@ -22,10 +22,16 @@ public sealed class PriceBook
         _rules = rules.OrderBy(r => r.EffectiveFrom).ToArray();
         if (_rules.Length == 0) throw new InvalidOperationException("The price book has no conversion rule.");
         MaxPriceId = all.Count == 0 ? 0 : all.Max(p => p.Id);
+        NamesInOrder = all.GroupBy(p => p.Name, StringComparer.OrdinalIgnoreCase)
+            .OrderBy(g => g.Min(p => p.Id)).ThenBy(g => g.Key, StringComparer.Ordinal)
+            .Select((g, i) => (g.Key, i)).ToDictionary(x => x.Key, x => x.i, StringComparer.OrdinalIgnoreCase);
         MaxRuleId = _rules.Max(r => r.Id);
     }
 
     public long MaxPriceId { get; }
+
+    /// <summary>Every model and meter name, numbered in the order the price book first listed it (new names come last).</summary>
+    public IReadOnlyDictionary<string, int> NamesInOrder { get; }
     public long MaxRuleId { get; }
 
     /// <summary>The price of a model or meter in effect at <paramref name="at"/>, or the reason there is none.</summary>

@@ -7,6 +7,9 @@ namespace Rpt.Portal.Metering;
 
 public enum TokenGrouping { Job, Model, Feature }
 
+/// <summary>How the jobs of a period are listed.</summary>
+public enum JobOrder { Newest, Oldest, MostCredits, FewestCredits }
+
 public sealed record TokenUsageGroup(
     string? Key,
     long Calls,
@@ -14,7 +17,9 @@ public sealed record TokenUsageGroup(
     long OutputTokens,
     long CachedInputTokens,
     long TotalTokens,
-    long MicroCredits);
+    long MicroCredits,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    DateTimeOffset? FirstAt = null);
 
 public sealed record TokenUsageSummary(
     string GroupBy,
@@ -105,7 +110,8 @@ public sealed class UsageReports(IDbContextFactory<ApplicationDbContext> dbFacto
 
     private static DateTimeOffset Instant(DateOnly day) => new(day.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero);
 
-    public TokenUsageSummary Tokens(string tenantId, TokenGrouping groupBy, DateTimeOffset from, DateTimeOffset to, int page, int pageSize, string? cursor = null)
+    public TokenUsageSummary Tokens(string tenantId, TokenGrouping groupBy, DateTimeOffset from, DateTimeOffset to, int page, int pageSize, string? cursor = null,
+        JobOrder jobOrder = JobOrder.Newest)
     {
         var (firstDay, endDay) = Days(from, to);
         using var connection = database.Open();
@@ -116,7 +122,7 @@ public sealed class UsageReports(IDbContextFactory<ApplicationDbContext> dbFacto
         Paged<TokenUsageGroup> groups;
         if (groupBy == TokenGrouping.Job)
         {
-            groups = JobPage(connection, tenantId, Instant(firstDay), Instant(endDay), page, pageSize, cursor);
+            groups = JobPage(connection, tenantId, Instant(firstDay), Instant(endDay), page, pageSize, cursor, jobOrder);
         }
         else
         {
@@ -129,18 +135,18 @@ public sealed class UsageReports(IDbContextFactory<ApplicationDbContext> dbFacto
         return new TokenUsageSummary(groupBy.ToString().ToLowerInvariant(), Instant(firstDay), Instant(endDay), totalTokens, totalMicro, groups);
     }
 
-    /// <summary>Jobs that started in the range, newest first: billed calls, tokens and credits of each.</summary>
+    /// <summary>Jobs that started in the range, in the given order: billed calls, tokens and credits of each.</summary>
     private static Paged<TokenUsageGroup> JobPage(Microsoft.Data.Sqlite.SqliteConnection connection, string tenantId, DateTimeOffset from, DateTimeOffset to,
-        int page, int pageSize, string? cursor)
+        int page, int pageSize, string? cursor, JobOrder order)
     {
         (long, long)? after = Cursor.TryParse(cursor, out var c) ? c : null;
         var offset = after is null ? Math.Min((page - 1) * pageSize, MaxJobOffset) : 0;
-        var rows = UsageStore.Jobs(connection, tenantId, from.ToUnixTimeMilliseconds(), to.ToUnixTimeMilliseconds(), after, offset, pageSize + 1);
+        var rows = UsageStore.Jobs(connection, tenantId, from.ToUnixTimeMilliseconds(), to.ToUnixTimeMilliseconds(), after, offset, pageSize + 1, order);
         var more = rows.Count > pageSize;
         if (more) rows.RemoveAt(rows.Count - 1);
         var items = rows.Select(j => new TokenUsageGroup(j.JobId, j.BillableCalls, j.InputTokens, j.OutputTokens, j.CachedInputTokens,
-            j.InputTokens + j.OutputTokens + j.CachedInputTokens, j.MicroCredits)).ToList();
-        return new Paged<TokenUsageGroup>(items, page, pageSize, null, more ? Cursor.Of(rows[^1].FirstAtMs, rows[^1].RowId) : null);
+            j.InputTokens + j.OutputTokens + j.CachedInputTokens, j.MicroCredits, DateTimeOffset.FromUnixTimeMilliseconds(j.FirstAtMs))).ToList();
+        return new Paged<TokenUsageGroup>(items, page, pageSize, null, more ? Cursor.Of(order is JobOrder.MostCredits or JobOrder.FewestCredits ? rows[^1].MicroCredits : rows[^1].FirstAtMs, rows[^1].RowId) : null);
     }
 
     /// <summary>Billed credits per UTC day by model and by feature, from one read of the rollups (the dashboard's two charts).</summary>

@@ -198,13 +198,24 @@ public sealed class UsageStore(SqliteDatabase database)
 
     /// <summary>Jobs that started in [<paramref name="fromMs"/>, <paramref name="toMs"/>), newest first, from after the keyset
     /// position <paramref name="after"/> (or skipping <paramref name="offset"/>), at most <paramref name="limit"/>.</summary>
-    public static List<JobRow> Jobs(SqliteConnection connection, string tenantId, long fromMs, long toMs, (long FirstAtMs, long RowId)? after, int offset, int limit)
+    public static List<JobRow> Jobs(SqliteConnection connection, string tenantId, long fromMs, long toMs, (long FirstAtMs, long RowId)? after, int offset, int limit,
+        JobOrder order = JobOrder.Newest)
     {
+        // The keyset is (sort column, rowid) in the order's direction; both columns come from an index.
+        var (column, desc) = order switch
+        {
+            JobOrder.Oldest => ("first_at", false),
+            JobOrder.MostCredits => ("micro_credits", true),
+            JobOrder.FewestCredits => ("micro_credits", false),
+            _ => ("first_at", true),
+        };
+        var cmp = desc ? "<" : ">";
+        var dir = desc ? "DESC" : "ASC";
         using var cmd = connection.CreateCommand();
         cmd.CommandText = "SELECT rowid, job_id, calls, billable_calls, input_tokens, output_tokens, cached_input_tokens, micro_credits, internal_micro_credits, first_at, last_at "
             + "FROM usage_jobs WHERE tenant_id = $t AND first_at >= $from AND first_at < $to"
-            + (after is null ? "" : " AND (first_at < $af OR (first_at = $af AND rowid < $ar))")
-            + " ORDER BY first_at DESC, rowid DESC LIMIT $n OFFSET $o";
+            + (after is null ? "" : $" AND ({column} {cmp} $af OR ({column} = $af AND rowid {cmp} $ar))")
+            + $" ORDER BY {column} {dir}, rowid {dir} LIMIT $n OFFSET $o";
         cmd.Parameters.AddWithValue("$t", tenantId);
         cmd.Parameters.AddWithValue("$from", fromMs);
         cmd.Parameters.AddWithValue("$to", toMs);

@@ -34,7 +34,7 @@ public class BalanceGaugeTests : BunitContext
     public void Gauge_TellsScreenReadersTheShareUsed_AndListsTheThresholds()
     {
         var gauge = Render<BalanceGauge>(p => p.Add(g => g.Balance, Balance(1_000, 250_500_000)));
-        Assert.Equal("25.05 % of the allocation used", gauge.Find("[role=figure]").GetAttribute("aria-label"));
+        Assert.Equal("25.1 % of the allocation used", gauge.Find("[role=figure]").GetAttribute("aria-label"));
         Assert.Contains("Alert thresholds: 50 % · 75 % · 90 %", gauge.Markup);
     }
 

@@ -24,7 +24,7 @@ public class JobsTests : PortalComponentTest
         var job = Render<JobDetail>(p => p.Add(j => j.JobId, "job_9"));
         job.WaitForAssertion(() => Assert.Contains("0.11088 credits", job.Find("[data-testid=job-summary]").TextContent));
         Assert.Contains("failed (free)", job.Markup);
-        Assert.Contains("in $0.15 · out $0.6 · cached $0.075", job.Markup);
+        Assert.Contains("in $0.15 · out $0.60 · cached $0.075 per 1M tokens", job.Markup); // prices as published, to the cent at least
     }
     [Fact]
     public async Task Jobs_ListsTokenUsagePerJob_AndSaysWhenThereIsNone()
@@ -37,8 +37,20 @@ public class JobsTests : PortalComponentTest
             Events.Call("j2", job: "job_small", input: 10, at: PortalHarness.DefaultStart.AddMinutes(1)));
         var jobs = Render<Jobs>();
         jobs.WaitForAssertion(() => Assert.Contains("job_big", jobs.Markup));
-        // Newest first: the order a list of millions of jobs can be read in a page at a time.
-        Assert.True(jobs.Markup.IndexOf("job_small", StringComparison.Ordinal) < jobs.Markup.IndexOf("job_big", StringComparison.Ordinal), "newest first");
+        // The costliest job first; then by the start, newest first, and turned around by a second click.
+        Assert.True(Before(jobs.Markup, "job_big", "job_small"), "most credits first");
+        Assert.Equal("descending", jobs.Find("th:has([data-testid=sort-credits])").GetAttribute("aria-sort"));
         Assert.Contains("10,740", jobs.Markup); // 10,000 + 740 tokens
+        jobs.Find("[data-testid=sort-started]").Click();
+        Assert.True(Before(jobs.Markup, "job_small", "job_big"), "newest first");
+        jobs.Find("[data-testid=sort-started]").Click();
+        Assert.True(Before(jobs.Markup, "job_big", "job_small"), "oldest first");
+        Assert.Equal("ascending", jobs.Find("th:has([data-testid=sort-started])").GetAttribute("aria-sort"));
+        jobs.Find("[data-testid=sort-credits]").Click();
+        jobs.Find("[data-testid=sort-credits]").Click();
+        Assert.True(Before(jobs.Markup, "job_small", "job_big"), "fewest credits first");
     }
+
+    private static bool Before(string markup, string first, string second) =>
+        markup.IndexOf(first, StringComparison.Ordinal) < markup.IndexOf(second, StringComparison.Ordinal);
 }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Microsoft.AspNetCore.Components;
 using Microsoft.EntityFrameworkCore;
+using Rpt.Portal.Components.Shared;
 using Rpt.Portal.Data;
 using Rpt.Portal.Ledger;
 using Rpt.Portal.Metering;
@@ -12,6 +13,7 @@ public partial class Dashboard
 {
     [Inject] private DashboardSnapshots Snapshots { get; set; } = default!;
     [Inject] private PriceBookProvider Prices { get; set; } = default!;
+    [Inject] private SeriesColours Colours { get; set; } = default!;
     [Inject] private CreditGrants Grants { get; set; } = default!;
     [Inject] private Rpt.Portal.Alerts.EvaluateAlerts Alerts { get; set; } = default!;
     private IReadOnlyList<int> _thresholds = Rpt.Portal.Alerts.AlertDefaults.PercentThresholds;
@@ -43,7 +45,7 @@ public partial class Dashboard
             .Where(g => g.StatusAt(now) == CreditGrantStatus.Active && g.ExpiresAt is { } x && x - now <= ExpiryNotice)
             .GroupBy(g => g.ExpiresAt!.Value)
             .OrderBy(g => g.Key)
-            .Select(g => $"{Credit.FloorCredits(g.Sum(x => x.RemainingMicro)):N0} credits expire on {g.Key.UtcDateTime.ToString("d MMM", CultureInfo.InvariantCulture)} unless used before.")
+            .Select(g => $"{Show.Credits(Credit.FloorCredits(g.Sum(x => x.RemainingMicro)))} credits expire on {g.Key.UtcDateTime.ToString("d MMM", CultureInfo.InvariantCulture)} unless used before.")
             .ToList();
         _plan = _snapshot.Plan;
         _planName = _plan?.Name ?? _snapshot.Balance.PlanCode;
@@ -59,55 +61,85 @@ public partial class Dashboard
 
     private int DaysLeft => _balance!.Period.DaysLeft(Time.GetUtcNow());
 
+    private string GroupName => _by == TokenGrouping.Model ? "model" : "feature";
+
+    /// <summary>The period's billed tokens and credits per model or feature, as the toggle says, largest first.</summary>
+    private IReadOnlyList<(string Key, long Tokens, long Micro)> Groups => _daily
+        .GroupBy(d => d.Key)
+        .Select(g => (g.Key, g.Sum(x => x.Tokens), g.Sum(x => x.MicroCredits)))
+        .OrderByDescending(g => g.Item3).ThenBy(g => g.Key, StringComparer.Ordinal)
+        .ToList();
+
+    private long GroupsMicro => _daily.Sum(d => d.MicroCredits);
+
     private string ForecastText
     {
         get
         {
-            var f = Forecast.Of(_balance!, Time.GetUtcNow());
+            var b = _balance!;
+            var f = Forecast.Of(b, Time.GetUtcNow());
             if (f.CreditsPerDay == 0) return "No credits used yet this period.";
-            var rate = $"At the current rate of {f.CreditsPerDay.ToString("N0", CultureInfo.InvariantCulture)} credits a day";
-            if (_balance!.Unlimited) return $"{rate}, this period will use about {f.ProjectedConsumed:N0} credits.";
+            var rate = $"At the current rate of {Show.Credits((long)Math.Round(f.CreditsPerDay, MidpointRounding.AwayFromZero))} credits a day";
+            if (b.Unlimited) return $"{rate}, this period will use about {Show.Credits(f.ProjectedConsumed)} credits.";
+            if (BalanceText.UsedUp(b))
+            {
+                var past = Math.Max(0, f.ProjectedConsumed - b.Allocated!.Value);
+                return b.Overage == OveragePolicy.Overage && past > 0
+                    ? $"{rate}, the period will end about {Show.Credits(past)} credits past the allocation."
+                    : $"The allocation is used up, {DaysLeft} day{(DaysLeft == 1 ? "" : "s")} before the period renews.";
+            }
             if (f.RunOutAt is { } at && f.RunsOutBeforePeriodEnd)
-                return at <= Time.GetUtcNow()
-                    ? $"{rate}, the allocation is already used up."
-                    : $"{rate}, the allocation runs out on {at.ToString("d MMM", CultureInfo.InvariantCulture)}, {(_balance.Period.EndInstant - at).TotalDays:0} days before the period ends.";
-            return $"{rate}, this period will use about {f.ProjectedConsumed:N0} of {_balance.Allocated:N0} credits.";
+                return $"{rate}, the allocation runs out on {at.UtcDateTime.ToString("d MMM", CultureInfo.InvariantCulture)}, {(b.Period.EndInstant - at).TotalDays:0} days before the period ends.";
+            return $"{rate}, this period will use about {Show.Credits(f.ProjectedConsumed)} of {Show.Credits(b.Allocated!.Value)} credits.";
         }
     }
 
     private string RunOutPolicy => _plan?.Overage switch
     {
         OveragePolicy.Unlimited => "never: this plan is unlimited.",
-        OveragePolicy.Overage => $"usage continues, and credits beyond the allocation are billed as overage at ${_plan.OverageUsdPerCredit?.ToString("0.###", CultureInfo.InvariantCulture)} per credit.",
+        OveragePolicy.Overage => $"usage continues, and credits beyond the allocation are billed as overage at {Show.Price(_plan.OverageUsdPerCredit)} per credit.",
         _ => "usage is still recorded, but quota checks deny new jobs until the next period or a top-up.",
     };
 
-    /// <summary>Ten distinguishable colours, so that models do not share one (the chart default has five).</summary>
-    private static readonly string[] Palette =
-        ["#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"];
-
+    /// <summary>
+    /// The elapsed days of the period as stacked bars (a model or feature keeps its colour, SeriesColours), and
+    /// the days still to come as a dashed line at the current daily rate, up to the period's last day.
+    /// </summary>
     private object DailyOptions
     {
         get
         {
-            var days = Enumerable.Range(0, _balance!.Period.Days).Select(d => _balance.Period.Start.AddDays(d)).ToList();
-            var keys = _daily.GroupBy(d => d.Key).OrderByDescending(g => g.Sum(x => x.MicroCredits)).Select(g => g.Key).ToList();
+            var b = _balance!;
+            var now = Time.GetUtcNow();
+            var today = DateOnly.FromDateTime(now.UtcDateTime);
+            var days = Enumerable.Range(0, b.Period.Days).Select(d => b.Period.Start.AddDays(d)).ToList();
+            var keys = Groups.Select(g => g.Key).ToList();
             var lookup = _daily.ToDictionary(d => (d.Day, d.Key), d => d.MicroCredits);
+            // The rate the forecast sentence gives, so that the line and the words agree.
+            var perDay = Math.Round(Forecast.Of(b, now).CreditsPerDay, 2);
+            var series = keys.Select(k => (object)new
+            {
+                name = k,
+                type = "bar",
+                data = days.Select(d => d <= today ? (decimal?)Math.Round(Credit.ToCredits(lookup.GetValueOrDefault((d, k))), 2) : null).ToArray(),
+            }).ToList();
+            var forecastDays = days.Count(d => d > today);
+            if (forecastDays > 0 && perDay > 0)
+                series.Add(new { name = "Forecast (a day)", type = "line", data = days.Select(d => d > today ? (decimal?)perDay : null).ToArray() });
+            var colours = keys.Select(Colours.For).Append("#8a8f98").ToArray();
             return new
             {
                 chart = new { type = "bar", height = 300, stacked = true, toolbar = new { show = false }, animations = new { enabled = false } },
-                series = keys.Select(k => new
-                {
-                    name = k,
-                    data = days.Select(d => Math.Round(Credit.ToCredits(lookup.GetValueOrDefault((d, k))), 2)).ToArray(),
-                }).ToArray(),
+                series,
                 xaxis = new { categories = days.Select(d => d.ToString("d MMM", CultureInfo.InvariantCulture)).ToArray(), tickAmount = 10, labels = new { rotate = -45, hideOverlappingLabels = true } },
-                yaxis = new { title = new { text = "credits" }, decimalsInFloat = 0 },
-                colors = Palette,
+                yaxis = new { title = new { text = "credits" }, decimalsInFloat = 0, min = 0 },
+                colors = colours,
+                stroke = new { width = keys.Select(_ => 0).Append(3).ToArray(), dashArray = keys.Select(_ => 0).Append(6).ToArray() },
+                markers = new { size = 0 },
                 dataLabels = new { enabled = false },
                 legend = new { position = "bottom" },
                 tooltip = new { shared = true, intersect = false },
-                theme = new { mode = "light" },
+                rptUnit = "credits",
             };
         }
     }

@@ -1,0 +1,123 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.RegularExpressions;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Playwright;
+using Rpt.Portal.Components;
+using Rpt.Portal.Data;
+using static Rpt.Portal.Tests.Browser.BrowserPages;
+
+namespace Rpt.Portal.Tests.Browser;
+
+/// <summary>Past the allocation, every figure says the same thing; API keys are copied and revoked with care.</summary>
+[Collection(BrowserCollection.Name)]
+[Trait("Kind", "Browser")]
+public class ProductBrowserTests(BrowserFixture fx)
+{
+    private async Task<string> OwnerAsync(string organisation, string email, string plan)
+    {
+        var created = await fx.App.Get<Rpt.Portal.Tenants.CreateTenant>().ExecuteAsync(organisation, plan);
+        Assert.Null(created.Error);
+        using var scope = fx.App.Services.CreateScope();
+        var users = scope.ServiceProvider.GetRequiredService<UserManager<ApplicationUser>>();
+        var user = new ApplicationUser { UserName = email, Email = email, EmailConfirmed = true, TenantId = created.Tenant!.Id };
+        Assert.True((await users.CreateAsync(user, "Secret-123!")).Succeeded);
+        Assert.True((await users.AddToRoleAsync(user, PortalRoles.Owner)).Succeeded);
+        return created.Tenant.Id;
+    }
+
+    [Fact]
+    public async Task PastTheAllocation_TheGaugeHeaderAndBanner_AgreeAndSayWhatToDo()
+    {
+        var tenant = await OwnerAsync("Over Co", "owner@over.test", "free");
+        var key = await fx.App.Get<Rpt.Portal.Api.ApiKeyService>().CreateAsync(tenant, "load", Rpt.Portal.Api.ApiScopes.Read | Rpt.Portal.Api.ApiScopes.Ingest);
+        using var http = new HttpClient { BaseAddress = new Uri(fx.BaseUrl) };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        // 3,490,000 gpt-4o input tokens = $8.725 × 1.2 / $0.01 = 1,047 credits, 47 past the Free plan's 1,000.
+        (await http.PostAsJsonAsync("/v1/usage/events", new
+        {
+            events = new object[] { new { id = "over-1", occurred_at = DateTimeOffset.UtcNow, model = "gpt-4o", input_tokens = 3_490_000, output_tokens = 0, job_id = "big" } },
+        })).EnsureSuccessStatusCode();
+
+        foreach (var (theme, width) in new[] { ("light", 1366), ("dark", 1366), ("light", PhoneWidth) })
+        {
+            var context = await NewContextAsync(fx, width, width == PhoneWidth ? PhoneHeight : 900, theme);
+            var page = await SignInAsync(context, "owner@over.test", "Secret-123!");
+            var suffix = width == PhoneWidth ? "phone" : theme;
+            try
+            {
+                await Assertions.Expect(page.GetByTestId("consumed")).ToHaveTextAsync("1,047", new() { Timeout = 5_000 });
+                await Assertions.Expect(page.GetByTestId("gauge-percent")).ToHaveTextAsync("104.7 %");
+                await Assertions.Expect(page.GetByTestId("gauge-caption")).ToHaveTextAsync("used · 47 over");
+                await Assertions.Expect(page.GetByTestId("over")).ToHaveTextAsync("47");
+                await Assertions.Expect(page.GetByTestId("header-remaining")).ToHaveTextAsync("47 credits over");
+                var banner = page.GetByTestId("allocation-banner");
+                await Assertions.Expect(banner).ToContainTextAsync("The allocation of this period is used up: 1,047 of 1,000 credits used (104.7 %)");
+                await Assertions.Expect(banner).ToContainTextAsync("Quota checks refuse new jobs");
+                await Assertions.Expect(banner.GetByRole(AriaRole.Link, new() { Name = "Buy credits" })).ToBeVisibleAsync();
+                await Assertions.Expect(banner.GetByRole(AriaRole.Link, new() { Name = "Compare plans" })).ToBeVisibleAsync();
+                var body = await page.Locator(".mud-main-content").InnerTextAsync();
+                Assert.DoesNotContain("-47", body);
+                Assert.DoesNotContain("already used up", body);
+                Assert.DoesNotContain("days left", body);
+                Assert.True(await ContrastAsync(page.GetByTestId("gauge-percent")) >= 4.5, $"gauge contrast in {suffix}");
+                await page.ScreenshotAsync(new() { Path = Shot("over-allocation-" + suffix), FullPage = true });
+                // The banner follows to every page.
+                await page.GotoAsync("/usage");
+                await WaitInteractiveAsync(page);
+                await Assertions.Expect(page.GetByTestId("allocation-banner")).ToBeVisibleAsync();
+            }
+            finally
+            {
+                await context.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task ApiKeys_AreCopiedWithAButton_RevokedAfterAConfirmationNamingThem_AndNeverLeftToCopy()
+    {
+        await OwnerAsync("Key Co", "owner@keys.test", "starter");
+        var context = await NewContextAsync(fx, theme: "light");
+        await context.GrantPermissionsAsync(["clipboard-read", "clipboard-write"], new() { Origin = fx.BaseUrl });
+        var page = await SignInAsync(context, "owner@keys.test", "Secret-123!");
+        try
+        {
+            await page.GotoAsync("/keys");
+            await WaitInteractiveAsync(page);
+            await page.GetByLabel("Name").FillAsync("nightly export");
+            await page.ClickAsync("button:has-text('Create key')");
+            var secret = (await page.GetByTestId("new-key").Locator("code").InnerTextAsync()).Trim();
+            await page.GetByTestId("copy-key").ClickAsync();
+            await Assertions.Expect(page.GetByTestId("copy-key")).ToHaveTextAsync("Copied");
+            Assert.Equal(secret, await page.EvaluateAsync<string>("() => navigator.clipboard.readText()"));
+            await page.ScreenshotAsync(new() { Path = Shot("keys-created") });
+
+            // Revoking asks first, naming the key; keeping it changes nothing.
+            await page.GetByRole(AriaRole.Button, new() { Name = "Revoke nightly export" }).ClickAsync();
+            var dialog = page.Locator(".mud-dialog");
+            await Assertions.Expect(dialog).ToContainTextAsync("Revoke the key \"nightly export\"?");
+            await Assertions.Expect(dialog).ToContainTextAsync(secret[..12]);
+            await page.ScreenshotAsync(new() { Path = Shot("keys-revoke-confirm") });
+            await dialog.GetByRole(AriaRole.Button, new() { Name = "Keep it" }).ClickAsync();
+            await Assertions.Expect(dialog).ToHaveCountAsync(0);
+            await Assertions.Expect(page.Locator("tr", new() { HasText = "nightly export" })).ToContainTextAsync("active");
+            await Assertions.Expect(page.GetByTestId("new-key")).ToBeVisibleAsync();
+
+            await page.GetByRole(AriaRole.Button, new() { Name = "Revoke nightly export" }).ClickAsync();
+            await page.Locator(".mud-dialog").GetByRole(AriaRole.Button, new() { Name = "Revoke nightly export" }).ClickAsync();
+            await Assertions.Expect(page.Locator("tr", new() { HasText = "nightly export" })).ToContainTextAsync("revoked");
+            await Assertions.Expect(page.GetByTestId("new-key")).ToHaveCountAsync(0);
+            await page.ScreenshotAsync(new() { Path = Shot("keys-revoked") });
+
+            using var http = new HttpClient { BaseAddress = new Uri(fx.BaseUrl) };
+            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", secret);
+            Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await http.GetAsync("/v1/credits/balance")).StatusCode);
+        }
+        finally
+        {
+            await context.DisposeAsync();
+        }
+    }
+}
