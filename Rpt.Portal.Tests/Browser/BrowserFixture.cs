@@ -36,7 +36,7 @@ public sealed class BrowserFixture : IAsyncLifetime
     {
         for (var i = 0; i < 100; i++)
         {
-            var found = Mail.Messages.FirstOrDefault(m => m.To.Mailboxes.Any(a => a.Address == to) && m.Subject.Contains(subject, StringComparison.Ordinal));
+            var found = Mail.Messages.FirstOrDefault(m => m.To.Mailboxes.Any(a => a.Address == to) && (m.Subject ?? "").Contains(subject, StringComparison.Ordinal));
             if (found is not null) return found;
             await Task.Delay(100);
         }
