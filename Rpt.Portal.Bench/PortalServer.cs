@@ -7,7 +7,7 @@ namespace Rpt.Portal.Bench;
 /// <summary>The Rpt Portal server as its own process, Release build, on a free loopback port and a fresh database.</summary>
 public sealed class PortalServer : IAsyncDisposable
 {
-    private readonly Process _process;
+    private Process _process;
     private readonly string _dataDir;
     private readonly bool _keep;
     private readonly Dictionary<string, string> _env;
@@ -24,6 +24,9 @@ public sealed class PortalServer : IAsyncDisposable
     }
 
     public Uri BaseAddress { get; }
+
+    /// <summary>The database file with its WAL.</summary>
+    public long DatabaseBytes() => Directory.GetFiles(_dataDir).Sum(f => new FileInfo(f).Length);
     public int Pid => _process.Id;
 
     public static async Task<PortalServer> StartAsync(bool keep)
@@ -43,31 +46,48 @@ public sealed class PortalServer : IAsyncDisposable
             ["Logging__LogLevel__Default"] = "Warning",
             ["DOTNET_gcServer"] = "0",
         };
-        // Create the database (and its tenant) before the server starts, with the same executable.
+        var baseAddress = new Uri($"http://127.0.0.1:{port}");
+        var process = await LaunchAsync(dll, env, baseAddress);
+        var server = new PortalServer(process, dll, env, dataDir, baseAddress, keep);
+        Console.WriteLine($"server: pid {process.Id} at {server.BaseAddress}, database {Path.Combine(dataDir, "rpt.db")}");
+        return server;
+    }
+
+    private static async Task<Process> LaunchAsync(string dll, Dictionary<string, string> env, Uri baseAddress)
+    {
         var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = Path.GetDirectoryName(dll)!, RedirectStandardOutput = true, RedirectStandardError = true };
         psi.ArgumentList.Add(dll);
         psi.ArgumentList.Add("--urls");
-        psi.ArgumentList.Add($"http://127.0.0.1:{port}");
+        psi.ArgumentList.Add(baseAddress.ToString().TrimEnd('/'));
         foreach (var (k, v) in env) psi.Environment[k] = v;
         var process = Process.Start(psi)!;
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine("server: " + e.Data); };
         process.BeginErrorReadLine();
         process.OutputDataReceived += (_, _) => { };
         process.BeginOutputReadLine();
-        var server = new PortalServer(process, dll, env, dataDir, new Uri($"http://127.0.0.1:{port}"), keep);
-        using var probe = new HttpClient { BaseAddress = server.BaseAddress };
+        using var probe = new HttpClient { BaseAddress = baseAddress };
         for (var i = 0; ; i++)
         {
             try
             {
                 if ((await probe.GetAsync("/v1/plans")).StatusCode == HttpStatusCode.OK) break;
             }
-            catch (HttpRequestException) when (i < 300) { }
+            catch (HttpRequestException) when (i < 1200) { }
             if (process.HasExited) throw new InvalidOperationException("The server exited during start-up.");
-            await Task.Delay(100);
+            await Task.Delay(50);
         }
-        Console.WriteLine($"server: pid {process.Id} at {server.BaseAddress}, database {Path.Combine(dataDir, "rpt.db")}");
-        return server;
+        return process;
+    }
+
+    /// <summary>
+    /// Kills the server (SIGKILL: no shutdown of any kind) and starts it again on the same database and address;
+    /// returns when the new process answers HTTP. The caller measures when ingestion is accepted again.
+    /// </summary>
+    public async Task RestartAfterKillAsync()
+    {
+        _process.Kill(entireProcessTree: true);
+        await _process.WaitForExitAsync();
+        _process = await LaunchAsync(_dll, _env, BaseAddress);
     }
 
     /// <summary>A confirmed portal sign-in for the tenant, made with the operator command line; returns its password.</summary>

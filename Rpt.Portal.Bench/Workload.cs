@@ -15,10 +15,17 @@ public sealed record Latency(double P50, double P99, double Max)
     }
 }
 
-public sealed record IngestRun(long Accepted, TimeSpan Elapsed, Latency Latency, long ExpectedMicroCredits)
+public sealed record IngestRun(long Accepted, TimeSpan Elapsed, Latency Latency, long ExpectedMicroCredits, IReadOnlyList<double> SecondsAtMillion)
 {
     public double EventsPerSecond => Accepted / Elapsed.TotalSeconds;
+
+    /// <summary>Events per second within each whole million acknowledged (the first, the second, …).</summary>
+    public IReadOnlyList<double> RatePerMillion =>
+        SecondsAtMillion.Select((t, i) => 1_000_000 / (t - (i == 0 ? 0 : SecondsAtMillion[i - 1]))).ToList();
 }
+
+/// <summary>The ids clients send: random UUIDs (what real clients and providers use), or call_0, call_1, … for comparison.</summary>
+public enum IdKind { Random, Sequential }
 
 public sealed record ChargeCheck(long ChargedMicroCredits, bool Exact, TimeSpan FlushWait, bool ChainIntact);
 
@@ -49,9 +56,12 @@ public static class Workload
     /// <param name="from">Events occur between this instant and now (today's midnight UTC by default).</param>
     /// <param name="idPrefix">Ids are the prefix and the event's number: sequential, and distinct per prefix.</param>
     /// <param name="acked">Called after each acknowledged batch with what the batch must cost, in µcr.</param>
+    /// <param name="ids">Random UUIDs for events and jobs (the default of the benchmark), or sequential names.</param>
     public static async Task<IngestRun> IngestAsync(HttpClient http, long events, int batchSize, int concurrency, PriceSheet prices,
-        DateTimeOffset? from = null, string idPrefix = "call_", Action<long>? acked = null, CancellationToken stop = default)
+        DateTimeOffset? from = null, string idPrefix = "call_", Action<long>? acked = null, CancellationToken stop = default, IdKind ids = IdKind.Sequential)
     {
+        // A job's id is the same for its 25 calls: a UUID derived from the job's number and this run's salt.
+        var salt = Guid.NewGuid().ToByteArray();
         var now = DateTimeOffset.UtcNow;
         var periodStart = from ?? new DateTimeOffset(now.UtcDateTime.Date, TimeSpan.Zero);
         var spanMs = Math.Max(1, (long)(now - periodStart).TotalMilliseconds - 1_000);
@@ -67,11 +77,14 @@ public static class Workload
         }
         long next = -1, accepted = 0, expected = 0;
         var latencies = new List<double>[concurrency];
+        var marks = new List<double>();
         var clock = Stopwatch.StartNew();
         var workers = Enumerable.Range(0, concurrency).Select(w => Task.Run(async () =>
         {
             var mine = latencies[w] = new List<double>((int)(batches / concurrency + 1));
             var buffer = new ArrayBufferWriter<byte>(batchSize * 320);
+            long jobNumber = -1;
+            var jobGuid = Guid.Empty;
             long localExpected = 0;
             while (true)
             {
@@ -88,7 +101,8 @@ public static class Workload
                     {
                         var (model, input, output, cached) = Shape(n, prices);
                         json.WriteStartObject();
-                        json.WriteString("id", idPrefix + n.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                        if (ids == IdKind.Random) json.WriteString("id", RandomUuid());
+                        else json.WriteString("id", idPrefix + n.ToString(System.Globalization.CultureInfo.InvariantCulture));
                         json.WriteString("occurred_at", occurredAt);
                         json.WriteString("provider", model.Provider);
                         json.WriteString("model", model.Model);
@@ -96,7 +110,12 @@ public static class Workload
                         json.WriteNumber("output_tokens", output);
                         json.WriteNumber("cached_input_tokens", cached);
                         json.WriteString("feature", Features[n % Features.Length]);
-                        json.WriteString("job_id", "job_" + (n / 25).ToString(System.Globalization.CultureInfo.InvariantCulture));
+                        if (ids == IdKind.Random)
+                        {
+                            if (jobNumber != n / 25) (jobNumber, jobGuid) = (n / 25, JobGuid(salt, n / 25));
+                            json.WriteString("job_id", jobGuid);
+                        }
+                        else json.WriteString("job_id", "job_" + (n / 25).ToString(System.Globalization.CultureInfo.InvariantCulture));
                         json.WriteString("status", "succeeded");
                         json.WriteEndObject();
                         batchExpected += charge[n % Cycle];
@@ -112,7 +131,10 @@ public static class Workload
                 mine.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
                 if (!response.IsSuccessStatusCode)
                     throw new InvalidOperationException($"batch {b}: {(int)response.StatusCode} {System.Text.Encoding.UTF8.GetString(body)}");
-                Interlocked.Add(ref accepted, Accepted(body));
+                var acceptedNow = Accepted(body);
+                var total = Interlocked.Add(ref accepted, acceptedNow);
+                if (total / 1_000_000 != (total - acceptedNow) / 1_000_000)
+                    lock (marks) marks.Add(clock.Elapsed.TotalSeconds);
                 localExpected += batchExpected;
                 acked?.Invoke(batchExpected);
             }
@@ -120,7 +142,28 @@ public static class Workload
         })).ToArray();
         await Task.WhenAll(workers);
         var elapsed = clock.Elapsed;
-        return new IngestRun(accepted, elapsed, Latency.Of(latencies.SelectMany(l => l).ToList()), expected);
+        marks.Sort();
+        return new IngestRun(accepted, elapsed, Latency.Of(latencies.SelectMany(l => l).ToList()), expected, marks);
+    }
+
+    /// <summary>A version-4 UUID from a fast generator: random like a client's, without a system call per id.</summary>
+    private static Guid RandomUuid()
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        Random.Shared.NextBytes(bytes);
+        bytes[7] = (byte)(bytes[7] & 0x0F | 0x40);
+        bytes[8] = (byte)(bytes[8] & 0x3F | 0x80);
+        return new Guid(bytes);
+    }
+
+    private static Guid JobGuid(byte[] salt, long job)
+    {
+        Span<byte> input = stackalloc byte[24];
+        salt.CopyTo(input);
+        BitConverter.TryWriteBytes(input[16..], job);
+        Span<byte> hash = stackalloc byte[32];
+        System.Security.Cryptography.SHA256.HashData(input, hash);
+        return new Guid(hash[..16]);
     }
 
     private const int Cycle = 20_000;
@@ -239,4 +282,6 @@ public sealed class Args
             : fallback;
 
     public bool Flag(string name) => _values.ContainsKey(name);
+
+    public string? Text(string name) => _values.TryGetValue(name, out var v) ? v : null;
 }

@@ -219,6 +219,7 @@ public class PortalBrowserTests(BrowserFixture fx)
         // The switch is remembered: light chosen in the page stays light after a reload.
         await page.GetByTestId("theme-toggle").ClickAsync();
         await Assertions.Expect(page.Locator(".mud-layout")).ToHaveAttributeAsync("data-theme", "light");
+        for (var i = 0; i < 50 && !(await context.CookiesAsync()).Any(c => c.Name == "rpt-theme" && c.Value == "light"); i++) await Task.Delay(100);
         await page.ReloadAsync();
         await WaitInteractiveAsync(page);
         await Assertions.Expect(page.Locator(".mud-layout")).ToHaveAttributeAsync("data-theme", "light");

@@ -61,7 +61,9 @@ public class MigrationsTests : IAsyncLifetime
         Assert.Equal("0", Sql("upgrade.db", "SELECT COUNT(*) FROM sqlite_sequence WHERE name LIKE 'usage_events%'"));
         Assert.Throws<SqliteException>(() => Execute("upgrade.db", "UPDATE usage_events SET micro_credits = 0"));
         Assert.Throws<SqliteException>(() => Execute("upgrade.db", "DELETE FROM usage_events"));
-        Assert.Throws<SqliteException>(() => Execute("upgrade.db", "INSERT INTO usage_events (tenant_id, event_id, occurred_at, received_at, period_start, provider, input_tokens, output_tokens, cached_input_tokens, status, internal, billable, rule_id, cost_usd, micro_credits) VALUES ('acme', 'a', 1, 1, '2026-04-01', 'openai', 0, 0, 0, 'succeeded', 0, 1, 1, '0', 0)"));
+        // A repeated id is no longer refused by a unique index (the writer's EventIdIndex keeps ids unique, and the deep
+        // verifier checks it): a row missing its required values still is, by the table itself.
+        Assert.Throws<SqliteException>(() => Execute("upgrade.db", "INSERT INTO usage_events (tenant_id, event_id, occurred_at, received_at, period_start, provider, input_tokens, output_tokens, cached_input_tokens, status, internal, billable, rule_id, cost_usd) VALUES ('acme', 'c', 1, 1, '2026-04-01', 'openai', 0, 0, 0, 'succeeded', 0, 1, 1, '0')"));
     }
 
     /// <summary>Per table: its columns (name, type, not null, key) and its indexes (name, unique, columns).</summary>

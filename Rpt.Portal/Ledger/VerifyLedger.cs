@@ -130,6 +130,10 @@ public sealed class VerifyLedger(IDbContextFactory<ApplicationDbContext> dbFacto
                 problems.Add($"period {period}: audit records rate to {Format(a)} credits, past the per-period limit of {UsageLimits.Number(UsageLimits.MaxMicroCreditsPerTenantPeriod)} µcr");
         }
 
+        // Exactly-once: no event id of the tenant is stored twice (the writer's index keeps it so; this checks the records themselves).
+        foreach (var (eventId, times) in UsageStore.RepeatedEventIds(connection, tx, tenantId, 5))
+            problems.Add($"event id '{eventId}' is stored {times} times: it was counted more than once");
+
         // The rollups every report reads are derived data: each must equal its recomputation from the audit records.
         try
         {

@@ -67,7 +67,9 @@ public sealed class UsageEventConfiguration : IEntityTypeConfiguration<UsageEven
         b.Property(e => e.UserId).HasMaxLength(128);
         b.Property(e => e.Status).HasConversion(StatusConverter).HasMaxLength(16);
         b.Ignore(e => e.TotalTokens);
-        b.HasIndex(e => new { e.TenantId, e.EventId }).IsUnique().HasDatabaseName("ux_usage_events_tenant_event");
+        // No unique index on (tenant_id, event_id): exactly-once is kept by the writer's EventIdIndex, which a
+        // B-tree of random client ids cannot match at ingestion speed (docs/PERFORMANCE.md); the deep verifier
+        // checks that no tenant's id appears twice.
         b.HasIndex(e => new { e.TenantId, e.JobId }).HasDatabaseName("ix_usage_events_tenant_job");
     }
 }

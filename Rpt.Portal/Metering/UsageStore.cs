@@ -79,8 +79,7 @@ public sealed class UsageStore(SqliteDatabase database)
         $"(CASE WHEN {c.Name} IS NULL THEN '-;' ELSE length(CAST({c.Name} AS TEXT)) || ':' || CAST({c.Name} AS TEXT) || ';' END)"));
 
     private static readonly string InsertSql =
-        $"INSERT INTO usage_events ({string.Join(", ", Written.Select(c => c.Name))}) VALUES ({string.Join(", ", Written.Select((_, i) => $"?{i + 1}"))}) "
-        + "ON CONFLICT (tenant_id, event_id) DO NOTHING";
+        $"INSERT INTO usage_events ({string.Join(", ", Written.Select(c => c.Name))}) VALUES ({string.Join(", ", Written.Select((_, i) => $"?{i + 1}"))})";
 
     /// <summary>The highest seq stored: every audit record has seq ≤ this.</summary>
     public static long MaxSeq(SqliteConnection connection, SqliteTransaction? tx = null)
@@ -151,6 +150,20 @@ public sealed class UsageStore(SqliteDatabase database)
             result[period] = result.GetValueOrDefault(period) + r.GetInt64(1);
         }
         return result;
+    }
+
+    /// <summary>Event ids a tenant has more than once (there should be none), with how often, at most <paramref name="limit"/>.</summary>
+    public static List<(string EventId, long Times)> RepeatedEventIds(SqliteConnection connection, SqliteTransaction tx, string tenantId, int limit)
+    {
+        using var cmd = connection.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = "SELECT event_id, COUNT(*) FROM usage_events WHERE tenant_id = $t GROUP BY event_id HAVING COUNT(*) > 1 LIMIT $n";
+        cmd.Parameters.AddWithValue("$t", tenantId);
+        cmd.Parameters.AddWithValue("$n", limit);
+        using var r = cmd.ExecuteReader();
+        var rows = new List<(string, long)>();
+        while (r.Read()) rows.Add((r.GetString(0), r.GetInt64(1)));
+        return rows;
     }
 
     /// <summary>Calls and charged µcr per job among the audit records one consumption entry covers.</summary>
@@ -418,10 +431,18 @@ public sealed class UsageStore(SqliteDatabase database)
             FROM usage_totals WHERE tenant_id = ?1 AND period_start = ?2
             """;
 
-        private const string ExistsSql = "SELECT 1 FROM usage_events WHERE tenant_id = ?1 AND event_id = ?2";
+        /// <summary>Whether the record at a seq is this tenant's event with this id: the confirmation of an <see cref="EventIdIndex"/> candidate.</summary>
+        private const string ConfirmSql = "SELECT tenant_id = ?2 AND event_id = ?3 FROM usage_events WHERE seq = ?1";
+
+        /// <summary>The records after the index's last seq: written by another process (the command line) or before a crash.</summary>
+        private const string SinceSql = "SELECT seq, tenant_id, event_id FROM usage_events WHERE seq > ?1 ORDER BY seq";
 
         private readonly sqlite3 _db;
-        private readonly sqlite3_stmt _insert, _upsert, _daily, _job, _jobFirst, _periodUseQuery, _exists;
+        private readonly sqlite3_stmt _insert, _upsert, _daily, _job, _jobFirst, _periodUseQuery, _confirm, _since;
+        private readonly EventIdIndex _ids = new();
+        private long _indexedSeq;
+        private readonly HashSet<(string, string)> _inCommit = new();
+        private readonly List<(ulong Hash, long Seq)> _added = new();
         private readonly Dictionary<(string, string, string, string, string, string), long[]> _days = new();
         private readonly Dictionary<(string, string), long[]> _jobs = new();
         private readonly Dictionary<(string, string, string, string, string), long[]> _totals = new();
@@ -441,7 +462,72 @@ public sealed class UsageStore(SqliteDatabase database)
             Check(raw.sqlite3_prepare_v2(_db, JobSql, out _job), "prepare");
             Check(raw.sqlite3_prepare_v2(_db, JobFirstSql, out _jobFirst), "prepare");
             Check(raw.sqlite3_prepare_v2(_db, PeriodUseSql, out _periodUseQuery), "prepare");
-            Check(raw.sqlite3_prepare_v2(_db, ExistsSql, out _exists), "prepare");
+            Check(raw.sqlite3_prepare_v2(_db, ConfirmSql, out _confirm), "prepare");
+            Check(raw.sqlite3_prepare_v2(_db, SinceSql, out _since), "prepare");
+            // The exactly-once index is derived from the audit table: built here, before the first write.
+            Exec("BEGIN");
+            try
+            {
+                CatchUp();
+            }
+            finally
+            {
+                Exec("COMMIT");
+            }
+        }
+
+        /// <summary>Audit records the exactly-once index holds.</summary>
+        public int IndexedEvents => _ids.Count;
+
+        /// <summary>Bytes of the exactly-once index.</summary>
+        public long IndexBytes => _ids.Bytes;
+
+        /// <summary>Adds to the index every record after the last it holds; inside a write transaction, nobody can add more meanwhile.</summary>
+        private void CatchUp()
+        {
+            raw.sqlite3_bind_int64(_since, 1, _indexedSeq);
+            try
+            {
+                int rc;
+                while ((rc = raw.sqlite3_step(_since)) == raw.SQLITE_ROW)
+                {
+                    var seq = raw.sqlite3_column_int64(_since, 0);
+                    _ids.Add(EventIdIndex.Hash(raw.sqlite3_column_text(_since, 1).utf8_to_string(), raw.sqlite3_column_text(_since, 2).utf8_to_string()), seq);
+                    _indexedSeq = seq;
+                }
+                if (rc != raw.SQLITE_DONE) Check(rc, "index catch-up");
+            }
+            finally
+            {
+                raw.sqlite3_reset(_since);
+            }
+        }
+
+        /// <summary>Whether this tenant's event id is stored already, or earlier in this very commit.</summary>
+        private bool IsDuplicate(in RatedUsage r, ulong hash)
+        {
+            if (_inCommit.Contains((r.TenantId, r.EventId))) return true;
+            var tenant = r.TenantId;
+            var id = r.EventId;
+            return _ids.Any(hash, seq => Confirm(seq, tenant, id));
+        }
+
+        private bool Confirm(long seq, string tenantId, string eventId)
+        {
+            raw.sqlite3_bind_int64(_confirm, 1, seq);
+            Text(_confirm, 2, tenantId);
+            Text(_confirm, 3, eventId);
+            try
+            {
+                var rc = raw.sqlite3_step(_confirm);
+                if (rc == raw.SQLITE_DONE) return false;
+                if (rc != raw.SQLITE_ROW) Check(rc, "confirm");
+                return raw.sqlite3_column_int64(_confirm, 0) == 1;
+            }
+            finally
+            {
+                raw.sqlite3_reset(_confirm);
+            }
         }
 
         /// <summary>Writes every row of every batch in one transaction; one outcome per row.</summary>
@@ -453,10 +539,13 @@ public sealed class UsageStore(SqliteDatabase database)
             _days.Clear();
             _jobs.Clear();
             _periodUse.Clear();
+            _inCommit.Clear();
+            _added.Clear();
             var outcomes = new WriteOutcome[batches.Count][];
             Exec("BEGIN IMMEDIATE");
             try
             {
+                CatchUp();
                 for (var b = 0; b < batches.Count; b++)
                 {
                     var rows = batches[b];
@@ -464,22 +553,25 @@ public sealed class UsageStore(SqliteDatabase database)
                     for (var i = 0; i < rows.Length; i++)
                     {
                         ref var r = ref rows[i];
+                        var hash = EventIdIndex.Hash(r.TenantId, r.EventId);
+                        if (IsDuplicate(in r, hash))
+                        {
+                            outcome[i] = WriteOutcome.Duplicate; // the id was already counted
+                            continue;
+                        }
                         var use = PeriodUse(r.TenantId, r.PeriodStart);
                         // Both sides are within their limits, so neither sum can overflow; checked all the same.
                         var micro = checked(use[0] + r.MicroCredits);
                         var tokens = checked(use[1] + r.TotalTokens);
                         if (micro > maxPeriodMicroCredits || tokens > maxPeriodTokens)
                         {
-                            outcome[i] = Exists(r.TenantId, r.EventId) ? WriteOutcome.Duplicate : WriteOutcome.OverPeriodLimit;
+                            outcome[i] = WriteOutcome.OverPeriodLimit;
                             continue;
                         }
                         for (var c = 0; c < Written.Length; c++) Written[c].Bind(_insert, c + 1, in r, receivedAtMs);
                         Step(_insert, "insert");
-                        if (raw.sqlite3_changes(_db) != 1)
-                        {
-                            outcome[i] = WriteOutcome.Duplicate; // the id was already counted
-                            continue;
-                        }
+                        _inCommit.Add((r.TenantId, r.EventId));
+                        _added.Add((hash, raw.sqlite3_last_insert_rowid(_db)));
                         use[0] = micro;
                         use[1] = tokens;
                         tenants.Add(r.TenantId);
@@ -562,6 +654,9 @@ public sealed class UsageStore(SqliteDatabase database)
                 raw.sqlite3_exec(_db, "ROLLBACK");
                 throw;
             }
+            // Only what was committed enters the index; a rolled-back commit leaves it as it was.
+            foreach (var (hash, seq) in _added) _ids.Add(hash, seq);
+            if (_added.Count > 0) _indexedSeq = _added[^1].Seq;
             return outcomes;
         }
 
@@ -583,16 +678,6 @@ public sealed class UsageStore(SqliteDatabase database)
             }
             _periodUse[(tenantId, periodStart)] = use;
             return use;
-        }
-
-        private bool Exists(string tenantId, string eventId)
-        {
-            Text(_exists, 1, tenantId);
-            Text(_exists, 2, eventId);
-            var rc = raw.sqlite3_step(_exists);
-            raw.sqlite3_reset(_exists);
-            if (rc is not (raw.SQLITE_ROW or raw.SQLITE_DONE)) Check(rc, "exists");
-            return rc == raw.SQLITE_ROW;
         }
 
         private void Step(sqlite3_stmt s, string what)
@@ -619,7 +704,8 @@ public sealed class UsageStore(SqliteDatabase database)
             _daily.Dispose();
             _job.Dispose();
             _jobFirst.Dispose();
-            _exists.Dispose();
+            _confirm.Dispose();
+            _since.Dispose();
             _db.Dispose();
         }
     }

@@ -1360,10 +1360,6 @@ namespace Rpt.Portal.Data.Migrations
                     b.HasKey("Seq")
                         .HasName("PK_usage_events");
 
-                    b.HasIndex("TenantId", "EventId")
-                        .IsUnique()
-                        .HasDatabaseName("ux_usage_events_tenant_event");
-
                     b.HasIndex("TenantId", "JobId")
                         .HasDatabaseName("ix_usage_events_tenant_job");
 
@@ -1423,9 +1419,6 @@ namespace Rpt.Portal.Data.Migrations
 
                     b.HasIndex("TenantId", "FirstAt")
                         .HasDatabaseName("ix_usage_jobs_tenant_first");
-
-                    b.HasIndex("TenantId", "MicroCredits")
-                        .HasDatabaseName("ix_usage_jobs_tenant_credits");
 
                     b.ToTable("usage_jobs", (string)null);
                 });
