@@ -134,6 +134,10 @@ public sealed class VerifyLedger(IDbContextFactory<ApplicationDbContext> dbFacto
         foreach (var (eventId, times) in UsageStore.RepeatedEventIds(connection, tx, tenantId, 5))
             problems.Add($"event id '{eventId}' is stored {times} times: it was counted more than once");
 
+        // Each call points at its own job's row (job_ref is derived; the job's calls are listed through it).
+        foreach (var seq in UsageStore.MisreferencedJobs(connection, tx, tenantId, 5))
+            problems.Add($"audit record seq {seq} points at another job's row (job_ref): its job would list the wrong calls");
+
         // The rollups every report reads are derived data: each must equal its recomputation from the audit records.
         try
         {

@@ -227,8 +227,12 @@ public sealed class UsageReports(IDbContextFactory<ApplicationDbContext> dbFacto
 
     public async Task<JobExplanation?> ExplainJobAsync(string tenantId, string jobId, CancellationToken cancellationToken = default)
     {
+        long? jobRef;
+        using (var connection = database.Open())
+            jobRef = UsageStore.JobRefOf(connection, tenantId, jobId);
+        if (jobRef is null) return null;
         await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
-        var events = await db.UsageEvents.AsNoTracking().Where(e => e.TenantId == tenantId && e.JobId == jobId)
+        var events = await db.UsageEvents.AsNoTracking().Where(e => e.TenantId == tenantId && e.JobRef == jobRef && e.JobId == jobId)
             .OrderBy(e => e.OccurredAt).ThenBy(e => e.Seq).Take(MaxCallsPerJob).ToListAsync(cancellationToken);
         if (events.Count == 0) return null;
 

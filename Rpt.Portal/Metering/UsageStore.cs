@@ -67,8 +67,14 @@ public sealed class UsageStore(SqliteDatabase database)
 
     private static readonly (string Name, Binder Bind)[] Written = Columns.Where(c => c.Bind is not null).Select(c => (c.Name, c.Bind!)).ToArray();
 
+    /// <summary>
+    /// job_ref, the rowid of the job's usage_jobs row, is written with each event but is not part of the canonical
+    /// form: it is derived (the deep verifier checks it against the job's id instead).
+    /// </summary>
+    private const string JobRefColumn = "job_ref";
+
     /// <summary>The names of every column, for the schema test.</summary>
-    public static IReadOnlyList<string> ColumnNames { get; } = Columns.Select(c => c.Name).ToArray();
+    public static IReadOnlyList<string> ColumnNames { get; } = Columns.Select(c => c.Name).Append(JobRefColumn).ToArray();
 
     /// <summary>
     /// The canonical form of an audit record for the digest a consumption entry carries: every column,
@@ -79,7 +85,7 @@ public sealed class UsageStore(SqliteDatabase database)
         $"(CASE WHEN {c.Name} IS NULL THEN '-;' ELSE length(CAST({c.Name} AS TEXT)) || ':' || CAST({c.Name} AS TEXT) || ';' END)"));
 
     private static readonly string InsertSql =
-        $"INSERT INTO usage_events ({string.Join(", ", Written.Select(c => c.Name))}) VALUES ({string.Join(", ", Written.Select((_, i) => $"?{i + 1}"))})";
+        $"INSERT INTO usage_events ({string.Join(", ", Written.Select(c => c.Name))}, {JobRefColumn}) VALUES ({string.Join(", ", Written.Select((_, i) => $"?{i + 1}"))}, ?{Written.Length + 1})";
 
     /// <summary>The highest seq stored: every audit record has seq ≤ this.</summary>
     public static long MaxSeq(SqliteConnection connection, SqliteTransaction? tx = null)
@@ -246,6 +252,35 @@ public sealed class UsageStore(SqliteDatabase database)
         return rows;
     }
 
+    /// <summary>The rowid of a job's row (the job_ref of its calls), or null for a job never seen.</summary>
+    public static long? JobRefOf(SqliteConnection connection, string tenantId, string jobId)
+    {
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT rowid FROM usage_jobs WHERE tenant_id = $t AND job_id = $j";
+        cmd.Parameters.AddWithValue("$t", tenantId);
+        cmd.Parameters.AddWithValue("$j", jobId);
+        return cmd.ExecuteScalar() is long rowid ? rowid : null;
+    }
+
+    /// <summary>Audit records whose job_ref does not point at their own job's row (there should be none), at most <paramref name="limit"/> seqs.</summary>
+    public static List<long> MisreferencedJobs(SqliteConnection connection, SqliteTransaction tx, string tenantId, int limit)
+    {
+        using var cmd = connection.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = """
+            SELECT e.seq FROM usage_events e LEFT JOIN usage_jobs j ON j.rowid = e.job_ref
+            WHERE e.tenant_id = $t AND ((e.job_id IS NULL) <> (e.job_ref IS NULL)
+              OR (e.job_id IS NOT NULL AND (j.tenant_id IS NOT e.tenant_id OR j.job_id IS NOT e.job_id)))
+            LIMIT $n
+            """;
+        cmd.Parameters.AddWithValue("$t", tenantId);
+        cmd.Parameters.AddWithValue("$n", limit);
+        using var r = cmd.ExecuteReader();
+        var seqs = new List<long>();
+        while (r.Read()) seqs.Add(r.GetInt64(0));
+        return seqs;
+    }
+
     /// <summary>Calls of one job (every category), from its rollup.</summary>
     public static long JobCalls(SqliteConnection connection, string tenantId, string jobId)
     {
@@ -328,9 +363,12 @@ public sealed class UsageStore(SqliteDatabase database)
         string index;
         if (!string.IsNullOrEmpty(jobId))
         {
-            index = "INDEXED BY ix_usage_events_tenant_job";
-            where.Add($"tenant_id = {Arg(tenantId)}");
-            where.Add($"job_id = {Arg(jobId)}");
+            index = "INDEXED BY ix_usage_events_tenant_jobref";
+            var tenantArg = Arg(tenantId);
+            var jobArg = Arg(jobId);
+            where.Add($"tenant_id = {tenantArg}");
+            where.Add($"job_ref = (SELECT rowid FROM usage_jobs WHERE tenant_id = {tenantArg} AND job_id = {jobArg})");
+            where.Add($"job_id = {jobArg}");
         }
         else if ((double)matching * matching > (double)page * stored)
         {
@@ -339,7 +377,7 @@ public sealed class UsageStore(SqliteDatabase database)
         }
         else
         {
-            index = "INDEXED BY ix_usage_events_tenant_job";
+            index = "INDEXED BY ix_usage_events_tenant_jobref";
             where.Add($"tenant_id = {Arg(tenantId)}");
         }
         if (from is { } f) where.Add($"occurred_at >= {Arg(f.ToUnixTimeMilliseconds())}");
@@ -438,7 +476,16 @@ public sealed class UsageStore(SqliteDatabase database)
         private const string SinceSql = "SELECT seq, tenant_id, event_id FROM usage_events WHERE seq > ?1 ORDER BY seq";
 
         private readonly sqlite3 _db;
-        private readonly sqlite3_stmt _insert, _upsert, _daily, _job, _jobFirst, _periodUseQuery, _confirm, _since;
+        private const string JobRefSql = "SELECT rowid FROM usage_jobs WHERE tenant_id = ?1 AND job_id = ?2";
+
+        /// <summary>A job's row before its first call is inserted, for its rowid; the commit's upsert then adds the call counts.</summary>
+        private const string JobCreateSql = """
+            INSERT INTO usage_jobs (tenant_id, job_id, calls, billable_calls, input_tokens, output_tokens, cached_input_tokens,
+              micro_credits, internal_micro_credits, first_at, last_at) VALUES (?1, ?2, 0, 0, 0, 0, 0, 0, 0, ?3, ?3)
+            """;
+
+        private readonly sqlite3_stmt _insert, _upsert, _daily, _job, _jobFirst, _periodUseQuery, _confirm, _since, _jobRef, _jobCreate;
+        private readonly Dictionary<(string, string), long> _jobRefs = new();
         private readonly EventIdIndex _ids = new();
         private long _indexedSeq;
         private readonly HashSet<(string, string)> _inCommit = new();
@@ -464,6 +511,8 @@ public sealed class UsageStore(SqliteDatabase database)
             Check(raw.sqlite3_prepare_v2(_db, PeriodUseSql, out _periodUseQuery), "prepare");
             Check(raw.sqlite3_prepare_v2(_db, ConfirmSql, out _confirm), "prepare");
             Check(raw.sqlite3_prepare_v2(_db, SinceSql, out _since), "prepare");
+            Check(raw.sqlite3_prepare_v2(_db, JobRefSql, out _jobRef), "prepare");
+            Check(raw.sqlite3_prepare_v2(_db, JobCreateSql, out _jobCreate), "prepare");
             // The exactly-once index is derived from the audit table: built here, before the first write.
             Exec("BEGIN");
             try
@@ -501,6 +550,34 @@ public sealed class UsageStore(SqliteDatabase database)
             {
                 raw.sqlite3_reset(_since);
             }
+        }
+
+        /// <summary>The rowid of the job's row, created (empty) for a job's first call.</summary>
+        private long JobRef(string tenantId, string jobId, long occurredAtMs)
+        {
+            if (_jobRefs.TryGetValue((tenantId, jobId), out var known)) return known;
+            Text(_jobRef, 1, tenantId);
+            Text(_jobRef, 2, jobId);
+            long rowid;
+            try
+            {
+                var rc = raw.sqlite3_step(_jobRef);
+                if (rc is not (raw.SQLITE_ROW or raw.SQLITE_DONE)) Check(rc, "job ref");
+                rowid = rc == raw.SQLITE_ROW ? raw.sqlite3_column_int64(_jobRef, 0) : 0;
+            }
+            finally
+            {
+                raw.sqlite3_reset(_jobRef);
+            }
+            if (rowid == 0)
+            {
+                Text(_jobCreate, 1, tenantId);
+                Text(_jobCreate, 2, jobId);
+                raw.sqlite3_bind_int64(_jobCreate, 3, occurredAtMs);
+                Step(_jobCreate, "job create");
+                rowid = raw.sqlite3_last_insert_rowid(_db);
+            }
+            return _jobRefs[(tenantId, jobId)] = rowid;
         }
 
         /// <summary>Whether this tenant's event id is stored already, or earlier in this very commit.</summary>
@@ -541,6 +618,7 @@ public sealed class UsageStore(SqliteDatabase database)
             _periodUse.Clear();
             _inCommit.Clear();
             _added.Clear();
+            _jobRefs.Clear();
             var outcomes = new WriteOutcome[batches.Count][];
             Exec("BEGIN IMMEDIATE");
             try
@@ -569,6 +647,8 @@ public sealed class UsageStore(SqliteDatabase database)
                             continue;
                         }
                         for (var c = 0; c < Written.Length; c++) Written[c].Bind(_insert, c + 1, in r, receivedAtMs);
+                        if (r.JobId is null) raw.sqlite3_bind_null(_insert, Written.Length + 1);
+                        else raw.sqlite3_bind_int64(_insert, Written.Length + 1, JobRef(r.TenantId, r.JobId, r.OccurredAtMs));
                         Step(_insert, "insert");
                         _inCommit.Add((r.TenantId, r.EventId));
                         _added.Add((hash, raw.sqlite3_last_insert_rowid(_db)));
@@ -706,6 +786,8 @@ public sealed class UsageStore(SqliteDatabase database)
             _jobFirst.Dispose();
             _confirm.Dispose();
             _since.Dispose();
+            _jobRef.Dispose();
+            _jobCreate.Dispose();
             _db.Dispose();
         }
     }

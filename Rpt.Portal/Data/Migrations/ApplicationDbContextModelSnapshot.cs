@@ -1292,6 +1292,10 @@ namespace Rpt.Portal.Data.Migrations
                         .HasColumnType("TEXT")
                         .HasColumnName("job_id");
 
+                    b.Property<long?>("JobRef")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("job_ref");
+
                     b.Property<string>("Meter")
                         .HasMaxLength(128)
                         .HasColumnType("TEXT")
@@ -1360,8 +1364,8 @@ namespace Rpt.Portal.Data.Migrations
                     b.HasKey("Seq")
                         .HasName("PK_usage_events");
 
-                    b.HasIndex("TenantId", "JobId")
-                        .HasDatabaseName("ix_usage_events_tenant_job");
+                    b.HasIndex("TenantId", "JobRef")
+                        .HasDatabaseName("ix_usage_events_tenant_jobref");
 
                     b.ToTable("usage_events", (string)null);
                 });
