@@ -83,5 +83,9 @@ internal sealed class EventIdIndex
         _fingerprints = fingerprints;
         _seqs = seqs;
         _bits = bits;
+        // The old arrays are large objects that a normal collection leaves in place for a long while; the table
+        // doubles only a few times in its life, so return their memory at once rather than hold both sizes.
+        System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
     }
 }

@@ -486,7 +486,7 @@ public sealed class UsageStore(SqliteDatabase database)
 
         private readonly sqlite3_stmt _insert, _upsert, _daily, _job, _jobFirst, _periodUseQuery, _confirm, _since, _jobRef, _jobCreate;
         private readonly Dictionary<(string, string), long> _jobRefs = new();
-        private readonly EventIdIndex _ids = new();
+        private readonly EventIdIndex _ids;
         private long _indexedSeq;
         private readonly HashSet<(string, string)> _inCommit = new();
         private readonly List<(ulong Hash, long Seq)> _added = new();
@@ -513,7 +513,9 @@ public sealed class UsageStore(SqliteDatabase database)
             Check(raw.sqlite3_prepare_v2(_db, SinceSql, out _since), "prepare");
             Check(raw.sqlite3_prepare_v2(_db, JobRefSql, out _jobRef), "prepare");
             Check(raw.sqlite3_prepare_v2(_db, JobCreateSql, out _jobCreate), "prepare");
-            // The exactly-once index is derived from the audit table: built here, before the first write.
+            // The exactly-once index is derived from the audit table: built here, before the first write, in a table
+            // sized for what is stored (no doubling while it is built).
+            _ids = new EventIdIndex((int)Math.Min(int.MaxValue / 2, MaxSeqRaw() * 5 / 4 + 1));
             Exec("BEGIN");
             try
             {
@@ -522,6 +524,15 @@ public sealed class UsageStore(SqliteDatabase database)
             finally
             {
                 Exec("COMMIT");
+            }
+        }
+
+        private long MaxSeqRaw()
+        {
+            Check(raw.sqlite3_prepare_v2(_db, "SELECT COALESCE(MAX(seq), 0) FROM usage_events", out var stmt), "prepare");
+            using (stmt)
+            {
+                return raw.sqlite3_step(stmt) == raw.SQLITE_ROW ? raw.sqlite3_column_int64(stmt, 0) : 0;
             }
         }
 
