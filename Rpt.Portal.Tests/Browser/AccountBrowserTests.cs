@@ -1,9 +1,5 @@
 using System.Text.RegularExpressions;
-using Microsoft.AspNetCore.Identity;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
-using Rpt.Portal.Components;
-using Rpt.Portal.Data;
 using static Rpt.Portal.Tests.Browser.BrowserPages;
 
 namespace Rpt.Portal.Tests.Browser;
@@ -26,25 +22,13 @@ public class AccountBrowserTests(BrowserFixture fx)
         "Account/Manage/EnableAuthenticator", "Account/Manage/Passkeys", "Account/Manage/PersonalData", "Account/Manage/DeletePersonalData",
     ];
 
-    private async Task<string> CreateTenantWithOwnerAsync(string organisation, string email, string password, bool confirmed = true)
-    {
-        var created = await fx.App.Get<Rpt.Portal.Tenants.CreateTenant>().ExecuteAsync(organisation, "starter");
-        Assert.Null(created.Error);
-        using var scope = fx.App.Services.CreateScope();
-        var users = scope.ServiceProvider.GetRequiredService<UserManager<ApplicationUser>>();
-        var user = new ApplicationUser { UserName = email, Email = email, EmailConfirmed = confirmed, TenantId = created.Tenant!.Id };
-        Assert.True((await users.CreateAsync(user, password)).Succeeded);
-        Assert.True((await users.AddToRoleAsync(user, PortalRoles.Owner)).Succeeded);
-        return created.Tenant.Id;
-    }
-
     private static string Slug(string path) => Regex.Replace(path.Split('?')[0].Replace("Account/", "account-").Replace('/', '-'), "[^A-Za-z0-9-]", "").ToLowerInvariant();
 
     [Fact]
     public async Task AccountPages_ReadAsThePortal_InLightDarkAndPhone_WithCustomerWords()
     {
-        await CreateTenantWithOwnerAsync("Account Co", "owner@account.test", "Secret-123!");
-        await CreateTenantWithOwnerAsync("Pending Co", "pending@account.test", "Secret-123!", confirmed: false);
+        await CreateOwnerAsync(fx, "Account Co", "owner@account.test", "starter");
+        await CreateOwnerAsync(fx, "Pending Co", "pending@account.test", "starter", confirmed: false);
         var violations = new List<string>();
         var errors = new List<string>();
         foreach (var (theme, width) in new[] { ("light", 1366), ("dark", 1366), ("light", PhoneWidth) })
@@ -127,7 +111,7 @@ public class AccountBrowserTests(BrowserFixture fx)
     [Fact]
     public async Task Invitation_NamesTheOrganisationAndTheInviter_AndTheLinkJoinsWithAPassword()
     {
-        await CreateTenantWithOwnerAsync("Join Co", "owner@join.test", "Secret-123!");
+        await CreateOwnerAsync(fx, "Join Co", "owner@join.test", "starter");
         var ownerContext = await NewContextAsync(fx, theme: "light");
         var owner = await SignInAsync(ownerContext, "owner@join.test", "Secret-123!");
         await owner.GotoAsync("/team");

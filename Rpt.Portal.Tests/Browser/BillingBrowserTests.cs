@@ -5,6 +5,8 @@ using Microsoft.Playwright;
 using Rpt.Portal.Components;
 using Rpt.Portal.Data;
 
+using static Rpt.Portal.Tests.Browser.BrowserPages;
+
 namespace Rpt.Portal.Tests.Browser;
 
 /// <summary>
@@ -16,23 +18,6 @@ namespace Rpt.Portal.Tests.Browser;
 [Trait("Kind", "Browser")]
 public class BillingBrowserTests(BrowserFixture fx)
 {
-    private static string Shot(string name) => Path.Combine(BrowserFixture.ArtifactsDirectory, name + ".png");
-
-    private static Task WaitInteractiveAsync(IPage page) =>
-        Assertions.Expect(page.Locator(".mud-layout[data-interactive='true']")).ToBeVisibleAsync();
-
-    private async Task<IPage> SignInAsync(IBrowserContext context, string email, string password)
-    {
-        var page = await context.NewPageAsync();
-        await page.GotoAsync("/Account/Login");
-        await page.FillAsync("#Input\\.Email", email);
-        await page.FillAsync("#Input\\.Password", password);
-        await page.ClickAsync("button[type=submit]");
-        await page.WaitForURLAsync(new Regex("/$"));
-        await WaitInteractiveAsync(page);
-        return page;
-    }
-
     private async Task<string> CreateUserAsync(string email, string password, string role, string? tenantId)
     {
         using var scope = fx.App.Services.CreateScope();

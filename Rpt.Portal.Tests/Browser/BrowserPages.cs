@@ -1,6 +1,10 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
+using Rpt.Portal.Components;
+using Rpt.Portal.Data;
 
 namespace Rpt.Portal.Tests.Browser;
 
@@ -37,6 +41,19 @@ public static class BrowserPages
     {
         page.Console += (_, m) => { if (m.Type == "error") errors.Add($"console on {page.Url}: {m.Text} ({m.Location})"); };
         page.PageError += (_, e) => errors.Add($"page {page.Url}: {e}");
+    }
+
+    /// <summary>A tenant on a plan and its owner, who can sign in at once (or must confirm first).</summary>
+    public static async Task<string> CreateOwnerAsync(BrowserFixture fx, string organisation, string email, string plan, bool confirmed = true)
+    {
+        var created = await fx.App.Get<Rpt.Portal.Tenants.CreateTenant>().ExecuteAsync(organisation, plan);
+        Assert.Null(created.Error);
+        using var scope = fx.App.Services.CreateScope();
+        var users = scope.ServiceProvider.GetRequiredService<UserManager<ApplicationUser>>();
+        var user = new ApplicationUser { UserName = email, Email = email, EmailConfirmed = confirmed, TenantId = created.Tenant!.Id };
+        Assert.True((await users.CreateAsync(user, "Secret-123!")).Succeeded);
+        Assert.True((await users.AddToRoleAsync(user, PortalRoles.Owner)).Succeeded);
+        return created.Tenant.Id;
     }
 
     public static async Task<IPage> SignInAsync(IBrowserContext context, string email, string password)

@@ -1,11 +1,7 @@
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.RegularExpressions;
-using Microsoft.AspNetCore.Identity;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
-using Rpt.Portal.Components;
-using Rpt.Portal.Data;
 using static Rpt.Portal.Tests.Browser.BrowserPages;
 
 namespace Rpt.Portal.Tests.Browser;
@@ -15,22 +11,10 @@ namespace Rpt.Portal.Tests.Browser;
 [Trait("Kind", "Browser")]
 public class ProductBrowserTests(BrowserFixture fx)
 {
-    private async Task<string> OwnerAsync(string organisation, string email, string plan)
-    {
-        var created = await fx.App.Get<Rpt.Portal.Tenants.CreateTenant>().ExecuteAsync(organisation, plan);
-        Assert.Null(created.Error);
-        using var scope = fx.App.Services.CreateScope();
-        var users = scope.ServiceProvider.GetRequiredService<UserManager<ApplicationUser>>();
-        var user = new ApplicationUser { UserName = email, Email = email, EmailConfirmed = true, TenantId = created.Tenant!.Id };
-        Assert.True((await users.CreateAsync(user, "Secret-123!")).Succeeded);
-        Assert.True((await users.AddToRoleAsync(user, PortalRoles.Owner)).Succeeded);
-        return created.Tenant.Id;
-    }
-
     [Fact]
     public async Task PastTheAllocation_TheGaugeHeaderAndBanner_AgreeAndSayWhatToDo()
     {
-        var tenant = await OwnerAsync("Over Co", "owner@over.test", "free");
+        var tenant = await CreateOwnerAsync(fx, "Over Co", "owner@over.test", "free");
         var key = await fx.App.Get<Rpt.Portal.Api.ApiKeyService>().CreateAsync(tenant, "load", Rpt.Portal.Api.ApiScopes.Read | Rpt.Portal.Api.ApiScopes.Ingest);
         using var http = new HttpClient { BaseAddress = new Uri(fx.BaseUrl) };
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
@@ -78,7 +62,7 @@ public class ProductBrowserTests(BrowserFixture fx)
     [Fact]
     public async Task ApiKeys_AreCopiedWithAButton_RevokedAfterAConfirmationNamingThem_AndNeverLeftToCopy()
     {
-        await OwnerAsync("Key Co", "owner@keys.test", "starter");
+        await CreateOwnerAsync(fx, "Key Co", "owner@keys.test", "starter");
         var context = await NewContextAsync(fx, theme: "light");
         await context.GrantPermissionsAsync(["clipboard-read", "clipboard-write"], new() { Origin = fx.BaseUrl });
         var page = await SignInAsync(context, "owner@keys.test", "Secret-123!");
