@@ -40,12 +40,15 @@ internal sealed class EventIdIndex
         XxHash3.HashToUInt64(MemoryMarshal.AsBytes(eventId.AsSpan()), (long)XxHash3.HashToUInt64(MemoryMarshal.AsBytes(tenantId.AsSpan())));
 
     /// <summary>Calls <paramref name="candidate"/> with each seq whose fingerprint matches, until it returns true.</summary>
-    public bool Any(ulong hash, Func<long, bool> candidate)
+    public bool Any(ulong hash, Func<long, bool> candidate) => Any(hash, candidate, static (seq, c) => c(seq));
+
+    /// <summary>As <see cref="Any(ulong, Func{long, bool})"/>, with the caller's state passed through (no closure on the writer's hot path).</summary>
+    public bool Any<TState>(ulong hash, TState state, Func<long, TState, bool> candidate)
     {
         var fingerprint = Fingerprint(hash);
         var mask = _fingerprints.Length - 1;
         for (var slot = Slot(fingerprint, _bits); _fingerprints[slot] != 0; slot = (slot + 1) & mask)
-            if (_fingerprints[slot] == fingerprint && candidate(_seqs[slot])) return true;
+            if (_fingerprints[slot] == fingerprint && candidate(_seqs[slot], state)) return true;
         return false;
     }
 

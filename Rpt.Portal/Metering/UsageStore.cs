@@ -595,9 +595,7 @@ public sealed class UsageStore(SqliteDatabase database)
         private bool IsDuplicate(in RatedUsage r, ulong hash)
         {
             if (_inCommit.Contains((r.TenantId, r.EventId))) return true;
-            var tenant = r.TenantId;
-            var id = r.EventId;
-            return _ids.Any(hash, seq => Confirm(seq, tenant, id));
+            return _ids.Any(hash, (Writer: this, r.TenantId, r.EventId), static (seq, s) => s.Writer.Confirm(seq, s.TenantId, s.EventId));
         }
 
         private bool Confirm(long seq, string tenantId, string eventId)

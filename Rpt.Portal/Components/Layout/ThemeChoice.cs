@@ -41,6 +41,10 @@ public static class ThemeChoice
         return app;
     }
 
+    /// <summary>The static pages' switch: a link to the other theme that comes back to this page.</summary>
+    public static string SwitchLink(Microsoft.AspNetCore.Components.NavigationManager navigation, bool dark) =>
+        $"theme/{(dark ? "light" : "dark")}?returnUrl={Uri.EscapeDataString("/" + navigation.ToBaseRelativePath(navigation.Uri))}";
+
     public static CookieOptions CookieFor(HttpContext http) => new()
     {
         Path = "/",

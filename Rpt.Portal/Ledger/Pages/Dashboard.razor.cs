@@ -50,12 +50,12 @@ public partial class Dashboard
         _plan = _snapshot.Plan;
         _planName = _plan?.Name ?? _snapshot.Balance.PlanCode;
         _rule = Prices.Current.RuleAt(Time.GetUtcNow());
-        _daily = _by == TokenGrouping.Model ? _snapshot.ByModel : _snapshot.ByFeature;
+        SelectGrouping();
     }
 
     private Task ReloadChartAsync()
     {
-        _daily = _by == TokenGrouping.Model ? _snapshot!.ByModel : _snapshot!.ByFeature;
+        SelectGrouping();
         return Task.CompletedTask;
     }
 
@@ -64,13 +64,21 @@ public partial class Dashboard
     private string GroupName => _by == TokenGrouping.Model ? "model" : "feature";
 
     /// <summary>The period's billed tokens and credits per model or feature, as the toggle says, largest first.</summary>
-    private IReadOnlyList<(string Key, long Tokens, long Micro)> Groups => _daily
-        .GroupBy(d => d.Key)
-        .Select(g => (g.Key, g.Sum(x => x.Tokens), g.Sum(x => x.MicroCredits)))
-        .OrderByDescending(g => g.Item3).ThenBy(g => g.Key, StringComparer.Ordinal)
-        .ToList();
+    private IReadOnlyList<(string Key, long Tokens, long Micro)> Groups { get; set; } = [];
 
-    private long GroupsMicro => _daily.Sum(d => d.MicroCredits);
+    private long GroupsMicro { get; set; }
+
+    /// <summary>The daily rows of the toggle's grouping, and their sums per key (computed once, read by the chart and the table).</summary>
+    private void SelectGrouping()
+    {
+        _daily = _by == TokenGrouping.Model ? _snapshot!.ByModel : _snapshot!.ByFeature;
+        Groups = _daily
+            .GroupBy(d => d.Key)
+            .Select(g => (g.Key, g.Sum(x => x.Tokens), g.Sum(x => x.MicroCredits)))
+            .OrderByDescending(g => g.Item3).ThenBy(g => g.Key, StringComparer.Ordinal)
+            .ToList();
+        GroupsMicro = Groups.Sum(g => g.Micro);
+    }
 
     private string ForecastText
     {
