@@ -26,6 +26,23 @@ public class EventIdIndexTests
 
     [Fact]
     [Trait("Kind", "Unit")]
+    public void AMillionIds_TakeAtMostTwentyBytesEach_AndAreAllFoundAgain()
+    {
+        // What an operator sizes a machine by: 8 bytes a slot, every shard between 40 % and 80 % full after its last
+        // doubling, so at most 20 bytes an id (plus the shards' smallest size), whichever order the ids came in.
+        var index = new EventIdIndex(capacityHint: 0);
+        var hashes = Enumerable.Range(1, 1_000_000).Select(i => EventIdIndex.Hash("acme", Guid.NewGuid().ToString())).ToArray();
+        for (var i = 0; i < hashes.Length; i++) index.Add(hashes[i], i + 1);
+        Assert.InRange(index.Bytes, hashes.Length * 8L, hashes.Length * 20L + EventIdIndex.Shards * 256 * 8);
+        for (var i = 0; i < hashes.Length; i++)
+        {
+            var seq = i + 1;
+            Assert.True(index.Any(hashes[i], s => s == seq), $"id {i} lost");
+        }
+    }
+
+    [Fact]
+    [Trait("Kind", "Unit")]
     public void TheSameIdOfTwoTenants_AreTwoPairs_AndAFingerprintCollisionDropsNothing()
     {
         Assert.NotEqual(EventIdIndex.Hash("acme", "e1"), EventIdIndex.Hash("globex", "e1"));

@@ -5,7 +5,7 @@ namespace Rpt.Portal.Metering;
 
 /// <summary>
 /// The exactly-once index of the ingestion writer: which (tenant, event id) pairs the audit table already
-/// holds, as an open-addressing hash table of a 32-bit fingerprint and the record's seq per slot (8 bytes,
+/// holds, as open-addressing hash tables of a 32-bit fingerprint and the record's seq per slot (8 bytes,
 /// kept at most 80 % full). It replaces the unique B-tree index on (tenant_id, event_id), whose random inserts
 /// made every group commit write one page per event once the index outgrew the cache (docs/PERFORMANCE.md).
 /// <para>
@@ -15,25 +15,41 @@ namespace Rpt.Portal.Metering;
 /// and caught up inside each write transaction with whatever another process wrote, so it can be lost, lag
 /// or be rebuilt without ever breaking exactly-once.
 /// </para>
+/// <para>
+/// The table is split into <see cref="Shards"/> shards by the hash's low bits, each growing by itself: a
+/// doubling copies one shard (under a megabyte at 20M ids) rather than the whole table, so the index never
+/// holds its old and new arrays at once, and growing needs no collection of the whole heap.
+/// </para>
 /// </summary>
 internal sealed class EventIdIndex
 {
-    private const double MaxLoad = 0.8;
-    private uint[] _fingerprints;
-    private uint[] _seqs;
-    private int _bits;
+    /// <summary>How many shards the table is split into (a power of two).</summary>
+    public const int Shards = 256;
 
-    public EventIdIndex(int capacityHint = 1 << 16)
+    private const double MaxLoad = 0.8;
+    private const int MinShardBits = 8;
+    private readonly Shard[] _shards = new Shard[Shards];
+
+    /// <param name="capacityHint">How many ids the table should hold without growing.</param>
+    public EventIdIndex(long capacityHint = 1 << 16)
     {
-        _bits = Math.Max(16, (int)Math.Ceiling(Math.Log2(Math.Max(1, capacityHint) / MaxLoad)));
-        _fingerprints = new uint[1 << _bits];
-        _seqs = new uint[1 << _bits];
+        var perShard = Math.Max(1, capacityHint / Shards + 1);
+        var bits = Math.Max(MinShardBits, (int)Math.Ceiling(Math.Log2(perShard / MaxLoad)));
+        for (var i = 0; i < Shards; i++) _shards[i] = new Shard(bits);
     }
 
     public int Count { get; private set; }
 
     /// <summary>Bytes held by the table (for the operator's and the benchmark's memory figures).</summary>
-    public long Bytes => (long)_fingerprints.Length * (sizeof(uint) * 2);
+    public long Bytes
+    {
+        get
+        {
+            long bytes = 0;
+            foreach (var s in _shards) bytes += (long)s.Fingerprints.Length * (sizeof(uint) * 2);
+            return bytes;
+        }
+    }
 
     /// <summary>The 64-bit hash of a pair: the id's UTF-16 bytes, seeded with the tenant's (so equal ids of two tenants differ).</summary>
     public static ulong Hash(string tenantId, string eventId) =>
@@ -45,10 +61,12 @@ internal sealed class EventIdIndex
     /// <summary>As <see cref="Any(ulong, Func{long, bool})"/>, with the caller's state passed through (no closure on the writer's hot path).</summary>
     public bool Any<TState>(ulong hash, TState state, Func<long, TState, bool> candidate)
     {
+        var shard = ShardOf(hash);
         var fingerprint = Fingerprint(hash);
-        var mask = _fingerprints.Length - 1;
-        for (var slot = Slot(fingerprint, _bits); _fingerprints[slot] != 0; slot = (slot + 1) & mask)
-            if (_fingerprints[slot] == fingerprint && candidate(_seqs[slot], state)) return true;
+        var fingerprints = shard.Fingerprints;
+        var mask = fingerprints.Length - 1;
+        for (var slot = Slot(fingerprint, shard.Bits); fingerprints[slot] != 0; slot = (slot + 1) & mask)
+            if (fingerprints[slot] == fingerprint && candidate(shard.Seqs[slot], state)) return true;
         return false;
     }
 
@@ -56,15 +74,19 @@ internal sealed class EventIdIndex
     {
         if (seq is <= 0 or > uint.MaxValue)
             throw new InvalidOperationException($"seq {seq} is outside the index's range (1 to {uint.MaxValue}): the audit table has outgrown one SQLite file.");
-        if (Count + 1 > _fingerprints.Length * MaxLoad) Grow();
-        Place(_fingerprints, _seqs, _bits, Fingerprint(hash), (uint)seq);
+        var shard = ShardOf(hash);
+        if (shard.Count + 1 > shard.Fingerprints.Length * MaxLoad) shard.Grow();
+        Place(shard.Fingerprints, shard.Seqs, shard.Bits, Fingerprint(hash), (uint)seq);
+        shard.Count++;
         Count++;
     }
 
-    /// <summary>The stored 32 bits of a pair's hash; never 0, which marks an empty slot.</summary>
+    private Shard ShardOf(ulong hash) => _shards[(int)(hash & (Shards - 1))];
+
+    /// <summary>The stored 32 bits of a pair's hash (bits the shard number does not use); never 0, which marks an empty slot.</summary>
     private static uint Fingerprint(ulong hash) => (uint)(hash >> 32) | 1u;
 
-    /// <summary>A slot from the fingerprint alone (Fibonacci hashing), so that growing the table can re-place entries it holds.</summary>
+    /// <summary>A slot from the fingerprint alone (Fibonacci hashing), so that growing a shard can re-place entries it holds.</summary>
     private static int Slot(uint fingerprint, int bits) => (int)((fingerprint * 0x9E3779B97F4A7C15UL) >> (64 - bits));
 
     private static void Place(uint[] fingerprints, uint[] seqs, int bits, uint fingerprint, uint seq)
@@ -76,19 +98,21 @@ internal sealed class EventIdIndex
         seqs[slot] = seq;
     }
 
-    private void Grow()
+    private sealed class Shard(int bits)
     {
-        var bits = _bits + 1;
-        var fingerprints = new uint[1 << bits];
-        var seqs = new uint[1 << bits];
-        for (var i = 0; i < _fingerprints.Length; i++)
-            if (_fingerprints[i] != 0) Place(fingerprints, seqs, bits, _fingerprints[i], _seqs[i]);
-        _fingerprints = fingerprints;
-        _seqs = seqs;
-        _bits = bits;
-        // The old arrays are large objects that a normal collection leaves in place for a long while; the table
-        // doubles only a few times in its life, so return their memory at once rather than hold both sizes.
-        System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
-        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+        public uint[] Fingerprints = new uint[1 << bits];
+        public uint[] Seqs = new uint[1 << bits];
+        public int Bits = bits;
+        public int Count;
+
+        public void Grow()
+        {
+            var bits = Bits + 1;
+            var fingerprints = new uint[1 << bits];
+            var seqs = new uint[1 << bits];
+            for (var i = 0; i < Fingerprints.Length; i++)
+                if (Fingerprints[i] != 0) Place(fingerprints, seqs, bits, Fingerprints[i], Seqs[i]);
+            (Fingerprints, Seqs, Bits) = (fingerprints, seqs, bits);
+        }
     }
 }
