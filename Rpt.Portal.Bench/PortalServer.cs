@@ -44,7 +44,6 @@ public sealed class PortalServer : IAsyncDisposable
             ["Rpt__Api__RequestsPerSecond"] = "1000000",
             ["Rpt__Api__Burst"] = "1000000",
             ["Logging__LogLevel__Default"] = "Warning",
-            ["DOTNET_gcServer"] = "0",
         };
         var baseAddress = new Uri($"http://127.0.0.1:{port}");
         var process = await LaunchAsync(dll, env, baseAddress);

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -50,22 +51,22 @@ public static class UsageApi
         if (http.Request.ContentLength > MaxBodyBytes)
             return TooLarge($"The body is {http.Request.ContentLength} bytes; at most {MaxBodyBytes} are accepted. Send at most {max} events per request.");
 
-        byte[] body;
-        using (var buffer = new MemoryStream(http.Request.ContentLength is > 0 and <= MaxBodyBytes ? (int)http.Request.ContentLength : 64 * 1024))
-        {
-            await http.Request.Body.CopyToAsync(buffer, cancellationToken);
-            if (buffer.Length > MaxBodyBytes) return TooLarge($"The body is larger than {MaxBodyBytes} bytes.");
-            body = buffer.GetBuffer().AsSpan(0, (int)buffer.Length).ToArray();
-        }
-
+        // The body is read into a pooled buffer: a batch of 1,000 events is a third of a megabyte, and a fresh array per
+        // request would be a large object, whose heap's budget triggers full collections that stop every thread.
+        var (body, length) = await ReadBodyAsync(http.Request, cancellationToken);
         ParsedBatch parsed;
         try
         {
-            parsed = ParseBatch(body);
+            if (length > MaxBodyBytes) return TooLarge($"The body is larger than {MaxBodyBytes} bytes.");
+            parsed = ParseBatch(body.AsMemory(0, length));
         }
         catch (JsonException ex)
         {
             return BadRequest($"The body is not valid JSON at {ex.Path ?? "$"}: {ApiProblems.JsonProblem(ex)} Nothing in this request was accepted.", ex.Path ?? "$");
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(body); // the parsed events hold their own strings, nothing points into the buffer
         }
         if (parsed.Problem is { } problem) return BadRequest(problem, "$.events");
         var events = parsed.Events;
@@ -135,6 +136,35 @@ public static class UsageApi
         return null;
     }
 
+    /// <summary>The whole body in a rented buffer (the caller returns it), reading at most one byte past <see cref="MaxBodyBytes"/>.</summary>
+    private static async Task<(byte[] Buffer, int Length)> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(request.ContentLength is > 0 and <= MaxBodyBytes ? (int)request.ContentLength + 1 : 64 * 1024);
+        var length = 0;
+        try
+        {
+            while (length <= MaxBodyBytes)
+            {
+                if (length == buffer.Length)
+                {
+                    var larger = ArrayPool<byte>.Shared.Rent((int)Math.Min(MaxBodyBytes + 1, buffer.Length * 2L));
+                    buffer.AsSpan(0, length).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = larger;
+                }
+                var read = await request.Body.ReadAsync(buffer.AsMemory(length, (int)Math.Min(buffer.Length - length, MaxBodyBytes + 1 - length)), cancellationToken);
+                if (read == 0) break;
+                length += read;
+            }
+            return (buffer, length);
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
+    }
+
     private static bool IsJson(string? contentType) =>
         contentType is not null && Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(contentType, out var media)
         && (media.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase) || media.Suffix.Equals("json", StringComparison.OrdinalIgnoreCase));
@@ -147,19 +177,20 @@ public static class UsageApi
     /// alone, naming its path, and the other items are accepted. Only a body that is not JSON at all, or
     /// whose events are not an array, fails as a whole.
     /// </summary>
-    private static ParsedBatch ParseBatch(byte[] body)
+    private static ParsedBatch ParseBatch(ReadOnlyMemory<byte> body)
     {
         // The common case, a well-typed batch, is read in one pass; only a batch with a problem is read item by item.
         try
         {
-            if (JsonSerializer.Deserialize(body, MeteringJson.Default.UsageBatchInput) is { Events: { } all }) return new(all, null);
+            if (JsonSerializer.Deserialize(body.Span, MeteringJson.Default.UsageBatchInput) is { Events: { } all }) return new(all, null);
         }
         catch (JsonException) { }
         return ParseItemByItem(body);
     }
 
-    private static ParsedBatch ParseItemByItem(byte[] body)
+    private static ParsedBatch ParseItemByItem(ReadOnlyMemory<byte> memory)
     {
+        var body = memory.Span;
         var reader = new Utf8JsonReader(body, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip });
         if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
             return new([], null, "The body must be a JSON object: {\"events\": [ … ]} or one event.");
@@ -189,7 +220,7 @@ public static class UsageApi
                 {
                     throw new JsonException(ApiProblems.JsonProblem(ex), $"$.events[{events.Count}]", ex.LineNumber, ex.BytePositionInLine, ex);
                 }
-                var item = body.AsSpan(start, (int)reader.BytesConsumed - start);
+                var item = body.Slice(start, (int)reader.BytesConsumed - start);
                 var index = events.Count;
                 try
                 {

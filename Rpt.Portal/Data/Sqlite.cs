@@ -39,20 +39,86 @@ public sealed class SqliteDatabase
     public static void ApplyPragmas(DbConnection connection)
     {
         using var cmd = connection.CreateCommand();
-        cmd.CommandText = "PRAGMA synchronous=FULL; PRAGMA busy_timeout=15000; PRAGMA foreign_keys=ON;";
+        cmd.CommandText = $"PRAGMA synchronous=FULL; PRAGMA busy_timeout=15000; PRAGMA foreign_keys=ON; PRAGMA journal_size_limit={WalFileLimitBytes};";
         cmd.ExecuteNonQuery();
     }
 
+    /// <summary>What a restarted WAL file is cut back to (SQLite's journal_size_limit), on every connection.</summary>
+    public const long WalFileLimitBytes = 64L * 1024 * 1024;
+
+    /// <summary>How long a restart of the WAL waits for readers to leave it before the next commit goes on.</summary>
+    public const int RestartWaitMilliseconds = 200;
+
+    private int _walRestartDue;
+
+    /// <summary>Whether the WAL has passed its limit and should be started over between two commits of the ingestion writer.</summary>
+    public bool WalRestartDue => Volatile.Read(ref _walRestartDue) == 1;
+
     /// <summary>
-    /// Copies committed WAL pages back into the database file without waiting for readers or writers.
-    /// The ingestion writer does not checkpoint on its commits, so this keeps the WAL from growing.
+    /// Copies committed WAL pages back into the database file without waiting for readers or writers, a few times
+    /// while what is left shrinks. Once the WAL holds more than <paramref name="restartAboveBytes"/> it asks for the
+    /// WAL to be started over (<see cref="WalRestartDue"/>): SQLite reuses the file from its start only when every
+    /// frame was copied back and no reader still reads one, a moment a passive checkpoint never meets while ingestion
+    /// commits back to back. Nor can this service wait for it: SQLite's locks are not fair, and a writer that commits
+    /// back to back takes the write lock again before a waiting checkpoint does (9 of 10 attempts failed so). Only the
+    /// writer has that moment, between its own commits: it calls <see cref="RestartWal"/> there.
     /// </summary>
-    public void Checkpoint()
+    public WalCheckpointResult Checkpoint(long restartAboveBytes = long.MaxValue)
     {
         using var connection = Open();
+        var result = Checkpoint(connection, "PASSIVE");
+        for (var pass = 0; pass < 3; pass++)
+        {
+            var left = result.LogFrames - result.CopiedFrames;
+            if (left == 0) break;
+            var next = Checkpoint(connection, "PASSIVE");
+            var shrank = next.LogFrames - next.CopiedFrames < left;
+            result = next;
+            if (!shrank) break; // a reader holds older frames; the next tick tries again
+        }
+        long pageSize;
+        using (var size = connection.CreateCommand())
+        {
+            size.CommandText = "PRAGMA page_size;";
+            pageSize = Convert.ToInt64(size.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        if (result.LogFrames * (pageSize + WalFrameHeaderBytes) <= restartAboveBytes) return result;
+        Volatile.Write(ref _walRestartDue, 1);
+        return result with { RestartRequested = true };
+    }
+
+    /// <summary>
+    /// Starts the WAL over from <paramref name="db"/>, a connection of the one writer that holds no transaction: copies
+    /// what is left (the passive checkpoints left little) and waits at most <see cref="RestartWaitMilliseconds"/> for
+    /// readers to leave the WAL; the next commit then writes from the file's start and cuts it back to
+    /// <see cref="WalFileLimitBytes"/>. Readers that began after the copy read the database file and do not hold it up.
+    /// </summary>
+    /// <returns>Whether it was started over; if not, the next commit tries again.</returns>
+    public bool RestartWal(SQLitePCL.sqlite3 db, int busyTimeoutAfter)
+    {
+        SQLitePCL.raw.sqlite3_busy_timeout(db, RestartWaitMilliseconds);
+        try
+        {
+            var rc = SQLitePCL.raw.sqlite3_wal_checkpoint_v2(db, "main", SQLitePCL.raw.SQLITE_CHECKPOINT_RESTART, out _, out _);
+            if (rc != SQLitePCL.raw.SQLITE_OK) return false;
+            Volatile.Write(ref _walRestartDue, 0);
+            return true;
+        }
+        finally
+        {
+            SQLitePCL.raw.sqlite3_busy_timeout(db, busyTimeoutAfter);
+        }
+    }
+
+    private const int WalFrameHeaderBytes = 24;
+
+    private static WalCheckpointResult Checkpoint(SqliteConnection connection, string mode)
+    {
         using var cmd = connection.CreateCommand();
-        cmd.CommandText = "PRAGMA wal_checkpoint(PASSIVE);";
-        cmd.ExecuteNonQuery();
+        cmd.CommandText = $"PRAGMA wal_checkpoint({mode});";
+        using var r = cmd.ExecuteReader();
+        r.Read();
+        return new WalCheckpointResult(r.GetInt64(0) != 0, r.GetInt64(1), r.GetInt64(2), false);
     }
 
     /// <summary>WAL is a property of the file; it is set once when the database is prepared.</summary>
@@ -66,6 +132,9 @@ public sealed class SqliteDatabase
             throw new InvalidOperationException($"SQLite refused WAL mode for {FilePath} (journal_mode={mode}).");
     }
 }
+
+/// <summary>What one checkpoint did: SQLite's answer (busy, frames in the WAL, frames copied back) and whether it asked for the WAL to be started over.</summary>
+public sealed record WalCheckpointResult(bool Busy, long LogFrames, long CopiedFrames, bool RestartRequested);
 
 public static class SqliteCommands
 {

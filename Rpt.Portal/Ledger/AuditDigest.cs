@@ -20,6 +20,9 @@ public sealed class AuditDigest : IDisposable
         _hash.AppendData(_buffer, 0, n);
     }
 
+    /// <summary>The same as <see cref="Add(string)"/> for the string whose UTF-8 these bytes are.</summary>
+    public void Add(ReadOnlySpan<byte> canonicalUtf8) => _hash.AppendData(canonicalUtf8);
+
     public string HexAndReset() => Convert.ToHexStringLower(_hash.GetHashAndReset());
 
     public void Dispose() => _hash.Dispose();

@@ -45,14 +45,16 @@ public sealed class FlushUsage(SqliteDatabase database, IDbContextFactory<Applic
         Dictionary<(string Tenant, string Period), Group> groups;
         HashSet<string> lagging;
         using (var connection = database.Open())
-        using (var readTx = connection.BeginTransaction(deferred: true))
         {
-            last = connection.ScalarLong(readTx, "SELECT COALESCE(MAX(through_seq), 0) FROM flush_runs");
-            var max = UsageStore.MaxSeq(connection, readTx);
-            if (max <= last) return FlushOutcome.Nothing;
-            through = Math.Min(max, last + options.Value.MaxEventsPerFlush);
-            lagging = LaggingTenants(connection, readTx);
-            groups = Read(UsageStore.ReadRange(connection, readTx, last, through), lagging);
+            using (var readTx = connection.BeginTransaction(deferred: true))
+            {
+                last = connection.ScalarLong(readTx, "SELECT COALESCE(MAX(through_seq), 0) FROM flush_runs");
+                var max = UsageStore.MaxSeq(connection, readTx);
+                if (max <= last) return FlushOutcome.Nothing;
+                through = Math.Min(max, last + options.Value.MaxEventsPerFlush);
+                lagging = LaggingTenants(connection, readTx);
+            }
+            groups = Read(connection, last, through, null, lagging);
         }
 
         var now = time.GetUtcNow();
@@ -107,9 +109,8 @@ public sealed class FlushUsage(SqliteDatabase database, IDbContextFactory<Applic
                 var watermark = await db.FlushRuns.MaxAsync(f => (long?)f.ThroughSeq, cancellationToken) ?? 0;
                 Dictionary<(string Tenant, string Period), Group> groups;
                 using (var connection = database.Open())
-                using (var readTx = connection.BeginTransaction(deferred: true))
                 {
-                    groups = Read(UsageStore.ReadRange(connection, readTx, lag.FromSeq, watermark, lag.TenantId), []);
+                    groups = Read(connection, lag.FromSeq, watermark, lag.TenantId, []);
                 }
                 await AppendAsync(db, lag.TenantId, groups.OrderBy(g => g.Key.Period, StringComparer.Ordinal).Select(g => (g.Key.Period, g.Value)),
                     lag.FromSeq, watermark, now, cancellationToken);
@@ -141,27 +142,51 @@ public sealed class FlushUsage(SqliteDatabase database, IDbContextFactory<Applic
         return set;
     }
 
-    private static Dictionary<(string Tenant, string Period), Group> Read(IEnumerable<AuditRecord> records, HashSet<string> skip)
+    private static Dictionary<(string Tenant, string Period), Group> Read(Microsoft.Data.Sqlite.SqliteConnection connection, long fromSeq, long throughSeq,
+        string? tenantId, HashSet<string> skip)
     {
         var groups = new Dictionary<(string Tenant, string Period), Group>();
         (string Tenant, string Period) lastKey = default;
         Group? g = null;
-        foreach (var r in records)
+        // Consecutive records nearly always share their tenant and period, and often their job: each text is decoded
+        // only when it changes.
+        LastText tenants = new(), periods = new(), jobs = new();
+        UsageStore.VisitRange(connection, fromSeq, throughSeq, tenantId, (in AuditRecordView r) =>
         {
-            if (skip.Contains(r.TenantId)) continue; // a lagging tenant is flushed by its own catch-up
-            if (g is null || r.TenantId != lastKey.Tenant || r.PeriodStart != lastKey.Period)
+            var tenant = tenants.Of(r.TenantId);
+            if (skip.Contains(tenant)) return; // a lagging tenant is flushed by its own catch-up
+            var period = periods.Of(r.PeriodStart);
+            if (g is null || !ReferenceEquals(tenant, lastKey.Tenant) || !ReferenceEquals(period, lastKey.Period))
             {
-                lastKey = (r.TenantId, r.PeriodStart);
+                lastKey = (tenant, period);
                 if (!groups.TryGetValue(lastKey, out g)) groups[lastKey] = g = new Group();
             }
             g.Events++;
-            var job = g.Jobs.TryGetValue(r.JobId ?? "", out var j) ? j : (0L, 0L);
-            g.Jobs[r.JobId ?? ""] = (job.Item1 + 1, r.Billable ? job.Item2 + r.MicroCredits : job.Item2);
+            var jobId = r.HasJob ? jobs.Of(r.JobId) : "";
+            var job = g.Jobs.TryGetValue(jobId, out var j) ? j : (0L, 0L);
+            g.Jobs[jobId] = (job.Item1 + 1, r.Billable ? job.Item2 + r.MicroCredits : job.Item2);
             // Within the per-period limit a sum always fits; a ledger written before the limits existed may not.
             if (r.Billable) g.MicroCredits = g.MicroCredits is { } m ? SafeAdd(m, r.MicroCredits) : null;
             g.Digest.Add(r.Canonical);
-        }
+        });
         return groups;
+    }
+
+    /// <summary>The string of the last UTF-8 text seen, made again only when the text changes.</summary>
+    private sealed class LastText
+    {
+        private byte[] _bytes = [];
+        private int _length = -1;
+        private string _text = "";
+
+        public string Of(ReadOnlySpan<byte> utf8)
+        {
+            if (utf8.Length == _length && utf8.SequenceEqual(_bytes.AsSpan(0, _length))) return _text;
+            if (_bytes.Length < utf8.Length) _bytes = new byte[Math.Max(utf8.Length, 64)];
+            utf8.CopyTo(_bytes);
+            _length = utf8.Length;
+            return _text = System.Text.Encoding.UTF8.GetString(utf8);
+        }
     }
 
     private static long? SafeAdd(long a, long b)

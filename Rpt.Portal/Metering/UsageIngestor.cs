@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Threading.Channels;
 using Microsoft.Extensions.Options;
 using Rpt.Portal.Tenants;
@@ -45,48 +46,60 @@ public sealed class UsageIngestor : IDisposable
         var now = _time.GetUtcNow();
         var book = _prices.Current;
         var results = new IngestItemResult[events.Count];
-        var rows = new List<RatedUsage>(events.Count);
-        for (var i = 0; i < events.Count; i++)
+        // A batch's rows (about 200 bytes each) are a large object for any real batch: rented, so that a request
+        // does not add to the large-object heap, whose budget triggers full collections that stop every thread.
+        var rows = ArrayPool<RatedUsage>.Shared.Rent(events.Count);
+        var count = 0;
+        try
         {
-            if (rejected is not null && rejected.TryGetValue(i, out var early))
+            for (var i = 0; i < events.Count; i++)
             {
-                results[i] = early;
-                continue;
-            }
-            var error = _rate.TryRate(events[i], keyTenant, now, book, out var row);
-            if (error is null)
-            {
-                row.Index = i;
-                rows.Add(row);
-            }
-            else
-            {
-                results[i] = new IngestItemResult(events[i]?.Id, IngestStatus.Rejected, error);
-            }
-        }
-
-        var accepted = 0;
-        var duplicates = 0;
-        if (rows.Count > 0)
-        {
-            var batch = new PendingBatch(rows.ToArray());
-            await _queue.Writer.WriteAsync(batch, cancellationToken);
-            // Once queued the batch will be written; waiting is not cancellable, so the answer is never lost.
-            var outcome = await batch.Done.Task;
-            for (var j = 0; j < batch.Rows.Length; j++)
-            {
-                ref var row = ref batch.Rows[j];
-                results[row.Index] = outcome[j] switch
+                if (rejected is not null && rejected.TryGetValue(i, out var early))
                 {
-                    WriteOutcome.Accepted => new IngestItemResult(row.EventId, IngestStatus.Accepted),
-                    WriteOutcome.Duplicate => new IngestItemResult(row.EventId, IngestStatus.Duplicate),
-                    _ => new IngestItemResult(row.EventId, IngestStatus.Rejected, PeriodLimitError(row.PeriodStart)),
-                };
-                if (outcome[j] == WriteOutcome.Accepted) accepted++;
-                else if (outcome[j] == WriteOutcome.Duplicate) duplicates++;
+                    results[i] = early;
+                    continue;
+                }
+                var error = _rate.TryRate(events[i], keyTenant, now, book, out var row);
+                if (error is null)
+                {
+                    row.Index = i;
+                    rows[count++] = row;
+                }
+                else
+                {
+                    results[i] = new IngestItemResult(events[i]?.Id, IngestStatus.Rejected, error);
+                }
             }
+
+            var accepted = 0;
+            var duplicates = 0;
+            if (count > 0)
+            {
+                var batch = new PendingBatch(new ArraySegment<RatedUsage>(rows, 0, count));
+                await _queue.Writer.WriteAsync(batch, cancellationToken);
+                // Once queued the batch will be written; waiting is not cancellable, so the answer is never lost.
+                // The writer is done with the rows once it has answered, so they go back to the pool below.
+                var outcome = await batch.Done.Task;
+                for (var j = 0; j < count; j++)
+                {
+                    ref var row = ref rows[j];
+                    results[row.Index] = outcome[j] switch
+                    {
+                        WriteOutcome.Accepted => new IngestItemResult(row.EventId, IngestStatus.Accepted),
+                        WriteOutcome.Duplicate => new IngestItemResult(row.EventId, IngestStatus.Duplicate),
+                        _ => new IngestItemResult(row.EventId, IngestStatus.Rejected, PeriodLimitError(row.PeriodStart)),
+                    };
+                    if (outcome[j] == WriteOutcome.Accepted) accepted++;
+                    else if (outcome[j] == WriteOutcome.Duplicate) duplicates++;
+                }
+            }
+            return new IngestResult(accepted, duplicates, events.Count - accepted - duplicates, results);
         }
-        return new IngestResult(accepted, duplicates, events.Count - accepted - duplicates, results);
+        finally
+        {
+            // Cleared: a pooled array must not keep the batch's strings alive.
+            ArrayPool<RatedUsage>.Shared.Return(rows, clearArray: true);
+        }
     }
 
     private string PeriodLimitError(string periodStart) =>
@@ -97,7 +110,7 @@ public sealed class UsageIngestor : IDisposable
     {
         using var writer = _store.OpenWriter();
         var batches = new List<PendingBatch>();
-        var rows = new List<RatedUsage[]>();
+        var rows = new List<ArraySegment<RatedUsage>>();
         var reader = _queue.Reader;
         while (true)
         {
@@ -107,11 +120,11 @@ public sealed class UsageIngestor : IDisposable
                 continue;
             }
             batches.Add(first);
-            var count = first.Rows.Length;
+            var count = first.Rows.Count;
             while (count < _options.MaxEventsPerCommit && reader.TryRead(out var next))
             {
                 batches.Add(next);
-                count += next.Rows.Length;
+                count += next.Rows.Count;
             }
             foreach (var b in batches) rows.Add(b.Rows);
             HashSet<string>? tenants = null;
@@ -129,6 +142,8 @@ public sealed class UsageIngestor : IDisposable
             batches.Clear();
             rows.Clear();
             if (tenants is { Count: > 0 }) _changes.Publish(TenantChange.UsageCommitted, tenants);
+            // After the answers, before the next commit: the one moment the WAL can be started over under sustained ingestion.
+            writer.RestartWalIfDue();
         }
     }
 
@@ -138,9 +153,9 @@ public sealed class UsageIngestor : IDisposable
         _writer.Join(TimeSpan.FromSeconds(30));
     }
 
-    private sealed class PendingBatch(RatedUsage[] rows)
+    private sealed class PendingBatch(ArraySegment<RatedUsage> rows)
     {
-        public RatedUsage[] Rows { get; } = rows;
+        public ArraySegment<RatedUsage> Rows { get; } = rows;
         public TaskCompletionSource<WriteOutcome[]> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }

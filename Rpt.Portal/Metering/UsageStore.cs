@@ -12,6 +12,25 @@ internal enum WriteOutcome : byte { Accepted, Duplicate, OverPeriodLimit }
 /// <summary>One audit record as the flusher and the verifier read it: what it charges, and its canonical form.</summary>
 public readonly record struct AuditRecord(string TenantId, string PeriodStart, bool Billable, long MicroCredits, string? JobId, string Canonical);
 
+/// <summary>
+/// One audit record as <see cref="UsageStore.VisitRange"/> hands it over: its text columns as SQLite's UTF-8 bytes, which
+/// are valid only during the call. <see cref="Canonical"/> is the UTF-8 of <see cref="AuditRecord.Canonical"/>.
+/// </summary>
+public readonly ref struct AuditRecordView(ReadOnlySpan<byte> tenantId, ReadOnlySpan<byte> periodStart, bool billable, long microCredits,
+    ReadOnlySpan<byte> jobId, bool hasJob, ReadOnlySpan<byte> canonical)
+{
+    public ReadOnlySpan<byte> TenantId { get; } = tenantId;
+    public ReadOnlySpan<byte> PeriodStart { get; } = periodStart;
+    public bool Billable { get; } = billable;
+    public long MicroCredits { get; } = microCredits;
+    public ReadOnlySpan<byte> JobId { get; } = jobId;
+    public bool HasJob { get; } = hasJob;
+    public ReadOnlySpan<byte> Canonical { get; } = canonical;
+}
+
+/// <summary>Called with each record of <see cref="UsageStore.VisitRange"/>.</summary>
+public delegate void AuditRecordVisitor(in AuditRecordView record);
+
 /// <summary>One row of <c>usage_daily</c>; <see cref="Feature"/> is null for calls sent without one.</summary>
 public readonly record struct DailyRow(DateOnly Day, string Category, string Provider, string Name, string? Feature, bool IsMeter, long Calls,
     long InputTokens, long OutputTokens, long CachedInputTokens, long MicroCredits, long QuantityMicro)
@@ -112,6 +131,49 @@ public sealed class UsageStore(SqliteDatabase database)
         using var r = cmd.ExecuteReader();
         while (r.Read())
             yield return new AuditRecord(r.GetString(0), r.GetString(1), r.GetInt64(2) == 1, r.GetInt64(3), r.IsDBNull(4) ? null : r.GetString(4), r.GetString(5));
+    }
+
+    /// <summary>Seqs read per read transaction by <see cref="VisitRange"/>.</summary>
+    public const int VisitChunk = 50_000;
+
+    /// <summary>
+    /// The audit records with seq in (<paramref name="fromSeq"/>, <paramref name="throughSeq"/>], in seq order, optionally of one
+    /// tenant, each handed to <paramref name="visit"/> in place: no string is made per record (the flusher reads every record
+    /// once, and a string each was most of what the server allocated). The range is read in chunks of <see cref="VisitChunk"/>
+    /// seqs, each its own short read transaction: records never change and seqs are assigned in commit order, so the chunks
+    /// together are the range, and no read holds the WAL long enough to keep the checkpointer from starting it over.
+    /// </summary>
+    public static void VisitRange(SqliteConnection connection, long fromSeq, long throughSeq, string? tenantId, AuditRecordVisitor visit)
+    {
+        var sql = $"SELECT tenant_id, period_start, billable, micro_credits, job_id, {CanonicalExpression} FROM usage_events WHERE seq > ?1 AND seq <= ?2"
+            + (tenantId is null ? "" : " AND tenant_id = ?3") + " ORDER BY seq";
+        var rc = raw.sqlite3_prepare_v2(connection.Handle, sql, out var stmt);
+        if (rc != raw.SQLITE_OK) throw new SqliteException($"SQLite prepare failed: {raw.sqlite3_errmsg(connection.Handle).utf8_to_string()}", rc);
+        using (stmt)
+        {
+            for (var from = fromSeq; from < throughSeq; from = Math.Min(throughSeq, from + VisitChunk))
+            {
+                using var tx = connection.BeginTransaction(deferred: true);
+                raw.sqlite3_bind_int64(stmt, 1, from);
+                raw.sqlite3_bind_int64(stmt, 2, Math.Min(throughSeq, from + VisitChunk));
+                if (tenantId is not null) Text(stmt, 3, tenantId);
+                try
+                {
+                    while ((rc = raw.sqlite3_step(stmt)) == raw.SQLITE_ROW)
+                    {
+                        var hasJob = raw.sqlite3_column_type(stmt, 4) != raw.SQLITE_NULL;
+                        visit(new AuditRecordView(raw.sqlite3_column_blob(stmt, 0), raw.sqlite3_column_blob(stmt, 1), raw.sqlite3_column_int64(stmt, 2) == 1,
+                            raw.sqlite3_column_int64(stmt, 3), hasJob ? raw.sqlite3_column_blob(stmt, 4) : default, hasJob, raw.sqlite3_column_blob(stmt, 5)));
+                    }
+                    if (rc != raw.SQLITE_DONE) throw new SqliteException($"SQLite read of audit records failed: {raw.sqlite3_errmsg(connection.Handle).utf8_to_string()}", rc);
+                }
+                finally
+                {
+                    raw.sqlite3_reset(stmt);
+                }
+                tx.Commit();
+            }
+        }
     }
 
     /// <summary>The running totals of a tenant's period.</summary>
@@ -495,14 +557,18 @@ public sealed class UsageStore(SqliteDatabase database)
         private readonly Dictionary<(string, string, string, string, string), long[]> _totals = new();
         private readonly Dictionary<(string, string), long[]> _periodUse = new();
 
+        private const int BusyTimeoutMilliseconds = 15_000;
+        private readonly SqliteDatabase _database;
+
         public Writer(SqliteDatabase database)
         {
+            _database = database;
             Check(raw.sqlite3_open_v2(database.FilePath, out _db, raw.SQLITE_OPEN_READWRITE | raw.SQLITE_OPEN_NOMUTEX, null), "open");
-            raw.sqlite3_busy_timeout(_db, 15_000);
-            // synchronous=FULL: an acknowledged event survives a power cut. The unique (tenant_id, event_id)
-            // index is probed for every event, so its pages stay in a 64 MiB cache; WAL checkpoints are left
-            // to their own service instead of the commit path.
-            Exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=0;");
+            raw.sqlite3_busy_timeout(_db, BusyTimeoutMilliseconds);
+            // synchronous=FULL: an acknowledged event survives a power cut. The B-tree pages the commits touch stay
+            // in a 64 MiB cache; WAL checkpoints are left to their own service (WalCheckpointer) instead of the commit
+            // path, and when that service has started the WAL over, the first commit cuts the file back to the limit.
+            Exec($"PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit={SqliteDatabase.WalFileLimitBytes};");
             Check(raw.sqlite3_prepare_v2(_db, InsertSql, out _insert), "prepare");
             Check(raw.sqlite3_prepare_v2(_db, UpsertSql, out _upsert), "prepare");
             Check(raw.sqlite3_prepare_v2(_db, DailySql, out _daily), "prepare");
@@ -617,7 +683,7 @@ public sealed class UsageStore(SqliteDatabase database)
         }
 
         /// <summary>Writes every row of every batch in one transaction; one outcome per row.</summary>
-        public WriteOutcome[][] Write(IReadOnlyList<RatedUsage[]> batches, long receivedAtMs, long maxPeriodMicroCredits, long maxPeriodTokens,
+        public WriteOutcome[][] Write(IReadOnlyList<ArraySegment<RatedUsage>> batches, long receivedAtMs, long maxPeriodMicroCredits, long maxPeriodTokens,
             out HashSet<string> tenants)
         {
             tenants = new HashSet<string>(StringComparer.Ordinal);
@@ -635,11 +701,11 @@ public sealed class UsageStore(SqliteDatabase database)
                 CatchUp();
                 for (var b = 0; b < batches.Count; b++)
                 {
-                    var rows = batches[b];
-                    var outcome = outcomes[b] = new WriteOutcome[rows.Length];
-                    for (var i = 0; i < rows.Length; i++)
+                    var (rows, offset, length) = (batches[b].Array!, batches[b].Offset, batches[b].Count);
+                    var outcome = outcomes[b] = new WriteOutcome[length];
+                    for (var i = 0; i < length; i++)
                     {
-                        ref var r = ref rows[i];
+                        ref var r = ref rows[offset + i];
                         var hash = EventIdIndex.Hash(r.TenantId, r.EventId);
                         if (IsDuplicate(in r, hash))
                         {
@@ -747,6 +813,12 @@ public sealed class UsageStore(SqliteDatabase database)
             foreach (var (hash, seq) in _added) _ids.Add(hash, seq);
             if (_added.Count > 0) _indexedSeq = _added[^1].Seq;
             return outcomes;
+        }
+
+        /// <summary>Between two commits: starts the WAL over if the checkpointer asked for it (see <see cref="SqliteDatabase.Checkpoint"/>).</summary>
+        public void RestartWalIfDue()
+        {
+            if (_database.WalRestartDue) _database.RestartWal(_db, BusyTimeoutMilliseconds);
         }
 
         /// <summary>What the tenant's period already holds (µcr, tokens), read once per commit inside its transaction.</summary>
