@@ -47,9 +47,13 @@ public sealed class SqliteDatabase
     public const long WalFileLimitBytes = 64L * 1024 * 1024;
 
     /// <summary>How long a restart of the WAL waits for readers to leave it before the next commit goes on.</summary>
-    public const int RestartWaitMilliseconds = 200;
+    public const int RestartWaitMilliseconds = 100;
 
     private int _walRestartDue;
+    private long _restarts, _restartsHeldUp, _restartsPassedOver;
+
+    /// <summary>Since start: WAL restarts done, held up by readers or another writer past the wait, and passed over while this process's checkpointer copied.</summary>
+    public (long Done, long HeldUp, long PassedOver) WalRestarts => (Interlocked.Read(ref _restarts), Interlocked.Read(ref _restartsHeldUp), Interlocked.Read(ref _restartsPassedOver));
 
     /// <summary>Whether the WAL has passed its limit and should be started over between two commits of the ingestion writer.</summary>
     public bool WalRestartDue => Volatile.Read(ref _walRestartDue) == 1;
@@ -65,6 +69,19 @@ public sealed class SqliteDatabase
     /// </summary>
     public WalCheckpointResult Checkpoint(long restartAboveBytes = long.MaxValue)
     {
+        WalCheckpointResult result;
+        lock (_copying) result = CopyBack();
+        if (result.LogFrames * (_pageSize + WalFrameHeaderBytes) <= restartAboveBytes) return result;
+        Volatile.Write(ref _walRestartDue, 1);
+        return result with { RestartRequested = true };
+    }
+
+    /// <summary>Held while this process copies the WAL back, so that the writer's restart does not queue behind it.</summary>
+    private readonly object _copying = new();
+    private long _pageSize = 4096;
+
+    private WalCheckpointResult CopyBack()
+    {
         using var connection = Open();
         var result = Checkpoint(connection, "PASSIVE");
         for (var pass = 0; pass < 3; pass++)
@@ -76,37 +93,47 @@ public sealed class SqliteDatabase
             result = next;
             if (!shrank) break; // a reader holds older frames; the next tick tries again
         }
-        long pageSize;
         using (var size = connection.CreateCommand())
         {
             size.CommandText = "PRAGMA page_size;";
-            pageSize = Convert.ToInt64(size.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+            _pageSize = Convert.ToInt64(size.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
         }
-        if (result.LogFrames * (pageSize + WalFrameHeaderBytes) <= restartAboveBytes) return result;
-        Volatile.Write(ref _walRestartDue, 1);
-        return result with { RestartRequested = true };
+        return result;
     }
 
     /// <summary>
     /// Starts the WAL over from <paramref name="db"/>, a connection of the one writer that holds no transaction: copies
     /// what is left (the passive checkpoints left little) and waits at most <see cref="RestartWaitMilliseconds"/> for
-    /// readers to leave the WAL; the next commit then writes from the file's start and cuts it back to
+    /// readers to leave the WAL, unless this process's checkpointer is copying, when it returns at once; the next commit then writes from the file's start and cuts it back to
     /// <see cref="WalFileLimitBytes"/>. Readers that began after the copy read the database file and do not hold it up.
     /// </summary>
-    /// <returns>Whether it was started over; if not, the next commit tries again.</returns>
-    public bool RestartWal(SQLitePCL.sqlite3 db, int busyTimeoutAfter)
+    /// <returns>Whether it was started over, held up (it waited, in vain), or passed over at no cost; if not done, a later commit tries again.</returns>
+    public WalRestart RestartWal(SQLitePCL.sqlite3 db, int busyTimeoutAfter)
     {
+        // While the checkpointer copies, SQLite's checkpoint lock is taken: rather than wait for it, the writer goes on
+        // and tries again after a later commit.
+        if (!Monitor.TryEnter(_copying))
+        {
+            Interlocked.Increment(ref _restartsPassedOver);
+            return WalRestart.PassedOver;
+        }
         SQLitePCL.raw.sqlite3_busy_timeout(db, RestartWaitMilliseconds);
         try
         {
             var rc = SQLitePCL.raw.sqlite3_wal_checkpoint_v2(db, "main", SQLitePCL.raw.SQLITE_CHECKPOINT_RESTART, out _, out _);
-            if (rc != SQLitePCL.raw.SQLITE_OK) return false;
+            if (rc != SQLitePCL.raw.SQLITE_OK)
+            {
+                Interlocked.Increment(ref _restartsHeldUp);
+                return WalRestart.HeldUp;
+            }
+            Interlocked.Increment(ref _restarts);
             Volatile.Write(ref _walRestartDue, 0);
-            return true;
+            return WalRestart.Done;
         }
         finally
         {
             SQLitePCL.raw.sqlite3_busy_timeout(db, busyTimeoutAfter);
+            Monitor.Exit(_copying);
         }
     }
 
@@ -132,6 +159,9 @@ public sealed class SqliteDatabase
             throw new InvalidOperationException($"SQLite refused WAL mode for {FilePath} (journal_mode={mode}).");
     }
 }
+
+/// <summary>What an attempt to start the WAL over came to.</summary>
+public enum WalRestart { Done, HeldUp, PassedOver }
 
 /// <summary>What one checkpoint did: SQLite's answer (busy, frames in the WAL, frames copied back) and whether it asked for the WAL to be started over.</summary>
 public sealed record WalCheckpointResult(bool Busy, long LogFrames, long CopiedFrames, bool RestartRequested);

@@ -6,7 +6,7 @@ namespace Rpt.Portal.Metering;
 /// <summary>
 /// The exactly-once index of the ingestion writer: which (tenant, event id) pairs the audit table already
 /// holds, as open-addressing hash tables of a 32-bit fingerprint and the record's seq per slot (8 bytes,
-/// kept at most 80 % full). It replaces the unique B-tree index on (tenant_id, event_id), whose random inserts
+/// kept at most 85 % full). It replaces the unique B-tree index on (tenant_id, event_id), whose random inserts
 /// made every group commit write one page per event once the index outgrew the cache (docs/PERFORMANCE.md).
 /// <para>
 /// It decides nothing alone: a fingerprint match is a candidate, confirmed by reading that seq's tenant and id
@@ -18,7 +18,8 @@ namespace Rpt.Portal.Metering;
 /// <para>
 /// The table is split into <see cref="Shards"/> shards by the hash's low bits, each growing by itself: a
 /// doubling copies one shard (under a megabyte at 20M ids) rather than the whole table, so the index never
-/// holds its old and new arrays at once, and growing needs no collection of the whole heap.
+/// holds its old and new arrays at once, and growing needs no collection of the whole heap. Each shard doubles at its own
+/// fill (60–85 %), so the doublings are spread out too.
 /// </para>
 /// </summary>
 internal sealed class EventIdIndex
@@ -26,7 +27,11 @@ internal sealed class EventIdIndex
     /// <summary>How many shards the table is split into (a power of two).</summary>
     public const int Shards = 256;
 
-    private const double MaxLoad = 0.8;
+    /// <summary>How full a shard may get before it doubles: from 60 % to 85 % by the shard's number, so that shards, which
+    /// fill at the same pace, double one after another rather than all within a few thousand ids (a pause of a second at
+    /// 13.4M ids when they all had the same limit).</summary>
+    private const double MinLoad = 0.60, MaxLoad = 0.85;
+
     private const int MinShardBits = 8;
     private readonly Shard[] _shards = new Shard[Shards];
 
@@ -34,8 +39,8 @@ internal sealed class EventIdIndex
     public EventIdIndex(long capacityHint = 1 << 16)
     {
         var perShard = Math.Max(1, capacityHint / Shards + 1);
-        var bits = Math.Max(MinShardBits, (int)Math.Ceiling(Math.Log2(perShard / MaxLoad)));
-        for (var i = 0; i < Shards; i++) _shards[i] = new Shard(bits);
+        var bits = Math.Max(MinShardBits, (int)Math.Ceiling(Math.Log2(perShard / MinLoad)));
+        for (var i = 0; i < Shards; i++) _shards[i] = new Shard(bits, MinLoad + (MaxLoad - MinLoad) * i / (Shards - 1));
     }
 
     public int Count { get; private set; }
@@ -75,7 +80,7 @@ internal sealed class EventIdIndex
         if (seq is <= 0 or > uint.MaxValue)
             throw new InvalidOperationException($"seq {seq} is outside the index's range (1 to {uint.MaxValue}): the audit table has outgrown one SQLite file.");
         var shard = ShardOf(hash);
-        if (shard.Count + 1 > shard.Fingerprints.Length * MaxLoad) shard.Grow();
+        if (shard.Count + 1 > shard.Fingerprints.Length * shard.Load) shard.Grow();
         Place(shard.Fingerprints, shard.Seqs, shard.Bits, Fingerprint(hash), (uint)seq);
         shard.Count++;
         Count++;
@@ -98,8 +103,9 @@ internal sealed class EventIdIndex
         seqs[slot] = seq;
     }
 
-    private sealed class Shard(int bits)
+    private sealed class Shard(int bits, double load)
     {
+        public readonly double Load = load;
         public uint[] Fingerprints = new uint[1 << bits];
         public uint[] Seqs = new uint[1 << bits];
         public int Bits = bits;

@@ -143,7 +143,7 @@ public sealed class UsageIngestor : IDisposable
             rows.Clear();
             if (tenants is { Count: > 0 }) _changes.Publish(TenantChange.UsageCommitted, tenants);
             // After the answers, before the next commit: the one moment the WAL can be started over under sustained ingestion.
-            writer.RestartWalIfDue();
+            writer.RestartWalIfDue(_time.GetUtcNow().ToUnixTimeMilliseconds());
         }
     }
 

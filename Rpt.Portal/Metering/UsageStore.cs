@@ -134,7 +134,7 @@ public sealed class UsageStore(SqliteDatabase database)
     }
 
     /// <summary>Seqs read per read transaction by <see cref="VisitRange"/>.</summary>
-    public const int VisitChunk = 50_000;
+    public const int VisitChunk = 10_000;
 
     /// <summary>
     /// The audit records with seq in (<paramref name="fromSeq"/>, <paramref name="throughSeq"/>], in seq order, optionally of one
@@ -815,10 +815,18 @@ public sealed class UsageStore(SqliteDatabase database)
             return outcomes;
         }
 
-        /// <summary>Between two commits: starts the WAL over if the checkpointer asked for it (see <see cref="SqliteDatabase.Checkpoint"/>).</summary>
-        public void RestartWalIfDue()
+        /// <summary>After an attempt that waited for readers in vain, the commits of this long go on before the next attempt.</summary>
+        public const long RestartBackOffMilliseconds = 250;
+
+        private long _nextRestartAtMs;
+
+        /// <summary>Between two commits: starts the WAL over if the checkpointer asked for it (see <see cref="SqliteDatabase.Checkpoint"/>),
+        /// at most once per <see cref="RestartBackOffMilliseconds"/> while it keeps finding readers in the way.</summary>
+        public void RestartWalIfDue(long nowMs)
         {
-            if (_database.WalRestartDue) _database.RestartWal(_db, BusyTimeoutMilliseconds);
+            if (!_database.WalRestartDue || nowMs < _nextRestartAtMs) return;
+            // Only an attempt that waited backs off; one passed over (the checkpointer was copying) cost nothing and is retried next commit.
+            if (_database.RestartWal(_db, BusyTimeoutMilliseconds) == WalRestart.HeldUp) _nextRestartAtMs = nowMs + RestartBackOffMilliseconds;
         }
 
         /// <summary>What the tenant's period already holds (µcr, tokens), read once per commit inside its transaction.</summary>
