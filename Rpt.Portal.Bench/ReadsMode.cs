@@ -32,7 +32,7 @@ public static class ReadsMode
         var prices = await Workload.LoadPricesAsync(large);
         var memory = new MemorySampler(server.Pid);
 
-        Console.WriteLine($"load: {events:N0} events for 'large' over 30 days of its current period, {history:N0} for 'history' over 320 days, {small:N0} for 'small' (sequential ids, batches of {batch:N0}, {concurrency} clients)");
+        Console.WriteLine($"load: {events:N0} events for 'large' over 30 days of its current period, {history:N0} for 'history' over 320 days, {small:N0} for 'small' (random UUIDs for events and jobs, batches of {batch:N0}, {concurrency} clients)");
         var loaded = await Workload.IngestAsync(large, events, batch, concurrency, prices, anchor);
         Console.WriteLine($"  large:   {loaded.EventsPerSecond:N0} events/s with the rollups ({loaded.Accepted:N0} in {loaded.Elapsed.TotalSeconds:0.0} s; batch p50 {loaded.Latency.P50:0.0} ms, p99 {loaded.Latency.P99:0.0} ms)");
         var past = await Workload.IngestAsync(historyHttp, history, batch, concurrency, prices, historyStart, "h_");

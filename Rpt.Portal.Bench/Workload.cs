@@ -54,11 +54,11 @@ public static class Workload
     }
 
     /// <param name="from">Events occur between this instant and now (today's midnight UTC by default).</param>
-    /// <param name="idPrefix">Ids are the prefix and the event's number: sequential, and distinct per prefix.</param>
+    /// <param name="idPrefix">With sequential ids, ids are the prefix and the event's number, distinct per prefix.</param>
     /// <param name="acked">Called after each acknowledged batch with what the batch must cost, in µcr.</param>
-    /// <param name="ids">Random UUIDs for events and jobs (the default of the benchmark), or sequential names.</param>
+    /// <param name="ids">Random UUIDs for events and jobs (the default of every mode: what real clients send), or sequential names.</param>
     public static async Task<IngestRun> IngestAsync(HttpClient http, long events, int batchSize, int concurrency, PriceSheet prices,
-        DateTimeOffset? from = null, string idPrefix = "call_", Action<long>? acked = null, CancellationToken stop = default, IdKind ids = IdKind.Sequential)
+        DateTimeOffset? from = null, string idPrefix = "call_", Action<long>? acked = null, CancellationToken stop = default, IdKind ids = IdKind.Random)
     {
         // A job's id is the same for its 25 calls: a UUID derived from the job's number and this run's salt.
         var salt = Guid.NewGuid().ToByteArray();

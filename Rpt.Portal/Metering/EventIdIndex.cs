@@ -38,9 +38,13 @@ internal sealed class EventIdIndex
     /// <param name="capacityHint">How many ids the table should hold without growing.</param>
     public EventIdIndex(long capacityHint = 1 << 16)
     {
+        // Each shard sized for its share at its own limit: room beyond that is added a shard at a time, when it is needed.
         var perShard = Math.Max(1, capacityHint / Shards + 1);
-        var bits = Math.Max(MinShardBits, (int)Math.Ceiling(Math.Log2(perShard / MinLoad)));
-        for (var i = 0; i < Shards; i++) _shards[i] = new Shard(bits, MinLoad + (MaxLoad - MinLoad) * i / (Shards - 1));
+        for (var i = 0; i < Shards; i++)
+        {
+            var load = MinLoad + (MaxLoad - MinLoad) * i / (Shards - 1);
+            _shards[i] = new Shard(Math.Max(MinShardBits, (int)Math.Ceiling(Math.Log2(perShard / load))), load);
+        }
     }
 
     public int Count { get; private set; }

@@ -580,8 +580,8 @@ public sealed class UsageStore(SqliteDatabase database)
             Check(raw.sqlite3_prepare_v2(_db, JobRefSql, out _jobRef), "prepare");
             Check(raw.sqlite3_prepare_v2(_db, JobCreateSql, out _jobCreate), "prepare");
             // The exactly-once index is derived from the audit table: built here, before the first write, in a table
-            // sized for what is stored (no doubling while it is built).
-            _ids = new EventIdIndex((int)Math.Min(int.MaxValue / 2, MaxSeqRaw() * 5 / 4 + 1));
+            // sized for what is stored (no doubling while it is built; its shards grow one by one afterwards).
+            _ids = new EventIdIndex(MaxSeqRaw());
             Exec("BEGIN");
             try
             {
