@@ -27,6 +27,22 @@ public class UsageIngestorTests
     }
 
     [Fact]
+    public async Task Ingest_ABatchAfterALargerOne_AnswersOnlyItsOwnItems_AndAnEmptyBatchAnswersNothing()
+    {
+        // Batches are rated into pooled arrays: what a larger batch left in one must never reach a later answer.
+        await using var h = await PortalHarness.StartAsync();
+        await h.CreateTenantAsync("acme");
+        Assert.Equal(1_500, (await h.IngestAsync("acme", Enumerable.Range(0, 1_500).Select(i => Events.Call($"big-{i}")).ToArray())).Accepted);
+        var small = await h.IngestAsync("acme", Events.Call("small-1"), Events.Call("big-7"), Events.Call("bad", model: "no-such-model"));
+        Assert.Equal(["small-1", "big-7", "bad"], small.Results.Select(r => r.Id));
+        Assert.Equal([IngestStatus.Accepted, IngestStatus.Duplicate, IngestStatus.Rejected], small.Results.Select(r => r.Status));
+        var none = await h.IngestAsync("acme");
+        Assert.Equal((0, 0, 0), (none.Accepted, none.Duplicates, none.Rejected));
+        Assert.Empty(none.Results);
+        Assert.Equal(1_501, h.Scalar("SELECT COUNT(*) FROM usage_events"));
+    }
+
+    [Fact]
     public async Task Ingest_SameIdInALaterBatch_IsADuplicateAndCountsOnce()
     {
         await using var h = await PortalHarness.StartAsync();

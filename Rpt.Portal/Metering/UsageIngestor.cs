@@ -43,6 +43,7 @@ public sealed class UsageIngestor : IDisposable
     public async Task<IngestResult> IngestAsync(IReadOnlyList<UsageEventInput?> events, string? keyTenant, CancellationToken cancellationToken = default,
         IReadOnlyDictionary<int, IngestItemResult>? rejected = null)
     {
+        if (events.Count == 0) return new IngestResult(0, 0, 0, []); // nothing to rent an array for
         var now = _time.GetUtcNow();
         var book = _prices.Current;
         var results = new IngestItemResult[events.Count];
