@@ -64,7 +64,8 @@ public sealed class SqliteDatabase
     /// WAL to be started over (<see cref="WalRestartDue"/>): SQLite reuses the file from its start only when every
     /// frame was copied back and no reader still reads one, a moment a passive checkpoint never meets while ingestion
     /// commits back to back. Nor can this service wait for it: SQLite's locks are not fair, and a writer that commits
-    /// back to back takes the write lock again before a waiting checkpoint does (9 of 10 attempts failed so). Only the
+    /// back to back takes the write lock again before a waiting checkpoint does (in a test, 9 of 10 such attempts
+    /// failed). Only the
     /// writer has that moment, between its own commits: it calls <see cref="RestartWal"/> there.
     /// </summary>
     public WalCheckpointResult Checkpoint(long restartAboveBytes = long.MaxValue)
@@ -104,8 +105,9 @@ public sealed class SqliteDatabase
     /// <summary>
     /// Starts the WAL over from <paramref name="db"/>, a connection of the one writer that holds no transaction: copies
     /// what is left (the passive checkpoints left little) and waits at most <see cref="RestartWaitMilliseconds"/> for
-    /// readers to leave the WAL, unless this process's checkpointer is copying, when it returns at once; the next commit then writes from the file's start and cuts it back to
+    /// readers to leave the WAL; the next commit then writes from the file's start and cuts it back to
     /// <see cref="WalFileLimitBytes"/>. Readers that began after the copy read the database file and do not hold it up.
+    /// While this process's checkpointer is copying it returns at once.
     /// </summary>
     /// <returns>Whether it was started over, held up (it waited, in vain), or passed over at no cost; if not done, a later commit tries again.</returns>
     public WalRestart RestartWal(SQLitePCL.sqlite3 db, int busyTimeoutAfter)
