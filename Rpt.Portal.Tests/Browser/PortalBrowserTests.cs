@@ -126,6 +126,7 @@ public class PortalBrowserTests(BrowserFixture fx)
         await Assertions.Expect(page.GetByText("Authorization: Bearer YOUR_API_KEY").First).ToBeVisibleAsync();
         foreach (var promo in new[] { "Deploy", "Generate SDK", "Ask AI" })
             Assert.Equal(0, await page.GetByRole(AriaRole.Button, new() { Name = promo, Exact = true }).CountAsync());
+        await Assertions.Expect(page.GetByText("Powered by", new() { Exact = false })).ToBeHiddenAsync(); // the page speaks of our API only
         await page.ScreenshotAsync(new() { Path = Shot("api-reference") });
 
         await File.WriteAllLinesAsync(Path.Combine(BrowserFixture.ArtifactsDirectory, "accessibility-violations.txt"), violations);

@@ -59,9 +59,11 @@ public static class OpenApiSetup
         app.MapOpenApi("/api/docs/openapi/{documentName}.json").ExcludeFromDescription();
         // No web fonts from elsewhere: the reference works on a closed network and leaks no visits. It
         // documents our API only: the reference tool's own toolbar (deploy, SDK generation), its AI chat,
-        // its MCP hook and its telemetry are off.
+        // its MCP hook and its telemetry are off, and so is the sidebar's link to the tool's own site (the tool's
+        // documented way is custom CSS; the link is the one tagged utm_source=powered-by).
         app.MapScalarApiReference("/api/docs", o => o.WithTitle("Rpt Portal Credits API").DisableDefaultFonts()
-            .HideDeveloperTools().DisableAgent().DisableMcp().DisableTelemetry());
+            .HideDeveloperTools().DisableAgent().DisableMcp().DisableTelemetry()
+            .WithCustomCss("a[href*=\"utm_source=powered-by\"] { display: none !important; }"));
         return app;
     }
 }
