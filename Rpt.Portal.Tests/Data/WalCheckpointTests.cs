@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Options;
 using Rpt.Portal.Data;
 
 namespace Rpt.Portal.Tests.Data;
@@ -46,6 +47,30 @@ public class WalCheckpointTests
         Assert.True(after.LogFrames < result.LogFrames / 10, $"the WAL holds {after.LogFrames} frames after the restart, {result.LogFrames} before");
         Assert.Equal(2_002, app.Scalar("SELECT COUNT(*) FROM usage_events"));
         Assert.Equal("ok", Text(app, "PRAGMA integrity_check"));
+    }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("8")]
+    [InlineData("-1")]
+    [InlineData("70000")]
+    public async Task Startup_AWalLimitOutOfRange_StopsWithAMessageNamingTheSettingAndItsRange(string value)
+    {
+        var ex = await Assert.ThrowsAsync<OptionsValidationException>(() => StartWithAsync(value));
+        Assert.Contains("Rpt:Data:WalRestartMiB must be between 16 and 65536.", ex.Message);
+    }
+
+    [Fact]
+    public async Task Startup_AWalLimitThatIsNotANumber_StopsWithAMessageNamingTheSetting()
+    {
+        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => StartWithAsync("lots"));
+        Assert.Contains("'Rpt:Data:WalRestartMiB'", ex.Message);
+    }
+
+    private static async Task StartWithAsync(string walRestartMiB)
+    {
+        await using var h = await PortalHarness.StartAsync(new Dictionary<string, string?> { ["Rpt:Data:WalRestartMiB"] = walRestartMiB });
+        await h.App.StartAsync();
     }
 
     private static string Text(PortalHarness app, string sql)

@@ -139,7 +139,7 @@ public sealed class UsageStore(SqliteDatabase database)
     /// <summary>
     /// The audit records with seq in (<paramref name="fromSeq"/>, <paramref name="throughSeq"/>], in seq order, optionally of one
     /// tenant, each handed to <paramref name="visit"/> in place: no string is made per record (the flusher reads every record
-    /// once, and a string each was most of what the server allocated). The range is read in chunks of <see cref="VisitChunk"/>
+    /// once, and made four strings of each, the canonical form alone some 800 bytes). The range is read in chunks of <see cref="VisitChunk"/>
     /// seqs, each its own short read transaction: records never change and seqs are assigned in commit order, so the chunks
     /// together are the range, and no read holds the WAL long enough to keep the checkpointer from starting it over.
     /// </summary>
