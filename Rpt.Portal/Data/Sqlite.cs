@@ -79,7 +79,7 @@ public sealed class SqliteDatabase
 
     /// <summary>Held while this process copies the WAL back, so that the writer's restart does not queue behind it.</summary>
     private readonly object _copying = new();
-    private long _pageSize = 4096;
+    private long _pageSize;
 
     private WalCheckpointResult CopyBack()
     {
@@ -94,8 +94,9 @@ public sealed class SqliteDatabase
             result = next;
             if (!shrank) break; // a reader holds older frames; the next tick tries again
         }
-        using (var size = connection.CreateCommand())
+        if (_pageSize == 0) // a property of the file, read once
         {
+            using var size = connection.CreateCommand();
             size.CommandText = "PRAGMA page_size;";
             _pageSize = Convert.ToInt64(size.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
         }

@@ -151,7 +151,7 @@ public sealed class FlushUsage(SqliteDatabase database, IDbContextFactory<Applic
         // Consecutive records nearly always share their tenant and period, and often their job: each text is decoded
         // only when it changes.
         LastText tenants = new(), periods = new(), jobs = new();
-        UsageStore.VisitRange(connection, fromSeq, throughSeq, tenantId, (in AuditRecordView r) =>
+        UsageStore.VisitRange(connection, null, fromSeq, throughSeq, tenantId, null, (in AuditRecordView r) =>
         {
             var tenant = tenants.Of(r.TenantId);
             if (skip.Contains(tenant)) return; // a lagging tenant is flushed by its own catch-up

@@ -88,12 +88,12 @@ public sealed class VerifyLedger(IDbContextFactory<ApplicationDbContext> dbFacto
         {
             long count = 0;
             Int128 micro = 0;
-            foreach (var r in UsageStore.ReadRange(connection, tx, e.CoversFromSeq ?? 0, e.CoversToSeq ?? 0, tenantId, Day(e.PeriodStart)))
+            UsageStore.VisitRange(connection, tx, e.CoversFromSeq ?? 0, e.CoversToSeq ?? 0, tenantId, Day(e.PeriodStart), (in AuditRecordView r) =>
             {
                 count++;
                 if (r.Billable) micro += r.MicroCredits;
                 digest.Add(r.Canonical);
-            }
+            });
             var hex = digest.HexAndReset();
             if (count != e.EventCount) problems.Add($"seq {e.Seq}: covers {e.EventCount} audit records but {count} are there");
             if (micro != e.AmountMicroCredits) problems.Add($"seq {e.Seq}: charged {Credit.Format(e.AmountMicroCredits)} credits but its audit records rate to {Format(micro)}");

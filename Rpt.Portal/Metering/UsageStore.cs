@@ -9,12 +9,11 @@ namespace Rpt.Portal.Metering;
 /// <summary>The outcome of one row handed to <see cref="UsageStore.Writer"/>.</summary>
 internal enum WriteOutcome : byte { Accepted, Duplicate, OverPeriodLimit }
 
-/// <summary>One audit record as the flusher and the verifier read it: what it charges, and its canonical form.</summary>
-public readonly record struct AuditRecord(string TenantId, string PeriodStart, bool Billable, long MicroCredits, string? JobId, string Canonical);
 
 /// <summary>
 /// One audit record as <see cref="UsageStore.VisitRange"/> hands it over: its text columns as SQLite's UTF-8 bytes, which
-/// are valid only during the call. <see cref="Canonical"/> is the UTF-8 of <see cref="AuditRecord.Canonical"/>.
+/// are valid only during the call. <see cref="Canonical"/> is the UTF-8 of the record's canonical form
+/// (<see cref="UsageStore.CanonicalExpression"/>), what the ledger's digests are taken over.
 /// </summary>
 public readonly ref struct AuditRecordView(ReadOnlySpan<byte> tenantId, ReadOnlySpan<byte> periodStart, bool billable, long microCredits,
     ReadOnlySpan<byte> jobId, bool hasJob, ReadOnlySpan<byte> canonical)
@@ -115,48 +114,33 @@ public sealed class UsageStore(SqliteDatabase database)
         return Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture);
     }
 
-    /// <summary>The audit records with seq in (<paramref name="fromSeq"/>, <paramref name="throughSeq"/>], in seq order,
-    /// optionally of one tenant and one period.</summary>
-    public static IEnumerable<AuditRecord> ReadRange(SqliteConnection connection, SqliteTransaction tx, long fromSeq, long throughSeq,
-        string? tenantId = null, string? periodStart = null)
-    {
-        using var cmd = connection.CreateCommand();
-        cmd.Transaction = tx;
-        var where = "seq > $from AND seq <= $to";
-        if (tenantId is not null) { where += " AND tenant_id = $t"; cmd.Parameters.AddWithValue("$t", tenantId); }
-        if (periodStart is not null) { where += " AND period_start = $p"; cmd.Parameters.AddWithValue("$p", periodStart); }
-        cmd.CommandText = $"SELECT tenant_id, period_start, billable, micro_credits, job_id, {CanonicalExpression} FROM usage_events WHERE {where} ORDER BY seq";
-        cmd.Parameters.AddWithValue("$from", fromSeq);
-        cmd.Parameters.AddWithValue("$to", throughSeq);
-        using var r = cmd.ExecuteReader();
-        while (r.Read())
-            yield return new AuditRecord(r.GetString(0), r.GetString(1), r.GetInt64(2) == 1, r.GetInt64(3), r.IsDBNull(4) ? null : r.GetString(4), r.GetString(5));
-    }
-
     /// <summary>Seqs read per read transaction by <see cref="VisitRange"/>.</summary>
     public const int VisitChunk = 10_000;
 
     /// <summary>
     /// The audit records with seq in (<paramref name="fromSeq"/>, <paramref name="throughSeq"/>], in seq order, optionally of one
-    /// tenant, each handed to <paramref name="visit"/> in place: no string is made per record (the flusher reads every record
-    /// once, and made four strings of each, the canonical form alone some 800 bytes). The range is read in chunks of <see cref="VisitChunk"/>
-    /// seqs, each its own short read transaction: records never change and seqs are assigned in commit order, so the chunks
-    /// together are the range, and no read holds the WAL long enough to keep the checkpointer from starting it over.
+    /// tenant and one period, each handed to <paramref name="visit"/> in place: no string is made per record (the flusher reads
+    /// every record once, and made four strings of each, the canonical form alone some 800 bytes). The range is read in chunks
+    /// of <see cref="VisitChunk"/> seqs. Inside the caller's <paramref name="tx"/> (the verifier's one snapshot) every chunk reads
+    /// in it; without one, each chunk is its own short read transaction: records never change and seqs are assigned in commit
+    /// order, so the chunks together are the range, and no read holds the WAL long enough to keep it from being started over.
     /// </summary>
-    public static void VisitRange(SqliteConnection connection, long fromSeq, long throughSeq, string? tenantId, AuditRecordVisitor visit)
+    public static void VisitRange(SqliteConnection connection, SqliteTransaction? tx, long fromSeq, long throughSeq, string? tenantId, string? periodStart,
+        AuditRecordVisitor visit)
     {
         var sql = $"SELECT tenant_id, period_start, billable, micro_credits, job_id, {CanonicalExpression} FROM usage_events WHERE seq > ?1 AND seq <= ?2"
-            + (tenantId is null ? "" : " AND tenant_id = ?3") + " ORDER BY seq";
+            + (tenantId is null ? "" : " AND tenant_id = ?3") + (periodStart is null ? "" : " AND period_start = ?4") + " ORDER BY seq";
         var rc = raw.sqlite3_prepare_v2(connection.Handle, sql, out var stmt);
         if (rc != raw.SQLITE_OK) throw new SqliteException($"SQLite prepare failed: {raw.sqlite3_errmsg(connection.Handle).utf8_to_string()}", rc);
         using (stmt)
         {
             for (var from = fromSeq; from < throughSeq; from = Math.Min(throughSeq, from + VisitChunk))
             {
-                using var tx = connection.BeginTransaction(deferred: true);
+                using var chunkTx = tx is null ? connection.BeginTransaction(deferred: true) : null;
                 raw.sqlite3_bind_int64(stmt, 1, from);
                 raw.sqlite3_bind_int64(stmt, 2, Math.Min(throughSeq, from + VisitChunk));
                 if (tenantId is not null) Text(stmt, 3, tenantId);
+                if (periodStart is not null) Text(stmt, 4, periodStart);
                 try
                 {
                     while ((rc = raw.sqlite3_step(stmt)) == raw.SQLITE_ROW)
@@ -171,7 +155,7 @@ public sealed class UsageStore(SqliteDatabase database)
                 {
                     raw.sqlite3_reset(stmt);
                 }
-                tx.Commit();
+                chunkTx?.Commit();
             }
         }
     }
