@@ -1,2 +1,3 @@
 global using Xunit;
 global using Rpt.Portal.Tests.Support;
+global using Rpt.Portal.Tenants;

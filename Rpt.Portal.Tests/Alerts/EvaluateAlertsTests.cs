@@ -52,6 +52,33 @@ public sealed class EvaluateAlertsTests : IAsyncLifetime
     private List<string> Subjects() => _smtp.Messages.Select(m => m.Subject).ToList();
 
     [Fact]
+    public async Task AMailServerThatRefuses_DelaysTheAlertMail_ItIsRetriedOnTheSchedule_AndArrivesOnce()
+    {
+        _smtp.RefuseNext = 2;
+        await SpendAsync(_h, 84); // 2,520 of 5,000: the 50 % rule
+        Assert.Single(await _h.Get<EvaluateAlerts>().ExecuteAsync("acme"));
+        Assert.Empty(_smtp.Messages); // refused at once
+
+        var mails = _h.Get<AlertMails>();
+        Assert.Equal(0, await mails.DeliverDueAsync()); // not due before 5 s
+        _h.Time.Advance(TimeSpan.FromSeconds(5));
+        Assert.Equal(0, await mails.DeliverDueAsync()); // refused again
+        _h.Time.Advance(TimeSpan.FromMinutes(4));
+        Assert.Equal(0, await mails.DeliverDueAsync()); // the third attempt waits 5 min
+        _h.Time.Advance(TimeSpan.FromMinutes(1));
+        Assert.Equal(1, await mails.DeliverDueAsync());
+        _h.Time.Advance(TimeSpan.FromHours(1));
+        Assert.Equal(0, await mails.DeliverDueAsync());
+
+        Assert.Equal(["Rpt Portal: 50 % of your credits are used"], Subjects());
+        await using var db = await _h.Get<IDbContextFactory<ApplicationDbContext>>().CreateDbContextAsync();
+        var attempts = await db.AlertDeliveries.Where(d => d.Channel == AlertChannels.Email).OrderBy(d => d.Id).ToListAsync();
+        Assert.Equal([false, false, true], attempts.Select(a => a.Succeeded));
+        Assert.All(attempts.Take(2), a => Assert.False(string.IsNullOrEmpty(a.Error)));
+        Assert.Equal(AlertMailStatus.Sent, (await db.AlertMails.SingleAsync()).Status);
+    }
+
+    [Fact]
     public async Task OneFlushCrossing50_75And90Percent_FiresEachOnce_InOrder_ByPlainEmailToOwners()
     {
         await SpendAsync(_h, 154); // 4,620 of 5,000 = 92.4 %

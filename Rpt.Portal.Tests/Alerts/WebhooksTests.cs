@@ -118,6 +118,37 @@ public sealed class WebhooksTests : IAsyncLifetime
         Assert.Empty(_received);
     }
 
+    /// <summary>A name that was public when the endpoint was added and points at loopback when the message goes (DNS rebinding).</summary>
+    private sealed class RebindingAddresses : WebhookAddresses
+    {
+        public int Asked;
+
+        public override Task<System.Net.IPAddress[]> ResolveAsync(string host, CancellationToken ct) =>
+            host == "hooks.rebind.test"
+                ? Task.FromResult(new[] { Interlocked.Increment(ref Asked) == 1 ? System.Net.IPAddress.Parse("203.0.113.10") : System.Net.IPAddress.Loopback })
+                : base.ResolveAsync(host, ct);
+    }
+
+    [Fact]
+    public async Task AHostThatResolvesToLoopbackAtDeliveryTime_IsNotCalled_AndTheAttemptSaysWhy()
+    {
+        var rebinding = new RebindingAddresses();
+        await using var h = await PortalHarness.StartAsync(services: s => s.AddSingleton<WebhookAddresses>(rebinding));
+        await h.CreateTenantAsync("acme", "professional");
+        var port = new Uri(_url).Port;
+        var created = await h.Get<Webhooks>().CreateEndpointAsync("acme", $"http://hooks.rebind.test:{port}/hook");
+        Assert.Null(created.Error); // public when it was added
+        _secret = created.Secret!;
+
+        await h.Get<Webhooks>().TestEndpointAsync("acme", created.Endpoint!.Id);
+
+        Assert.Empty(_received); // the receiver on loopback was never called
+        await using var db = await h.Get<IDbContextFactory<ApplicationDbContext>>().CreateDbContextAsync();
+        var attempt = await db.WebhookAttempts.SingleAsync();
+        Assert.Null(attempt.StatusCode);
+        Assert.Contains("loopback or private address", attempt.Error);
+    }
+
     [Theory]
     [InlineData("http://127.0.0.1:9/hook", "loopback or private")]
     [InlineData("http://10.1.2.3/hook", "loopback or private")]
@@ -147,9 +178,9 @@ public sealed class WebhooksTests : IAsyncLifetime
         var gateway = h.Get<Rpt.Portal.Billing.TestModeGateway>();
         var baseUri = new Uri("https://portal.example/");
 
-        var pack = await h.Get<Rpt.Portal.Billing.StartTopUp>().ExecuteAsync("acme", Rpt.Portal.Components.PortalRoles.Owner, "topup_25k", baseUri);
+        var pack = await h.Get<Rpt.Portal.Billing.StartTopUp>().ExecuteAsync("acme", Rpt.Portal.Tenants.PortalRoles.Owner, "topup_25k", baseUri);
         await gateway.CompleteCheckoutAsync(pack.RedirectUrl!.Split('/')[^1], "acme", default);
-        var upgrade = await h.Get<Rpt.Portal.Billing.StartPlanChange>().ExecuteAsync("acme", Rpt.Portal.Components.PortalRoles.Owner, "business", baseUri);
+        var upgrade = await h.Get<Rpt.Portal.Billing.StartPlanChange>().ExecuteAsync("acme", Rpt.Portal.Tenants.PortalRoles.Owner, "business", baseUri);
         await gateway.CompleteCheckoutAsync(upgrade.RedirectUrl!.Split('/')[^1], "acme", default);
 
         var second = await h.Get<Webhooks>().CreateEndpointAsync("acme", _url + "?second");

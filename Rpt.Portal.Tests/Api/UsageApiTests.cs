@@ -73,6 +73,67 @@ public class UsageApiTests : IAsyncLifetime
         Assert.Contains("Nothing in this request was accepted", (string?)problem["detail"]);
     }
 
+    [Theory]
+    [InlineData("id")]
+    [InlineData("occurred_at")]
+    [InlineData("model")]
+    [InlineData("feature")]
+    public async Task PostEvents_InvalidUtf8InsideAnItem_RejectsThatItemNamingIt_AndKeepsTheOthers(string field)
+    {
+        var (_, client) = await _app.TenantAsync("acme");
+        var good = System.Text.Json.JsonSerializer.Serialize(Event("good-1"));
+        var bad = System.Text.Json.JsonSerializer.Serialize(Event("bad"));
+        var original = field == "occurred_at" ? "\"occurred_at\":\"" : $"\"{field}\":\"";
+        var badBytes = Encoding.UTF8.GetBytes(bad);
+        var at = bad.IndexOf(original, StringComparison.Ordinal) + original.Length;
+        var body = new List<byte>();
+        body.AddRange(Encoding.UTF8.GetBytes("{\"events\":[" + good + ","));
+        body.AddRange(badBytes[..at]);
+        body.Add(0xff); // never valid in UTF-8
+        body.AddRange(badBytes[at..]);
+        body.AddRange(Encoding.UTF8.GetBytes("," + System.Text.Json.JsonSerializer.Serialize(Event("good-2")) + "]}"));
+        var content = new ByteArrayContent(body.ToArray());
+        content.Headers.ContentType = new("application/json");
+
+        var response = await client.PostAsync("/v1/usage/events", content);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var answer = await Body(response);
+        Assert.Equal((2, 1), ((int)answer["accepted"]!, (int)answer["rejected"]!));
+        var results = answer["results"]!.AsArray();
+        Assert.Equal(["accepted", "rejected", "accepted"], results.Select(r => (string?)r!["status"]));
+        Assert.StartsWith("$.events[1]", (string?)results[1]!["error"]);
+        Assert.Contains("UTF-8", (string?)results[1]!["error"]);
+    }
+
+    [Fact]
+    public async Task PostEvents_InvalidUtf8OutsideAnyItem_Answers400NamingTheBody_ALoneEventIsRejectedAsAnItem()
+    {
+        var (_, client) = await _app.TenantAsync("acme");
+        var body = Encoding.UTF8.GetBytes("{\"note\":\"x\",\"events\":[" + System.Text.Json.JsonSerializer.Serialize(Event("a")) + "]}");
+        body[9] = 0xff; // inside the string of "note" ({"note":"x"…), outside every event
+        var response = await client.PostAsync("/v1/usage/events", Json(body));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("UTF-8", (string?)(await Body(response))["detail"]);
+
+        var single = Encoding.UTF8.GetBytes(System.Text.Json.JsonSerializer.Serialize(Event("solo")));
+        single[8] = 0xfe; // inside the id of a lone event: a batch of one, rejected item by item
+        response = await client.PostAsync("/v1/usage/events", Json(single));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var answer = await Body(response);
+        Assert.Equal((0, 1), ((int)answer["accepted"]!, (int)answer["rejected"]!));
+        Assert.StartsWith("$", (string?)answer["results"]![0]!["error"]);
+        Assert.Contains("UTF-8", (string?)answer["results"]![0]!["error"]);
+    }
+
+    private static ByteArrayContent Json(byte[] bytes)
+    {
+        var content = new ByteArrayContent(bytes);
+        content.Headers.ContentType = new("application/json");
+        return content;
+    }
+
     [Fact]
     public async Task PostEvents_ReadOnlyKey_Answers403()
     {

@@ -109,6 +109,61 @@ public class AccountBrowserTests(BrowserFixture fx)
         return await AxeAsync(page, name);
     }
 
+    /// <summary>A first visit sends no theme hint (it comes only after Accept-CH): the page itself must follow the system.</summary>
+    [Theory]
+    [InlineData("dark")]
+    [InlineData("light")]
+    public async Task FirstVisit_WithoutAChoice_IsDrawnInTheSystemsTheme(string system)
+    {
+        var context = await fx.Browser.NewContextAsync(new BrowserNewContextOptions
+        {
+            BaseURL = fx.BaseUrl,
+            ColorScheme = system == "dark" ? ColorScheme.Dark : ColorScheme.Light,
+            ViewportSize = new() { Width = 1366, Height = 900 },
+        });
+        var page = await context.NewPageAsync();
+        var errors = new List<string>();
+        TrackErrors(page, errors);
+        await page.GotoAsync("/Account/Login");
+        // The card behind the form: a dark surface in a dark system, a light one in a light system.
+        var luminance = await page.Locator(".mud-paper").First.EvaluateAsync<double>("""
+            el => {
+                const [r, g, b] = getComputedStyle(el).backgroundColor.match(/\d+(\.\d+)?/g).map(Number);
+                return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255;
+            }
+            """);
+        if (system == "dark") Assert.True(luminance < 0.3, $"the first page of a dark system is drawn light (luminance {luminance:0.00})");
+        else Assert.True(luminance > 0.7, $"the first page of a light system is drawn dark (luminance {luminance:0.00})");
+        var text = await page.Locator("label[for='Input.Email'], .mud-input-label").First.EvaluateAsync<string>("el => getComputedStyle(el).color");
+        Assert.False(string.IsNullOrEmpty(text));
+        await page.ScreenshotAsync(new() { Path = Shot($"account-login-first-visit-{system}") });
+        await context.DisposeAsync();
+        Assert.True(errors.Count == 0, string.Join("\n", errors));
+    }
+
+    /// <summary>Opened by IP address, the browser cannot hold a passkey for the origin: none is offered, and nothing errs.</summary>
+    [Fact]
+    public async Task SignInByIpAddress_OffersNoPasskey_AndLogsNoError()
+    {
+        var byIp = fx.BaseUrl.Replace("localhost", "127.0.0.1");
+        var context = await fx.Browser.NewContextAsync(new BrowserNewContextOptions { BaseURL = byIp });
+        var page = await context.NewPageAsync();
+        var errors = new List<string>();
+        TrackErrors(page, errors);
+        await page.GotoAsync("/Account/Login");
+        await Assertions.Expect(page.GetByRole(AriaRole.Button, new() { Name = "Sign in", Exact = true })).ToBeVisibleAsync();
+        Assert.Equal(0, await page.GetByText("Sign in with a passkey").CountAsync());
+        await page.WaitForTimeoutAsync(500); // the passkey script would have run its autofill by now
+        Assert.True(errors.Count == 0, string.Join("\n", errors));
+        await context.DisposeAsync();
+
+        var byName = await fx.Browser.NewContextAsync(new BrowserNewContextOptions { BaseURL = fx.BaseUrl });
+        var named = await byName.NewPageAsync();
+        await named.GotoAsync("/Account/Login");
+        await Assertions.Expect(named.GetByText("Sign in with a passkey")).ToBeVisibleAsync();
+        await byName.DisposeAsync();
+    }
+
     [Fact]
     public async Task Invitation_NamesTheOrganisationAndTheInviter_AndTheLinkJoinsWithAPassword()
     {

@@ -195,3 +195,49 @@ public class OperatorCliTests : IDisposable
         try { Directory.Delete(_dir, true); } catch (IOException) { }
     }
 }
+
+/// <summary>The real executable, as an operator types it: a misspelt command must never start the web server.</summary>
+[Trait("Kind", "Process")]
+public class OperatorCliProcessTests : IDisposable
+{
+    private readonly string _dir = PortalHarness.NewDirectory();
+
+    [Theory]
+    [InlineData("tenats", "list")]
+    [InlineData("data", "copy")]
+    [InlineData("tenants", "lst")]
+    public async Task UnknownCommand_PrintsTheUsageAndExits2_WithoutStartingTheServer(string first, string second)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = AppContext.BaseDirectory, RedirectStandardOutput = true, RedirectStandardError = true,
+        };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Rpt.Portal.dll"));
+        psi.ArgumentList.Add(first);
+        psi.ArgumentList.Add(second);
+        psi.Environment["ConnectionStrings__Rpt"] = $"Data Source={Path.Combine(_dir, "rpt.db")}";
+        psi.Environment["ASPNETCORE_URLS"] = "http://127.0.0.1:0";
+        using var process = System.Diagnostics.Process.Start(psi)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            Assert.Fail($"'{first} {second}' kept running (it started the server): {await stdout}");
+        }
+        Assert.Equal(2, process.ExitCode);
+        Assert.Contains("unknown command", await stderr);
+        Assert.Contains("Rpt Portal operator commands", await stderr);
+        Assert.False(File.Exists(Path.Combine(_dir, "rpt.db")), "a misspelt command opened the database");
+    }
+
+    public void Dispose()
+    {
+        try { Directory.Delete(_dir, true); } catch (IOException) { }
+    }
+}

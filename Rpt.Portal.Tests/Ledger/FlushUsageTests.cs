@@ -59,12 +59,15 @@ public class FlushUsageTests
         await flusher.StartAsync(CancellationToken.None);
         await h.IngestAsync("acme", Events.Call("a"));
 
-        h.Time.Advance(TimeSpan.FromSeconds(4));
-        await Task.Delay(200);
-        Assert.Equal(0, h.Scalar("SELECT COUNT(*) FROM ledger_entries WHERE kind = 'consumption'"));
+        var started = h.Time.GetUtcNow();
 
+        // Four seconds, then one more: the one flush happens at the fifth second of the clock, not at any tick before it.
+        h.Time.Advance(TimeSpan.FromSeconds(4));
         h.Time.Advance(TimeSpan.FromSeconds(1));
         await WaitUntil(() => h.Scalar("SELECT COUNT(*) FROM ledger_entries WHERE kind = 'consumption'") == 1);
+        await using var db = await h.Get<Microsoft.EntityFrameworkCore.IDbContextFactory<Rpt.Portal.Data.ApplicationDbContext>>().CreateDbContextAsync();
+        var flushedAt = db.LedgerEntries.Where(e => e.Kind == EntryKind.Consumption).AsEnumerable().Single().CreatedAt;
+        Assert.Equal(started + TimeSpan.FromSeconds(5), flushedAt);
         await flusher.StopAsync(CancellationToken.None);
     }
 

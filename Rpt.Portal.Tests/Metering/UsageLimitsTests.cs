@@ -6,7 +6,7 @@ using Rpt.Portal.Metering;
 namespace Rpt.Portal.Tests.Metering;
 
 /// <summary>
-/// No accepted input can break the sums (DOMAIN.md "Limits"): an event over a limit is rejected by itself,
+/// No accepted input can break the sums (docs/RULES.md "Limits"): an event over a limit is rejected by itself,
 /// naming the limit, and one tenant's usage never stops or skews another's.
 /// </summary>
 [Trait("Kind", "Sqlite")]

@@ -37,6 +37,8 @@ public sealed class ApiFactory : WebApplicationFactory<Program>
     {
         builder.UseEnvironment(_environment);
         builder.UseSetting("Rpt:Demo:Enabled", "false");
+        // Test mode is Development's default; the Testing environment asks for it, as an operator would, unless Stripe is set.
+        if (_environment == "Testing" && !_settings.ContainsKey("Rpt:Stripe:SecretKey")) builder.UseSetting("Rpt:Stripe:TestMode", "true");
         // Serve wwwroot and package assets (MudBlazor) from the build's manifest, as Development does.
         builder.UseStaticWebAssets();
         builder.UseSetting("ConnectionStrings:Rpt", $"Data Source={Path.Combine(Directory, "rpt.db")}");

@@ -36,7 +36,7 @@ public sealed class PortalHarness : IAsyncDisposable
     public string DatabasePath => Path.Combine(Directory, "rpt.db");
 
     public static async Task<PortalHarness> StartAsync(IDictionary<string, string?>? settings = null, DateTimeOffset? start = null,
-        string? directory = null)
+        string? directory = null, Action<IServiceCollection>? services = null)
     {
         var ownsDirectory = directory is null;
         directory ??= NewDirectory();
@@ -45,11 +45,14 @@ public sealed class PortalHarness : IAsyncDisposable
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["ConnectionStrings:Rpt"] = $"Data Source={Path.Combine(directory, "rpt.db")}",
+            // Test mode is Development's default; the Testing environment asks for it, as an operator would, unless Stripe is set.
+            ["Rpt:Stripe:TestMode"] = settings?.ContainsKey("Rpt:Stripe:SecretKey") == true ? null : "true",
         });
         if (settings is not null) builder.Configuration.AddInMemoryCollection(settings);
         var time = new FakeTimeProvider(start ?? DefaultStart);
         builder.Services.AddSingleton<TimeProvider>(time);
         builder.AddPortal();
+        services?.Invoke(builder.Services);
         var app = builder.Build();
         await app.Services.PrepareDatabaseAsync();
         return new PortalHarness(app, time, directory, ownsDirectory);

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using MimeKit;
 using SmtpServer;
 using SmtpServer.ComponentModel;
@@ -17,6 +18,15 @@ public sealed class SmtpListener : IAsyncDisposable
     private readonly Task _running;
 
     public ConcurrentQueue<MimeMessage> Messages { get; } = new();
+
+    /// <summary>How many of the next messages the server refuses (554), as a full or failing mail server would.</summary>
+    public int RefuseNext
+    {
+        get => _refuse.Value;
+        set => _refuse.Value = value;
+    }
+
+    private readonly StrongBox<int> _refuse = new(0);
     public int Port { get; }
 
     public SmtpListener()
@@ -30,7 +40,7 @@ public sealed class SmtpListener : IAsyncDisposable
         var options = new SmtpServerOptionsBuilder().ServerName("localhost")
             .Endpoint(e => e.Endpoint(new IPEndPoint(IPAddress.Loopback, Port)).IsSecure(false)).Build();
         var services = new SmtpServer.ComponentModel.ServiceProvider();
-        services.Add(new Store(Messages));
+        services.Add(new Store(Messages, _refuse));
         _running = new SmtpServer.SmtpServer(options, services).StartAsync(_stop.Token);
     }
 
@@ -43,11 +53,13 @@ public sealed class SmtpListener : IAsyncDisposable
         try { await _running; } catch (OperationCanceledException) { }
     }
 
-    private sealed class Store(ConcurrentQueue<MimeMessage> messages) : MessageStore
+    private sealed class Store(ConcurrentQueue<MimeMessage> messages, StrongBox<int> refuse) : MessageStore
     {
         public override async Task<SmtpResponse> SaveAsync(ISessionContext context, IMessageTransaction transaction, ReadOnlySequence<byte> buffer,
             CancellationToken cancellationToken)
         {
+            if (Interlocked.Decrement(ref refuse.Value) >= 0) return SmtpResponse.TransactionFailed;
+            Interlocked.Exchange(ref refuse.Value, 0);
             await using var stream = new MemoryStream(buffer.ToArray());
             messages.Enqueue(await MimeMessage.LoadAsync(stream, cancellationToken));
             return SmtpResponse.Ok;

@@ -3,7 +3,7 @@ using System.Globalization;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Rpt.Portal.Components;
-using Rpt.Portal.Components.Account;
+using Rpt.Portal.Mail;
 using Rpt.Portal.Data;
 using Rpt.Portal.Ledger;
 using Rpt.Portal.Plans;
@@ -27,7 +27,7 @@ public sealed class AlertOptions
 /// order of their thresholds. Every tenant starts with the defaults: 50, 75 and 90 % consumed, by email to owners.
 /// </summary>
 public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFactory, GetBalance balances, Metering.UsageReports reports, IServiceScopeFactory scopes,
-    PortalEmailSender mail, Webhooks webhooks, IOptions<AlertOptions> options, TimeProvider time, TenantChanges changes, ILogger<EvaluateAlerts> logger)
+    AlertMails alertMails, Webhooks webhooks, IOptions<AlertOptions> options, TimeProvider time, TenantChanges changes)
 {
     public async Task<IReadOnlyList<AlertFiring>> ExecuteAsync(string tenantId, CancellationToken ct = default)
     {
@@ -156,21 +156,8 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
             See the dashboard: {dashboard}
             You receive this because {(rule.RecipientList.Count > 0 ? "an admin chose you for this alert" : "you own the account")}; admins change alerts on the Alerts page.
             """;
-        await using var db = await dbFactory.CreateDbContextAsync(ct);
-        foreach (var to in owners)
-        {
-            try
-            {
-                await mail.SendTextAsync(to, subject, body);
-                db.AlertDeliveries.Add(new AlertDelivery(firing.Key, firing.TenantId, AlertChannels.Email, to, true, null, time.GetUtcNow()));
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                logger.LogWarning(ex, "Alert {Key} could not be mailed to {To}", firing.Key, to);
-                db.AlertDeliveries.Add(new AlertDelivery(firing.Key, firing.TenantId, AlertChannels.Email, to, false, ex.Message, time.GetUtcNow()));
-            }
-        }
-        await db.SaveChangesAsync(ct);
+        var now = time.GetUtcNow();
+        await alertMails.EnqueueAsync(owners.Select(to => new AlertMail(firing.Key, firing.TenantId, to, subject, body, now)).ToList(), ct);
     }
 
     public const int MaxRulesPerTenant = 50;
@@ -355,8 +342,12 @@ public static class AlertsExtensions
         builder.Services.AddSingleton<EvaluateAlerts>();
         builder.Services.AddHostedService<AlertMonitor>();
         builder.Services.AddOptions<WebhookOptions>().BindConfiguration("Rpt:Webhooks");
-        builder.Services.AddHttpClient("webhooks").ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false });
+        builder.Services.AddSingleton<WebhookAddresses>();
+        builder.Services.AddHttpClient("webhooks").ConfigurePrimaryHttpMessageHandler(sp =>
+            WebhookAddresses.Handler(sp.GetRequiredService<WebhookAddresses>(), sp.GetRequiredService<IOptions<WebhookOptions>>()));
         builder.Services.AddSingleton<Webhooks>();
+        builder.Services.AddSingleton<AlertMails>();
+        builder.Services.AddHostedService<AlertMailDispatcher>();
         builder.Services.AddHostedService<WebhookDispatcher>();
         return builder;
     }

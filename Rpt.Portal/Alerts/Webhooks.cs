@@ -77,20 +77,31 @@ public sealed class WebhookMessage
     public int Attempts { get; private set; }
     public DateTimeOffset NextAttemptAt { get; private set; }
 
-    /// <summary>DOMAIN.md: immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.</summary>
-    public static readonly TimeSpan[] Schedule =
-    [
-        TimeSpan.Zero, TimeSpan.FromSeconds(5), TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(30),
-        TimeSpan.FromHours(2), TimeSpan.FromHours(5), TimeSpan.FromHours(10), TimeSpan.FromHours(10),
-    ];
+    /// <summary>docs/RULES.md: immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.</summary>
+    public static IReadOnlyList<TimeSpan> Schedule => DeliverySchedule.Delays;
 
     public void Attempted(bool delivered, DateTimeOffset at)
     {
         Attempts++;
         if (delivered) Status = WebhookMessageStatus.Delivered;
-        else if (Attempts >= Schedule.Length) Status = WebhookMessageStatus.Failed;
-        else NextAttemptAt = at + Schedule[Attempts];
+        else if (DeliverySchedule.Next(Attempts, at) is { } next) NextAttemptAt = next;
+        else Status = WebhookMessageStatus.Failed;
     }
+}
+
+/// <summary>When a failed delivery (a webhook message, an alert mail) is tried again, from the attempts it has had.</summary>
+public static class DeliverySchedule
+{
+    /// <summary>docs/RULES.md: immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.</summary>
+    public static readonly IReadOnlyList<TimeSpan> Delays =
+    [
+        TimeSpan.Zero, TimeSpan.FromSeconds(5), TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(30),
+        TimeSpan.FromHours(2), TimeSpan.FromHours(5), TimeSpan.FromHours(10), TimeSpan.FromHours(10),
+    ];
+
+    /// <summary>The next attempt after <paramref name="attemptsMade"/> attempts, the last failing at <paramref name="at"/>; null when none is left.</summary>
+    public static DateTimeOffset? Next(int attemptsMade, DateTimeOffset at) =>
+        attemptsMade < Delays.Count ? at + Delays[attemptsMade] : null;
 }
 
 /// <summary>Every attempt, as the delivery history shows it.</summary>
@@ -159,13 +170,58 @@ public sealed class WebhookConfiguration : IEntityTypeConfiguration<WebhookEndpo
 public sealed record CreatedEndpoint(WebhookEndpoint? Endpoint, string? Secret, string? Error);
 
 /// <summary>
+/// Where a webhook's host points, asked again for every connection: a name that resolved to a public address when
+/// the endpoint was added may later resolve to a private one (DNS rebinding). The delivery connects only to an
+/// address it checked itself, so what was checked is what is called.
+/// </summary>
+public class WebhookAddresses
+{
+    public virtual async Task<IPAddress[]> ResolveAsync(string host, CancellationToken ct) =>
+        IPAddress.TryParse(host, out var literal) ? [literal] : await Dns.GetHostAddressesAsync(host, ct);
+
+    /// <summary>The delivery client's connection: resolve, refuse private addresses unless allowed, connect to one that passed.</summary>
+    public static SocketsHttpHandler Handler(WebhookAddresses addresses, IOptions<WebhookOptions> options) => new()
+    {
+        AllowAutoRedirect = false,
+        ConnectCallback = async (context, ct) =>
+        {
+            var host = context.DnsEndPoint.Host;
+            var resolved = await addresses.ResolveAsync(host, ct);
+            if (!options.Value.AllowPrivateNetworks && resolved.Any(Webhooks.IsPrivate))
+                throw new HttpRequestException($"'{host}' now resolves to a loopback or private address; webhooks go to public endpoints only, so it was not called.");
+            SocketException? last = null;
+            foreach (var address in resolved)
+            {
+                var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                try
+                {
+                    await socket.ConnectAsync(new IPEndPoint(address, context.DnsEndPoint.Port), ct);
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+                catch (SocketException ex)
+                {
+                    socket.Dispose();
+                    last = ex;
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            }
+            throw new HttpRequestException($"'{host}' could not be reached.", last);
+        },
+    };
+}
+
+/// <summary>
 /// Webhooks per the Standard Webhooks specification, signed with the <c>StandardWebhooks</c> package: headers
 /// <c>webhook-id</c>, <c>webhook-timestamp</c>, <c>webhook-signature</c> (<c>v1,</c> + base64 HMAC-SHA256 of
 /// <c>{id}.{timestamp}.{body}</c>). A message is written before it is sent; each attempt is logged; a failed one
-/// is retried on DOMAIN.md's schedule with the same <c>webhook-id</c>, from the row, so a restart loses nothing.
+/// is retried on docs/RULES.md's schedule with the same <c>webhook-id</c>, from the row, so a restart loses nothing.
 /// </summary>
 public sealed class Webhooks(IDbContextFactory<ApplicationDbContext> dbFactory, IDataProtectionProvider protection, IHttpClientFactory http,
-    IOptions<WebhookOptions> options, TimeProvider time, ILogger<Webhooks> logger)
+    IOptions<WebhookOptions> options, WebhookAddresses addresses, TimeProvider time, ILogger<Webhooks> logger)
 {
     public const int MaxEndpointsPerTenant = 10;
     public const int MaxUrlLength = 2000;
@@ -194,16 +250,16 @@ public sealed class Webhooks(IDbContextFactory<ApplicationDbContext> dbFactory, 
             return "url must be an absolute https (or http) URL.";
         if (uri.UserInfo.Length > 0) return "url must not carry a user name or password.";
         if (options.Value.AllowPrivateNetworks) return null;
-        IPAddress[] addresses;
+        IPAddress[] resolved;
         try
         {
-            addresses = IPAddress.TryParse(uri.IdnHost, out var literal) ? [literal] : await Dns.GetHostAddressesAsync(uri.IdnHost, ct);
+            resolved = await addresses.ResolveAsync(uri.IdnHost, ct);
         }
         catch (SocketException)
         {
             return $"url: the host '{uri.Host}' does not resolve.";
         }
-        return addresses.Length == 0 || addresses.Any(IsPrivate)
+        return resolved.Length == 0 || resolved.Any(IsPrivate)
             ? $"url: '{uri.Host}' is a loopback or private address; webhooks go to public endpoints only."
             : null;
     }
@@ -320,7 +376,7 @@ public sealed class Webhooks(IDbContextFactory<ApplicationDbContext> dbFactory, 
     }
 }
 
-/// <summary>Makes the attempts that fall due (the retries of DOMAIN.md's schedule).</summary>
+/// <summary>Makes the attempts that fall due (the retries of docs/RULES.md's schedule).</summary>
 public sealed class WebhookDispatcher(Webhooks webhooks, TimeProvider time, ILogger<WebhookDispatcher> logger) : PeriodicJob(time, logger)
 {
     protected override TimeSpan Interval => TimeSpan.FromSeconds(1);

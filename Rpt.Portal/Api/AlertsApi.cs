@@ -20,7 +20,7 @@ public sealed record EndpointRequest(string? Url);
 public sealed record EndpointDto(long Id, string Url, bool Enabled, DateTimeOffset CreatedAt, string? Secret = null);
 public sealed record DeliveryDto(string MessageId, string Type, int Attempt, int? StatusCode, string? Error, DateTimeOffset At, long DurationMs);
 
-/// <summary>Alert rules and webhook endpoints (key scope <c>admin</c>), as DOMAIN.md's "Alerts" section gives them.</summary>
+/// <summary>Alert rules and webhook endpoints (key scope <c>admin</c>), as docs/RULES.md's "Alerts" section gives them.</summary>
 public static class AlertsApi
 {
     public static void MapAlertsApi(this IEndpointRouteBuilder app)

@@ -33,7 +33,7 @@ public sealed record BillingPeriodDto(DateOnly Start, DateOnly End);
 /// <param name="OverageUsd">What that overage costs at the plan's rate; null on a plan without one.</param>
 public sealed record CreditsDto(long? Allocated, long Consumed, long? Remaining, bool Unlimited, long Overage, decimal? OverageUsd);
 
-/// <summary>One credit grant (DOMAIN.md, "Credit grants"); amounts in whole credits, floored.</summary>
+/// <summary>One credit grant (docs/RULES.md, "Credit grants"); amounts in whole credits, floored.</summary>
 public sealed record GrantDto(long Id, string Source, long Granted, long Remaining, long Expired, DateTimeOffset EffectiveAt,
     DateTimeOffset? ExpiresAt, string Status, int DrawDownOrder, string? Description)
 {

@@ -33,6 +33,13 @@ public static class ApiProblems
                 await WriteAsync(http, ex.StatusCode, TitleOf(ex.StatusCode), Describe(ex), PathOf(ex), clear: true);
                 return;
             }
+            catch (Exception ex) when (!http.Response.HasStarted && IsInvalidUtf8(ex))
+            {
+                // The JSON reader checks a string's bytes only when it turns them into text, and throws this, not a JsonException.
+                await WriteAsync(http, StatusCodes.Status400BadRequest, TitleOf(400),
+                    "The JSON body holds a string whose bytes are not valid UTF-8; send every string as UTF-8. Nothing was changed.", "$", clear: true);
+                return;
+            }
             catch (Exception ex) when (!http.Response.HasStarted && ex is not OperationCanceledException)
             {
                 http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Rpt.Portal.Api")
@@ -56,6 +63,12 @@ public static class ApiProblems
         }));
         return app;
     }
+
+    /// <summary>What the JSON reader throws for a string that is not UTF-8, directly or wrapped by the binder.</summary>
+    public static bool IsInvalidUtf8(Exception ex) =>
+        ex is InvalidOperationException { InnerException: System.Text.DecoderFallbackException }
+        || ex is InvalidOperationException && ex.Message.Contains("invalid UTF-8", StringComparison.OrdinalIgnoreCase)
+        || ex.InnerException is { } inner && inner != ex && IsInvalidUtf8(inner);
 
     /// <summary>A JSON body error names the path of the value that could not be read ($.events[3].input_tokens).</summary>
     private static string? PathOf(BadHttpRequestException ex) => ex.InnerException is JsonException { Path: { } path } ? path : null;

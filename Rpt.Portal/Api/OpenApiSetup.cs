@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Microsoft.OpenApi;
+using Rpt.Portal.Components;
 using Scalar.AspNetCore;
 
 namespace Rpt.Portal.Api;
@@ -61,8 +62,10 @@ public static class OpenApiSetup
         // documents our API only: the reference tool's own toolbar (deploy, SDK generation), its AI chat,
         // its MCP hook and its telemetry are off, and so is the sidebar's link to the tool's own site (the tool's
         // documented way is custom CSS; the link is the one tagged utm_source=powered-by).
-        app.MapScalarApiReference("/api/docs", o => o.WithTitle("Rpt Portal Credits API").DisableDefaultFonts()
+        // Its script tags carry this request's CSP nonce, so the page runs under the portal's script-src (SecurityHeaders).
+        app.MapScalarApiReference("/api/docs", (o, http) => o.WithTitle("Rpt Portal Credits API").DisableDefaultFonts()
             .HideDeveloperTools().DisableAgent().DisableMcp().DisableTelemetry()
+            .WithNonce(http.CspNonce() ?? "")
             .WithCustomCss("a[href*=\"utm_source=powered-by\"] { display: none !important; }"));
         return app;
     }

@@ -60,9 +60,17 @@ public static class UsageApi
             if (length > MaxBodyBytes) return TooLarge($"The body is larger than {MaxBodyBytes} bytes.");
             parsed = ParseBatch(body.AsMemory(0, length));
         }
+        catch (JsonException ex) when (ApiProblems.IsInvalidUtf8(ex))
+        {
+            return BadRequest($"The body holds bytes that are not valid UTF-8 outside any event, at {ex.Path ?? "$"}. {InvalidUtf8} Nothing in this request was accepted.", ex.Path ?? "$");
+        }
         catch (JsonException ex)
         {
             return BadRequest($"The body is not valid JSON at {ex.Path ?? "$"}: {ApiProblems.JsonProblem(ex)} Nothing in this request was accepted.", ex.Path ?? "$");
+        }
+        catch (InvalidOperationException ex) when (IsInvalidUtf8(ex))
+        {
+            return BadRequest($"The body holds bytes that are not valid UTF-8 outside any event. {InvalidUtf8} Nothing in this request was accepted.", "$");
         }
         finally
         {
@@ -179,17 +187,24 @@ public static class UsageApi
     /// </summary>
     private static ParsedBatch ParseBatch(ReadOnlyMemory<byte> body)
     {
-        // The common case, a well-typed batch, is read in one pass; only a batch with a problem is read item by item.
-        try
+        // The common case, a well-typed batch in valid UTF-8, is read in one pass; only a batch with a problem is read item by item.
+        // The JSON reader checks a string's UTF-8 only when it turns it into text (and not at all for a value it skips), so the
+        // bytes are checked here, once, vectorised: a bad byte is then found wherever it is.
+        var validUtf8 = System.Text.Unicode.Utf8.IsValid(body.Span);
+        if (validUtf8)
         {
-            if (JsonSerializer.Deserialize(body.Span, MeteringJson.Default.UsageBatchInput) is { Events: { } all }) return new(all, null);
+            try
+            {
+                if (JsonSerializer.Deserialize(body.Span, MeteringJson.Default.UsageBatchInput) is { Events: { } all }) return new(all, null);
+            }
+            catch (JsonException) { }
         }
-        catch (JsonException) { }
-        return ParseItemByItem(body);
+        return ParseItemByItem(body, validUtf8);
     }
 
-    private static ParsedBatch ParseItemByItem(ReadOnlyMemory<byte> memory)
+    private static ParsedBatch ParseItemByItem(ReadOnlyMemory<byte> memory, bool validUtf8)
     {
+        var badItems = 0;
         var body = memory.Span;
         var reader = new Utf8JsonReader(body, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip });
         if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
@@ -222,6 +237,14 @@ public static class UsageApi
                 }
                 var item = body.Slice(start, (int)reader.BytesConsumed - start);
                 var index = events.Count;
+                if (!validUtf8 && !System.Text.Unicode.Utf8.IsValid(item))
+                {
+                    events.Add(null);
+                    rejected ??= [];
+                    rejected[index] = new IngestItemResult(IdOf(item), IngestStatus.Rejected, $"$.events[{index}]: {InvalidUtf8}");
+                    badItems++;
+                    continue;
+                }
                 try
                 {
                     events.Add(JsonSerializer.Deserialize(item, MeteringJson.Default.UsageEventInput));
@@ -231,20 +254,41 @@ public static class UsageApi
                     events.Add(null);
                     rejected ??= [];
                     var path = $"$.events[{index}]{ex.Path?.TrimStart('$')}";
-                    rejected[index] = new IngestItemResult(IdOf(item), IngestStatus.Rejected, $"{path}: {ExpectedAt(ex.Path)}");
+                    rejected[index] = new IngestItemResult(IdOf(item), IngestStatus.Rejected,
+                        $"{path}: {(ApiProblems.IsInvalidUtf8(ex) ? InvalidUtf8 : ExpectedAt(ex.Path))}");
+                }
+                catch (InvalidOperationException ex) when (IsInvalidUtf8(ex))
+                {
+                    events.Add(null);
+                    rejected ??= [];
+                    rejected[index] = new IngestItemResult(IdOf(item), IngestStatus.Rejected, $"$.events[{index}]: {InvalidUtf8}");
                 }
             }
         }
-        if (isBatch) return new(events, rejected);
+        if (isBatch)
+            return validUtf8 || badItems > 0
+                ? new(events, rejected)
+                : new([], null, $"The body holds bytes that are not valid UTF-8 outside any event. {InvalidUtf8} Nothing in this request was accepted.");
+        if (!validUtf8) return new([null], new() { [0] = new IngestItemResult(IdOf(body), IngestStatus.Rejected, $"$: {InvalidUtf8}") });
         try
         {
             return new([JsonSerializer.Deserialize(body, MeteringJson.Default.UsageEventInput)], null);
         }
         catch (JsonException ex)
         {
-            return new([null], new() { [0] = new IngestItemResult(IdOf(body), IngestStatus.Rejected, $"{ex.Path ?? "$"}: {ExpectedAt(ex.Path)}") });
+            return new([null], new() { [0] = new IngestItemResult(IdOf(body), IngestStatus.Rejected,
+                $"{ex.Path ?? "$"}: {(ApiProblems.IsInvalidUtf8(ex) ? InvalidUtf8 : ExpectedAt(ex.Path))}") });
+        }
+        catch (InvalidOperationException ex) when (IsInvalidUtf8(ex))
+        {
+            return new([null], new() { [0] = new IngestItemResult(IdOf(body), IngestStatus.Rejected, $"$: {InvalidUtf8}") });
         }
     }
+
+    private const string InvalidUtf8 = "a string holds bytes that are not valid UTF-8; send every string as UTF-8.";
+
+    /// <summary>A client's invalid UTF-8 is bad input, not a server fault (<see cref="ApiProblems.IsInvalidUtf8"/>).</summary>
+    private static bool IsInvalidUtf8(InvalidOperationException ex) => ApiProblems.IsInvalidUtf8(ex);
 
     /// <summary>What the field at a JSON path takes, in words.</summary>
     private static string ExpectedAt(string? path)
@@ -281,6 +325,7 @@ public static class UsageApi
             }
         }
         catch (JsonException) { }
+        catch (InvalidOperationException ex) when (IsInvalidUtf8(ex)) { } // an id that is not UTF-8 is not echoed
         return null;
     }
 

@@ -115,7 +115,7 @@ public sealed record AutoTopUpView(AutoTopUpSetting? Setting, IReadOnlyList<Auto
 }
 
 /// <summary>
-/// Auto top-up (DOMAIN.md): when a tenant's remaining credits fall below the owner's threshold, one pack is
+/// Auto top-up (docs/RULES.md): when a tenant's remaining credits fall below the owner's threshold, one pack is
 /// bought off-session on the saved card. It fires at most once per crossing (the setting is disarmed by the
 /// purchase and armed again only once remaining is back at or above the threshold), at most
 /// <c>max_per_period</c> times a period, each purchase keyed <c>auto_top_up:{tenant}:{period}:{n}</c> in the

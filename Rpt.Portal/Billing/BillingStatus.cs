@@ -13,7 +13,8 @@ public sealed record BillingAccount(
     Plan? PendingPlan,
     IReadOnlyList<Plan> Catalog,
     bool TestMode,
-    string SalesEmail)
+    string SalesEmail,
+    bool PaymentsUnavailable = false)
 {
     public bool Subscribed => Tenant.StripeSubscriptionId is not null;
     public bool PaymentFailed => Tenant.PaymentFailedInvoiceId is not null;
@@ -30,7 +31,7 @@ public sealed class BillingStatus(IDbContextFactory<ApplicationDbContext> dbFact
         var plan = catalog.FirstOrDefault(p => p.Code == tenant.PlanCode);
         if (plan is null) return null;
         return new BillingAccount(tenant, plan, catalog.FirstOrDefault(p => p.Code == tenant.PendingPlanCode), catalog,
-            options.Value.TestMode, options.Value.SalesEmail);
+            options.Value.TestMode, options.Value.SalesEmail, options.Value.PaymentsUnavailable);
     }
 
     /// <summary>Just the unpaid invoice, for the banner every page of an owner shows (one indexed read).</summary>
@@ -41,39 +42,4 @@ public sealed class BillingStatus(IDbContextFactory<ApplicationDbContext> dbFact
             .Select(t => new { t.PaymentFailedInvoiceId, t.PaymentFailedInvoiceUrl }).FirstOrDefaultAsync(cancellationToken);
         return row?.PaymentFailedInvoiceId is { } id ? (id, row.PaymentFailedInvoiceUrl) : null;
     }
-}
-
-/// <summary>Plans and entitlements in the words of the plans page.</summary>
-public static class PlanText
-{
-    public static string Price(Plan plan) => plan.MonthlyPriceUsd switch
-    {
-        null => "Contract",
-        0m => "$0",
-        { } p => Components.Shared.Show.PlanPrice(p),
-    };
-
-    public static string Credits(Plan plan) => plan.MonthlyCredits is { } c ? $"{Components.Shared.Show.Credits(c)} credits a month" : "Unlimited credits";
-
-    public static string PastTheAllocation(Plan plan) => plan.Overage switch
-    {
-        OveragePolicy.Blocked => "Stops at the allocation: top up or upgrade to go on",
-        OveragePolicy.Overage => $"Past the allocation: {Components.Shared.Show.Price(plan.OverageUsdPerCredit)} per credit",
-        _ => "No allocation to pass",
-    };
-
-    public static string Entitlement(Entitlement e) => (e.Key, e.Kind) switch
-    {
-        ("email_alerts", _) => e.IsEnabled ? "Email alerts" : "No email alerts",
-        ("csv_export", _) => e.IsEnabled ? "CSV export of usage" : "No CSV export",
-        ("webhook_alerts", _) => e.IsEnabled ? "Webhook alerts" : "No webhook alerts",
-        ("anomaly_hints", _) => e.IsEnabled ? "Anomaly hints" : "No anomaly hints",
-        ("max_api_keys", _) => $"Up to {Quantity(e)} API keys",
-        ("team_seats", _) => Quantity(e) == "1" ? "1 team seat" : $"{Quantity(e)} team seats",
-        ("model_access_tier", _) => $"Models: {e.Value}",
-        (_, EntitlementKind.Boolean) => e.IsEnabled ? e.Key.Replace('_', ' ') : "No " + e.Key.Replace('_', ' '),
-        _ => $"{e.Key.Replace('_', ' ')}: {e.Value}",
-    };
-
-    private static string Quantity(Entitlement e) => long.TryParse(e.Value, out var n) ? Components.Shared.Show.Count(n) : e.Value;
 }

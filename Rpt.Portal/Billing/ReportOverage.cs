@@ -81,7 +81,7 @@ public sealed class MeterReportConfiguration : IEntityTypeConfiguration<MeterRep
 
 /// <summary>
 /// Reports overage (credits past every grant, on plans that bill it) to Stripe's billing meter as whole-credit
-/// deltas (DOMAIN.md, "External reporting"): quantity = overage so far − what was reported, never negative
+/// deltas (docs/RULES.md, "External reporting"): quantity = overage so far − what was reported, never negative
 /// (overage that a later top-up covers was reported already and stays reported). A report is written to
 /// <c>meter_reports</c> before it is sent; one that fails is retried on a growing schedule that the row holds,
 /// so it survives restarts, while Stripe.net retries a request's transient failures with the same

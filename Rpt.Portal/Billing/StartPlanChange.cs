@@ -1,6 +1,6 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
-using Rpt.Portal.Components;
+using Rpt.Portal.Tenants;
 using Rpt.Portal.Data;
 using Rpt.Portal.Plans;
 

@@ -1,5 +1,5 @@
 using Microsoft.EntityFrameworkCore;
-using Rpt.Portal.Components;
+using Rpt.Portal.Tenants;
 using Rpt.Portal.Data;
 
 namespace Rpt.Portal.Billing;

@@ -3,9 +3,11 @@ using System.ComponentModel.DataAnnotations;
 namespace Rpt.Portal.Billing;
 
 /// <summary>
-/// Rpt:Stripe. Without a secret key (the default) the portal runs in <b>test mode</b>: a labelled checkout
-/// inside the portal drives the same state changes that Stripe's webhooks drive, so every flow works
-/// without an account. Keys come from the environment or user secrets, never from a committed file.
+/// Rpt:Stripe. Without a secret key, Development runs in <b>test mode</b>: a labelled checkout inside the
+/// portal drives the same state changes that Stripe's webhooks drive, so every flow works without an
+/// account. Any other environment runs test mode only when <c>Rpt:Stripe:TestMode=true</c> says so on
+/// purpose; otherwise payments are unavailable (a test checkout there would hand out real credits).
+/// Keys come from the environment or user secrets, never from a committed file.
 /// </summary>
 public sealed class StripeOptions : IValidatableObject
 {
@@ -36,11 +38,29 @@ public sealed class StripeOptions : IValidatableObject
     [EmailAddress(ErrorMessage = "Rpt:Stripe:SalesEmail must be an email address.")]
     public string SalesEmail { get; set; } = "sales@rpt-portal.example";
 
-    public bool TestMode => string.IsNullOrWhiteSpace(SecretKey);
+    /// <summary>Rpt:Stripe:TestMode: true turns test mode on outside Development, false turns it off in Development.</summary>
+    [ConfigurationKeyName("TestMode")]
+    public bool? TestModeSetting { get; set; }
+
+    /// <summary>Set from the host's environment, not from configuration.</summary>
+    public bool InDevelopment { get; internal set; }
+
+    /// <summary>A Stripe account is configured.</summary>
+    public bool Configured => !string.IsNullOrWhiteSpace(SecretKey);
+
+    public bool TestMode => !Configured && (TestModeSetting ?? InDevelopment);
+
+    /// <summary>Neither Stripe nor test mode: plan changes and packs are refused with <see cref="UnavailableMessage"/>.</summary>
+    public bool PaymentsUnavailable => !Configured && !TestMode;
+
+    public const string UnavailableMessage =
+        "Payments are not set up on this portal yet, so plans and credits cannot be bought here. Please ask the portal's operator.";
 
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
-        if (TestMode) yield break;
+        if (Configured && TestModeSetting == true)
+            yield return new("Rpt:Stripe:TestMode is true but Rpt:Stripe:SecretKey is set: choose one (remove the key for test mode).");
+        if (!Configured) yield break;
         if (string.IsNullOrWhiteSpace(WebhookSecret))
             yield return new("Rpt:Stripe:WebhookSecret is required when Rpt:Stripe:SecretKey is set: without it no webhook can be verified.");
         if (ApiBase is { Length: > 0 } && !Uri.TryCreate(ApiBase, UriKind.Absolute, out _))

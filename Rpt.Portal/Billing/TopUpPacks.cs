@@ -1,6 +1,6 @@
 namespace Rpt.Portal.Billing;
 
-/// <summary>A pack of credits an owner buys once (DOMAIN.md, "Top-up packs").</summary>
+/// <summary>A pack of credits an owner buys once (docs/RULES.md, "Top-up packs").</summary>
 public sealed record TopUpPack(string Code, string Name, long Credits, decimal PriceUsd, int ValidMonths);
 
 public static class TopUpPacks

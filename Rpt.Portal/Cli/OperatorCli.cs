@@ -43,18 +43,36 @@ public static class OperatorCli
           usage import FILE [--tenant ID]                    JSON lines of usage events
         """;
 
-    public static bool Handles(string[] args) => args.Length > 0 && Commands.Contains(args[0]);
+    /// <summary>
+    /// A first word that is not a switch (<c>--urls …</c>) or a setting (<c>Rpt:Data:Path=…</c>) is a command:
+    /// a misspelt one is answered with the usage, never by starting the web server.
+    /// </summary>
+    public static bool Handles(string[] args) =>
+        args.Length > 0 && !args[0].StartsWith('-') && !args[0].StartsWith('/') && !args[0].Contains('=')
+        || args.Length > 0 && args[0] is "--help" or "-h";
+
+    private static readonly HashSet<(string, string)> Known =
+    [
+        ("tenants", "create"), ("tenants", "list"), ("keys", "create"), ("keys", "list"), ("keys", "revoke"),
+        ("credits", "grant"), ("reports", "list"), ("users", "create"), ("ledger", "verify"), ("ledger", "flush"),
+        ("prices", "list"), ("prices", "add"), ("usage", "import"),
+    ];
 
     public static async Task<int> RunAsync(string[] args, TextWriter? stdout = null, TextWriter? stderr = null,
         Action<WebApplicationBuilder>? configure = null)
     {
         var @out = stdout ?? Console.Out;
         var err = stderr ?? Console.Error;
-        if (args[0] is "help" or "--help")
+        if (args[0] is "help" or "--help" or "-h")
         {
             await @out.WriteLineAsync(Usage);
             return 0;
         }
+        // Checked before the host is built: a misspelt command neither migrates nor opens the database.
+        if (!Known.Contains((args[0], args.ElementAtOrDefault(1) ?? "")))
+            return Misused(err, Commands.Contains(args[0])
+                ? $"unknown command '{string.Join(' ', args.Take(2))}'"
+                : $"unknown command '{args[0]}'");
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
         configure?.Invoke(builder);
@@ -79,7 +97,7 @@ public static class OperatorCli
                 ("prices", "list") => await ListPricesAsync(app.Services, Opts(), @out, err),
                 ("prices", "add") => await AddPriceAsync(app.Services, Opts(), @out, err),
                 ("usage", "import") => await ImportAsync(app.Services, args.ElementAtOrDefault(2), Options.Parse(args.Skip(3)), @out, err),
-                _ => Misused(err, $"unknown command '{string.Join(' ', args.Take(2))}'"),
+                _ => throw new InvalidOperationException($"'{args[0]} {args[1]}' is listed as known but has no handler"),
             };
         }
         catch (CliUsageException ex)
@@ -208,9 +226,9 @@ public static class OperatorCli
         if (!services.GetRequiredService<TenantDirectory>().TryGetAnchor(tenant, out _)) return Fail(err, $"unknown tenant '{tenant}'");
         var role = (o.Optional("role") ?? "owner") switch
         {
-            "owner" => Components.PortalRoles.Owner,
-            "admin" => Components.PortalRoles.Admin,
-            "member" => Components.PortalRoles.Member,
+            "owner" => Tenants.PortalRoles.Owner,
+            "admin" => Tenants.PortalRoles.Admin,
+            "member" => Tenants.PortalRoles.Member,
             var r => throw new CliUsageException($"--role '{r}' is not one of: owner, admin, member"),
         };
         var email = o.Required("email").Trim();

@@ -3,6 +3,8 @@ using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
 using MudBlazor.Services;
 using Rpt.Portal.Components.Account;
+using Rpt.Portal.Mail;
+using Rpt.Portal.Tenants;
 using Rpt.Portal.Components.Layout;
 using Rpt.Portal.Data;
 

@@ -32,6 +32,7 @@ public class ApplicationDbContext(DbContextOptions<ApplicationDbContext> options
     public DbSet<Alerts.AlertRule> AlertRules => Set<Alerts.AlertRule>();
     public DbSet<Alerts.AlertFiring> AlertFirings => Set<Alerts.AlertFiring>();
     public DbSet<Alerts.AlertDelivery> AlertDeliveries => Set<Alerts.AlertDelivery>();
+    public DbSet<Alerts.AlertMail> AlertMails => Set<Alerts.AlertMail>();
     public DbSet<Alerts.AlertSeen> AlertSeen => Set<Alerts.AlertSeen>();
     public DbSet<Alerts.WebhookEndpoint> WebhookEndpoints => Set<Alerts.WebhookEndpoint>();
     public DbSet<Alerts.WebhookMessage> WebhookMessages => Set<Alerts.WebhookMessage>();

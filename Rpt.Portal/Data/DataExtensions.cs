@@ -48,7 +48,7 @@ public static class DataExtensions
             await db.Database.MigrateAsync(cancellationToken);
             database.EnableWal();
             if (!await db.Plans.AnyAsync(cancellationToken)) db.Plans.AddRange(PlanCatalog.Seed());
-            foreach (var role in Components.PortalRoles.All)
+            foreach (var role in Tenants.PortalRoles.All)
             {
                 if (!await db.Roles.AnyAsync(r => r.Name == role, cancellationToken))
                     db.Roles.Add(new Microsoft.AspNetCore.Identity.IdentityRole(role) { NormalizedName = role.ToUpperInvariant() });

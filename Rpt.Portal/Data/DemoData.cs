@@ -48,7 +48,7 @@ public static class DemoData
                 var user = new ApplicationUser { UserName = Email, Email = Email, EmailConfirmed = true, TenantId = TenantId };
                 var result = await users.CreateAsync(user, password);
                 if (!result.Succeeded) throw new InvalidOperationException("Seeding the demo user failed: " + string.Join("; ", result.Errors.Select(e => e.Description)));
-                await users.AddToRoleAsync(user, Components.PortalRoles.Owner);
+                await users.AddToRoleAsync(user, Tenants.PortalRoles.Owner);
             }
         }
 

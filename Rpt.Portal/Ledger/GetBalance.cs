@@ -87,7 +87,7 @@ public sealed class GetBalance(SqliteDatabase database, CreditGrants grants, Tim
                 else if (r.GetString(0) == "consumption") flushed = r.GetInt64(1);
             }
         }
-        // What top-ups and adjustments of earlier periods still hold counts in this period's allocation (DOMAIN.md, "Credit grants").
+        // What top-ups and adjustments of earlier periods still hold counts in this period's allocation (docs/RULES.md, "Credit grants").
         allocated = checked(allocated + grants.CarriedInto(connection, tx, tenantId, period));
 
         long consumed = 0, internalMicro = 0, tokens = 0;

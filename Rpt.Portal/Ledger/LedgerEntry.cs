@@ -5,7 +5,7 @@ namespace Rpt.Portal.Ledger;
 
 /// <summary>
 /// Allocations grant credits, consumption draws them down, and an expiry records what a grant still held
-/// when it lapsed (DOMAIN.md, "Credit grants").
+/// when it lapsed (docs/RULES.md, "Credit grants").
 /// </summary>
 public enum EntryKind { Allocation, Consumption, Expiry }
 

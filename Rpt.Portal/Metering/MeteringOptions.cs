@@ -20,7 +20,7 @@ public sealed class MeteringOptions
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00", ErrorMessage = "Rpt:Metering:PriceBookRefreshInterval must be between 1 s and 1 hour.")]
     public TimeSpan PriceBookRefreshInterval { get; set; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>A tenant's rated usage in one billing period, in µcr; an operator may set it lower than the limit of DOMAIN.md, never higher.</summary>
+    /// <summary>A tenant's rated usage in one billing period, in µcr; an operator may set it lower than the limit of docs/RULES.md, never higher.</summary>
     [Range(typeof(long), "1", "100000000000000000", ErrorMessage = "Rpt:Metering:MaxMicroCreditsPerTenantPeriod must be between 1 and 10^17.")]
     public long MaxMicroCreditsPerTenantPeriod { get; set; } = UsageLimits.MaxMicroCreditsPerTenantPeriod;
 

@@ -1,4 +1,4 @@
-using Rpt.Portal.Components;
+using Rpt.Portal.Tenants;
 using System.Globalization;
 using System.Text;
 using Microsoft.EntityFrameworkCore;

@@ -3,7 +3,7 @@ using System.Globalization;
 namespace Rpt.Portal.Metering;
 
 /// <summary>
-/// The limits that keep every sum of usage inside its type with room to spare (DOMAIN.md, "Limits").
+/// The limits that keep every sum of usage inside its type with room to spare (docs/RULES.md, "Limits").
 /// One event is worth at most 10^13 µcr; a tenant's period at most 10^17 µcr and 10^15 tokens, so that
 /// even a sum over a thousand periods of one tenant fits a 64-bit integer. An event that would pass a
 /// limit is rejected by itself, with an error that names the limit.

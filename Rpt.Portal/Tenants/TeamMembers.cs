@@ -20,7 +20,7 @@ public sealed record TeamResult(bool Succeeded, string? Error = null)
 /// nobody changes their own role. The plan's team_seats entitlement caps the team.
 /// </summary>
 public sealed class TeamMembers(UserManager<ApplicationUser> users, IDbContextFactory<ApplicationDbContext> dbFactory,
-    Components.Account.PortalEmailSender mail)
+    Mail.PortalEmailSender mail)
 {
     public static readonly string[] TenantRoles = [PortalRoles.Member, PortalRoles.Admin, PortalRoles.Owner];
 
@@ -74,8 +74,8 @@ public sealed class TeamMembers(UserManager<ApplicationUser> users, IDbContextFa
 
     private async Task SendInvitationAsync(string tenantId, ApplicationUser user, string role, string joinPageUrl)
     {
-        var code = Components.Account.AccountCodes.Encode(await users.GenerateUserTokenAsync(user,
-            Components.Account.InvitationTokenProvider.ProviderName, Components.Account.InvitationTokenProvider.Purpose));
+        var code = Tenants.AccountCodes.Encode(await users.GenerateUserTokenAsync(user,
+            Tenants.InvitationTokenProvider.ProviderName, Tenants.InvitationTokenProvider.Purpose));
         var link = Microsoft.AspNetCore.WebUtilities.QueryHelpers.AddQueryString(joinPageUrl, new Dictionary<string, string?> { ["userId"] = user.Id, ["code"] = code });
         await using var db = await dbFactory.CreateDbContextAsync();
         var organisation = await db.Tenants.Where(t => t.Id == tenantId).Select(t => t.Name).FirstAsync();

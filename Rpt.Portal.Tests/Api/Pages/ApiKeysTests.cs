@@ -14,25 +14,44 @@ namespace Rpt.Portal.Tests.Api.Pages;
 public class ApiKeysTests : PortalComponentTest
 {
     [Fact]
-    public async Task ApiKeys_OwnerCanCreateAndRevoke_MemberOnlySees()
-    {
-        await Harness.CreateTenantAsync("acme");
-        SignIn("acme", PortalRoles.Member);
-        var member = Render<ApiKeys>();
-        member.WaitForAssertion(() => Assert.Contains("Only the account owner can create or revoke keys.", member.Markup));
-        Assert.DoesNotContain("Create key", member.Markup);
-        Assert.Contains("No keys yet.", member.Markup);
-    }
-    [Fact]
-    public async Task ApiKeys_Owner_SeesTheCreateForm()
+    public async Task ApiKeys_Member_SeesTheKeys_ButCanNeitherCreateNorRevoke()
     {
         await Harness.CreateTenantAsync("acme");
         await Harness.Get<Rpt.Portal.Api.ApiKeyService>().CreateAsync("acme", "worker", Rpt.Portal.Api.ApiScopes.Read);
+        SignIn("acme", PortalRoles.Member);
+        var member = Render<ApiKeys>();
+        member.WaitForAssertion(() => Assert.Contains("Only the account owner can create or revoke keys.", member.Markup));
+        Assert.Contains("worker", member.Markup);
+        Assert.Empty(member.FindAll("form"));
+        Assert.DoesNotContain(member.FindAll("button"), b => b.TextContent.Contains("Revoke", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task ApiKeys_OwnerCreatesAKeyThatAuthenticates_ThenRevokesItAfterTheConfirmation_AndItNoLongerDoes()
+    {
+        await Harness.CreateTenantAsync("acme");
         SignIn("acme", PortalRoles.Owner);
-        var owner = Render<ApiKeys>();
-        owner.WaitForAssertion(() => Assert.Contains("Create key", owner.Markup));
-        Assert.Contains("worker", owner.Markup);
-        Assert.Contains("Revoke", owner.Markup);
-        Assert.Contains("never", owner.Markup); // last used
+        var dialogs = Render<MudBlazor.MudDialogProvider>();
+        var page = Render<ApiKeys>();
+        page.WaitForAssertion(() => Assert.Single(page.FindAll("form")));
+
+        page.Find("form input:not([type=checkbox])").Change("worker");
+        page.Find("form").Submit();
+        page.WaitForAssertion(() => Assert.Single(page.FindAll("[data-testid=new-key]")));
+        var secret = page.Find("[data-testid=new-key] code").TextContent.Trim();
+        var keys = Harness.Get<Rpt.Portal.Api.ApiKeyService>();
+        var caller = await keys.AuthenticateAsync(secret);
+        Assert.NotNull(caller);
+        Assert.Equal("acme", caller.TenantId);
+        Assert.True(caller.Has(Rpt.Portal.Api.ApiScopes.Read | Rpt.Portal.Api.ApiScopes.Ingest));
+        Assert.Contains("active", page.Find("tbody").TextContent);
+
+        page.FindAll("button").Single(b => b.GetAttribute("aria-label") == "Revoke worker").Click();
+        dialogs.WaitForAssertion(() => Assert.Contains("Revoke the key \"worker\"?", dialogs.Markup));
+        dialogs.FindAll("button").Single(b => b.TextContent.Trim() == "Revoke worker").Click();
+
+        page.WaitForAssertion(() => Assert.Contains("revoked", page.Find("tbody").TextContent));
+        Assert.Empty(page.FindAll("[data-testid=new-key]")); // never left on screen to copy
+        Assert.Null(await keys.AuthenticateAsync(secret));
     }
 }

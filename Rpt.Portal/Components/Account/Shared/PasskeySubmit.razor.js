@@ -1,4 +1,10 @@
-﻿const browserSupportsPasskeys =
+﻿// An IP address is never a valid relying party, and passkeys need a secure context: the server offers them only
+// where they can work, and this keeps an old cached page from trying elsewhere.
+const originAllowsPasskeys =
+    window.isSecureContext && !/^[0-9.]+$|^\[|:/.test(location.hostname);
+
+const browserSupportsPasskeys =
+    originAllowsPasskeys &&
     typeof navigator.credentials !== 'undefined' &&
     typeof window.PublicKeyCredential !== 'undefined' &&
     typeof window.PublicKeyCredential.parseCreationOptionsFromJSON === 'function' &&

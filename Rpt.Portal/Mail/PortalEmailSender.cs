@@ -6,7 +6,9 @@ using Microsoft.Extensions.Options;
 using MimeKit;
 using Rpt.Portal.Data;
 
-namespace Rpt.Portal.Components.Account;
+using Rpt.Portal.Tenants;
+
+namespace Rpt.Portal.Mail;
 
 /// <summary>Rpt:Email. Without an SMTP host, mail is written to the log (Development).</summary>
 public sealed class EmailOptions

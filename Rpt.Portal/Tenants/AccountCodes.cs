@@ -1,7 +1,7 @@
 using System.Text;
 using Microsoft.AspNetCore.WebUtilities;
 
-namespace Rpt.Portal.Components.Account;
+namespace Rpt.Portal.Tenants;
 
 /// <summary>The codes that account links carry (base64url of an Identity token); a mangled one is refused, never thrown.</summary>
 public static class AccountCodes

@@ -3,7 +3,7 @@ using Microsoft.AspNetCore.Identity;
 using Microsoft.Extensions.Options;
 using Rpt.Portal.Data;
 
-namespace Rpt.Portal.Components;
+namespace Rpt.Portal.Tenants;
 
 /// <summary>Puts the user's tenant into the sign-in cookie, so pages know whose ledger to read.</summary>
 public sealed class PortalClaimsFactory(UserManager<ApplicationUser> users, RoleManager<IdentityRole> roles, IOptions<IdentityOptions> options)

@@ -1,7 +1,7 @@
 using Rpt.Portal.Components.Shared;
 using Rpt.Portal.Plans;
 
-namespace Rpt.Portal.Ledger;
+namespace Rpt.Portal.Ledger.Pages;
 
 /// <summary>
 /// The words every page uses for one balance, so that the header, the gauge, the dashboard and the banner

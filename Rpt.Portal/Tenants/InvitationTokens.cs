@@ -3,7 +3,7 @@ using Microsoft.AspNetCore.Identity;
 using Microsoft.Extensions.Options;
 using Rpt.Portal.Data;
 
-namespace Rpt.Portal.Components.Account;
+namespace Rpt.Portal.Tenants;
 
 /// <summary>
 /// The code in an invitation link. Like a password-reset code it is bound to the person and to their
