@@ -4,7 +4,7 @@ using System.Text;
 namespace Rpt.Portal.Ledger;
 
 /// <summary>
-/// SHA-256 over the canonical forms of audit records in seq order (<see cref="Metering.UsageStore.CanonicalExpression"/>):
+/// SHA-256 over the canonical forms of audit records in seq order (<see cref="Metering.AuditCanonicalForm"/>):
 /// the digest a consumption entry carries, recomputed by the deep verifier.
 /// </summary>
 public sealed class AuditDigest : IDisposable

@@ -16,6 +16,8 @@ public sealed class RateUsage(TenantDirectory tenants, IOptions<MeteringOptions>
     public const int MaxTextLength = 128;
 
     private static readonly ConcurrentDictionary<DateOnly, string> DayText = new();
+    private static readonly System.Buffers.SearchValues<char> NulOrSurrogate =
+        System.Buffers.SearchValues.Create("\0" + new string(Enumerable.Range(0xD800, 0x800).Select(c => (char)c).ToArray()));
     private readonly MeteringOptions _options = options.Value;
 
     /// <param name="keyTenant">The tenant of a tenant key; null for a platform key, which must name the tenant per event.</param>
@@ -56,6 +58,9 @@ public sealed class RateUsage(TenantDirectory tenants, IOptions<MeteringOptions>
         var lengthError = TooLong(e.Provider, "provider") ?? TooLong(e.Feature, "feature") ?? TooLong(e.JobId, "job_id")
             ?? TooLong(e.UserId, "user_id") ?? TooLong(e.Model, "model") ?? TooLong(e.Meter, "meter");
         if (lengthError is not null) return lengthError;
+        var textError = NotText(e.Id, "id") ?? NotText(tenantId, "tenant_id") ?? NotText(e.Provider, "provider") ?? NotText(e.Feature, "feature")
+            ?? NotText(e.JobId, "job_id") ?? NotText(e.UserId, "user_id") ?? NotText(e.Model, "model") ?? NotText(e.Meter, "meter");
+        if (textError is not null) return textError;
 
         var input = e.InputTokens ?? 0;
         var output = e.OutputTokens ?? 0;
@@ -120,6 +125,24 @@ public sealed class RateUsage(TenantDirectory tenants, IOptions<MeteringOptions>
 
     private static string? TooLong(string? value, string field) =>
         value is { Length: > MaxTextLength } ? $"{field} is {value.Length} characters long; at most {MaxTextLength} are allowed" : null;
+
+    /// <summary>
+    /// Text every storage engine keeps as it was sent: no NUL character (PostgreSQL refuses it, SQLite cuts strings at it)
+    /// and no half of a surrogate pair (not Unicode, so not UTF-8). The canonical form of the audit record depends on it.
+    /// </summary>
+    internal static string? NotText(string? value, string field)
+    {
+        // The usual text has neither; the vectorised search keeps the check off the ingestion profile.
+        if (value is null || value.AsSpan().IndexOfAny(NulOrSurrogate) < 0) return null;
+        for (var i = 0; i < value.Length; i++)
+        {
+            var c = value[i];
+            if (c == '\0') return $"{field} contains a NUL character (U+0000), which is not allowed in text";
+            if (char.IsHighSurrogate(c) && i + 1 < value.Length && char.IsLowSurrogate(value[i + 1])) i++;
+            else if (char.IsSurrogate(c)) return $"{field} contains an unpaired surrogate (U+{(int)c:X4} alone), which is not Unicode text";
+        }
+        return null;
+    }
 
     private static string Clip(string value) => value.Length <= 32 ? value : value[..32] + "…";
 

@@ -13,7 +13,7 @@ internal enum WriteOutcome : byte { Accepted, Duplicate, OverPeriodLimit }
 /// <summary>
 /// One audit record as <see cref="UsageStore.VisitRange"/> hands it over: its text columns as SQLite's UTF-8 bytes, which
 /// are valid only during the call. <see cref="Canonical"/> is the UTF-8 of the record's canonical form
-/// (<see cref="UsageStore.CanonicalExpression"/>), what the ledger's digests are taken over.
+/// (<see cref="AuditCanonicalForm"/>), what the ledger's digests are taken over.
 /// </summary>
 public readonly ref struct AuditRecordView(ReadOnlySpan<byte> tenantId, ReadOnlySpan<byte> periodStart, bool billable, long microCredits,
     ReadOnlySpan<byte> jobId, bool hasJob, ReadOnlySpan<byte> canonical)
@@ -94,13 +94,8 @@ public sealed class UsageStore(SqliteDatabase database)
     /// <summary>The names of every column, for the schema test.</summary>
     public static IReadOnlyList<string> ColumnNames { get; } = Columns.Select(c => c.Name).Append(JobRefColumn).ToArray();
 
-    /// <summary>
-    /// The canonical form of an audit record for the digest a consumption entry carries: every column,
-    /// length-prefixed ("5:acme1;", "-;" for null), built by SQLite itself so that reading a record costs
-    /// one string, not twenty values.
-    /// </summary>
-    public static readonly string CanonicalExpression = string.Join(" || ", Columns.Select(c =>
-        $"(CASE WHEN {c.Name} IS NULL THEN '-;' ELSE length(CAST({c.Name} AS TEXT)) || ':' || CAST({c.Name} AS TEXT) || ';' END)"));
+    /// <summary>The columns of <see cref="AuditCanonicalForm"/>, selected in its order by <see cref="VisitRange"/>.</summary>
+    private static readonly string CanonicalColumns = string.Join(", ", AuditCanonicalForm.Columns.Select(c => c.Name));
 
     private static readonly string InsertSql =
         $"INSERT INTO usage_events ({string.Join(", ", Written.Select(c => c.Name))}, {JobRefColumn}) VALUES ({string.Join(", ", Written.Select((_, i) => $"?{i + 1}"))}, ?{Written.Length + 1})";
@@ -128,10 +123,12 @@ public sealed class UsageStore(SqliteDatabase database)
     public static void VisitRange(SqliteConnection connection, SqliteTransaction? tx, long fromSeq, long throughSeq, string? tenantId, string? periodStart,
         AuditRecordVisitor visit)
     {
-        var sql = $"SELECT tenant_id, period_start, billable, micro_credits, job_id, {CanonicalExpression} FROM usage_events WHERE seq > ?1 AND seq <= ?2"
+        var sql = $"SELECT {CanonicalColumns} FROM usage_events WHERE seq > ?1 AND seq <= ?2"
             + (tenantId is null ? "" : " AND tenant_id = ?3") + (periodStart is null ? "" : " AND period_start = ?4") + " ORDER BY seq";
         var rc = raw.sqlite3_prepare_v2(connection.Handle, sql, out var stmt);
         if (rc != raw.SQLITE_OK) throw new SqliteException($"SQLite prepare failed: {raw.sqlite3_errmsg(connection.Handle).utf8_to_string()}", rc);
+        var form = new AuditCanonicalForm.Builder();
+        var columns = AuditCanonicalForm.Columns;
         using (stmt)
         {
             for (var from = fromSeq; from < throughSeq; from = Math.Min(throughSeq, from + VisitChunk))
@@ -145,9 +142,20 @@ public sealed class UsageStore(SqliteDatabase database)
                 {
                     while ((rc = raw.sqlite3_step(stmt)) == raw.SQLITE_ROW)
                     {
-                        var hasJob = raw.sqlite3_column_type(stmt, 4) != raw.SQLITE_NULL;
-                        visit(new AuditRecordView(raw.sqlite3_column_blob(stmt, 0), raw.sqlite3_column_blob(stmt, 1), raw.sqlite3_column_int64(stmt, 2) == 1,
-                            raw.sqlite3_column_int64(stmt, 3), hasJob ? raw.sqlite3_column_blob(stmt, 4) : default, hasJob, raw.sqlite3_column_blob(stmt, 5)));
+                        // The form is built from the stored values in C# (AuditCanonicalForm), not by the engine's text formatting.
+                        form.Clear();
+                        for (var i = 0; i < columns.Count; i++)
+                        {
+                            var type = raw.sqlite3_column_type(stmt, i);
+                            if (type == raw.SQLITE_NULL) form.Null();
+                            else if (type == raw.SQLITE_INTEGER) form.Integer(raw.sqlite3_column_int64(stmt, i));
+                            else if (type == raw.SQLITE_TEXT) form.Text(raw.sqlite3_column_blob(stmt, i));
+                            else throw new InvalidDataException($"usage_events.{columns[i].Name} holds a value of SQLite type {type}, which no release writes; the audit record cannot be put in canonical form.");
+                        }
+                        var hasJob = raw.sqlite3_column_type(stmt, JobIdColumn) != raw.SQLITE_NULL;
+                        visit(new AuditRecordView(raw.sqlite3_column_blob(stmt, TenantIdColumn), raw.sqlite3_column_blob(stmt, PeriodStartColumn),
+                            raw.sqlite3_column_int64(stmt, BillableColumn) == 1, raw.sqlite3_column_int64(stmt, MicroCreditsColumn),
+                            hasJob ? raw.sqlite3_column_blob(stmt, JobIdColumn) : default, hasJob, form.Written));
                     }
                     if (rc != raw.SQLITE_DONE) throw new SqliteException($"SQLite read of audit records failed: {raw.sqlite3_errmsg(connection.Handle).utf8_to_string()}", rc);
                 }
@@ -159,6 +167,13 @@ public sealed class UsageStore(SqliteDatabase database)
             }
         }
     }
+
+    private static int CanonicalIndex(string column) => AuditCanonicalForm.Columns.Select(c => c.Name).ToList().IndexOf(column);
+    private static readonly int TenantIdColumn = CanonicalIndex("tenant_id");
+    private static readonly int PeriodStartColumn = CanonicalIndex("period_start");
+    private static readonly int BillableColumn = CanonicalIndex("billable");
+    private static readonly int MicroCreditsColumn = CanonicalIndex("micro_credits");
+    private static readonly int JobIdColumn = CanonicalIndex("job_id");
 
     /// <summary>The running totals of a tenant's period.</summary>
     public static List<UsageTotalRow> Totals(SqliteConnection connection, SqliteTransaction tx, string tenantId, string periodStart)
