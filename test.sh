@@ -6,6 +6,8 @@ cd "$(dirname "$0")"
 
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# The PostgreSQL tests start a cluster of their own (initdb as the postgres user, loopback, a free port); never the machine's service.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "test.sh: installing ${need_apt[*]}"

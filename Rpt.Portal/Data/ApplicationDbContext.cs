@@ -10,8 +10,13 @@ using Rpt.Portal.Tenants;
 
 namespace Rpt.Portal.Data;
 
-public class ApplicationDbContext(DbContextOptions<ApplicationDbContext> options) : IdentityDbContext<ApplicationUser>(options)
+public class ApplicationDbContext : IdentityDbContext<ApplicationUser>
 {
+    public ApplicationDbContext(DbContextOptions<ApplicationDbContext> options) : base(options) { }
+
+    /// <summary>For an engine's own context (<see cref="Postgres.PostgresDbContext"/>), whose migrations are its own.</summary>
+    protected ApplicationDbContext(DbContextOptions options) : base(options) { }
+
     public DbSet<Tenant> Tenants => Set<Tenant>();
     public DbSet<Plan> Plans => Set<Plan>();
     public DbSet<Price> Prices => Set<Price>();
