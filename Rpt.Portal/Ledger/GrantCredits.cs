@@ -59,6 +59,8 @@ public sealed class GrantCredits(IDbContextFactory<ApplicationDbContext> dbFacto
         if (string.IsNullOrWhiteSpace(idempotencyKey) || idempotencyKey.Length > 200)
             return new(GrantStatus.Rejected, null, "an idempotency key of 1 to 200 characters is required");
 
+        // The key is looked up and the grant appended under the tenant's lock: a retry racing the first attempt finds it.
+        await TenantLock.TakeAsync(db, tenantId, cancellationToken);
         var existing = await db.LedgerEntries.AsNoTracking()
             .FirstOrDefaultAsync(e => e.TenantId == tenantId && e.IdempotencyKey == idempotencyKey, cancellationToken);
         if (existing is not null) return new(GrantStatus.AlreadyGranted, existing);

@@ -4,9 +4,8 @@ using Rpt.Portal.Data;
 namespace Rpt.Portal.Ledger;
 
 /// <summary>
-/// Appends the next entry of a tenant's chain. Call it inside a write transaction (on SQLite,
-/// BEGIN IMMEDIATE), so that reading the head and inserting after it cannot interleave with another
-/// writer; the unique (tenant_id, seq) index is the backstop.
+/// Appends the next entry of a tenant's chain, inside the caller's transaction: <see cref="TenantLock"/> makes reading
+/// the head and inserting after it one step for every writer process; the unique (tenant_id, seq) index is the backstop.
 /// </summary>
 internal static class LedgerAppender
 {
@@ -17,6 +16,7 @@ internal static class LedgerAppender
     {
         if (amountMicroCredits <= 0)
             throw new ArgumentOutOfRangeException(nameof(amountMicroCredits), "Ledger amounts are positive micro-credits.");
+        await TenantLock.TakeAsync(db, tenantId, cancellationToken);
         var head = await db.LedgerEntries.AsNoTracking()
             .Where(e => e.TenantId == tenantId)
             .OrderByDescending(e => e.Seq)

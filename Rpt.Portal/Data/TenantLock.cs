@@ -1,0 +1,21 @@
+using Microsoft.EntityFrameworkCore;
+
+namespace Rpt.Portal.Data;
+
+/// <summary>
+/// Serialises the writes that read a tenant's chain and then append to it (the head, then the next entry; an
+/// idempotency key, then the grant), whatever the number of writer processes. PostgreSQL: a row lock on the tenant
+/// (<c>SELECT … FOR UPDATE</c>), held to the end of the transaction, so appends to one tenant wait for each other while
+/// other tenants go on. SQLite: the transaction began IMMEDIATE and so holds the database's write lock already.
+/// The unique indexes (tenant_id, seq) and (tenant_id, idempotency_key) stay the backstop on both.
+/// </summary>
+public static class TenantLock
+{
+    public static async Task TakeAsync(ApplicationDbContext db, string tenantId, CancellationToken cancellationToken)
+    {
+        if (db.Database.CurrentTransaction is null)
+            throw new InvalidOperationException("A tenant's chain is appended to inside a transaction: begin one first.");
+        if (db.Database.IsNpgsql())
+            await db.Database.ExecuteSqlInterpolatedAsync($"SELECT 1 FROM tenants WHERE id = {tenantId} FOR UPDATE", cancellationToken);
+    }
+}
