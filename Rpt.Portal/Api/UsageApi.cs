@@ -60,17 +60,9 @@ public static class UsageApi
             if (length > MaxBodyBytes) return TooLarge($"The body is larger than {MaxBodyBytes} bytes.");
             parsed = ParseBatch(body.AsMemory(0, length));
         }
-        catch (JsonException ex) when (ApiProblems.IsInvalidUtf8(ex))
-        {
-            return BadRequest($"The body holds bytes that are not valid UTF-8 outside any event, at {ex.Path ?? "$"}. {InvalidUtf8} Nothing in this request was accepted.", ex.Path ?? "$");
-        }
         catch (JsonException ex)
         {
             return BadRequest($"The body is not valid JSON at {ex.Path ?? "$"}: {ApiProblems.JsonProblem(ex)} Nothing in this request was accepted.", ex.Path ?? "$");
-        }
-        catch (InvalidOperationException ex) when (IsInvalidUtf8(ex))
-        {
-            return BadRequest($"The body holds bytes that are not valid UTF-8 outside any event. {InvalidUtf8} Nothing in this request was accepted.", "$");
         }
         finally
         {
@@ -255,13 +247,7 @@ public static class UsageApi
                     rejected ??= [];
                     var path = $"$.events[{index}]{ex.Path?.TrimStart('$')}";
                     rejected[index] = new IngestItemResult(IdOf(item), IngestStatus.Rejected,
-                        $"{path}: {(ApiProblems.IsInvalidUtf8(ex) ? InvalidUtf8 : ExpectedAt(ex.Path))}");
-                }
-                catch (InvalidOperationException ex) when (IsInvalidUtf8(ex))
-                {
-                    events.Add(null);
-                    rejected ??= [];
-                    rejected[index] = new IngestItemResult(IdOf(item), IngestStatus.Rejected, $"$.events[{index}]: {InvalidUtf8}");
+                        $"{path}: {ExpectedAt(ex.Path)}");
                 }
             }
         }
@@ -277,18 +263,11 @@ public static class UsageApi
         catch (JsonException ex)
         {
             return new([null], new() { [0] = new IngestItemResult(IdOf(body), IngestStatus.Rejected,
-                $"{ex.Path ?? "$"}: {(ApiProblems.IsInvalidUtf8(ex) ? InvalidUtf8 : ExpectedAt(ex.Path))}") });
-        }
-        catch (InvalidOperationException ex) when (IsInvalidUtf8(ex))
-        {
-            return new([null], new() { [0] = new IngestItemResult(IdOf(body), IngestStatus.Rejected, $"$: {InvalidUtf8}") });
+                $"{ex.Path ?? "$"}: {ExpectedAt(ex.Path)}") });
         }
     }
 
     private const string InvalidUtf8 = "a string holds bytes that are not valid UTF-8; send every string as UTF-8.";
-
-    /// <summary>A client's invalid UTF-8 is bad input, not a server fault (<see cref="ApiProblems.IsInvalidUtf8"/>).</summary>
-    private static bool IsInvalidUtf8(InvalidOperationException ex) => ApiProblems.IsInvalidUtf8(ex);
 
     /// <summary>What the field at a JSON path takes, in words.</summary>
     private static string ExpectedAt(string? path)
@@ -325,7 +304,7 @@ public static class UsageApi
             }
         }
         catch (JsonException) { }
-        catch (InvalidOperationException ex) when (IsInvalidUtf8(ex)) { } // an id that is not UTF-8 is not echoed
+        catch (InvalidOperationException ex) when (ApiProblems.IsInvalidUtf8(ex)) { } // an id that is not UTF-8 is not echoed
         return null;
     }
 
