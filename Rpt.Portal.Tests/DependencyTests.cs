@@ -27,4 +27,42 @@ public class DependencyTests
             .GetResult();
         Assert.True(result.IsSuccessful, $"{feature} depends on Rpt.Portal.Components: {string.Join(", ", result.FailingTypeNames ?? [])}");
     }
+
+    /// <summary>
+    /// The storage boundary: only the engines' own folders (Data/Sqlite, Data/Postgres and their migrations) name an
+    /// engine's client library; every feature speaks to <see cref="Rpt.Portal.Data.PortalDatabase"/>, EF Core and the
+    /// interfaces it owns (<see cref="Rpt.Portal.Metering.IUsageStore"/>).
+    /// </summary>
+    [Theory]
+    [InlineData("Microsoft.Data.Sqlite")]
+    [InlineData("SQLitePCL")]
+    [InlineData("Npgsql")]
+    public void NoTypeOutsideTheEngineFolders_NamesAnEnginesClientLibrary(string library)
+    {
+        var result = Types.InAssembly(typeof(Program).Assembly)
+            .That().DoNotResideInNamespace("Rpt.Portal.Data.Sqlite")
+            .And().DoNotResideInNamespace("Rpt.Portal.Data.Postgres")
+            .And().DoNotResideInNamespace("Rpt.Portal.Data.Migrations")
+            .ShouldNot().HaveDependencyOn(library)
+            .GetResult();
+        Assert.True(result.IsSuccessful, $"outside the engine folders, these name {library}: {string.Join(", ", result.FailingTypeNames ?? [])}");
+    }
+
+    /// <summary>The engines depend on the features' interfaces, never the other way: no feature names an engine's folder.</summary>
+    [Theory]
+    [InlineData("Rpt.Portal.Ledger")]
+    [InlineData("Rpt.Portal.Metering")]
+    [InlineData("Rpt.Portal.Plans")]
+    [InlineData("Rpt.Portal.Billing")]
+    [InlineData("Rpt.Portal.Alerts")]
+    [InlineData("Rpt.Portal.Tenants")]
+    [InlineData("Rpt.Portal.Api")]
+    public void NoFeature_NamesAStorageEngine(string feature)
+    {
+        var result = Types.InAssembly(typeof(Program).Assembly)
+            .That().ResideInNamespace(feature)
+            .ShouldNot().HaveDependencyOnAny("Rpt.Portal.Data.Sqlite", "Rpt.Portal.Data.Postgres")
+            .GetResult();
+        Assert.True(result.IsSuccessful, $"{feature} names a storage engine: {string.Join(", ", result.FailingTypeNames ?? [])}");
+    }
 }

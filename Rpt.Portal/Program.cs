@@ -5,10 +5,19 @@ using Rpt.Portal.Data;
 if (OperatorCli.Handles(args)) return await OperatorCli.RunAsync(args);
 
 var builder = WebApplication.CreateBuilder(args);
-builder.AddPortal();
-
-var app = builder.Build();
-await app.Services.PrepareDatabaseAsync();
+WebApplication app;
+try
+{
+    builder.AddPortal();
+    app = builder.Build();
+    await app.Services.PrepareDatabaseAsync();
+}
+catch (StorageSettingException ex)
+{
+    // One line that names the setting, not a stack trace: the operator's fix is in the configuration.
+    await Console.Error.WriteLineAsync($"Rpt Portal cannot start: {ex.Message}");
+    return 1;
+}
 if (app.Environment.IsDevelopment() && app.Configuration.GetValue("Rpt:Demo:Enabled", true))
 {
     var demo = await DemoData.EnsureAsync(app.Services);

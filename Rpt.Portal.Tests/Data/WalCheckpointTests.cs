@@ -1,3 +1,4 @@
+using Rpt.Portal.Data.Sqlite;
 using Microsoft.Extensions.Options;
 using Rpt.Portal.Data;
 
@@ -107,7 +108,7 @@ public class WalCheckpointTests
             await Task.Delay(r * 5);
             while (!stop.IsCancellationRequested)
             {
-                using var connection = database.Open();
+                using var connection = database.OpenSqlite();
                 using var tx = connection.BeginTransaction(deferred: true);
                 using var cmd = connection.CreateCommand();
                 cmd.Transaction = tx;

@@ -1,3 +1,4 @@
+using Rpt.Portal.Data.Sqlite;
 using System.Text;
 using Rpt.Portal.Data;
 using Rpt.Portal.Metering;
@@ -52,7 +53,7 @@ public class AuditCanonicalFormTests
         var built = new List<byte[]>();
         using (var c = h.OpenRaw())
         {
-            UsageStore.VisitRange(c, null, 0, UsageStore.MaxSeq(c), "acme", null, (in AuditRecordView v) => built.Add(v.Canonical.ToArray()));
+            h.Get<IUsageStore>().VisitRange(c, null, 0, h.Get<IUsageStore>().MaxSeq(c), "acme", null, (in AuditRecordView v) => built.Add(v.Canonical.ToArray()));
         }
         Assert.Equal(60, expected.Count);
         Assert.Equal(expected.Count, built.Count);
@@ -72,7 +73,7 @@ public class AuditCanonicalFormTests
     [Fact]
     public void TheWritersColumns_AreTheCanonicalFormsColumns_InItsOrder()
     {
-        Assert.Equal(AuditCanonicalForm.Columns.Select(c => c.Name).Append("job_ref"), UsageStore.ColumnNames);
+        Assert.Equal(AuditCanonicalForm.Columns.Select(c => c.Name).Append("job_ref"), SqliteUsageStore.ColumnNames);
     }
 
     [Theory]

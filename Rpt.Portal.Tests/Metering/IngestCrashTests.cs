@@ -19,14 +19,18 @@ public class IngestCrashTests : IDisposable
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "rpt-crash-" + Guid.NewGuid().ToString("N")[..8]);
     private Process? _server;
 
-    public IngestCrashTests() => Directory.CreateDirectory(_dir);
+    public IngestCrashTests()
+    {
+        Directory.CreateDirectory(_dir);
+        _database = TestEngine.DatabaseSettings(_dir);
+    }
 
-    private string Database => Path.Combine(_dir, "rpt.db");
+    /// <summary>The database of the engine under test (test.sh runs this test on both).</summary>
+    private readonly Dictionary<string, string?> _database;
 
-    private Dictionary<string, string> Environment => new()
+    private Dictionary<string, string?> Environment => new(_database.Select(s => KeyValuePair.Create(s.Key.Replace(":", "__"), s.Value)))
     {
         ["ASPNETCORE_ENVIRONMENT"] = "Production",
-        ["ConnectionStrings__Rpt"] = $"Data Source={Database}",
         ["Rpt__Api__RequestsPerSecond"] = "1000000",
         ["Rpt__Api__Burst"] = "1000000",
         ["Logging__LogLevel__Default"] = "Warning",
@@ -127,8 +131,7 @@ public class IngestCrashTests : IDisposable
         await Task.WhenAll(workers);
 
         // Every id sent was answered at last; the audit table holds each exactly once, and the balance charges each once.
-        using var db = new SqliteConnection($"Data Source={Database};Mode=ReadOnly;Pooling=False");
-        db.Open();
+        using var db = TestEngine.Open(_database);
         long Scalar(string sql) { using var c = db.CreateCommand(); c.CommandText = sql; return Convert.ToInt64(c.ExecuteScalar()); }
         var stored = Scalar("SELECT COUNT(*) FROM usage_events WHERE tenant_id = 'crash'");
         var distinct = Scalar("SELECT COUNT(DISTINCT event_id) FROM usage_events WHERE tenant_id = 'crash'");
@@ -143,7 +146,7 @@ public class IngestCrashTests : IDisposable
         var balance = JsonNode.Parse(await api.GetStringAsync("/v1/credits/balance"))!;
         var consumed = (long)balance["ledger"]!["flushed_micro_credits"]! + (long)balance["ledger"]!["unflushed_micro_credits"]!;
         Assert.Equal(stored * 110_880L, consumed); // 3,200 in + 740 out of gpt-4o-mini = 110,880 µcr each
-        await File.WriteAllTextAsync(Path.Combine(BrowserArtifacts(), "crash-rounds.txt"),
+        await File.WriteAllTextAsync(Path.Combine(BrowserArtifacts(), $"crash-rounds{TestEngine.Suffix}.txt"),
             string.Join("\n", kills) + $"\nids sent {sent.Count:N0}; stored {stored:N0}; distinct {distinct:N0}; accepted answers {acknowledgedAccepted:N0}; duplicate answers {acknowledgedDuplicates:N0}; charged {consumed:N0} µcr\n");
     }
 

@@ -1,3 +1,4 @@
+using Rpt.Portal.Data.Sqlite;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Rpt.Portal.Data;
@@ -193,7 +194,7 @@ public class UsageIngestorTests
         // A connection of our own (not the writer's) sees the row: it was committed before the answer.
         Assert.Equal(1, h.Scalar("SELECT COUNT(*) FROM usage_events WHERE event_id = 'durable'"));
         Assert.Equal("wal", (string)new SqliteCommand("PRAGMA journal_mode", h.OpenRaw()).ExecuteScalar()!);
-        using var appConnection = h.Get<SqliteDatabase>().Open();
+        using var appConnection = h.Get<SqliteDatabase>().OpenSqlite();
         Assert.Equal(2L, new SqliteCommand("PRAGMA synchronous", appConnection).ExecuteScalar()); // 2 = FULL
     }
 

@@ -32,7 +32,7 @@ public class UsageReportsTests
                 long? before = null;
                 while (true)
                 {
-                    var (sql, args) = UsageStore.CallsQuery(tenant, matching, stored, 25, true, filter.From, filter.To, filter.Model, filter.Feature, filter.JobId, before, null, 26);
+                    var (sql, args) = h.Get<IUsageStore>().CallsQuery(tenant, matching, stored, 25, true, filter.From, filter.To, filter.Model, filter.Feature, filter.JobId, before, null, 26);
                     var page = await db.UsageEvents.FromSqlRaw(sql, args).AsNoTracking().ToListAsync();
                     listed.AddRange(page.Take(25).Select(e => e.Seq));
                     if (page.Count <= 25) break;

@@ -76,7 +76,7 @@ public class UsageRollupsTests
                 Cached: g.Sum(a => a.Event.CachedInputTokens ?? 0), Micro: g.Sum(a => a.Micro), Quantity: g.Sum(a => (long)((a.Event.Quantity ?? 0) * 1_000_000))));
         using (var c = h.OpenRaw())
         {
-            var rows = UsageStore.Daily(c, null, "acme", DateOnly.MinValue, DateOnly.MaxValue, null);
+            var rows = h.Get<IUsageStore>().Daily(c, null, "acme", DateOnly.MinValue, DateOnly.MaxValue, null);
             Assert.Equal(expectedDaily.Count, rows.Count);
             foreach (var r in rows)
             {
@@ -88,7 +88,7 @@ public class UsageRollupsTests
                 .ToDictionary(g => g.Key, g => (Calls: (long)g.Count(), Billable: (long)g.Count(a => !a.Call.Failed && !a.Call.Internal),
                     Micro: g.Where(a => !a.Call.Failed && !a.Call.Internal).Sum(a => a.Micro),
                     First: g.Min(a => a.Event.OccurredAt!.Value.ToUnixTimeMilliseconds()), Last: g.Max(a => a.Event.OccurredAt!.Value.ToUnixTimeMilliseconds())));
-            var jobs = UsageStore.Jobs(c, "acme", long.MinValue, long.MaxValue, null, 0, 100);
+            var jobs = h.Get<IUsageStore>().Jobs(c, "acme", long.MinValue, long.MaxValue, null, 0, 100);
             Assert.Equal(expectedJobs.Count, jobs.Count);
             foreach (var j in jobs) Assert.Equal(expectedJobs[j.JobId], (j.Calls, j.BillableCalls, j.MicroCredits, j.FirstAtMs, j.LastAtMs));
         }

@@ -1,3 +1,4 @@
+using Rpt.Portal.Data.Sqlite;
 using Rpt.Portal.Ledger;
 using Rpt.Portal.Metering;
 
@@ -29,7 +30,7 @@ public class UsageStoreTests
             using var r = cmd.ExecuteReader();
             while (r.Read()) columns.Add(r.GetString(0));
         }
-        Assert.Equal(columns.Order(), UsageStore.ColumnNames.Order());
+        Assert.Equal(columns.Order(), SqliteUsageStore.ColumnNames.Order());
         h.Execute("DROP TRIGGER usage_events_no_update;");
         var row = h.Scalar("SELECT MAX(seq) FROM usage_events");
         foreach (var column in columns)

@@ -16,6 +16,7 @@ public sealed class ApiFactory : WebApplicationFactory<Program>
 {
     private readonly Dictionary<string, string?> _settings;
 
+    private readonly Dictionary<string, string?> _database;
     private readonly bool _fakeClock;
     private readonly string _environment;
 
@@ -27,6 +28,7 @@ public sealed class ApiFactory : WebApplicationFactory<Program>
         _environment = environment;
         Directory = PortalHarness.NewDirectory();
         _settings = settings ?? [];
+        _database = TestEngine.DatabaseSettings(Directory);
         _fakeClock = fakeClock;
     }
 
@@ -41,7 +43,7 @@ public sealed class ApiFactory : WebApplicationFactory<Program>
         if (_environment == "Testing" && !_settings.ContainsKey("Rpt:Stripe:SecretKey")) builder.UseSetting("Rpt:Stripe:TestMode", "true");
         // Serve wwwroot and package assets (MudBlazor) from the build's manifest, as Development does.
         builder.UseStaticWebAssets();
-        builder.UseSetting("ConnectionStrings:Rpt", $"Data Source={Path.Combine(Directory, "rpt.db")}");
+        foreach (var (key, value) in _database) builder.UseSetting(key, value);
         foreach (var (key, value) in _settings) builder.UseSetting(key, value);
         builder.ConfigureLogging(l => l.ClearProviders());
         if (_fakeClock) builder.ConfigureServices(s => s.AddSingleton<TimeProvider>(Time));

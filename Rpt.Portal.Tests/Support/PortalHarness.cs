@@ -42,9 +42,9 @@ public sealed class PortalHarness : IAsyncDisposable
         directory ??= NewDirectory();
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [], EnvironmentName = "Testing", ContentRootPath = directory });
         builder.Logging.ClearProviders();
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        var database = TestEngine.DatabaseSettings(directory);
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>(database)
         {
-            ["ConnectionStrings:Rpt"] = $"Data Source={Path.Combine(directory, "rpt.db")}",
             // Test mode is Development's default; the Testing environment asks for it, as an operator would, unless Stripe is set.
             ["Rpt:Stripe:TestMode"] = settings?.ContainsKey("Rpt:Stripe:SecretKey") == true ? null : "true",
         });
@@ -84,14 +84,18 @@ public sealed class PortalHarness : IAsyncDisposable
     /// <summary>A connection of the test's own, as an auditor with the database file would open it.</summary>
     public SqliteConnection OpenRaw()
     {
+        if (TestEngine.IsPostgres) throw new InvalidOperationException("OpenRaw opens the SQLite file: this test checks SQLite and carries [Trait(\"Engine\", \"Sqlite\")].");
         var c = new SqliteConnection($"Data Source={DatabasePath};Pooling=False");
         c.Open();
         return c;
     }
 
+    /// <summary>A connection to the database under test, whichever the engine.</summary>
+    public System.Data.Common.DbConnection OpenDb() => Get<Rpt.Portal.Data.PortalDatabase>().Open();
+
     public long Scalar(string sql)
     {
-        using var c = OpenRaw();
+        using var c = OpenDb();
         using var cmd = c.CreateCommand();
         cmd.CommandText = sql;
         return Convert.ToInt64(cmd.ExecuteScalar());
@@ -99,7 +103,7 @@ public sealed class PortalHarness : IAsyncDisposable
 
     public void Execute(string sql)
     {
-        using var c = OpenRaw();
+        using var c = OpenDb();
         using var cmd = c.CreateCommand();
         cmd.CommandText = sql;
         cmd.ExecuteNonQuery();

@@ -76,7 +76,14 @@ public static class OperatorCli
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
         configure?.Invoke(builder);
-        builder.AddPortal();
+        try
+        {
+            builder.AddPortal();
+        }
+        catch (StorageSettingException ex)
+        {
+            return Fail(err, ex.Message);
+        }
         await using var app = builder.Build();
         try
         {
@@ -103,6 +110,10 @@ public static class OperatorCli
         catch (CliUsageException ex)
         {
             return Misused(err, ex.Message);
+        }
+        catch (StorageSettingException ex)
+        {
+            return Fail(err, ex.Message);
         }
         finally
         {

@@ -1,6 +1,8 @@
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using Rpt.Portal.Data.Postgres;
+using Rpt.Portal.Data.Sqlite;
 using Rpt.Portal.Ledger;
 using Rpt.Portal.Metering;
 using Rpt.Portal.Plans;
@@ -9,26 +11,42 @@ namespace Rpt.Portal.Data;
 
 public static class DataExtensions
 {
-    /// <summary>The SQLite database (ConnectionStrings:Rpt, relative paths under the content root) and EF Core over it.</summary>
+    /// <summary>
+    /// The database named by ConnectionStrings:Rpt, in the engine Rpt:Data:Provider names (Sqlite, the default, or
+    /// Postgres), and EF Core over it. A setting that cannot work stops start-up with a <see cref="StorageSettingException"/>.
+    /// </summary>
     public static IHostApplicationBuilder AddPortalData(this IHostApplicationBuilder builder)
     {
-        var connectionString = builder.Configuration.GetConnectionString("Rpt")
-            ?? throw new InvalidOperationException("ConnectionStrings:Rpt is not set; it names the SQLite database file, e.g. \"Data Source=App_Data/rpt.db\".");
-        var database = new SqliteDatabase(connectionString, builder.Environment.ContentRootPath);
-        builder.Services.AddSingleton(database);
+        var engine = ProviderOf(builder.Configuration);
+        var connectionString = builder.Configuration.GetConnectionString("Rpt");
+        if (string.IsNullOrWhiteSpace(connectionString))
+            throw new StorageSettingException(engine == StorageEngine.Sqlite
+                ? "ConnectionStrings:Rpt is not set: it names the SQLite database file, e.g. \"Data Source=App_Data/rpt.db\"."
+                : "ConnectionStrings:Rpt is not set: with Rpt:Data:Provider=Postgres it is an Npgsql connection string, e.g. \"Host=db;Database=rpt;Username=rpt\".");
         builder.Services.AddOptions<DataOptions>().BindConfiguration("Rpt:Data").ValidateDataAnnotations().ValidateOnStart();
-        builder.Services.AddHostedService<WalCheckpointer>();
-        // Keys that protect sign-in cookies live beside the database, so a restart (or a new container on
-        // the same volume) does not sign everybody out.
+        builder.Services.TryAddTimeProvider();
+        var keys = engine == StorageEngine.Sqlite
+            ? SqliteStorage.Add(builder, connectionString)
+            : PostgresStorage.Add(builder, connectionString);
+        // Keys that protect sign-in cookies outlive a restart (or a new container on the same volume), so nobody is signed out.
         builder.Services.AddDataProtection()
             .SetApplicationName("Rpt.Portal")
-            .PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(Path.GetDirectoryName(database.FilePath)!, "keys")));
-        builder.Services.TryAddTimeProvider();
-        builder.Services.AddDbContextFactory<ApplicationDbContext>(o => o
-            .UseSqlite(database.ConnectionString)
-            .UseSnakeCaseNamingConvention()
-            .AddInterceptors(new SqlitePragmaInterceptor()));
+            .PersistKeysToFileSystem(new DirectoryInfo(builder.Configuration["Rpt:Data:KeysDirectory"] is { Length: > 0 } dir
+                ? Path.GetFullPath(Path.Combine(builder.Environment.ContentRootPath, dir)) : keys));
         return builder;
+    }
+
+    /// <summary>Rpt:Data:Provider: Sqlite when unset.</summary>
+    public static StorageEngine ProviderOf(IConfiguration configuration)
+    {
+        var name = configuration["Rpt:Data:Provider"];
+        if (string.IsNullOrWhiteSpace(name)) return StorageEngine.Sqlite;
+        return name.Trim().ToLowerInvariant() switch
+        {
+            "sqlite" => StorageEngine.Sqlite,
+            "postgres" or "postgresql" or "npgsql" => StorageEngine.Postgres,
+            _ => throw new StorageSettingException($"Rpt:Data:Provider is '{name}': it must be Sqlite (the default) or Postgres."),
+        };
     }
 
     private static void TryAddTimeProvider(this IServiceCollection services)
@@ -37,16 +55,25 @@ public static class DataExtensions
     }
 
     /// <summary>
-    /// Migrates the database, turns on WAL, seeds the plan catalog and the price book on first start,
-    /// and records the configured conversion rule as a new version when it differs from the last one.
+    /// Migrates the database, seeds the plan catalog and the price book on first start, and records the configured
+    /// conversion rule as a new version when it differs from the last one. A database that cannot be reached stops
+    /// start-up with a <see cref="StorageSettingException"/>.
     /// </summary>
     public static async Task PrepareDatabaseAsync(this IServiceProvider services, CancellationToken cancellationToken = default)
     {
-        var database = services.GetRequiredService<SqliteDatabase>();
+        var database = services.GetRequiredService<PortalDatabase>();
+        try
+        {
+            using (database.Open()) { }
+        }
+        catch (Exception ex) when (ex is System.Data.Common.DbException or System.Net.Sockets.SocketException or TimeoutException or IOException)
+        {
+            throw new StorageSettingException($"ConnectionStrings:Rpt: the {database.Engine} database at {database.Describe()} cannot be opened: {ex.GetBaseException().Message.ReplaceLineEndings(" ")}", ex);
+        }
         await using (var db = await services.GetRequiredService<IDbContextFactory<ApplicationDbContext>>().CreateDbContextAsync(cancellationToken))
         {
             await db.Database.MigrateAsync(cancellationToken);
-            database.EnableWal();
+            database.AfterMigrate();
             if (!await db.Plans.AnyAsync(cancellationToken)) db.Plans.AddRange(PlanCatalog.Seed());
             foreach (var role in Tenants.PortalRoles.All)
             {

@@ -20,8 +20,10 @@ public static class DemoData
 
     public static async Task<(string Email, string Password, string ApiKey)> EnsureAsync(IServiceProvider services, CancellationToken cancellationToken = default)
     {
-        var database = services.GetRequiredService<SqliteDatabase>();
-        var credentialsFile = Path.Combine(Path.GetDirectoryName(database.FilePath)!, "demo-credentials.txt");
+        var database = services.GetRequiredService<PortalDatabase>();
+        var directory = database.FileDirectory ?? Path.Combine(services.GetRequiredService<IHostEnvironment>().ContentRootPath, "App_Data");
+        Directory.CreateDirectory(directory);
+        var credentialsFile = Path.Combine(directory, "demo-credentials.txt");
         var dbFactory = services.GetRequiredService<IDbContextFactory<ApplicationDbContext>>();
         await using (var db = await dbFactory.CreateDbContextAsync(cancellationToken))
         {

@@ -1,5 +1,5 @@
 using System.Globalization;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 using Rpt.Portal.Data;
 
 namespace Rpt.Portal.Ledger;
@@ -42,7 +42,7 @@ public sealed record GrantLedger(IReadOnlyList<CreditGrant> Grants, IReadOnlyDic
 /// Within one such run, older periods draw first. A grant counts in its whole period, so consumption of
 /// that period which no grant covered when it was flushed (overage so far) is drawn from it first.
 /// </summary>
-public sealed class CreditGrants(SqliteDatabase database)
+public sealed class CreditGrants(PortalDatabase database)
 {
     /// <summary>An expiry that never comes (adjustments granted without one); stored so that null keeps meaning "an entry from before grants expired".</summary>
     public static readonly DateTimeOffset Never = new(9999, 12, 31, 0, 0, 0, TimeSpan.Zero);
@@ -74,7 +74,7 @@ public sealed class CreditGrants(SqliteDatabase database)
     public GrantLedger Derive(string tenantId)
     {
         using var connection = database.Open();
-        using var tx = connection.BeginTransaction(deferred: true);
+        using var tx = database.BeginRead(connection);
         return ToLedger(Advance(connection, tx, tenantId));
     }
 
@@ -83,14 +83,14 @@ public sealed class CreditGrants(SqliteDatabase database)
     /// it is kept (per tenant, in memory, rebuilt from the ledger after a restart) and only the entries after it
     /// are read, so a tenant with years of flushes costs what its new entries cost.
     /// </summary>
-    private State Advance(SqliteConnection connection, SqliteTransaction tx, string tenantId)
+    private State Advance(DbConnection connection, DbTransaction tx, string tenantId)
     {
         long head;
         using (var cmd = connection.CreateCommand())
         {
             cmd.Transaction = tx;
-            cmd.CommandText = "SELECT COALESCE(MAX(seq), 0) FROM ledger_entries WHERE tenant_id = $t";
-            cmd.Parameters.AddWithValue("$t", tenantId);
+            cmd.CommandText = "SELECT COALESCE(MAX(seq), 0) FROM ledger_entries WHERE tenant_id = @t";
+            cmd.With("t", tenantId);
             head = (long)cmd.ExecuteScalar()!;
         }
         if (_states.TryGetValue(tenantId, out var known) && known.ThroughSeq == head) return known;
@@ -102,16 +102,16 @@ public sealed class CreditGrants(SqliteDatabase database)
             cmd.Transaction = tx;
             cmd.CommandText = """
                 SELECT seq, kind, source, amount_micro_credits, period_start, created_at, expires_at, grant_seq, idempotency_key, description
-                FROM ledger_entries WHERE tenant_id = $t AND kind IN ('allocation', 'expiry') AND seq > $after AND seq <= $head ORDER BY seq
+                FROM ledger_entries WHERE tenant_id = @t AND kind IN ('allocation', 'expiry') AND seq > @after AND seq <= @head ORDER BY seq
                 """;
-            cmd.Parameters.AddWithValue("$t", tenantId);
-            cmd.Parameters.AddWithValue("$after", state.ThroughSeq);
-            cmd.Parameters.AddWithValue("$head", head);
+            cmd.With("t", tenantId);
+            cmd.With("after", state.ThroughSeq);
+            cmd.With("head", head);
             using var r = cmd.ExecuteReader();
             while (r.Read())
             {
                 var row = new CreditGrantRow(r.GetInt64(0), EnumText.Parse<EntrySource>(r.GetString(2)), r.GetInt64(3),
-                    DateOnly.ParseExact(r.GetString(4), "yyyy-MM-dd", CultureInfo.InvariantCulture),
+                    r.GetDate(4),
                     DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(5)), r.IsDBNull(6) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(6)),
                     r.IsDBNull(7) ? null : r.GetInt64(7), r.GetString(8), r.IsDBNull(9) ? null : r.GetString(9));
                 boundaries.Add((r.GetString(1) == "expiry", row));
@@ -171,18 +171,18 @@ public sealed class CreditGrants(SqliteDatabase database)
     /// What grants of earlier periods still held at the start of <paramref name="period"/>: granted less what consumption
     /// of earlier periods drew. No draw-down is read when no such grant can exist (most tenants, most periods).
     /// </summary>
-    internal long CarriedInto(SqliteConnection connection, SqliteTransaction tx, string tenantId, BillingPeriod period)
+    internal long CarriedInto(DbConnection connection, DbTransaction tx, string tenantId, BillingPeriod period)
     {
         using (var cmd = connection.CreateCommand())
         {
             cmd.Transaction = tx;
             cmd.CommandText = """
                 SELECT 1 FROM ledger_entries
-                WHERE tenant_id = $t AND kind = 'allocation' AND period_start < $p AND expires_at > $start LIMIT 1
+                WHERE tenant_id = @t AND kind = 'allocation' AND period_start < @p AND expires_at > @start LIMIT 1
                 """;
-            cmd.Parameters.AddWithValue("$t", tenantId);
-            cmd.Parameters.AddWithValue("$p", period.Start.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
-            cmd.Parameters.AddWithValue("$start", period.StartInstant.ToUnixTimeMilliseconds());
+            cmd.With("t", tenantId);
+            cmd.With("p", period.Start);
+            cmd.With("start", period.StartInstant.ToUnixTimeMilliseconds());
             if (cmd.ExecuteScalar() is null) return 0;
         }
         var state = Advance(connection, tx, tenantId);
@@ -207,34 +207,34 @@ public sealed class CreditGrants(SqliteDatabase database)
         if (amount > 0) state.Uncovered[period] = checked(state.Uncovered.GetValueOrDefault(period) + amount);
     }
 
-    private static IEnumerable<(DateOnly Period, long Amount)> ConsumptionBetween(SqliteConnection connection, SqliteTransaction tx, string tenantId,
+    private static IEnumerable<(DateOnly Period, long Amount)> ConsumptionBetween(DbConnection connection, DbTransaction tx, string tenantId,
         long afterSeq, long beforeSeq)
     {
         using var cmd = connection.CreateCommand();
         cmd.Transaction = tx;
         cmd.CommandText = """
             SELECT period_start, SUM(amount_micro_credits) FROM ledger_entries
-            WHERE tenant_id = $t AND kind = 'consumption' AND seq > $a AND seq < $b
+            WHERE tenant_id = @t AND kind = 'consumption' AND seq > @a AND seq < @b
             GROUP BY period_start ORDER BY period_start
             """;
-        cmd.Parameters.AddWithValue("$t", tenantId);
-        cmd.Parameters.AddWithValue("$a", afterSeq);
-        cmd.Parameters.AddWithValue("$b", beforeSeq);
+        cmd.With("t", tenantId);
+        cmd.With("a", afterSeq);
+        cmd.With("b", beforeSeq);
         using var r = cmd.ExecuteReader();
         var runs = new List<(DateOnly, long)>();
         while (r.Read())
         {
-            runs.Add((DateOnly.ParseExact(r.GetString(0), "yyyy-MM-dd", CultureInfo.InvariantCulture), r.GetInt64(1)));
+            runs.Add((r.GetDate(0), r.GetInt64(1)));
         }
         return runs;
     }
 
-    private static DateOnly Anchor(SqliteConnection connection, SqliteTransaction tx, string tenantId)
+    private static DateOnly Anchor(DbConnection connection, DbTransaction tx, string tenantId)
     {
         using var cmd = connection.CreateCommand();
         cmd.Transaction = tx;
-        cmd.CommandText = "SELECT subscription_start FROM tenants WHERE id = $t";
-        cmd.Parameters.AddWithValue("$t", tenantId);
+        cmd.CommandText = "SELECT subscription_start FROM tenants WHERE id = @t";
+        cmd.With("t", tenantId);
         return cmd.ExecuteScalar() is long ms
             ? DateOnly.FromDateTime(DateTimeOffset.FromUnixTimeMilliseconds(ms).UtcDateTime)
             : throw new KeyNotFoundException($"unknown tenant '{tenantId}'");

@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Globalization;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -13,7 +14,7 @@ namespace Rpt.Portal.Ledger;
 /// past the expiry, and skips a tenant whose flush is lagging. Usage reported later than that for an earlier
 /// period is drawn from what is active then, or is overage.
 /// </summary>
-public sealed class ExpireGrants(IDbContextFactory<ApplicationDbContext> dbFactory, SqliteDatabase database, CreditGrants grants,
+public sealed class ExpireGrants(IDbContextFactory<ApplicationDbContext> dbFactory, PortalDatabase database, CreditGrants grants,
     IOptions<LedgerOptions> options, TimeProvider time, TenantChanges changes, ILogger<ExpireGrants> logger)
 {
     // Grants that lapsed before this instant were all looked at by an earlier run (in memory: a restart looks at all once).
@@ -28,12 +29,12 @@ public sealed class ExpireGrants(IDbContextFactory<ApplicationDbContext> dbFacto
         {
             cmd.CommandText = """
                 SELECT DISTINCT g.tenant_id FROM ledger_entries g
-                WHERE g.kind = 'allocation' AND g.expires_at > $after AND g.expires_at <= $cutoff
+                WHERE g.kind = 'allocation' AND g.expires_at > @after AND g.expires_at <= @cutoff
                   AND NOT EXISTS (SELECT 1 FROM ledger_entries x WHERE x.tenant_id = g.tenant_id AND x.kind = 'expiry' AND x.grant_seq = g.seq)
                   AND NOT EXISTS (SELECT 1 FROM flush_lags l WHERE l.tenant_id = g.tenant_id)
                 """;
-            cmd.Parameters.AddWithValue("$after", _doneThroughMs);
-            cmd.Parameters.AddWithValue("$cutoff", cutoff.ToUnixTimeMilliseconds());
+            cmd.With("after", _doneThroughMs);
+            cmd.With("cutoff", cutoff.ToUnixTimeMilliseconds());
             using var r = cmd.ExecuteReader();
             while (r.Read()) candidates.Add(r.GetString(0));
         }

@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Globalization;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -19,7 +20,7 @@ public sealed record FlushOutcome(long FromSeq, long ThroughSeq, int Entries, lo
 /// One tenant never holds back another: a tenant whose entries cannot be written is rolled back alone,
 /// recorded as lagging (<see cref="FlushLag"/>) and retried by itself on every later flush.
 /// </summary>
-public sealed class FlushUsage(SqliteDatabase database, IDbContextFactory<ApplicationDbContext> dbFactory, TimeProvider time,
+public sealed class FlushUsage(PortalDatabase database, IUsageStore usage, IDbContextFactory<ApplicationDbContext> dbFactory, TimeProvider time,
     IOptions<LedgerOptions> options, TenantChanges changes, ILogger<FlushUsage> logger)
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
@@ -46,10 +47,10 @@ public sealed class FlushUsage(SqliteDatabase database, IDbContextFactory<Applic
         HashSet<string> lagging;
         using (var connection = database.Open())
         {
-            using (var readTx = connection.BeginTransaction(deferred: true))
+            using (var readTx = database.BeginRead(connection))
             {
                 last = connection.ScalarLong(readTx, "SELECT COALESCE(MAX(through_seq), 0) FROM flush_runs");
-                var max = UsageStore.MaxSeq(connection, readTx);
+                var max = usage.MaxSeq(connection, readTx);
                 if (max <= last) return FlushOutcome.Nothing;
                 through = Math.Min(max, last + options.Value.MaxEventsPerFlush);
                 lagging = LaggingTenants(connection, readTx);
@@ -131,7 +132,7 @@ public sealed class FlushUsage(SqliteDatabase database, IDbContextFactory<Applic
         }
     }
 
-    private static HashSet<string> LaggingTenants(Microsoft.Data.Sqlite.SqliteConnection connection, Microsoft.Data.Sqlite.SqliteTransaction tx)
+    private static HashSet<string> LaggingTenants(DbConnection connection, DbTransaction tx)
     {
         using var cmd = connection.CreateCommand();
         cmd.Transaction = tx;
@@ -142,7 +143,7 @@ public sealed class FlushUsage(SqliteDatabase database, IDbContextFactory<Applic
         return set;
     }
 
-    private static Dictionary<(string Tenant, string Period), Group> Read(Microsoft.Data.Sqlite.SqliteConnection connection, long fromSeq, long throughSeq,
+    private Dictionary<(string Tenant, string Period), Group> Read(DbConnection connection, long fromSeq, long throughSeq,
         string? tenantId, HashSet<string> skip)
     {
         var groups = new Dictionary<(string Tenant, string Period), Group>();
@@ -151,7 +152,7 @@ public sealed class FlushUsage(SqliteDatabase database, IDbContextFactory<Applic
         // Consecutive records nearly always share their tenant and period, and often their job: each text is decoded
         // only when it changes.
         LastText tenants = new(), periods = new(), jobs = new();
-        UsageStore.VisitRange(connection, null, fromSeq, throughSeq, tenantId, null, (in AuditRecordView r) =>
+        usage.VisitRange(connection, null, fromSeq, throughSeq, tenantId, null, (in AuditRecordView r) =>
         {
             var tenant = tenants.Of(r.TenantId);
             if (skip.Contains(tenant)) return; // a lagging tenant is flushed by its own catch-up

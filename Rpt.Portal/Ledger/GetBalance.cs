@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Globalization;
 using Rpt.Portal.Data;
 using Rpt.Portal.Metering;
@@ -51,16 +52,16 @@ public sealed record Balance(
 /// unflushed remainder (the running totals that ingestion keeps in the same transaction as the events,
 /// so every acknowledged event counts). A handful of indexed reads: it stays fast at any event count.
 /// </summary>
-public sealed class GetBalance(SqliteDatabase database, CreditGrants grants, TimeProvider time)
+public sealed class GetBalance(PortalDatabase database, IUsageStore usage, CreditGrants grants, TimeProvider time)
 {
     public Balance? Execute(string tenantId, DateTimeOffset? at = null)
     {
         using var connection = database.Open();
-        using var tx = connection.BeginTransaction(deferred: true);
+        using var tx = database.BeginRead(connection);
         using var cmd = connection.CreateCommand();
         cmd.Transaction = tx;
-        cmd.CommandText = "SELECT t.plan_code, t.subscription_start, p.overage_policy, p.overage_usd_per_credit FROM tenants t JOIN plans p ON p.code = t.plan_code WHERE t.id = $t";
-        cmd.Parameters.AddWithValue("$t", tenantId);
+        cmd.CommandText = "SELECT t.plan_code, t.subscription_start, p.overage_policy, p.overage_usd_per_credit FROM tenants t JOIN plans p ON p.code = t.plan_code WHERE t.id = @t";
+        cmd.With("t", tenantId);
         string planCode;
         DateOnly anchor;
         OveragePolicy overage;
@@ -76,8 +77,8 @@ public sealed class GetBalance(SqliteDatabase database, CreditGrants grants, Tim
         var period = BillingPeriod.Containing(anchor, at ?? time.GetUtcNow());
         var day = period.Start.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
 
-        cmd.Parameters.AddWithValue("$p", day);
-        cmd.CommandText = "SELECT kind, COALESCE(SUM(amount_micro_credits), 0) FROM ledger_entries WHERE tenant_id = $t AND period_start = $p GROUP BY kind";
+        cmd.With("p", period.Start);
+        cmd.CommandText = "SELECT kind, COALESCE(SUM(amount_micro_credits), 0) FROM ledger_entries WHERE tenant_id = @t AND period_start = @p GROUP BY kind";
         long allocated = 0, flushed = 0;
         using (var r = cmd.ExecuteReader())
         {
@@ -93,7 +94,7 @@ public sealed class GetBalance(SqliteDatabase database, CreditGrants grants, Tim
         long consumed = 0, internalMicro = 0, tokens = 0;
         var byModel = new SortedDictionary<string, long>(StringComparer.Ordinal);
         var byMeter = new SortedDictionary<string, decimal>(StringComparer.Ordinal);
-        foreach (var row in UsageStore.Totals(connection, tx, tenantId, day))
+        foreach (var row in usage.Totals(connection, tx, tenantId, day))
         {
             if (row.Category == UsageCategory.Internal) internalMicro += row.MicroCredits;
             if (row.Category != UsageCategory.Billable) continue;

@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Globalization;
 using Microsoft.EntityFrameworkCore;
 using Rpt.Portal.Data;
@@ -35,7 +36,7 @@ public sealed record AllocationRecord(
 public enum PeriodFilter { Current, Previous, All }
 
 /// <summary>Reads a tenant's ledger for people: consumption newest first, allocations by period.</summary>
-public sealed class LedgerHistory(IDbContextFactory<ApplicationDbContext> dbFactory, SqliteDatabase database, TimeProvider time)
+public sealed class LedgerHistory(IDbContextFactory<ApplicationDbContext> dbFactory, PortalDatabase database, IUsageStore usage, TimeProvider time)
 {
     public const int MaxJobsPerRecord = 20;
 
@@ -68,7 +69,7 @@ public sealed class LedgerHistory(IDbContextFactory<ApplicationDbContext> dbFact
         {
             // Entries flushed before the jobs were recorded beside them are read from their audit records.
             var jobs = recorded.TryGetValue(e.Seq, out var kept) ? kept
-                : UsageStore.JobsInRange(connection, e.TenantId, e.PeriodStart.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+                : usage.JobsInRange(connection, e.TenantId, e.PeriodStart.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
                     e.CoversFromSeq ?? 0, e.CoversToSeq ?? 0, MaxJobsPerRecord + 1);
             var links = jobs.Select(j => new JobLink(j.JobId, j.Calls, j.MicroCredits, j.JobId is null ? null : $"/v1/usage/jobs/{Uri.EscapeDataString(j.JobId)}")).ToList();
             var truncated = links.Count > MaxJobsPerRecord;

@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Globalization;
 using Microsoft.EntityFrameworkCore;
 using Rpt.Portal.Data;
@@ -20,7 +21,7 @@ public sealed record LedgerVerification(
 /// A removed last entry leaves a valid but shorter chain; pass the head hash recorded earlier
 /// (<paramref name="expectedHead"/>) or run the deep check, which finds flushed events no entry covers.
 /// </summary>
-public sealed class VerifyLedger(IDbContextFactory<ApplicationDbContext> dbFactory, SqliteDatabase database, CreditGrants grants)
+public sealed class VerifyLedger(IDbContextFactory<ApplicationDbContext> dbFactory, PortalDatabase database, IUsageStore usage, CreditGrants grants)
 {
     public async Task<LedgerVerification> ExecuteAsync(string tenantId, bool deep = false, string? expectedHead = null,
         CancellationToken cancellationToken = default)
@@ -82,13 +83,13 @@ public sealed class VerifyLedger(IDbContextFactory<ApplicationDbContext> dbFacto
     private void VerifyAuditRecords(string tenantId, List<LedgerEntry> entries, List<string> problems)
     {
         using var connection = database.Open();
-        using var tx = connection.BeginTransaction(deferred: true);
+        using var tx = database.BeginRead(connection);
         using var digest = new AuditDigest();
         foreach (var e in entries.Where(e => e.Kind == EntryKind.Consumption))
         {
             long count = 0;
             Int128 micro = 0;
-            UsageStore.VisitRange(connection, tx, e.CoversFromSeq ?? 0, e.CoversToSeq ?? 0, tenantId, Day(e.PeriodStart), (in AuditRecordView r) =>
+            usage.VisitRange(connection, tx, e.CoversFromSeq ?? 0, e.CoversToSeq ?? 0, tenantId, Day(e.PeriodStart), (in AuditRecordView r) =>
             {
                 count++;
                 if (r.Billable) micro += r.MicroCredits;
@@ -105,11 +106,11 @@ public sealed class VerifyLedger(IDbContextFactory<ApplicationDbContext> dbFacto
         using (var cmd = connection.CreateCommand())
         {
             cmd.Transaction = tx;
-            cmd.CommandText = "SELECT from_seq FROM flush_lags WHERE tenant_id = $t";
-            cmd.Parameters.AddWithValue("$t", tenantId);
+            cmd.CommandText = "SELECT from_seq FROM flush_lags WHERE tenant_id = @t";
+            cmd.With("t", tenantId);
             if (cmd.ExecuteScalar() is long lagFrom) watermark = Math.Min(watermark, lagFrom);
         }
-        var flushed = UsageStore.BillablePerPeriod(connection, tx, tenantId, watermark);
+        var flushed = usage.BillablePerPeriod(connection, tx, tenantId, watermark);
         var ledger = entries.Where(e => e.Kind == EntryKind.Consumption).GroupBy(e => Day(e.PeriodStart))
             .ToDictionary(g => g.Key, g => g.Aggregate((Int128)0, (sum, x) => sum + x.AmountMicroCredits));
         foreach (var period in flushed.Keys.Union(ledger.Keys).Order(StringComparer.Ordinal))
@@ -119,8 +120,8 @@ public sealed class VerifyLedger(IDbContextFactory<ApplicationDbContext> dbFacto
             if (a != b) problems.Add($"period {period}: flushed audit records rate to {Format(a)} credits but the ledger consumed {Format(b)}");
         }
 
-        var all = UsageStore.BillablePerPeriod(connection, tx, tenantId);
-        var totals = UsageStore.BillableTotalsPerPeriod(connection, tx, tenantId);
+        var all = usage.BillablePerPeriod(connection, tx, tenantId);
+        var totals = usage.BillableTotalsPerPeriod(connection, tx, tenantId);
         foreach (var period in all.Keys.Union(totals.Keys).Order(StringComparer.Ordinal))
         {
             var a = all.GetValueOrDefault(period);
@@ -131,18 +132,18 @@ public sealed class VerifyLedger(IDbContextFactory<ApplicationDbContext> dbFacto
         }
 
         // Exactly-once: no event id of the tenant is stored twice (the writer's index keeps it so; this checks the records themselves).
-        foreach (var (eventId, times) in UsageStore.RepeatedEventIds(connection, tx, tenantId, 5))
+        foreach (var (eventId, times) in usage.RepeatedEventIds(connection, tx, tenantId, 5))
             problems.Add($"event id '{eventId}' is stored {times} times: it was counted more than once");
 
         // Each call points at its own job's row (job_ref is derived; the job's calls are listed through it).
-        foreach (var seq in UsageStore.MisreferencedJobs(connection, tx, tenantId, 5))
+        foreach (var seq in usage.MisreferencedJobs(connection, tx, tenantId, 5))
             problems.Add($"audit record seq {seq} points at another job's row (job_ref): its job would list the wrong calls");
 
         // The rollups every report reads are derived data: each must equal its recomputation from the audit records.
         try
         {
-            Reconcile("daily usage", UsageStore.DailyReconciliation(connection, tx, tenantId), problems);
-            Reconcile("job", UsageStore.JobReconciliation(connection, tx, tenantId), problems);
+            Reconcile("daily usage", usage.DailyReconciliation(connection, tx, tenantId), problems);
+            Reconcile("job", usage.JobReconciliation(connection, tx, tenantId), problems);
         }
         catch (Microsoft.Data.Sqlite.SqliteException ex) when (ex.Message.Contains("overflow", StringComparison.OrdinalIgnoreCase))
         {

@@ -10,7 +10,6 @@ public static class MeteringExtensions
         builder.Services.AddOptions<MeteringOptions>().BindConfiguration("Rpt:Metering").ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton<PriceBookProvider>();
         builder.Services.AddSingleton<RateUsage>();
-        builder.Services.AddSingleton<UsageStore>();
         builder.Services.AddSingleton<UsageIngestor>();
         builder.Services.AddSingleton<UsageReports>();
         builder.Services.AddHostedService<PriceBookRefresher>();

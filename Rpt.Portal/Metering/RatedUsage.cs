@@ -1,8 +1,8 @@
 namespace Rpt.Portal.Metering;
 
-/// <summary>One validated, rated usage event on its way to <see cref="UsageStore"/>: the values of its
+/// <summary>One validated, rated usage event on its way to <see cref="IUsageStore"/>: the values of its
 /// <c>usage_events</c> row (all but <c>seq</c> and <c>received_at</c>, which the store assigns).</summary>
-internal struct RatedUsage
+public struct RatedUsage
 {
     /// <summary>The event's position in the batch as sent.</summary>
     public int Index;

@@ -8,14 +8,14 @@ namespace Rpt.Portal.Metering;
 /// <summary>
 /// Accepts usage events exactly once per tenant and id, rated and durable before it answers.
 /// Validation and rating (<see cref="RateUsage"/>) run on the caller's thread; one writer thread takes
-/// whatever batches are waiting and commits them through <see cref="UsageStore"/> in a single transaction
+/// whatever batches are waiting and commits them through <see cref="IUsageStore"/> in a single transaction
 /// (group commit), so that the fsync that synchronous=FULL costs is shared by every request that arrived
 /// meanwhile.
 /// </summary>
 public sealed class UsageIngestor : IDisposable
 {
     private readonly RateUsage _rate;
-    private readonly UsageStore _store;
+    private readonly IUsageStore _store;
     private readonly PriceBookProvider _prices;
     private readonly TenantChanges _changes;
     private readonly TimeProvider _time;
@@ -24,7 +24,7 @@ public sealed class UsageIngestor : IDisposable
         new BoundedChannelOptions(512) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
     private readonly Thread _writer;
 
-    public UsageIngestor(RateUsage rate, UsageStore store, PriceBookProvider prices, TenantChanges changes, TimeProvider time,
+    public UsageIngestor(RateUsage rate, IUsageStore store, PriceBookProvider prices, TenantChanges changes, TimeProvider time,
         IOptions<MeteringOptions> options)
     {
         _rate = rate;
@@ -144,7 +144,7 @@ public sealed class UsageIngestor : IDisposable
             rows.Clear();
             if (tenants is { Count: > 0 }) _changes.Publish(TenantChange.UsageCommitted, tenants);
             // After the answers, before the next commit: the one moment the WAL can be started over under sustained ingestion.
-            writer.RestartWalIfDue(_time.GetUtcNow().ToUnixTimeMilliseconds());
+            writer.BetweenCommits(_time.GetUtcNow().ToUnixTimeMilliseconds());
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Globalization;
 using Microsoft.EntityFrameworkCore;
 using Rpt.Portal.Data;
@@ -92,7 +93,7 @@ public sealed record DailyCredits(DateOnly Day, string Key, long MicroCredits, l
 /// events; listings read a page of audit records from an index, never counting millions.
 /// Rollups are per UTC day: a report's range is widened to whole UTC days and says which it used.
 /// </summary>
-public sealed class UsageReports(IDbContextFactory<ApplicationDbContext> dbFactory, SqliteDatabase database, PriceBookProvider prices)
+public sealed class UsageReports(IDbContextFactory<ApplicationDbContext> dbFactory, PortalDatabase database, IUsageStore usage, PriceBookProvider prices)
 {
     public const int MaxCallsPerJob = 5_000;
 
@@ -115,8 +116,8 @@ public sealed class UsageReports(IDbContextFactory<ApplicationDbContext> dbFacto
     {
         var (firstDay, endDay) = Days(from, to);
         using var connection = database.Open();
-        using var tx = connection.BeginTransaction(deferred: true);
-        var rows = UsageStore.Daily(connection, tx, tenantId, firstDay, endDay, UsageCategory.Billable);
+        using var tx = database.BeginRead(connection);
+        var rows = usage.Daily(connection, tx, tenantId, firstDay, endDay, UsageCategory.Billable);
         var totalTokens = rows.Sum(r => r.TotalTokens);
         var totalMicro = rows.Sum(r => r.MicroCredits);
         Paged<TokenUsageGroup> groups;
@@ -136,12 +137,12 @@ public sealed class UsageReports(IDbContextFactory<ApplicationDbContext> dbFacto
     }
 
     /// <summary>Jobs that started in the range, in the given order: billed calls, tokens and credits of each.</summary>
-    private static Paged<TokenUsageGroup> JobPage(Microsoft.Data.Sqlite.SqliteConnection connection, string tenantId, DateTimeOffset from, DateTimeOffset to,
+    private Paged<TokenUsageGroup> JobPage(DbConnection connection, string tenantId, DateTimeOffset from, DateTimeOffset to,
         int page, int pageSize, string? cursor, JobOrder order)
     {
         (long, long)? after = Cursor.TryParse(cursor, out var c) ? c : null;
         var offset = after is null ? Math.Min((page - 1) * pageSize, MaxJobOffset) : 0;
-        var rows = UsageStore.Jobs(connection, tenantId, from.ToUnixTimeMilliseconds(), to.ToUnixTimeMilliseconds(), after, offset, pageSize + 1, order);
+        var rows = usage.Jobs(connection, tenantId, from.ToUnixTimeMilliseconds(), to.ToUnixTimeMilliseconds(), after, offset, pageSize + 1, order);
         var more = rows.Count > pageSize;
         if (more) rows.RemoveAt(rows.Count - 1);
         var items = rows.Select(j => new TokenUsageGroup(j.JobId, j.BillableCalls, j.InputTokens, j.OutputTokens, j.CachedInputTokens,
@@ -154,7 +155,7 @@ public sealed class UsageReports(IDbContextFactory<ApplicationDbContext> dbFacto
     {
         var (firstDay, endDay) = Days(from, to);
         using var connection = database.Open();
-        var rows = UsageStore.Daily(connection, null, tenantId, firstDay, endDay, UsageCategory.Billable);
+        var rows = usage.Daily(connection, null, tenantId, firstDay, endDay, UsageCategory.Billable);
         return (Group(rows, TokenGrouping.Model), Group(rows, TokenGrouping.Feature));
     }
 
@@ -179,16 +180,16 @@ public sealed class UsageReports(IDbContextFactory<ApplicationDbContext> dbFacto
         return new Paged<UsageEvent>(items, page, pageSize, count, more ? items[^1].Seq.ToString(CultureInfo.InvariantCulture) : null);
     }
 
-    /// <summary>The matching audit records through the plan <see cref="UsageStore.CallsQuery"/> chooses.</summary>
+    /// <summary>The matching audit records through the plan <see cref="IUsageStore.CallsQuery"/> chooses.</summary>
     private IQueryable<UsageEvent> Query(ApplicationDbContext db, string tenantId, UsageFilter f, long? count, int page, bool newestFirst, long? beforeSeq, int? limit = null)
     {
         long matching, stored;
         using (var connection = database.Open())
         {
-            matching = Math.Max(1, count ?? UsageStore.TenantCalls(connection, tenantId));
-            stored = UsageStore.MaxSeq(connection);
+            matching = Math.Max(1, count ?? usage.TenantCalls(connection, tenantId));
+            stored = usage.MaxSeq(connection);
         }
-        var (sql, args) = UsageStore.CallsQuery(tenantId, matching, stored, page, newestFirst, f.From, f.To, f.Model, f.Feature, f.JobId, beforeSeq, null, limit);
+        var (sql, args) = usage.CallsQuery(tenantId, matching, stored, page, newestFirst, f.From, f.To, f.Model, f.Feature, f.JobId, beforeSeq, null, limit);
         return db.UsageEvents.FromSqlRaw(sql, args).AsNoTracking();
     }
 
@@ -197,11 +198,11 @@ public sealed class UsageReports(IDbContextFactory<ApplicationDbContext> dbFacto
     {
         using var connection = database.Open();
         if (!string.IsNullOrEmpty(filter.JobId))
-            return filter.From is null && filter.To is null && filter.Model is null && filter.Feature is null ? UsageStore.JobCalls(connection, tenantId, filter.JobId) : null;
+            return filter.From is null && filter.To is null && filter.Model is null && filter.Feature is null ? usage.JobCalls(connection, tenantId, filter.JobId) : null;
         if (filter.From is { } f && f.UtcDateTime.TimeOfDay != TimeSpan.Zero || filter.To is { } t && t.UtcDateTime.TimeOfDay != TimeSpan.Zero) return null;
         var from = filter.From is { } a ? DateOnly.FromDateTime(a.UtcDateTime) : DateOnly.MinValue;
         var to = filter.To is { } b ? DateOnly.FromDateTime(b.UtcDateTime) : DateOnly.MaxValue;
-        return UsageStore.Daily(connection, null, tenantId, from, to, null)
+        return usage.Daily(connection, null, tenantId, from, to, null)
             .Where(r => (string.IsNullOrEmpty(filter.Model) || r.Name == filter.Model) && (string.IsNullOrEmpty(filter.Feature) || r.Feature == filter.Feature))
             .Sum(r => r.Calls);
     }
@@ -219,7 +220,7 @@ public sealed class UsageReports(IDbContextFactory<ApplicationDbContext> dbFacto
     public Task<IReadOnlyList<string>> ModelsAndFeaturesAsync(string tenantId, bool features, CancellationToken cancellationToken = default)
     {
         using var connection = database.Open();
-        var rows = UsageStore.Daily(connection, null, tenantId, DateOnly.MinValue, DateOnly.MaxValue, null);
+        var rows = usage.Daily(connection, null, tenantId, DateOnly.MinValue, DateOnly.MaxValue, null);
         IReadOnlyList<string> names = (features ? rows.Select(r => r.Feature).OfType<string>() : rows.Select(r => r.Name))
             .Distinct().Order(StringComparer.Ordinal).Take(500).ToList();
         return Task.FromResult(names);
@@ -229,7 +230,7 @@ public sealed class UsageReports(IDbContextFactory<ApplicationDbContext> dbFacto
     {
         long? jobRef;
         using (var connection = database.Open())
-            jobRef = UsageStore.JobRefOf(connection, tenantId, jobId);
+            jobRef = usage.JobRefOf(connection, tenantId, jobId);
         if (jobRef is null) return null;
         await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
         var events = await db.UsageEvents.AsNoTracking().Where(e => e.TenantId == tenantId && e.JobRef == jobRef && e.JobId == jobId)

@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Collections.Concurrent;
 using Rpt.Portal.Data;
 using Rpt.Portal.Ledger;
@@ -8,7 +9,7 @@ namespace Rpt.Portal.Tenants;
 /// What the ingestion path needs to know of a tenant (that it exists, its billing anchor), cached.
 /// A tenant created by another process is found on first use; an unknown id is never cached.
 /// </summary>
-public sealed class TenantDirectory(SqliteDatabase database, TimeProvider time)
+public sealed class TenantDirectory(PortalDatabase database, TimeProvider time)
 {
     private readonly ConcurrentDictionary<string, DateOnly> _anchors = new(StringComparer.Ordinal);
 
@@ -17,8 +18,8 @@ public sealed class TenantDirectory(SqliteDatabase database, TimeProvider time)
         if (_anchors.TryGetValue(tenantId, out anchor)) return true;
         using var connection = database.Open();
         using var cmd = connection.CreateCommand();
-        cmd.CommandText = "SELECT subscription_start FROM tenants WHERE id = $id";
-        cmd.Parameters.AddWithValue("$id", tenantId);
+        cmd.CommandText = "SELECT subscription_start FROM tenants WHERE id = @id";
+        cmd.With("id", tenantId);
         if (cmd.ExecuteScalar() is not long ms) return false;
         anchor = DateOnly.FromDateTime(DateTimeOffset.FromUnixTimeMilliseconds(ms).UtcDateTime);
         _anchors[tenantId] = anchor;
@@ -33,8 +34,8 @@ public sealed class TenantDirectory(SqliteDatabase database, TimeProvider time)
     {
         using var connection = database.Open();
         using var cmd = connection.CreateCommand();
-        cmd.CommandText = "SELECT plan_code, subscription_start FROM tenants WHERE id = $id";
-        cmd.Parameters.AddWithValue("$id", tenantId);
+        cmd.CommandText = "SELECT plan_code, subscription_start FROM tenants WHERE id = @id";
+        cmd.With("id", tenantId);
         using var r = cmd.ExecuteReader();
         if (!r.Read()) return null;
         var anchor = DateOnly.FromDateTime(DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(1)).UtcDateTime);

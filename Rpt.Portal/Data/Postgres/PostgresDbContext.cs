@@ -13,6 +13,24 @@ public sealed class PostgresDbContext(DbContextOptions<PostgresDbContext> option
     public static DbContextOptionsBuilder<PostgresDbContext> Configure(DbContextOptionsBuilder<PostgresDbContext> builder, string connectionString) =>
         builder.UseNpgsql(connectionString, o => o.MigrationsHistoryTable("__ef_migrations_history"))
             .UseSnakeCaseNamingConvention();
+
+    public static DbContextOptionsBuilder Configure(DbContextOptionsBuilder builder, Npgsql.NpgsqlDataSource dataSource) =>
+        builder.UseNpgsql(dataSource, o => o.MigrationsHistoryTable("__ef_migrations_history"))
+            .UseSnakeCaseNamingConvention();
+
+    /// <summary>
+    /// What PostgreSQL needs beyond the shared model. Exactly-once for all time across any number of writers: a unique
+    /// index on (tenant_id, event_id) (SQLite's one writer keeps an in-memory index instead, cheaper than a B-tree write
+    /// per event). And the job rollups get a <c>rowid</c> column, the stable key SQLite gives every row, which the calls
+    /// reference (job_ref) and job pages page by.
+    /// </summary>
+    protected override void OnModelCreating(ModelBuilder builder)
+    {
+        base.OnModelCreating(builder);
+        builder.Entity<Metering.UsageEvent>().HasIndex(e => new { e.TenantId, e.EventId }).IsUnique().HasDatabaseName("ux_usage_events_tenant_event");
+        builder.Entity<Metering.UsageJob>().Property<long>("rowid").UseIdentityByDefaultColumn();
+        builder.Entity<Metering.UsageJob>().HasIndex("rowid").IsUnique().HasDatabaseName("ux_usage_jobs_rowid");
+    }
 }
 
 /// <summary>For <c>dotnet ef migrations add … --context PostgresDbContext</c>: adding a migration needs no server.</summary>

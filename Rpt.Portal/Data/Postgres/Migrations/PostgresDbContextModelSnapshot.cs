@@ -1457,6 +1457,10 @@ namespace Rpt.Portal.Data.Postgres.Migrations
                     b.HasKey("Seq")
                         .HasName("PK_usage_events");
 
+                    b.HasIndex("TenantId", "EventId")
+                        .IsUnique()
+                        .HasDatabaseName("ux_usage_events_tenant_event");
+
                     b.HasIndex("TenantId", "JobRef")
                         .HasDatabaseName("ix_usage_events_tenant_jobref");
 
@@ -1511,8 +1515,19 @@ namespace Rpt.Portal.Data.Postgres.Migrations
                         .HasColumnType("bigint")
                         .HasColumnName("output_tokens");
 
+                    b.Property<long>("rowid")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("rowid");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("rowid"));
+
                     b.HasKey("TenantId", "JobId")
                         .HasName("PK_usage_jobs");
+
+                    b.HasIndex("rowid")
+                        .IsUnique()
+                        .HasDatabaseName("ux_usage_jobs_rowid");
 
                     b.HasIndex("TenantId", "FirstAt")
                         .HasDatabaseName("ix_usage_jobs_tenant_first");

@@ -1,48 +1,11 @@
+using System.Data.Common;
 using System.Globalization;
 using System.Text;
 using Microsoft.Data.Sqlite;
-using Rpt.Portal.Data;
+using Rpt.Portal.Metering;
 using SQLitePCL;
 
-namespace Rpt.Portal.Metering;
-
-/// <summary>The outcome of one row handed to <see cref="UsageStore.Writer"/>.</summary>
-internal enum WriteOutcome : byte { Accepted, Duplicate, OverPeriodLimit }
-
-
-/// <summary>
-/// One audit record as <see cref="UsageStore.VisitRange"/> hands it over: its text columns as SQLite's UTF-8 bytes, which
-/// are valid only during the call. <see cref="Canonical"/> is the UTF-8 of the record's canonical form
-/// (<see cref="AuditCanonicalForm"/>), what the ledger's digests are taken over.
-/// </summary>
-public readonly ref struct AuditRecordView(ReadOnlySpan<byte> tenantId, ReadOnlySpan<byte> periodStart, bool billable, long microCredits,
-    ReadOnlySpan<byte> jobId, bool hasJob, ReadOnlySpan<byte> canonical)
-{
-    public ReadOnlySpan<byte> TenantId { get; } = tenantId;
-    public ReadOnlySpan<byte> PeriodStart { get; } = periodStart;
-    public bool Billable { get; } = billable;
-    public long MicroCredits { get; } = microCredits;
-    public ReadOnlySpan<byte> JobId { get; } = jobId;
-    public bool HasJob { get; } = hasJob;
-    public ReadOnlySpan<byte> Canonical { get; } = canonical;
-}
-
-/// <summary>Called with each record of <see cref="UsageStore.VisitRange"/>.</summary>
-public delegate void AuditRecordVisitor(in AuditRecordView record);
-
-/// <summary>One row of <c>usage_daily</c>; <see cref="Feature"/> is null for calls sent without one.</summary>
-public readonly record struct DailyRow(DateOnly Day, string Category, string Provider, string Name, string? Feature, bool IsMeter, long Calls,
-    long InputTokens, long OutputTokens, long CachedInputTokens, long MicroCredits, long QuantityMicro)
-{
-    public long TotalTokens => InputTokens + OutputTokens + CachedInputTokens;
-}
-
-/// <summary>One row of <c>usage_jobs</c>, with its rowid for keyset pagination.</summary>
-public readonly record struct JobRow(long RowId, string JobId, long Calls, long BillableCalls, long InputTokens, long OutputTokens, long CachedInputTokens,
-    long MicroCredits, long InternalMicroCredits, long FirstAtMs, long LastAtMs);
-
-/// <summary>One row of <c>usage_totals</c>: a tenant's usage in a period, by category and model (or meter).</summary>
-public readonly record struct UsageTotalRow(string Category, string Name, bool IsMeter, long Events, long Tokens, long QuantityMicro, long MicroCredits);
+namespace Rpt.Portal.Data.Sqlite;
 
 /// <summary>
 /// The one owner of <c>usage_events</c> (the audit records) and <c>usage_totals</c> (their running totals):
@@ -51,7 +14,7 @@ public readonly record struct UsageTotalRow(string Category, string Name, bool I
 /// to the insert and to the digest at once; a test alters every column of the table and expects the deep
 /// verifier to notice.
 /// </summary>
-public sealed class UsageStore(SqliteDatabase database)
+public sealed class SqliteUsageStore(SqliteDatabase database) : IUsageStore
 {
     private delegate void Binder(sqlite3_stmt statement, int index, in RatedUsage row, long receivedAtMs);
 
@@ -101,10 +64,10 @@ public sealed class UsageStore(SqliteDatabase database)
         $"INSERT INTO usage_events ({string.Join(", ", Written.Select(c => c.Name))}, {JobRefColumn}) VALUES ({string.Join(", ", Written.Select((_, i) => $"?{i + 1}"))}, ?{Written.Length + 1})";
 
     /// <summary>The highest seq stored: every audit record has seq ≤ this.</summary>
-    public static long MaxSeq(SqliteConnection connection, SqliteTransaction? tx = null)
+    public long MaxSeq(DbConnection connection, DbTransaction? tx = null)
     {
-        using var cmd = connection.CreateCommand();
-        cmd.Transaction = tx;
+        using var cmd = ((SqliteConnection)connection).CreateCommand();
+        cmd.Transaction = (SqliteTransaction?)tx;
         cmd.CommandText = "SELECT COALESCE(MAX(seq), 0) FROM usage_events";
         return Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture);
     }
@@ -120,20 +83,20 @@ public sealed class UsageStore(SqliteDatabase database)
     /// in it; without one, each chunk is its own short read transaction: records never change and seqs are assigned in commit
     /// order, so the chunks together are the range, and no read holds the WAL long enough to keep it from being started over.
     /// </summary>
-    public static void VisitRange(SqliteConnection connection, SqliteTransaction? tx, long fromSeq, long throughSeq, string? tenantId, string? periodStart,
+    public void VisitRange(DbConnection connection, DbTransaction? tx, long fromSeq, long throughSeq, string? tenantId, string? periodStart,
         AuditRecordVisitor visit)
     {
         var sql = $"SELECT {CanonicalColumns} FROM usage_events WHERE seq > ?1 AND seq <= ?2"
             + (tenantId is null ? "" : " AND tenant_id = ?3") + (periodStart is null ? "" : " AND period_start = ?4") + " ORDER BY seq";
-        var rc = raw.sqlite3_prepare_v2(connection.Handle, sql, out var stmt);
-        if (rc != raw.SQLITE_OK) throw new SqliteException($"SQLite prepare failed: {raw.sqlite3_errmsg(connection.Handle).utf8_to_string()}", rc);
+        var rc = raw.sqlite3_prepare_v2(((SqliteConnection)connection).Handle, sql, out var stmt);
+        if (rc != raw.SQLITE_OK) throw new SqliteException($"SQLite prepare failed: {raw.sqlite3_errmsg(((SqliteConnection)connection).Handle).utf8_to_string()}", rc);
         var form = new AuditCanonicalForm.Builder();
         var columns = AuditCanonicalForm.Columns;
         using (stmt)
         {
             for (var from = fromSeq; from < throughSeq; from = Math.Min(throughSeq, from + VisitChunk))
             {
-                using var chunkTx = tx is null ? connection.BeginTransaction(deferred: true) : null;
+                using var chunkTx = tx is null ? ((SqliteConnection)connection).BeginTransaction(deferred: true) : null;
                 raw.sqlite3_bind_int64(stmt, 1, from);
                 raw.sqlite3_bind_int64(stmt, 2, Math.Min(throughSeq, from + VisitChunk));
                 if (tenantId is not null) Text(stmt, 3, tenantId);
@@ -157,7 +120,7 @@ public sealed class UsageStore(SqliteDatabase database)
                             raw.sqlite3_column_int64(stmt, BillableColumn) == 1, raw.sqlite3_column_int64(stmt, MicroCreditsColumn),
                             hasJob ? raw.sqlite3_column_blob(stmt, JobIdColumn) : default, hasJob, form.Written));
                     }
-                    if (rc != raw.SQLITE_DONE) throw new SqliteException($"SQLite read of audit records failed: {raw.sqlite3_errmsg(connection.Handle).utf8_to_string()}", rc);
+                    if (rc != raw.SQLITE_DONE) throw new SqliteException($"SQLite read of audit records failed: {raw.sqlite3_errmsg(((SqliteConnection)connection).Handle).utf8_to_string()}", rc);
                 }
                 finally
                 {
@@ -176,10 +139,10 @@ public sealed class UsageStore(SqliteDatabase database)
     private static readonly int JobIdColumn = CanonicalIndex("job_id");
 
     /// <summary>The running totals of a tenant's period.</summary>
-    public static List<UsageTotalRow> Totals(SqliteConnection connection, SqliteTransaction tx, string tenantId, string periodStart)
+    public List<UsageTotalRow> Totals(DbConnection connection, DbTransaction tx, string tenantId, string periodStart)
     {
-        using var cmd = connection.CreateCommand();
-        cmd.Transaction = tx;
+        using var cmd = ((SqliteConnection)connection).CreateCommand();
+        cmd.Transaction = (SqliteTransaction?)tx;
         cmd.CommandText = """
             SELECT category, name, is_meter, events, input_tokens + output_tokens + cached_input_tokens, quantity_micro, micro_credits
             FROM usage_totals WHERE tenant_id = $t AND period_start = $p
@@ -195,17 +158,17 @@ public sealed class UsageStore(SqliteDatabase database)
 
     /// <summary>Billable µcr per period of a tenant, from the audit records (all, or those with seq ≤ <paramref name="throughSeq"/>).
     /// Summed in 128 bits: the verifier must be able to read a ledger that passed every limit.</summary>
-    public static Dictionary<string, Int128> BillablePerPeriod(SqliteConnection connection, SqliteTransaction tx, string tenantId, long throughSeq = long.MaxValue) =>
+    public Dictionary<string, Int128> BillablePerPeriod(DbConnection connection, DbTransaction tx, string tenantId, long throughSeq = long.MaxValue) =>
         SumPerPeriod(connection, tx, "SELECT period_start, micro_credits FROM usage_events WHERE tenant_id = $t AND billable = 1 AND seq <= $w", tenantId, throughSeq);
 
     /// <summary>Billable µcr per period of a tenant, from the running totals.</summary>
-    public static Dictionary<string, Int128> BillableTotalsPerPeriod(SqliteConnection connection, SqliteTransaction tx, string tenantId) =>
+    public Dictionary<string, Int128> BillableTotalsPerPeriod(DbConnection connection, DbTransaction tx, string tenantId) =>
         SumPerPeriod(connection, tx, $"SELECT period_start, micro_credits FROM usage_totals WHERE tenant_id = $t AND category = '{UsageCategory.Billable}' AND $w >= 0", tenantId, 0);
 
-    private static Dictionary<string, Int128> SumPerPeriod(SqliteConnection connection, SqliteTransaction tx, string sql, string tenantId, long watermark)
+    private static Dictionary<string, Int128> SumPerPeriod(DbConnection connection, DbTransaction tx, string sql, string tenantId, long watermark)
     {
-        using var cmd = connection.CreateCommand();
-        cmd.Transaction = tx;
+        using var cmd = ((SqliteConnection)connection).CreateCommand();
+        cmd.Transaction = (SqliteTransaction?)tx;
         cmd.CommandText = sql;
         cmd.Parameters.AddWithValue("$t", tenantId);
         cmd.Parameters.AddWithValue("$w", watermark);
@@ -220,10 +183,10 @@ public sealed class UsageStore(SqliteDatabase database)
     }
 
     /// <summary>Event ids a tenant has more than once (there should be none), with how often, at most <paramref name="limit"/>.</summary>
-    public static List<(string EventId, long Times)> RepeatedEventIds(SqliteConnection connection, SqliteTransaction tx, string tenantId, int limit)
+    public List<(string EventId, long Times)> RepeatedEventIds(DbConnection connection, DbTransaction tx, string tenantId, int limit)
     {
-        using var cmd = connection.CreateCommand();
-        cmd.Transaction = tx;
+        using var cmd = ((SqliteConnection)connection).CreateCommand();
+        cmd.Transaction = (SqliteTransaction?)tx;
         cmd.CommandText = "SELECT event_id, COUNT(*) FROM usage_events WHERE tenant_id = $t GROUP BY event_id HAVING COUNT(*) > 1 LIMIT $n";
         cmd.Parameters.AddWithValue("$t", tenantId);
         cmd.Parameters.AddWithValue("$n", limit);
@@ -234,10 +197,10 @@ public sealed class UsageStore(SqliteDatabase database)
     }
 
     /// <summary>Calls and charged µcr per job among the audit records one consumption entry covers.</summary>
-    public static List<(string? JobId, long Calls, long MicroCredits)> JobsInRange(SqliteConnection connection, string tenantId, string periodStart,
+    public List<(string? JobId, long Calls, long MicroCredits)> JobsInRange(DbConnection connection, string tenantId, string periodStart,
         long fromSeq, long throughSeq, int limit)
     {
-        using var cmd = connection.CreateCommand();
+        using var cmd = ((SqliteConnection)connection).CreateCommand();
         cmd.CommandText = """
             SELECT job_id, COUNT(*), SUM(CASE WHEN billable = 1 THEN micro_credits ELSE 0 END) AS charged
             FROM usage_events WHERE seq > $from AND seq <= $to AND tenant_id = $t AND period_start = $p
@@ -255,10 +218,10 @@ public sealed class UsageStore(SqliteDatabase database)
     }
 
     /// <summary>Rows of <c>usage_daily</c> for days in [<paramref name="from"/>, <paramref name="toExclusive"/>), of one category or all.</summary>
-    public static List<DailyRow> Daily(SqliteConnection connection, SqliteTransaction? tx, string tenantId, DateOnly from, DateOnly toExclusive, string? category)
+    public List<DailyRow> Daily(DbConnection connection, DbTransaction? tx, string tenantId, DateOnly from, DateOnly toExclusive, string? category)
     {
-        using var cmd = connection.CreateCommand();
-        cmd.Transaction = tx;
+        using var cmd = ((SqliteConnection)connection).CreateCommand();
+        cmd.Transaction = (SqliteTransaction?)tx;
         cmd.CommandText = "SELECT day, category, provider, name, feature, is_meter, calls, input_tokens, output_tokens, cached_input_tokens, micro_credits, quantity_micro "
             + "FROM usage_daily WHERE tenant_id = $t AND day >= $from AND day < $to" + (category is null ? "" : " AND category = $c");
         cmd.Parameters.AddWithValue("$t", tenantId);
@@ -278,7 +241,7 @@ public sealed class UsageStore(SqliteDatabase database)
 
     /// <summary>Jobs that started in [<paramref name="fromMs"/>, <paramref name="toMs"/>), newest first, from after the keyset
     /// position <paramref name="after"/> (or skipping <paramref name="offset"/>), at most <paramref name="limit"/>.</summary>
-    public static List<JobRow> Jobs(SqliteConnection connection, string tenantId, long fromMs, long toMs, (long FirstAtMs, long RowId)? after, int offset, int limit,
+    public List<JobRow> Jobs(DbConnection connection, string tenantId, long fromMs, long toMs, (long FirstAtMs, long RowId)? after, int offset, int limit,
         JobOrder order = JobOrder.Newest)
     {
         // The keyset is (sort column, rowid) in the order's direction; both columns come from an index.
@@ -291,7 +254,7 @@ public sealed class UsageStore(SqliteDatabase database)
         };
         var cmp = desc ? "<" : ">";
         var dir = desc ? "DESC" : "ASC";
-        using var cmd = connection.CreateCommand();
+        using var cmd = ((SqliteConnection)connection).CreateCommand();
         cmd.CommandText = "SELECT rowid, job_id, calls, billable_calls, input_tokens, output_tokens, cached_input_tokens, micro_credits, internal_micro_credits, first_at, last_at "
             + "FROM usage_jobs WHERE tenant_id = $t AND first_at >= $from AND first_at < $to"
             + (after is null ? "" : $" AND ({column} {cmp} $af OR ({column} = $af AND rowid {cmp} $ar))")
@@ -314,9 +277,9 @@ public sealed class UsageStore(SqliteDatabase database)
     }
 
     /// <summary>The rowid of a job's row (the job_ref of its calls), or null for a job never seen.</summary>
-    public static long? JobRefOf(SqliteConnection connection, string tenantId, string jobId)
+    public long? JobRefOf(DbConnection connection, string tenantId, string jobId)
     {
-        using var cmd = connection.CreateCommand();
+        using var cmd = ((SqliteConnection)connection).CreateCommand();
         cmd.CommandText = "SELECT rowid FROM usage_jobs WHERE tenant_id = $t AND job_id = $j";
         cmd.Parameters.AddWithValue("$t", tenantId);
         cmd.Parameters.AddWithValue("$j", jobId);
@@ -324,10 +287,10 @@ public sealed class UsageStore(SqliteDatabase database)
     }
 
     /// <summary>Audit records whose job_ref does not point at their own job's row (there should be none), at most <paramref name="limit"/> seqs.</summary>
-    public static List<long> MisreferencedJobs(SqliteConnection connection, SqliteTransaction tx, string tenantId, int limit)
+    public List<long> MisreferencedJobs(DbConnection connection, DbTransaction tx, string tenantId, int limit)
     {
-        using var cmd = connection.CreateCommand();
-        cmd.Transaction = tx;
+        using var cmd = ((SqliteConnection)connection).CreateCommand();
+        cmd.Transaction = (SqliteTransaction?)tx;
         cmd.CommandText = """
             SELECT e.seq FROM usage_events e LEFT JOIN usage_jobs j ON j.rowid = e.job_ref
             WHERE e.tenant_id = $t AND ((e.job_id IS NULL) <> (e.job_ref IS NULL)
@@ -343,9 +306,9 @@ public sealed class UsageStore(SqliteDatabase database)
     }
 
     /// <summary>Calls of one job (every category), from its rollup.</summary>
-    public static long JobCalls(SqliteConnection connection, string tenantId, string jobId)
+    public long JobCalls(DbConnection connection, string tenantId, string jobId)
     {
-        using var cmd = connection.CreateCommand();
+        using var cmd = ((SqliteConnection)connection).CreateCommand();
         cmd.CommandText = "SELECT calls FROM usage_jobs WHERE tenant_id = $t AND job_id = $j";
         cmd.Parameters.AddWithValue("$t", tenantId);
         cmd.Parameters.AddWithValue("$j", jobId);
@@ -386,17 +349,17 @@ public sealed class UsageStore(SqliteDatabase database)
     /// The rollups as stored and as recomputed from the tenant's audit records, each row as text by its key,
     /// for the deep verifier: derived data must equal what it is derived from.
     /// </summary>
-    public static (Dictionary<string, string> Stored, Dictionary<string, string> Recomputed) DailyReconciliation(SqliteConnection connection, SqliteTransaction tx, string tenantId) =>
+    public (Dictionary<string, string> Stored, Dictionary<string, string> Recomputed) DailyReconciliation(DbConnection connection, DbTransaction tx, string tenantId) =>
         (Keyed(connection, tx, tenantId, DailyStoredSql), Keyed(connection, tx, tenantId, DailyRecomputedSql));
 
     /// <inheritdoc cref="DailyReconciliation"/>
-    public static (Dictionary<string, string> Stored, Dictionary<string, string> Recomputed) JobReconciliation(SqliteConnection connection, SqliteTransaction tx, string tenantId) =>
+    public (Dictionary<string, string> Stored, Dictionary<string, string> Recomputed) JobReconciliation(DbConnection connection, DbTransaction tx, string tenantId) =>
         (Keyed(connection, tx, tenantId, JobsStoredSql), Keyed(connection, tx, tenantId, JobsRecomputedSql));
 
-    private static Dictionary<string, string> Keyed(SqliteConnection connection, SqliteTransaction tx, string tenantId, string sql)
+    private static Dictionary<string, string> Keyed(DbConnection connection, DbTransaction tx, string tenantId, string sql)
     {
-        using var cmd = connection.CreateCommand();
-        cmd.Transaction = tx;
+        using var cmd = ((SqliteConnection)connection).CreateCommand();
+        cmd.Transaction = (SqliteTransaction?)tx;
         cmd.CommandText = sql;
         cmd.Parameters.AddWithValue("$t", tenantId);
         using var r = cmd.ExecuteReader();
@@ -415,7 +378,7 @@ public sealed class UsageStore(SqliteDatabase database)
     /// the rollups say: with N matching calls among M, the first costs about page × M / N rows, the second N;
     /// the better of the two is at most √(page × M) rows, whatever the mix of tenants.
     /// </summary>
-    public static (string Sql, object[] Parameters) CallsQuery(string tenantId, long matching, long stored, int page, bool newestFirst,
+    public (string Sql, object[] Parameters) CallsQuery(string tenantId, long matching, long stored, int page, bool newestFirst,
         DateTimeOffset? from, DateTimeOffset? to, string? model, string? feature, string? jobId, long? beforeSeq, long? afterSeq, int? limit = null)
     {
         var where = new List<string>();
@@ -453,15 +416,15 @@ public sealed class UsageStore(SqliteDatabase database)
     }
 
     /// <summary>A tenant's calls (every period and category), from the running totals.</summary>
-    public static long TenantCalls(SqliteConnection connection, string tenantId)
+    public long TenantCalls(DbConnection connection, string tenantId)
     {
-        using var cmd = connection.CreateCommand();
+        using var cmd = ((SqliteConnection)connection).CreateCommand();
         cmd.CommandText = "SELECT COALESCE(SUM(events), 0) FROM usage_totals WHERE tenant_id = $t";
         cmd.Parameters.AddWithValue("$t", tenantId);
         return Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture);
     }
 
-    internal Writer OpenWriter() => new(database);
+    public IUsageWriter OpenWriter() => new Writer(database);
 
     private static void Text(sqlite3_stmt s, int index, string? value)
     {
@@ -477,7 +440,7 @@ public sealed class UsageStore(SqliteDatabase database)
     /// transaction, and keeps every tenant's period within <see cref="UsageLimits"/>: the totals it adds to
     /// are read inside the same transaction, so another process writing the same file is counted too.
     /// </summary>
-    internal sealed class Writer : IDisposable
+    internal sealed class Writer : IUsageWriter
     {
         private const string UpsertSql = """
             INSERT INTO usage_totals (tenant_id, period_start, category, provider, name, is_meter, events,
@@ -821,7 +784,7 @@ public sealed class UsageStore(SqliteDatabase database)
 
         /// <summary>Between two commits: starts the WAL over if the checkpointer asked for it (see <see cref="SqliteDatabase.Checkpoint"/>),
         /// at most once per <see cref="RestartBackOffMilliseconds"/> while it keeps finding readers in the way.</summary>
-        public void RestartWalIfDue(long nowMs)
+        public void BetweenCommits(long nowMs)
         {
             if (!_database.WalRestartDue || nowMs < _nextRestartAtMs) return;
             // Only an attempt that waited backs off; one passed over (the checkpointer was copying) cost nothing and is retried next commit.

@@ -2,14 +2,14 @@ using System.Data.Common;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore.Diagnostics;
 
-namespace Rpt.Portal.Data;
+namespace Rpt.Portal.Data.Sqlite;
 
 /// <summary>
 /// The one place that knows how Rpt Portal opens its SQLite database: WAL journal, synchronous=FULL
 /// (an acknowledged event survives a power cut, not only a killed process) and a busy timeout so that
 /// the server and the operator command line can write to the same file at once.
 /// </summary>
-public sealed class SqliteDatabase
+public sealed class SqliteDatabase : PortalDatabase
 {
     public SqliteDatabase(string connectionString, string contentRoot)
     {
@@ -28,7 +28,20 @@ public sealed class SqliteDatabase
     public string ConnectionString { get; }
     public string FilePath { get; }
 
-    public SqliteConnection Open()
+    public override StorageEngine Engine => StorageEngine.Sqlite;
+
+    public override DbConnection Open() => OpenSqlite();
+
+    /// <summary>A deferred transaction: it takes no lock until it reads, and reads one snapshot (WAL) until it ends.</summary>
+    public override DbTransaction BeginRead(DbConnection connection) => ((SqliteConnection)connection).BeginTransaction(deferred: true);
+
+    public override string Describe() => FilePath;
+
+    public override string? FileDirectory => Path.GetDirectoryName(FilePath);
+
+    public override void AfterMigrate() => EnableWal();
+
+    public SqliteConnection OpenSqlite()
     {
         var connection = new SqliteConnection(ConnectionString);
         connection.Open();
@@ -83,7 +96,7 @@ public sealed class SqliteDatabase
 
     private WalCheckpointResult CopyBack()
     {
-        using var connection = Open();
+        using var connection = OpenSqlite();
         var result = Checkpoint(connection, "PASSIVE");
         for (var pass = 0; pass < 3; pass++)
         {
@@ -154,7 +167,7 @@ public sealed class SqliteDatabase
     /// <summary>WAL is a property of the file; it is set once when the database is prepared.</summary>
     public void EnableWal()
     {
-        using var connection = Open();
+        using var connection = OpenSqlite();
         using var cmd = connection.CreateCommand();
         cmd.CommandText = "PRAGMA journal_mode=WAL;";
         var mode = (string?)cmd.ExecuteScalar();
@@ -168,18 +181,6 @@ public enum WalRestart { Done, HeldUp, PassedOver }
 
 /// <summary>What one checkpoint did: SQLite's answer (busy, frames in the WAL, frames copied back) and whether it asked for the WAL to be started over.</summary>
 public sealed record WalCheckpointResult(bool Busy, long LogFrames, long CopiedFrames, bool RestartRequested);
-
-public static class SqliteCommands
-{
-    /// <summary>The single integer a query answers (a count, a sum, a maximum), inside the caller's transaction.</summary>
-    public static long ScalarLong(this SqliteConnection connection, SqliteTransaction transaction, string sql)
-    {
-        using var cmd = connection.CreateCommand();
-        cmd.Transaction = transaction;
-        cmd.CommandText = sql;
-        return Convert.ToInt64(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
-    }
-}
 
 /// <summary>Applies the same pragmas to every connection EF Core opens.</summary>
 public sealed class SqlitePragmaInterceptor : DbConnectionInterceptor

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Options;
 
-namespace Rpt.Portal.Data;
+namespace Rpt.Portal.Data.Sqlite;
 
 /// <summary>
 /// The ingestion writer never checkpoints on its commits (that would put the copy on the path every

@@ -1,0 +1,75 @@
+using System.Data;
+using System.Data.Common;
+using System.Globalization;
+
+namespace Rpt.Portal.Data;
+
+/// <summary>The engines Rpt Portal stores its data in (Rpt:Data:Provider).</summary>
+public enum StorageEngine { Sqlite, Postgres }
+
+/// <summary>
+/// The database as the features see it: connections of the abstract ADO.NET types, for SQL that both engines run
+/// (named <c>@</c> parameters, <c>TRUE</c>/<c>FALSE</c>, dates bound as <see cref="DateOnly"/>). What differs between the
+/// engines (the ingestion writer, query plans, the recomputation SQL, locks) lives in <c>Data/Sqlite</c> and
+/// <c>Data/Postgres</c> behind the interfaces the features own (<see cref="Metering.IUsageStore"/>); no type outside
+/// those two folders names an engine's client library (DependencyTests).
+/// </summary>
+public abstract class PortalDatabase
+{
+    public abstract StorageEngine Engine { get; }
+
+    /// <summary>An open connection; the caller disposes it.</summary>
+    public abstract DbConnection Open();
+
+    /// <summary>A transaction that reads one snapshot across several statements and writes nothing.</summary>
+    public abstract DbTransaction BeginRead(DbConnection connection);
+
+    /// <summary>The directory of the database file (SQLite), where files that belong with the data are kept; null for a server.</summary>
+    public virtual string? FileDirectory => null;
+
+    /// <summary>What the engine needs once the schema is migrated (SQLite: WAL, a property of the file).</summary>
+    public virtual void AfterMigrate() { }
+
+    /// <summary>Where this database is, for messages: a file, or a host and database (never a password).</summary>
+    public abstract string Describe();
+}
+
+/// <summary>Small helpers for portable ADO.NET commands.</summary>
+public static class PortableSql
+{
+    public static DbCommand Command(this DbConnection connection, string sql, DbTransaction? tx = null)
+    {
+        var cmd = connection.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.Transaction = tx;
+        return cmd;
+    }
+
+    /// <summary>Adds <c>@name</c>; a <see cref="DateOnly"/> binds as a date on PostgreSQL and as yyyy-MM-dd text on SQLite, as EF Core stores it.</summary>
+    public static DbCommand With(this DbCommand cmd, string name, object? value)
+    {
+        var p = cmd.CreateParameter();
+        p.ParameterName = "@" + name;
+        p.Value = value ?? DBNull.Value;
+        cmd.Parameters.Add(p);
+        return cmd;
+    }
+
+    /// <summary>The single integer a query answers (a count, a sum, a maximum); 0 for no row.</summary>
+    public static long ScalarLong(this DbCommand cmd) => cmd.ExecuteScalar() is { } v and not DBNull ? Convert.ToInt64(v, CultureInfo.InvariantCulture) : 0;
+
+    /// <summary>The single integer a query answers, inside the caller's transaction.</summary>
+    public static long ScalarLong(this DbConnection connection, DbTransaction? tx, string sql)
+    {
+        using var cmd = connection.Command(sql, tx);
+        return cmd.ScalarLong();
+    }
+
+    /// <summary>A date column (EF Core's DateOnly: text on SQLite, date on PostgreSQL) as yyyy-MM-dd.</summary>
+    public static string GetDay(this DbDataReader r, int ordinal) =>
+        r.GetFieldValue<DateOnly>(ordinal).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+
+    public static DateOnly GetDate(this DbDataReader r, int ordinal) => r.GetFieldValue<DateOnly>(ordinal);
+
+    public static DateOnly ParseDay(string day) => DateOnly.ParseExact(day, "yyyy-MM-dd", CultureInfo.InvariantCulture);
+}

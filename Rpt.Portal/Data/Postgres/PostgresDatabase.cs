@@ -1,0 +1,41 @@
+using System.Data;
+using System.Data.Common;
+using Npgsql;
+
+namespace Rpt.Portal.Data.Postgres;
+
+/// <summary>
+/// The PostgreSQL database: one pooled <see cref="NpgsqlDataSource"/> for the process (multi-host connection strings
+/// allowed: <c>Host=a,b;Target Session Attributes=primary</c>). A read that spans statements is REPEATABLE READ, so it
+/// sees one snapshot, as a deferred SQLite transaction does.
+/// </summary>
+public sealed class PostgresDatabase : PortalDatabase, IDisposable
+{
+    public PostgresDatabase(string connectionString)
+    {
+        var csb = new NpgsqlConnectionStringBuilder(connectionString);
+        Host = csb.Host ?? "";
+        Port = csb.Port;
+        Name = csb.Database ?? csb.Username ?? "";
+        ConnectionString = csb.ConnectionString;
+        DataSource = NpgsqlDataSource.Create(csb);
+    }
+
+    public NpgsqlDataSource DataSource { get; }
+    public string ConnectionString { get; }
+    public string Host { get; }
+    public int Port { get; }
+    public string Name { get; }
+
+    public override StorageEngine Engine => StorageEngine.Postgres;
+
+    public override DbConnection Open() => DataSource.OpenConnection();
+
+    public NpgsqlConnection OpenNpgsql() => DataSource.OpenConnection();
+
+    public override DbTransaction BeginRead(DbConnection connection) => connection.BeginTransaction(IsolationLevel.RepeatableRead);
+
+    public override string Describe() => $"{Host}:{Port}/{Name}";
+
+    public void Dispose() => DataSource.Dispose();
+}

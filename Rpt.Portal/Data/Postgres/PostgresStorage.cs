@@ -1,0 +1,38 @@
+using Microsoft.EntityFrameworkCore;
+using Npgsql;
+using Rpt.Portal.Metering;
+
+namespace Rpt.Portal.Data.Postgres;
+
+/// <summary>Registers the PostgreSQL engine: one data source, EF Core over it (<see cref="PostgresDbContext"/>, its own migrations), its usage store.</summary>
+public static class PostgresStorage
+{
+    /// <returns>The directory for the data-protection keys: App_Data/keys under the content root (Rpt:Data:KeysDirectory moves it).</returns>
+    public static string Add(IHostApplicationBuilder builder, string connectionString)
+    {
+        PostgresDatabase database;
+        try
+        {
+            var csb = new NpgsqlConnectionStringBuilder(connectionString);
+            if (string.IsNullOrWhiteSpace(csb.Host)) throw new ArgumentException("it names no Host");
+            database = new PostgresDatabase(connectionString);
+        }
+        catch (Exception ex) when (ex is ArgumentException or FormatException or KeyNotFoundException or NotSupportedException)
+        {
+            throw new StorageSettingException($"ConnectionStrings:Rpt is not a PostgreSQL connection string (Rpt:Data:Provider is Postgres): {ex.Message}", ex);
+        }
+        builder.Services.AddSingleton(database);
+        builder.Services.AddSingleton<PortalDatabase>(database);
+        builder.Services.AddSingleton<IUsageStore, PostgresUsageStore>();
+        builder.Services.AddDbContextFactory<PostgresDbContext>(o => PostgresDbContext.Configure(o, database.DataSource));
+        builder.Services.AddSingleton<IDbContextFactory<ApplicationDbContext>>(sp => new AsApplication(sp.GetRequiredService<IDbContextFactory<PostgresDbContext>>()));
+        return Path.Combine(builder.Environment.ContentRootPath, "App_Data", "keys");
+    }
+
+    /// <summary>The features ask for <see cref="ApplicationDbContext"/>; on PostgreSQL it is the context with PostgreSQL's migrations.</summary>
+    private sealed class AsApplication(IDbContextFactory<PostgresDbContext> inner) : IDbContextFactory<ApplicationDbContext>
+    {
+        public ApplicationDbContext CreateDbContext() => inner.CreateDbContext();
+        public async Task<ApplicationDbContext> CreateDbContextAsync(CancellationToken cancellationToken = default) => await inner.CreateDbContextAsync(cancellationToken);
+    }
+}
