@@ -74,11 +74,7 @@ public class ApiProblemsTests : IAsyncLifetime
     public async Task ServerError_IsA500ProblemWithATraceIdAndNoStackTrace()
     {
         var (_, client) = await _app.TenantAsync("acme");
-        using (var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_app.Directory, "rpt.db")};Pooling=False"))
-        {
-            c.Open();
-            new Microsoft.Data.Sqlite.SqliteCommand("ALTER TABLE ledger_entries RENAME TO ledger_entries_gone", c).ExecuteNonQuery();
-        }
+        using (var c = _app.OpenDb()) c.Command("ALTER TABLE ledger_entries RENAME TO ledger_entries_gone").ExecuteNonQuery();
         var problem = await Problem(await client.GetAsync("/v1/credits/consumption"), HttpStatusCode.InternalServerError);
         Assert.False(string.IsNullOrEmpty((string?)problem["trace_id"]));
         Assert.DoesNotContain(" at Rpt.", (string?)problem["detail"]);

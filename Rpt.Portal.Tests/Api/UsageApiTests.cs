@@ -35,9 +35,8 @@ public class UsageApiTests : IAsyncLifetime
         Assert.Null(results[0]!["error"]);
 
         // Read back by an outside connection to the file: committed before the answer.
-        using var c = new SqliteConnection($"Data Source={Path.Combine(_app.Directory, "rpt.db")};Pooling=False");
-        c.Open();
-        Assert.Equal(1L, new SqliteCommand("SELECT COUNT(*) FROM usage_events WHERE tenant_id = 'acme'", c).ExecuteScalar());
+        using var c = _app.OpenDb();
+        Assert.Equal(1L, c.Command("SELECT COUNT(*) FROM usage_events WHERE tenant_id = 'acme'").ScalarLong());
     }
 
     [Fact]

@@ -7,13 +7,13 @@ namespace Rpt.Portal.Tests.Cli;
 public class OperatorCliTests : IDisposable
 {
     private readonly string _dir = PortalHarness.NewDirectory();
+    private Dictionary<string, string?> Database => TestEngine.DatabaseSettings(_dir);
 
     private async Task<(int Exit, string Out, string Err)> Run(params string[] args)
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        var exit = await OperatorCli.RunAsync(args, stdout, stderr, b => b.Configuration.AddInMemoryCollection(
-            new Dictionary<string, string?> { ["ConnectionStrings:Rpt"] = $"Data Source={Path.Combine(_dir, "rpt.db")}" }));
+        var exit = await OperatorCli.RunAsync(args, stdout, stderr, b => b.Configuration.AddInMemoryCollection(Database));
         return (exit, stdout.ToString(), stderr.ToString());
     }
 
@@ -117,12 +117,10 @@ public class OperatorCliTests : IDisposable
     public async Task LedgerVerify_TamperedLedger_ExitsNonZeroAndSaysWhere()
     {
         await Run("tenants", "create", "--name", "Acme", "--plan", "free", "--id", "acme");
-        using (var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_dir, "rpt.db")};Pooling=False"))
+        using (var c = TestEngine.Open(Database))
         {
-            c.Open();
-            using var cmd = c.CreateCommand();
-            cmd.CommandText = "DROP TRIGGER ledger_entries_no_update; UPDATE ledger_entries SET amount_micro_credits = 999000000000";
-            cmd.ExecuteNonQuery();
+            c.Command((TestEngine.IsPostgres ? "ALTER TABLE ledger_entries DISABLE TRIGGER USER;" : "DROP TRIGGER ledger_entries_no_update;")
+                + " UPDATE ledger_entries SET amount_micro_credits = 999000000000").ExecuteNonQuery();
         }
         var (exit, output, error) = await Run("ledger", "verify");
         Assert.Equal(1, exit);
@@ -198,13 +196,14 @@ public class OperatorCliTests : IDisposable
 
 /// <summary>The real executable, as an operator types it: a misspelt command must never start the web server.</summary>
 [Trait("Kind", "Process")]
+[Trait("Engine", "Sqlite")] // a misspelt command must not create the SQLite file; it opens no database on either engine
 public class OperatorCliProcessTests : IDisposable
 {
     private readonly string _dir = PortalHarness.NewDirectory();
 
     [Theory]
     [InlineData("tenats", "list")]
-    [InlineData("data", "copy")]
+    [InlineData("data", "paste")]
     [InlineData("tenants", "lst")]
     public async Task UnknownCommand_PrintsTheUsageAndExits2_WithoutStartingTheServer(string first, string second)
     {

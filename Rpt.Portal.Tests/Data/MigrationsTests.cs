@@ -9,6 +9,7 @@ namespace Rpt.Portal.Tests.Data;
 /// <summary>The committed migrations and the model agree: before, the initial migration still created
 /// usage_events.seq with AUTOINCREMENT while the model and the docs said it was gone.</summary>
 [Trait("Kind", "Sqlite")]
+[Trait("Engine", "Sqlite")] // SQLite's migrations; PostgresSchemaTests check PostgreSQL's
 public class MigrationsTests : IAsyncLifetime
 {
     private readonly string _dir = PortalHarness.NewDirectory();

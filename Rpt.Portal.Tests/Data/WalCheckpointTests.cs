@@ -10,6 +10,7 @@ namespace Rpt.Portal.Tests.Data;
 /// start the WAL over, and the file grew by every byte ever written (13 GB after 20M events).
 /// </summary>
 [Trait("Kind", "Sqlite")]
+[Trait("Engine", "Sqlite")] // the WAL is SQLite's
 public class WalCheckpointTests
 {
     private const long RestartAbove = 2L * 1024 * 1024;

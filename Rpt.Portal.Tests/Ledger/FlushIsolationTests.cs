@@ -16,7 +16,7 @@ public class FlushIsolationTests
         await h.IngestAsync("broken", Events.Call("b1"));
         await h.IngestAsync("fine", Events.Call("f1"));
         // A fault that hits only one tenant's ledger writes.
-        h.Execute("CREATE TRIGGER fault BEFORE INSERT ON ledger_entries WHEN NEW.tenant_id = 'broken' AND NEW.kind = 'consumption' BEGIN SELECT RAISE(ABORT, 'disk says no'); END;");
+        h.FailInserts("ledger_entries", "NEW.tenant_id = 'broken' AND NEW.kind = 'consumption'");
 
         var first = await h.FlushAsync();
         Assert.Equal(["broken"], first.LaggingTenants);
@@ -34,7 +34,7 @@ public class FlushIsolationTests
         foreach (var tenant in new[] { "broken", "fine" })
             Assert.True((await h.Get<VerifyLedger>().ExecuteAsync(tenant, deep: true)).Intact);
 
-        h.Execute("DROP TRIGGER fault;");
+        h.StopFailingInserts("ledger_entries");
         await h.FlushAsync();
         Assert.Equal(0, h.Scalar("SELECT COUNT(*) FROM flush_lags"));
         Assert.Equal(h.Balance("broken").ConsumedMicroCredits, h.Balance("broken").FlushedMicroCredits);
@@ -64,7 +64,7 @@ public class FlushIsolationTests
             h.Execute($"""
                 INSERT INTO usage_events (tenant_id, event_id, occurred_at, received_at, period_start, provider, model, input_tokens, output_tokens,
                   cached_input_tokens, status, internal, billable, price_id, rule_id, cost_usd, micro_credits)
-                SELECT tenant_id, 'old{i}', occurred_at, received_at, period_start, provider, model, 0, 0, 0, 'succeeded', 0, 1, price_id, rule_id, '0', 4611686018427387904
+                SELECT tenant_id, 'old{i}', occurred_at, received_at, period_start, provider, model, 0, 0, 0, 'succeeded', FALSE, TRUE, price_id, rule_id, '0', 4611686018427387904
                 FROM usage_events WHERE event_id = 'seed'
                 """);
 

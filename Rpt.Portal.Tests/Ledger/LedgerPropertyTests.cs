@@ -78,6 +78,8 @@ public class LedgerPropertyTests
         ["tenant_id", "seq", "kind", "source", "amount_micro_credits", "period_start", "idempotency_key", "description",
          "covers_from_seq", "covers_to_seq", "event_count", "events_digest", "created_at", "prev_hash"];
 
+    // SQLite only: it alters each column through SQLite's quote().
+    [Trait("Engine", "Sqlite")]
     [Fact]
     public async Task AlteringAnyStoredLedgerRowInAnyColumn_IsDetected()
     {
@@ -90,7 +92,7 @@ public class LedgerPropertyTests
             await h.Get<GrantCredits>().ExecuteAsync("acme", EntrySource.Adjustment, 7, $"adj:{round}");
         }
         var entries = (int)h.Scalar("SELECT COUNT(*) FROM ledger_entries");
-        h.Execute("DROP TRIGGER ledger_entries_no_update;");
+        h.AllowChanges("ledger_entries");
         var verify = h.Get<VerifyLedger>();
 
         var gen = from id in Gen.Choose(1, entries) from column in Gen.Elements(Columns) select (id, column);

@@ -56,12 +56,9 @@ public class UsageReportsTests
 
     private static List<long> Seqs(PortalHarness h, string tenant, UsageFilter f)
     {
-        using var c = h.OpenRaw();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = "SELECT seq FROM usage_events WHERE tenant_id = $t AND ($m IS NULL OR model = $m) AND ($j IS NULL OR job_id = $j) ORDER BY seq DESC";
-        cmd.Parameters.AddWithValue("$t", tenant);
-        cmd.Parameters.AddWithValue("$m", (object?)f.Model ?? DBNull.Value);
-        cmd.Parameters.AddWithValue("$j", (object?)f.JobId ?? DBNull.Value);
+        using var c = h.OpenDb();
+        using var cmd = c.Command("SELECT seq FROM usage_events WHERE tenant_id = @t" + (f.Model is null ? "" : " AND model = @m")
+            + (f.JobId is null ? "" : " AND job_id = @j") + " ORDER BY seq DESC").With("t", tenant).With("m", f.Model).With("j", f.JobId);
         using var r = cmd.ExecuteReader();
         var list = new List<long>();
         while (r.Read()) list.Add(r.GetInt64(0));

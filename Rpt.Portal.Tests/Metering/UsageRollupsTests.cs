@@ -74,7 +74,7 @@ public class UsageRollupsTests
                 Name: a.Event.Model ?? a.Event.Meter!, Feature: a.Event.Feature))
             .ToDictionary(g => g.Key, g => (Calls: (long)g.Count(), Input: g.Sum(a => a.Event.InputTokens ?? 0), Output: g.Sum(a => a.Event.OutputTokens ?? 0),
                 Cached: g.Sum(a => a.Event.CachedInputTokens ?? 0), Micro: g.Sum(a => a.Micro), Quantity: g.Sum(a => (long)((a.Event.Quantity ?? 0) * 1_000_000))));
-        using (var c = h.OpenRaw())
+        using (var c = h.OpenDb())
         {
             var rows = h.Get<IUsageStore>().Daily(c, null, "acme", DateOnly.MinValue, DateOnly.MaxValue, null);
             Assert.Equal(expectedDaily.Count, rows.Count);

@@ -12,6 +12,8 @@ public class UsageStoreTests
     /// any column of a flushed record is found by the deep verifier. A column added to the table without being
     /// added to the store's column list fails here (before, received_at, tenant_id and period_start were outside it).
     /// </summary>
+    // SQLite only: it alters each column through SQLite's quote() and pragma_table_info.
+    [Trait("Engine", "Sqlite")]
     [Fact]
     public async Task DeepVerify_AlteringAnyColumnOfAFlushedAuditRecord_IsFound()
     {
@@ -31,7 +33,7 @@ public class UsageStoreTests
             while (r.Read()) columns.Add(r.GetString(0));
         }
         Assert.Equal(columns.Order(), SqliteUsageStore.ColumnNames.Order());
-        h.Execute("DROP TRIGGER usage_events_no_update;");
+        h.AllowChanges("usage_events");
         var row = h.Scalar("SELECT MAX(seq) FROM usage_events");
         foreach (var column in columns)
         {

@@ -13,13 +13,13 @@ public class ChangePlanTests
     {
         await using var h = await PortalHarness.StartAsync();
         await h.CreateTenantAsync("acme", "starter");
-        h.Execute("CREATE TRIGGER fault BEFORE INSERT ON ledger_entries WHEN NEW.source = 'plan_change' BEGIN SELECT RAISE(ABORT, 'disk says no'); END;");
+        h.FailInserts("ledger_entries", "NEW.source = 'plan_change'");
 
         await Assert.ThrowsAnyAsync<Exception>(() => h.Get<ChangePlan>().ExecuteAsync("acme", "professional"));
         Assert.Equal("starter", h.Balance("acme").PlanCode);
         Assert.Equal(5_000, h.Balance("acme").Allocated);
 
-        h.Execute("DROP TRIGGER fault;");
+        h.StopFailingInserts("ledger_entries");
         var retry = await h.Get<ChangePlan>().ExecuteAsync("acme", "professional");
         Assert.True(retry.Changed);
         Assert.Equal(20_000, retry.GrantedCredits);

@@ -51,6 +51,9 @@ public sealed class ApiFactory : WebApplicationFactory<Program>
 
     public T Get<T>() where T : notnull => Services.GetRequiredService<T>();
 
+    /// <summary>A connection of the test's own to the database, from outside the server, whichever the engine.</summary>
+    public System.Data.Common.DbConnection OpenDb() => TestEngine.Open(_database);
+
     /// <summary>A tenant and an HTTP client that carries a key with the given scopes.</summary>
     public async Task<(string TenantId, HttpClient Client)> TenantAsync(string id, string plan = "professional",
         ApiScopes scopes = ApiScopes.Read | ApiScopes.Ingest)

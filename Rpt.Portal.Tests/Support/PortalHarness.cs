@@ -109,6 +109,23 @@ public sealed class PortalHarness : IAsyncDisposable
         cmd.ExecuteNonQuery();
     }
 
+    /// <summary>Lifts the append-only guard of <paramref name="tables"/>, as someone with the database's owner rights could: for tests of tampering.</summary>
+    public void AllowChanges(params string[] tables) => Execute(string.Concat(tables.Select(t => TestEngine.IsPostgres
+        ? $"ALTER TABLE {t} DISABLE TRIGGER USER;"
+        : $"DROP TRIGGER IF EXISTS {t}_no_update; DROP TRIGGER IF EXISTS {t}_no_delete;")));
+
+    /// <summary>Makes inserts into <paramref name="table"/> fail where <paramref name="when"/> (over NEW) holds: a disk that says no.</summary>
+    public void FailInserts(string table, string when) => Execute(TestEngine.IsPostgres
+        ? $$"""
+            CREATE OR REPLACE FUNCTION rpt_test_fault() RETURNS trigger LANGUAGE plpgsql AS $f$
+            BEGIN IF {{when}} THEN RAISE EXCEPTION 'disk says no'; END IF; RETURN NEW; END $f$;
+            CREATE TRIGGER fault BEFORE INSERT ON {{table}} FOR EACH ROW EXECUTE FUNCTION rpt_test_fault();
+            """
+        : $"CREATE TRIGGER fault BEFORE INSERT ON {table} WHEN {when} BEGIN SELECT RAISE(ABORT, 'disk says no'); END;");
+
+    /// <summary>Ends <see cref="FailInserts"/>.</summary>
+    public void StopFailingInserts(string table) => Execute(TestEngine.IsPostgres ? $"DROP TRIGGER fault ON {table};" : "DROP TRIGGER fault;");
+
     public async ValueTask DisposeAsync()
     {
         await App.DisposeAsync();

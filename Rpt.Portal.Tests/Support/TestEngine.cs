@@ -14,9 +14,13 @@ public static class TestEngine
     public static bool IsPostgres => string.Equals(Environment.GetEnvironmentVariable("RPT_TEST_ENGINE"), "postgres", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>The settings of a fresh, empty database of the engine under test.</summary>
+    /// <remarks>A directory stands for one database: a second harness on the same directory (a restart, a second process)
+    /// opens the same database, as it opens the same SQLite file.</remarks>
     public static Dictionary<string, string?> DatabaseSettings(string directory) => IsPostgres
-        ? new() { ["Rpt:Data:Provider"] = "Postgres", ["ConnectionStrings:Rpt"] = NewPostgresDatabase() }
+        ? new() { ["Rpt:Data:Provider"] = "Postgres", ["ConnectionStrings:Rpt"] = Databases.GetOrAdd(Path.GetFullPath(directory), _ => NewPostgresDatabase()) }
         : new() { ["ConnectionStrings:Rpt"] = $"Data Source={Path.Combine(directory, "rpt.db")}" };
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> Databases = new();
 
     /// <summary>A connection of the test's own to the database <paramref name="settings"/> name, as an auditor would open it.</summary>
     public static System.Data.Common.DbConnection Open(IReadOnlyDictionary<string, string?> settings)

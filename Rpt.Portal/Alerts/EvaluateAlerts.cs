@@ -56,7 +56,7 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
             await using var db = await dbFactory.CreateDbContextAsync(ct);
             var inserted = await db.Database.ExecuteSqlInterpolatedAsync($"""
                 INSERT INTO alert_firings (key, tenant_id, rule_id, period_start, message, fired_at)
-                VALUES ({firing.Key}, {firing.TenantId}, {firing.RuleId}, {firing.PeriodStart.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)},
+                VALUES ({firing.Key}, {firing.TenantId}, {firing.RuleId}, {firing.PeriodStart},
                         {firing.Message}, {now.ToUnixTimeMilliseconds()})
                 ON CONFLICT (key) DO NOTHING
                 """, ct);
@@ -284,6 +284,7 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
         var rules = await db.AlertRules.AsNoTracking().Where(r => r.TenantId == tenantId).ToListAsync(ct);
         if (rules.Count > 0 || !await db.Tenants.AnyAsync(t => t.Id == tenantId, ct)) return rules;
         await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await TenantLock.TakeAsync(db, tenantId, ct); // two instances evaluating the same new tenant write its defaults once
         if (await db.AlertRules.AnyAsync(r => r.TenantId == tenantId, ct)) return await db.AlertRules.AsNoTracking().Where(r => r.TenantId == tenantId).ToListAsync(ct);
         foreach (var p in AlertDefaults.PercentThresholds)
             db.AlertRules.Add(new AlertRule(tenantId, AlertKind.PercentConsumed, p, AlertChannels.Email, time.GetUtcNow()));

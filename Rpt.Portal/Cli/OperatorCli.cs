@@ -16,7 +16,7 @@ namespace Rpt.Portal.Cli;
 /// </summary>
 public static class OperatorCli
 {
-    private static readonly HashSet<string> Commands = ["tenants", "keys", "ledger", "prices", "usage", "credits", "users", "reports", "help", "--help"];
+    private static readonly HashSet<string> Commands = ["tenants", "keys", "ledger", "prices", "usage", "credits", "users", "reports", "data", "help", "--help"];
 
     public const string Usage = """
         Rpt Portal operator commands (dotnet run --project Rpt.Portal -- COMMAND):
@@ -37,6 +37,9 @@ public static class OperatorCli
                                                              status, attempts, last error
           ledger verify [--tenant ID] [--deep] [--expect-head HASH]
           ledger flush                                       write accumulated usage to the ledger now
+          data copy --to CONNECTION                          copy this SQLite database into an empty PostgreSQL database
+                                                             (an Npgsql connection string), then verify every tenant's
+                                                             chain and balance there; refuses a target that holds data
           prices list [--at 2026-04-01T00:00:00Z]            the price book in effect at an instant
           prices add --provider P (--model M --input USD --output USD [--cached USD] | --meter M --unit USD)
                      [--effective-from 2026-05-01T00:00:00Z]  a new price version (now or later, never earlier)
@@ -55,7 +58,7 @@ public static class OperatorCli
     [
         ("tenants", "create"), ("tenants", "list"), ("keys", "create"), ("keys", "list"), ("keys", "revoke"),
         ("credits", "grant"), ("reports", "list"), ("users", "create"), ("ledger", "verify"), ("ledger", "flush"),
-        ("prices", "list"), ("prices", "add"), ("usage", "import"),
+        ("prices", "list"), ("prices", "add"), ("usage", "import"), ("data", "copy"),
     ];
 
     public static async Task<int> RunAsync(string[] args, TextWriter? stdout = null, TextWriter? stderr = null,
@@ -103,6 +106,7 @@ public static class OperatorCli
                 ("ledger", "flush") => await FlushAsync(app.Services, @out),
                 ("prices", "list") => await ListPricesAsync(app.Services, Opts(), @out, err),
                 ("prices", "add") => await AddPriceAsync(app.Services, Opts(), @out, err),
+                ("data", "copy") => await CopyDataAsync(app.Services, Opts(), configure, @out, err),
                 ("usage", "import") => await ImportAsync(app.Services, args.ElementAtOrDefault(2), Options.Parse(args.Skip(3)), @out, err),
                 _ => throw new InvalidOperationException($"'{args[0]} {args[1]}' is listed as known but has no handler"),
             };
@@ -310,6 +314,66 @@ public static class OperatorCli
             foreach (var p in r.Problems) await err.WriteLineAsync($"  {r.TenantId}: {p}");
         }
         return results.All(r => r.Intact) ? 0 : 1;
+    }
+
+    /// <summary>
+    /// data copy: the configured SQLite database into an empty PostgreSQL database, then every tenant's chain verified
+    /// (deep) and its balance compared on the target through the portal's own services on PostgreSQL.
+    /// </summary>
+    private static async Task<int> CopyDataAsync(IServiceProvider services, Options o, Action<WebApplicationBuilder>? configure, TextWriter @out, TextWriter err)
+    {
+        var target = o.Required("to");
+        if (services.GetRequiredService<PortalDatabase>() is not Data.Sqlite.SqliteDatabase source)
+            return Fail(err, "data copy copies the configured SQLite database; Rpt:Data:Provider is not Sqlite here");
+        var (misuse, refusal) = await Data.Postgres.SqliteToPostgres.CheckTargetAsync(target, CancellationToken.None);
+        if (misuse is not null) throw new CliUsageException($"--to is not a PostgreSQL connection string: {misuse}");
+        if (refusal is not null) return Fail(err, refusal);
+
+        await services.GetRequiredService<FlushUsage>().ExecuteAsync(); // what is accepted is in the ledger before the copy
+        var before = await StateAsync(services);
+        // The portal on the target: its context migrates the schema (the model as the portal builds it), and after the
+        // copy its own services verify what arrived.
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [] });
+        builder.Logging.ClearProviders();
+        configure?.Invoke(builder);
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Rpt:Data:Provider"] = "Postgres", ["ConnectionStrings:Rpt"] = target });
+        builder.AddPortal();
+        await using var copy = builder.Build();
+        await using (var db = await copy.Services.GetRequiredService<IDbContextFactory<ApplicationDbContext>>().CreateDbContextAsync())
+            await db.Database.MigrateAsync();
+        await @out.WriteLineAsync($"copying {source.FilePath} to {Data.Postgres.SqliteToPostgres.Describe(target)}");
+        var copied = await Data.Postgres.SqliteToPostgres.CopyAsync(source, target, @out, CancellationToken.None);
+        await @out.WriteLineAsync($"copied {copied.Count} tables, {copied.Sum(c => c.Rows):N0} rows");
+        await copy.Services.PrepareDatabaseAsync();
+        var after = await StateAsync(copy.Services);
+        var ok = true;
+        await @out.WriteLineAsync($"{"tenant_id",-24} {"entries",8} {"chain head",-16} {"remaining (source)",20} {"remaining (copy)",18}  verified");
+        foreach (var (tenant, was) in before)
+        {
+            var now = after.GetValueOrDefault(tenant);
+            var same = now is not null && now.Intact && now.Head == was.Head && now.Remaining == was.Remaining && now.Consumed == was.Consumed;
+            ok &= same;
+            await @out.WriteLineAsync($"{tenant,-24} {was.Entries,8} {was.Head[..12] + "…",-16} {was.Remaining,20} {now?.Remaining ?? "(missing)",18}  {(same ? "intact, equal" : "DIFFERS")}");
+            foreach (var p in now?.Problems ?? []) await err.WriteLineAsync($"  {tenant}: {p}");
+        }
+        if (after.Count != before.Count) { ok = false; await err.WriteLineAsync($"the copy holds {after.Count} tenants; the source {before.Count}"); }
+        await @out.WriteLineAsync(ok ? $"every tenant's chain and balance verified on the copy ({before.Count} tenants)" : "the copy DIFFERS from the source");
+        return ok ? 0 : 1;
+    }
+
+    private sealed record TenantState(long Entries, string Head, string Remaining, long Consumed, bool Intact, IReadOnlyList<string> Problems);
+
+    private static async Task<Dictionary<string, TenantState>> StateAsync(IServiceProvider services)
+    {
+        var balances = services.GetRequiredService<GetBalance>();
+        var state = new Dictionary<string, TenantState>(StringComparer.Ordinal);
+        foreach (var v in await services.GetRequiredService<VerifyLedger>().ExecuteAllAsync(deep: true))
+        {
+            var b = balances.Execute(v.TenantId);
+            state[v.TenantId] = new TenantState(v.Entries, v.HeadHash, b?.Remaining?.ToString(CultureInfo.InvariantCulture) ?? "unlimited", b?.ConsumedMicroCredits ?? 0,
+                v.Intact, v.Problems);
+        }
+        return state;
     }
 
     private static async Task<int> FlushAsync(IServiceProvider services, TextWriter @out)

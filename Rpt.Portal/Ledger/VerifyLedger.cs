@@ -145,7 +145,7 @@ public sealed class VerifyLedger(IDbContextFactory<ApplicationDbContext> dbFacto
             Reconcile("daily usage", usage.DailyReconciliation(connection, tx, tenantId), problems);
             Reconcile("job", usage.JobReconciliation(connection, tx, tenantId), problems);
         }
-        catch (Microsoft.Data.Sqlite.SqliteException ex) when (ex.Message.Contains("overflow", StringComparison.OrdinalIgnoreCase))
+        catch (OverflowException ex)
         {
             problems.Add($"the rollups cannot be recomputed: the audit records sum past 64 bits, beyond every limit ({ex.Message})");
         }

@@ -24,6 +24,21 @@ public sealed class PostgresDbContext(DbContextOptions<PostgresDbContext> option
     /// per event). And the job rollups get a <c>rowid</c> column, the stable key SQLite gives every row, which the calls
     /// reference (job_ref) and job pages page by.
     /// </summary>
+    /// <summary>
+    /// A decimal is written as SQLite's provider writes it (text "0.0###…": no trailing zeros past the first place), so that
+    /// a value reads back the same on both engines: numeric keeps the scale it is given, and 0.20 would read back as 0.20
+    /// here and 0.2 there. Raw writers (the usage store) write the canonical text of the value on both.
+    /// </summary>
+    protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
+    {
+        base.ConfigureConventions(configurationBuilder);
+        configurationBuilder.Properties<decimal>().HaveConversion<SqliteScaleConverter>();
+    }
+
+    private sealed class SqliteScaleConverter() : Microsoft.EntityFrameworkCore.Storage.ValueConversion.ValueConverter<decimal, decimal>(
+        v => decimal.Parse(v.ToString("0.0###########################", System.Globalization.CultureInfo.InvariantCulture), System.Globalization.CultureInfo.InvariantCulture),
+        v => v);
+
     protected override void OnModelCreating(ModelBuilder builder)
     {
         base.OnModelCreating(builder);

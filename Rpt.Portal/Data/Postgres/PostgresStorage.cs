@@ -21,8 +21,9 @@ public static class PostgresStorage
         {
             throw new StorageSettingException($"ConnectionStrings:Rpt is not a PostgreSQL connection string (Rpt:Data:Provider is Postgres): {ex.Message}", ex);
         }
-        builder.Services.AddSingleton(database);
-        builder.Services.AddSingleton<PortalDatabase>(database);
+        // Registered by factory, so that the container disposes the data source (and closes its pooled connections) with the host.
+        builder.Services.AddSingleton(_ => database);
+        builder.Services.AddSingleton<PortalDatabase>(sp => sp.GetRequiredService<PostgresDatabase>());
         builder.Services.AddSingleton<IUsageStore, PostgresUsageStore>();
         builder.Services.AddDbContextFactory<PostgresDbContext>(o => PostgresDbContext.Configure(o, database.DataSource));
         builder.Services.AddSingleton<IDbContextFactory<ApplicationDbContext>>(sp => new AsApplication(sp.GetRequiredService<IDbContextFactory<PostgresDbContext>>()));

@@ -294,10 +294,17 @@ public sealed class PostgresUsageStore(PostgresDatabase database) : IUsageStore
     {
         using var cmd = Command(connection, tx, sql);
         cmd.Parameters.AddWithValue("t", tenantId);
-        using var r = cmd.ExecuteReader();
-        var result = new Dictionary<string, string>(StringComparer.Ordinal);
-        while (r.Read()) result[r.GetString(0)] = r.GetString(1);
-        return result;
+        try
+        {
+            using var r = cmd.ExecuteReader();
+            var result = new Dictionary<string, string>(StringComparer.Ordinal);
+            while (r.Read()) result[r.GetString(0)] = r.GetString(1);
+            return result;
+        }
+        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.NumericValueOutOfRange)
+        {
+            throw new OverflowException(ex.MessageText, ex);
+        }
     }
 
     /// <summary>

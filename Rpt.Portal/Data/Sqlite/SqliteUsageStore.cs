@@ -362,10 +362,18 @@ public sealed class SqliteUsageStore(SqliteDatabase database) : IUsageStore
         cmd.Transaction = (SqliteTransaction?)tx;
         cmd.CommandText = sql;
         cmd.Parameters.AddWithValue("$t", tenantId);
-        using var r = cmd.ExecuteReader();
-        var result = new Dictionary<string, string>(StringComparer.Ordinal);
-        while (r.Read()) result[r.GetString(0)] = r.GetString(1);
-        return result;
+        try
+        {
+            using var r = cmd.ExecuteReader();
+            var result = new Dictionary<string, string>(StringComparer.Ordinal);
+            while (r.Read()) result[r.GetString(0)] = r.GetString(1);
+            return result;
+        }
+        catch (SqliteException ex) when (ex.Message.Contains("overflow", StringComparison.OrdinalIgnoreCase))
+        {
+            // SQLite reports an integer SUM past 64 bits only by its message; the features see a typed overflow.
+            throw new OverflowException(ex.Message, ex);
+        }
     }
 
     private static string Day(DateOnly d) => d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
