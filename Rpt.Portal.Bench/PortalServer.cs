@@ -25,8 +25,13 @@ public sealed class PortalServer : IAsyncDisposable
 
     public Uri BaseAddress { get; }
 
-    /// <summary>The database file with its WAL.</summary>
-    public long DatabaseBytes() => Directory.GetFiles(_dataDir).Sum(f => new FileInfo(f).Length);
+    /// <summary>The engine of every server this run starts (--provider sqlite|postgres).</summary>
+    public static string Provider { get; set; } = "sqlite";
+
+    /// <summary>The database on disk: the SQLite file with its WAL, or the PostgreSQL database's size.</summary>
+    public long DatabaseBytes() => _env.TryGetValue("Rpt__Data__Provider", out _)
+        ? BenchPostgres.DatabaseBytes(_env["ConnectionStrings__Rpt"])
+        : Directory.GetFiles(_dataDir).Sum(f => new FileInfo(f).Length);
     public int Pid => _process.Id;
 
     public static async Task<PortalServer> StartAsync(bool keep)
@@ -40,15 +45,16 @@ public sealed class PortalServer : IAsyncDisposable
         var env = new Dictionary<string, string>
         {
             ["ASPNETCORE_ENVIRONMENT"] = "Production",
-            ["ConnectionStrings__Rpt"] = $"Data Source={Path.Combine(dataDir, "rpt.db")}",
+            ["ConnectionStrings__Rpt"] = Provider == "postgres" ? BenchPostgres.NewDatabase() : $"Data Source={Path.Combine(dataDir, "rpt.db")}",
             ["Rpt__Api__RequestsPerSecond"] = "1000000",
             ["Rpt__Api__Burst"] = "1000000",
             ["Logging__LogLevel__Default"] = "Warning",
         };
+        if (Provider == "postgres") env["Rpt__Data__Provider"] = "Postgres";
         var baseAddress = new Uri($"http://127.0.0.1:{port}");
         var process = await LaunchAsync(dll, env, baseAddress);
         var server = new PortalServer(process, dll, env, dataDir, baseAddress, keep);
-        Console.WriteLine($"server: pid {process.Id} at {server.BaseAddress}, database {Path.Combine(dataDir, "rpt.db")}");
+        Console.WriteLine($"server: pid {process.Id} at {server.BaseAddress}, database {(Provider == "postgres" ? env["ConnectionStrings__Rpt"] : Path.Combine(dataDir, "rpt.db"))}");
         return server;
     }
 

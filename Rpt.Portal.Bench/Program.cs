@@ -12,14 +12,22 @@ using Rpt.Portal.Bench;
 //   dotnet run -c Release --project Rpt.Portal.Bench -- ingest --events 20000000 --ids both --restart   (issue 14's targets)
 //   dotnet run -c Release --project Rpt.Portal.Bench -- balance --events 10000000 --requests 20000
 //   dotnet run -c Release --project Rpt.Portal.Bench -- reads --events 10000000 --dashboards 500
+//   dotnet run -c Release --project Rpt.Portal.Bench -- ingest --events 10000000 --provider postgres   (issue 19: the same on PostgreSQL)
 //   dotnet run -c Release --project Rpt.Portal.Bench -- dedupe --keys 12000000   (the exactly-once check alone, two engines)
 var mode = args.FirstOrDefault();
 if (mode is not ("ingest" or "balance" or "reads" or "dedupe"))
 {
-    Console.Error.WriteLine("usage: Rpt.Portal.Bench ingest|balance|reads|dedupe [--keys N] [--events N] [--batch N] [--concurrency N] [--ids random|sequential|both] [--restart] [--requests N] [--dashboards N] [--keep]");
+    Console.Error.WriteLine("usage: Rpt.Portal.Bench ingest|balance|reads|dedupe [--keys N] [--events N] [--batch N] [--concurrency N] [--ids random|sequential|both] [--restart] [--requests N] [--dashboards N] [--keep] [--provider sqlite|postgres]");
     return 2;
 }
 var options = Args.Parse(args.Skip(1));
+PortalServer.Provider = options.Text("provider") ?? "sqlite";
+if (PortalServer.Provider is not ("sqlite" or "postgres"))
+{
+    Console.Error.WriteLine($"--provider must be sqlite or postgres (got '{PortalServer.Provider}')");
+    return 2;
+}
+Console.WriteLine($"provider: {PortalServer.Provider}");
 if (mode == "reads") return await ReadsMode.RunAsync(options);
 if (mode == "ingest") return await IngestMode.RunAsync(options);
 if (mode == "dedupe") return DedupeMode.Run(options);
