@@ -344,11 +344,19 @@ public sealed class PostgresUsageStore(PostgresDatabase database) : IUsageStore
     }
 
     /// <summary>
-    /// One commit: the rows' outcomes are decided first (duplicates by the unique index's keys, period limits by the
-    /// running totals, both read inside the commit), then the jobs' rollups (which give the calls their job_ref), the
-    /// events by binary COPY, and the totals and daily rollups. Every commit takes one transaction-scoped advisory lock,
-    /// so that commits of several writers (instances, the command line) follow one another: seqs become visible in
-    /// order, which the flusher's watermark relies on, and what a commit read of the totals is still so when it writes.
+    /// One commit. Every commit takes one transaction-scoped advisory lock, so that commits of several writers
+    /// (instances, the command line) follow one another: seqs become visible in order, which the flusher's watermark
+    /// relies on, and what a commit read of the running totals is still so when it writes.
+    /// <para>
+    /// The ordinary commit holds no id that is stored already (a client's retry is the exception), so the writer
+    /// first assumes so: it decides the outcomes against the period limits only, writes the jobs' rollups (which give
+    /// the calls their job_ref), inserts the events in one <c>INSERT … ON CONFLICT DO NOTHING</c> over arrays, so that
+    /// the unique index on (tenant_id, event_id) is both the probe and the write, and adds the totals and daily rollups.
+    /// If the insert stored fewer rows than were accepted, some ids were stored before (or when a row would pass its
+    /// period's limit, which only the exact pass may decide): the transaction is rolled back and the commit is made
+    /// again exactly, with the stored ids read first (one probe of the unique index each). A
+    /// commit of retries costs two passes; a commit of new events, the insert alone.
+    /// </para>
     /// </summary>
     internal sealed class Writer(PostgresDatabase database) : IUsageWriter
     {
@@ -356,17 +364,30 @@ public sealed class PostgresUsageStore(PostgresDatabase database) : IUsageStore
         public const long IngestLockKey = 0x7270742D696E67;
 
         private readonly NpgsqlConnection _connection = database.OpenNpgsql();
-        private static readonly string CopySql = $"COPY usage_events ({string.Join(", ", Written.Select(Quote))}) FROM STDIN (FORMAT BINARY)";
+
+        private static readonly string InsertSql =
+            $"INSERT INTO usage_events ({string.Join(", ", Written.Select(Quote))}) SELECT * FROM unnest("
+            + "@tenant::text[], @event::text[], @occurred::bigint[], @received::bigint[], @period::date[], @provider::text[], @model::text[], @meter::text[], "
+            + "@quantity::numeric[], @input::bigint[], @output::bigint[], @cached::bigint[], @feature::text[], @job::text[], @user::text[], @status::text[], "
+            + "@internal::boolean[], @billable::boolean[], @price::bigint[], @rule::bigint[], @cost::numeric[], @micro::bigint[], @jobref::bigint[]) "
+            + "ON CONFLICT (tenant_id, event_id) DO NOTHING";
 
         public WriteOutcome[][] Write(IReadOnlyList<ArraySegment<RatedUsage>> batches, long receivedAtMs, long maxPeriodMicroCredits, long maxPeriodTokens,
-            out HashSet<string> tenants)
+            out HashSet<string> tenants) =>
+            Attempt(batches, receivedAtMs, maxPeriodMicroCredits, maxPeriodTokens, probe: false, out tenants)
+            ?? Attempt(batches, receivedAtMs, maxPeriodMicroCredits, maxPeriodTokens, probe: true, out tenants)
+            ?? throw new InvalidOperationException("An ingestion commit found stored ids it had probed for as new: a writer wrote usage_events without the ingestion lock.");
+
+        /// <summary>One try at the commit; null (rolled back) when <paramref name="probe"/> is off and an accepted id was stored already.</summary>
+        private WriteOutcome[][]? Attempt(IReadOnlyList<ArraySegment<RatedUsage>> batches, long receivedAtMs, long maxPeriodMicroCredits, long maxPeriodTokens,
+            bool probe, out HashSet<string> tenants)
         {
             tenants = new HashSet<string>(StringComparer.Ordinal);
             var outcomes = new WriteOutcome[batches.Count][];
             using var tx = _connection.BeginTransaction();
             using (var lockCmd = new NpgsqlCommand($"SELECT pg_advisory_xact_lock({IngestLockKey})", _connection, tx)) lockCmd.ExecuteNonQuery();
 
-            var stored = StoredIds(tx, batches);
+            var stored = probe ? StoredIds(tx, batches) : [];
             var periodUse = PeriodUse(tx, batches);
             var inCommit = new HashSet<(string, string)>();
             var accepted = new List<(int Batch, int Index)>();
@@ -390,6 +411,13 @@ public sealed class PostgresUsageStore(PostgresDatabase database) : IUsageStore
                     var tokenSum = checked(use[1] + r.TotalTokens);
                     if (micro > maxPeriodMicroCredits || tokenSum > maxPeriodTokens)
                     {
+                        // A row past its period's limit may be a retry, which answers "duplicate" first; and an id
+                        // stored before, counted here as new, may have pushed it past: only the exact pass decides.
+                        if (!probe)
+                        {
+                            tx.Rollback();
+                            return null;
+                        }
                         inCommit.Remove((r.TenantId, r.EventId));
                         outcome[i] = WriteOutcome.OverPeriodLimit;
                         continue;
@@ -425,39 +453,10 @@ public sealed class PostgresUsageStore(PostgresDatabase database) : IUsageStore
             if (accepted.Count > 0)
             {
                 var jobRefs = UpsertJobs(tx, jobs);
-                using (var copy = _connection.BeginBinaryImport(CopySql))
+                if (InsertEvents(tx, batches, accepted, receivedAtMs, jobRefs) != accepted.Count)
                 {
-                    foreach (var (b, index) in accepted)
-                    {
-                        ref var r = ref batches[b].Array![index];
-                        copy.StartRow();
-                        copy.Write(r.TenantId, NpgsqlDbType.Varchar);
-                        copy.Write(r.EventId, NpgsqlDbType.Varchar);
-                        copy.Write(r.OccurredAtMs, NpgsqlDbType.Bigint);
-                        copy.Write(receivedAtMs, NpgsqlDbType.Bigint);
-                        copy.Write(PortableSql.ParseDay(r.PeriodStart), NpgsqlDbType.Date);
-                        copy.Write(r.Provider, NpgsqlDbType.Varchar);
-                        WriteText(copy, r.Model);
-                        WriteText(copy, r.Meter);
-                        if (r.Quantity is null) copy.WriteNull();
-                        else copy.Write(decimal.Parse(r.Quantity, NumberStyles.Number, CultureInfo.InvariantCulture), NpgsqlDbType.Numeric);
-                        copy.Write(r.InputTokens, NpgsqlDbType.Bigint);
-                        copy.Write(r.OutputTokens, NpgsqlDbType.Bigint);
-                        copy.Write(r.CachedInputTokens, NpgsqlDbType.Bigint);
-                        WriteText(copy, r.Feature);
-                        WriteText(copy, r.JobId);
-                        WriteText(copy, r.UserId);
-                        copy.Write(r.Status, NpgsqlDbType.Varchar);
-                        copy.Write(r.Internal, NpgsqlDbType.Boolean);
-                        copy.Write(r.Billable, NpgsqlDbType.Boolean);
-                        copy.Write(r.PriceId, NpgsqlDbType.Bigint);
-                        copy.Write(r.RuleId, NpgsqlDbType.Bigint);
-                        copy.Write(decimal.Parse(r.CostUsd, NumberStyles.Number, CultureInfo.InvariantCulture), NpgsqlDbType.Numeric);
-                        copy.Write(r.MicroCredits, NpgsqlDbType.Bigint);
-                        if (r.JobId is null) copy.WriteNull();
-                        else copy.Write(jobRefs[(r.TenantId, r.JobId)], NpgsqlDbType.Bigint);
-                    }
-                    copy.Complete();
+                    tx.Rollback();
+                    return null;
                 }
                 UpsertTotals(tx, totals);
                 UpsertDays(tx, days);
@@ -466,10 +465,71 @@ public sealed class PostgresUsageStore(PostgresDatabase database) : IUsageStore
             return outcomes;
         }
 
-        private static void WriteText(NpgsqlBinaryImporter copy, string? value)
+        /// <summary>Inserts the accepted rows in seq order; answers how many the unique index let in.</summary>
+        private int InsertEvents(NpgsqlTransaction tx, IReadOnlyList<ArraySegment<RatedUsage>> batches, List<(int Batch, int Index)> accepted,
+            long receivedAtMs, Dictionary<(string, string), long> jobRefs)
         {
-            if (value is null) copy.WriteNull();
-            else copy.Write(value, NpgsqlDbType.Varchar);
+            var n = accepted.Count;
+            var tenant = new string[n]; var @event = new string[n]; var occurred = new long[n]; var period = new DateOnly[n];
+            var provider = new string[n]; var model = new string?[n]; var meter = new string?[n]; var quantity = new decimal?[n];
+            var input = new long[n]; var output = new long[n]; var cached = new long[n]; var feature = new string?[n];
+            var job = new string?[n]; var user = new string?[n]; var status = new string[n]; var @internal = new bool[n];
+            var billable = new bool[n]; var price = new long[n]; var rule = new long[n]; var cost = new decimal[n];
+            var micro = new long[n]; var jobref = new long?[n];
+            for (var k = 0; k < n; k++)
+            {
+                var (b, index) = accepted[k];
+                ref var r = ref batches[b].Array![index];
+                tenant[k] = r.TenantId;
+                @event[k] = r.EventId;
+                occurred[k] = r.OccurredAtMs;
+                period[k] = PortableSql.ParseDay(r.PeriodStart);
+                provider[k] = r.Provider;
+                model[k] = r.Model;
+                meter[k] = r.Meter;
+                quantity[k] = r.Quantity is null ? null : decimal.Parse(r.Quantity, NumberStyles.Number, CultureInfo.InvariantCulture);
+                input[k] = r.InputTokens;
+                output[k] = r.OutputTokens;
+                cached[k] = r.CachedInputTokens;
+                feature[k] = r.Feature;
+                job[k] = r.JobId;
+                user[k] = r.UserId;
+                status[k] = r.Status;
+                @internal[k] = r.Internal;
+                billable[k] = r.Billable;
+                price[k] = r.PriceId;
+                rule[k] = r.RuleId;
+                cost[k] = decimal.Parse(r.CostUsd, NumberStyles.Number, CultureInfo.InvariantCulture);
+                micro[k] = r.MicroCredits;
+                jobref[k] = r.JobId is null ? null : jobRefs[(r.TenantId, r.JobId)];
+            }
+            using var cmd = new NpgsqlCommand(InsertSql, _connection, tx);
+            var received = new long[n];
+            Array.Fill(received, receivedAtMs);
+            cmd.Parameters.AddWithValue("tenant", tenant);
+            cmd.Parameters.AddWithValue("event", @event);
+            cmd.Parameters.AddWithValue("occurred", occurred);
+            cmd.Parameters.AddWithValue("received", received);
+            cmd.Parameters.AddWithValue("period", period);
+            cmd.Parameters.AddWithValue("provider", provider);
+            cmd.Parameters.AddWithValue("model", model);
+            cmd.Parameters.AddWithValue("meter", meter);
+            cmd.Parameters.AddWithValue("quantity", quantity);
+            cmd.Parameters.AddWithValue("input", input);
+            cmd.Parameters.AddWithValue("output", output);
+            cmd.Parameters.AddWithValue("cached", cached);
+            cmd.Parameters.AddWithValue("feature", feature);
+            cmd.Parameters.AddWithValue("job", job);
+            cmd.Parameters.AddWithValue("user", user);
+            cmd.Parameters.AddWithValue("status", status);
+            cmd.Parameters.AddWithValue("internal", @internal);
+            cmd.Parameters.AddWithValue("billable", billable);
+            cmd.Parameters.AddWithValue("price", price);
+            cmd.Parameters.AddWithValue("rule", rule);
+            cmd.Parameters.AddWithValue("cost", cost);
+            cmd.Parameters.AddWithValue("micro", micro);
+            cmd.Parameters.AddWithValue("jobref", jobref);
+            return cmd.ExecuteNonQuery();
         }
 
         private static void Add<TKey>(Dictionary<TKey, long[]> sums, TKey key, in RatedUsage r) where TKey : notnull
