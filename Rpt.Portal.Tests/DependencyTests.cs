@@ -65,4 +65,30 @@ public class DependencyTests
             .GetResult();
         Assert.True(result.IsSuccessful, $"{feature} names a storage engine: {string.Join(", ", result.FailingTypeNames ?? [])}");
     }
+
+    /// <summary>
+    /// The features form layers: tenants (the account, its period, its changes), then metering (usage and its price),
+    /// then the ledger (credits, which consume metered usage), then plans, alerts and billing, which use them all.
+    /// A lower layer never names a higher one; pages may use any.
+    /// </summary>
+    [Theory]
+    [InlineData("Rpt.Portal.Tenants", "Rpt.Portal.Metering")]
+    [InlineData("Rpt.Portal.Tenants", "Rpt.Portal.Ledger")]
+    [InlineData("Rpt.Portal.Tenants", "Rpt.Portal.Alerts")]
+    [InlineData("Rpt.Portal.Tenants", "Rpt.Portal.Billing")]
+    [InlineData("Rpt.Portal.Metering", "Rpt.Portal.Ledger")]
+    [InlineData("Rpt.Portal.Metering", "Rpt.Portal.Plans")]
+    [InlineData("Rpt.Portal.Metering", "Rpt.Portal.Alerts")]
+    [InlineData("Rpt.Portal.Metering", "Rpt.Portal.Billing")]
+    [InlineData("Rpt.Portal.Ledger", "Rpt.Portal.Alerts")]
+    [InlineData("Rpt.Portal.Ledger", "Rpt.Portal.Billing")]
+    [InlineData("Rpt.Portal.Alerts", "Rpt.Portal.Billing")]
+    public void ALowerFeature_DoesNotDependOnAHigherOne(string lower, string higher)
+    {
+        var result = Types.InAssembly(typeof(Program).Assembly)
+            .That().ResideInNamespace(lower).And().DoNotResideInNamespace(lower + ".Pages")
+            .ShouldNot().HaveDependencyOn(higher)
+            .GetResult();
+        Assert.True(result.IsSuccessful, $"{lower} depends on {higher}: {string.Join(", ", result.FailingTypeNames ?? [])}");
+    }
 }

@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Rpt.Portal.Api;
 using Rpt.Portal.Ledger;
+using Rpt.Portal.Tenants;
 
 namespace Rpt.Portal.Tests.Api;
 

@@ -8,6 +8,8 @@ using Rpt.Portal.Components;
 using Rpt.Portal.Data;
 using Rpt.Portal.Ledger;
 using Rpt.Portal.Tenants;
+using Rpt.Portal.Plans;
+using Rpt.Portal.Metering;
 
 namespace Rpt.Portal.Tests.Billing;
 

@@ -5,6 +5,7 @@ using Rpt.Portal.Data;
 using Rpt.Portal.Ledger;
 using Rpt.Portal.Plans;
 using Rpt.Portal.Tenants;
+using Rpt.Portal.Metering;
 
 namespace Rpt.Portal.Tests.Billing;
 

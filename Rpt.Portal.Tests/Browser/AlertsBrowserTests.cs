@@ -15,6 +15,7 @@ using Rpt.Portal.Api;
 using Rpt.Portal.Components;
 using Rpt.Portal.Data;
 using StandardWebhooks;
+using Rpt.Portal.Plans;
 
 namespace Rpt.Portal.Tests.Browser;
 
@@ -40,7 +41,7 @@ public class AlertsBrowserTests(BrowserFixture fx)
         await receiver.StartAsync();
         var hookUrl = receiver.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/hook";
 
-        var created = await fx.App.Get<Rpt.Portal.Tenants.CreateTenant>().ExecuteAsync("Alert Co", "professional");
+        var created = await fx.App.Get<Rpt.Portal.Plans.CreateTenant>().ExecuteAsync("Alert Co", "professional");
         var tenant = created.Tenant!.Id;
         using (var scope = fx.App.Services.CreateScope())
         {

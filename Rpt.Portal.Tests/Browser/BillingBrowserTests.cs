@@ -6,6 +6,7 @@ using Rpt.Portal.Components;
 using Rpt.Portal.Data;
 
 using static Rpt.Portal.Tests.Browser.BrowserPages;
+using Rpt.Portal.Plans;
 
 namespace Rpt.Portal.Tests.Browser;
 
@@ -24,7 +25,7 @@ public class BillingBrowserTests(BrowserFixture fx)
         var users = scope.ServiceProvider.GetRequiredService<UserManager<ApplicationUser>>();
         if (tenantId is null)
         {
-            var created = await fx.App.Get<Rpt.Portal.Tenants.CreateTenant>().ExecuteAsync("Upgrade Co", "free");
+            var created = await fx.App.Get<Rpt.Portal.Plans.CreateTenant>().ExecuteAsync("Upgrade Co", "free");
             Assert.Null(created.Error);
             tenantId = created.Tenant!.Id;
         }

@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
 using Rpt.Portal.Components;
 using Rpt.Portal.Data;
+using Rpt.Portal.Plans;
 
 namespace Rpt.Portal.Tests.Browser;
 
@@ -46,7 +47,7 @@ public static class BrowserPages
     /// <summary>A tenant on a plan and its owner, who can sign in at once (or must confirm first).</summary>
     public static async Task<string> CreateOwnerAsync(BrowserFixture fx, string organisation, string email, string plan, bool confirmed = true)
     {
-        var created = await fx.App.Get<Rpt.Portal.Tenants.CreateTenant>().ExecuteAsync(organisation, plan);
+        var created = await fx.App.Get<Rpt.Portal.Plans.CreateTenant>().ExecuteAsync(organisation, plan);
         Assert.Null(created.Error);
         using var scope = fx.App.Services.CreateScope();
         var users = scope.ServiceProvider.GetRequiredService<UserManager<ApplicationUser>>();

@@ -1,6 +1,7 @@
 using FsCheck;
 using FsCheck.Fluent;
 using Rpt.Portal.Ledger;
+using Rpt.Portal.Tenants;
 
 namespace Rpt.Portal.Tests.Ledger;
 

@@ -1,5 +1,7 @@
 using Rpt.Portal.Ledger;
 using Rpt.Portal.Plans;
+using Rpt.Portal.Metering;
+using Rpt.Portal.Tenants;
 
 namespace Rpt.Portal.Tests.Ledger;
 

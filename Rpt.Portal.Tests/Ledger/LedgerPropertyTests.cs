@@ -78,8 +78,6 @@ public class LedgerPropertyTests
         ["tenant_id", "seq", "kind", "source", "amount_micro_credits", "period_start", "idempotency_key", "description",
          "covers_from_seq", "covers_to_seq", "event_count", "events_digest", "created_at", "prev_hash"];
 
-    // SQLite only: it alters each column through SQLite's quote().
-    [Trait("Engine", "Sqlite")]
     [Fact]
     public async Task AlteringAnyStoredLedgerRowInAnyColumn_IsDetected()
     {
@@ -99,14 +97,14 @@ public class LedgerPropertyTests
         Prop.ForAll(gen.ToArbitrary(), t =>
         {
             var (id, column) = t;
-            var original = Quote(h, $"SELECT quote({column}) FROM ledger_entries WHERE id = {id}");
+            var original = Tamper.Literal(h, "ledger_entries", column, $"id = {id}");
             var alter = column switch
             {
                 "kind" => "kind = CASE kind WHEN 'allocation' THEN 'consumption' ELSE 'allocation' END",
                 "source" => "source = CASE source WHEN 'adjustment' THEN 'top_up' ELSE 'adjustment' END",
-                "period_start" => "period_start = date(period_start, '+1 month')",
+                "period_start" => TestEngine.IsPostgres ? "period_start = period_start + INTERVAL '1 month'" : "period_start = date(period_start, '+1 month')",
                 "tenant_id" or "idempotency_key" or "description" or "events_digest" or "prev_hash"
-                    => $"{column} = COALESCE({column}, '') || 'x'",
+                    => $"{column} = 'x' || substr(COALESCE({column}, ''), 2)", // the same length: a hash stays within its column's 64
                 _ => $"{column} = COALESCE({column}, 0) + 1000", // far enough that seq stays unique
             };
             h.Execute($"UPDATE ledger_entries SET {alter} WHERE id = {id}");
@@ -123,13 +121,5 @@ public class LedgerPropertyTests
                 Assert.True(verify.ExecuteAsync("acme").GetAwaiter().GetResult().Intact, $"restoring {column} of row {id} failed");
             }
         }).Check(Config.QuickThrowOnFailure.WithMaxTest(60));
-    }
-
-    private static string Quote(PortalHarness h, string sql)
-    {
-        using var c = h.OpenRaw();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = sql;
-        return (string)cmd.ExecuteScalar()!;
     }
 }

@@ -18,7 +18,7 @@ public class UsageCsvTests
         http.User = new ClaimsPrincipal(new ClaimsIdentity([new Claim(PortalClaimsFactory.TenantClaim, tenant)], "test"));
         var body = new MemoryStream();
         http.Response.Body = body;
-        var result = await UsageCsv.ExportAsync(http, h.Get<UsageReports>(), h.Get<Rpt.Portal.Tenants.TenantDirectory>(), h.Get<IDbContextFactory<ApplicationDbContext>>(), null, null, null, null, job);
+        var result = await Rpt.Portal.Metering.Pages.UsageCsv.ExportAsync(http, h.Get<UsageReports>(), h.Get<Rpt.Portal.Tenants.TenantDirectory>(), h.Get<IDbContextFactory<ApplicationDbContext>>(), null, null, null, null, job);
         await result.ExecuteAsync(http);
         return (http.Response.StatusCode, System.Text.Encoding.UTF8.GetString(body.ToArray()));
     }

@@ -8,6 +8,7 @@ using Microsoft.Extensions.Time.Testing;
 using Rpt.Portal.Api;
 using Rpt.Portal.Ledger;
 using Rpt.Portal.Tenants;
+using Rpt.Portal.Plans;
 
 namespace Rpt.Portal.Tests.Support;
 

@@ -8,6 +8,7 @@ using Rpt.Portal.Data;
 using Rpt.Portal.Ledger;
 using Rpt.Portal.Metering;
 using Rpt.Portal.Tenants;
+using Rpt.Portal.Plans;
 
 namespace Rpt.Portal.Tests.Support;
 

@@ -8,6 +8,7 @@ using Rpt.Portal.Data;
 using Rpt.Portal.Ledger;
 using Rpt.Portal.Plans;
 using Rpt.Portal.Tenants;
+using Rpt.Portal.Metering;
 
 namespace Rpt.Portal.Alerts;
 

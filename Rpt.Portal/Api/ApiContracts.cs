@@ -2,6 +2,7 @@ using Rpt.Portal.Data;
 using Rpt.Portal.Ledger;
 using Rpt.Portal.Metering;
 using Rpt.Portal.Plans;
+using Rpt.Portal.Tenants;
 
 namespace Rpt.Portal.Api;
 

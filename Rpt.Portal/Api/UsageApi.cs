@@ -119,10 +119,10 @@ public static class UsageApi
             b.ConsumedMicroCredits, snapshot.ReadAt, group_by == "feature" ? snapshot.ByFeature : snapshot.ByModel));
     }
 
-    public static async Task<Results<Ok<JobExplanation>, ProblemHttpResult>> GetJob(HttpContext http, UsageReports reports, string job_id, CancellationToken cancellationToken)
+    public static async Task<Results<Ok<JobExplanation>, ProblemHttpResult>> GetJob(HttpContext http, ExplainJob explain, string job_id, CancellationToken cancellationToken)
     {
         // Another tenant's job is answered exactly like a job that does not exist.
-        var job = await reports.ExplainJobAsync(http.Caller().TenantId!, job_id, cancellationToken);
+        var job = await explain.ExplainJobAsync(http.Caller().TenantId!, job_id, cancellationToken);
         return job is null
             ? TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "Job not found", detail: $"No usage was recorded for job '{job_id}'.")
             : TypedResults.Ok(job);

@@ -170,6 +170,9 @@ public sealed class AutoTopUps(IDbContextFactory<ApplicationDbContext> dbFactory
             await using (var db = await dbFactory.CreateDbContextAsync(ct))
             {
                 await using var tx = await db.Database.BeginTransactionAsync(ct);
+                // The gate above keeps one process to one evaluation per tenant; the tenant's lock does so across
+                // instances, so the count of this period's purchases is still so when the next one is recorded.
+                await TenantLock.TakeAsync(db, tenantId, ct);
                 var setting = await db.AutoTopUps.FirstOrDefaultAsync(s => s.TenantId == tenantId && s.Enabled, ct);
                 if (setting is null) return null;
                 var balance = balances.Execute(tenantId);

@@ -6,6 +6,7 @@ using Rpt.Portal.Plans;
 using Rpt.Portal.Tenants;
 using Stripe;
 using Stripe.Checkout;
+using Rpt.Portal.Metering;
 
 namespace Rpt.Portal.Billing;
 

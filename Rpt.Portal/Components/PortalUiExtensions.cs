@@ -61,7 +61,7 @@ public static class PortalUiExtensions
         app.MapRazorComponents<App>().AddInteractiveServerRenderMode(o => o.ContentSecurityFrameAncestorsPolicy = null);
         app.MapAdditionalIdentityEndpoints();
         app.MapThemeChoice();
-        app.MapGet("/portal/usage.csv", Metering.UsageCsv.ExportAsync).RequireAuthorization().ExcludeFromDescription();
+        app.MapGet("/portal/usage.csv", Metering.Pages.UsageCsv.ExportAsync).RequireAuthorization().ExcludeFromDescription();
         return app;
     }
 }

@@ -5,6 +5,7 @@ using Rpt.Portal.Api;
 using Rpt.Portal.Ledger;
 using Rpt.Portal.Metering;
 using Rpt.Portal.Tenants;
+using Rpt.Portal.Plans;
 
 namespace Rpt.Portal.Data;
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Data.Common;
 using Rpt.Portal.Data;
+using Rpt.Portal.Tenants;
 
 namespace Rpt.Portal.Ledger;
 

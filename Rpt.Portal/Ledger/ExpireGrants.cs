@@ -4,6 +4,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Rpt.Portal.Data;
 using Rpt.Portal.Tenants;
+using Rpt.Portal.Metering;
 
 namespace Rpt.Portal.Ledger;
 

@@ -61,6 +61,8 @@ public sealed class FlushUsage(PortalDatabase database, IUsageStore usage, IDbCo
         var now = time.GetUtcNow();
         await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
         await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
+        // Under the flush lock, one process at a time: the watermark read here is the one this flush follows.
+        await WorkLock.TakeAsync(db, WorkLock.Flush, cancellationToken);
         var lastNow = await db.FlushRuns.MaxAsync(f => (long?)f.ThroughSeq, cancellationToken) ?? 0;
         if (lastNow != last) return FlushOutcome.Nothing; // another process flushed meanwhile; its entries stand
 
@@ -107,6 +109,9 @@ public sealed class FlushUsage(PortalDatabase database, IUsageStore usage, IDbCo
             try
             {
                 await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
+                await WorkLock.TakeAsync(db, WorkLock.Flush, cancellationToken);
+                // Another instance may have caught this tenant up while this one waited for the lock.
+                if (!await db.FlushLags.AnyAsync(l => l.TenantId == lag.TenantId && l.FromSeq == lag.FromSeq, cancellationToken)) continue;
                 var watermark = await db.FlushRuns.MaxAsync(f => (long?)f.ThroughSeq, cancellationToken) ?? 0;
                 Dictionary<(string Tenant, string Period), Group> groups;
                 using (var connection = database.Open())

@@ -1,3 +1,4 @@
+using Rpt.Portal.Metering;
 namespace Rpt.Portal.Ledger;
 
 /// <summary>Where the period is heading at the current burn rate.</summary>

@@ -3,6 +3,7 @@ using System.Globalization;
 using Rpt.Portal.Data;
 using Rpt.Portal.Metering;
 using Rpt.Portal.Plans;
+using Rpt.Portal.Tenants;
 
 namespace Rpt.Portal.Ledger;
 

@@ -1,5 +1,6 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
+using Rpt.Portal.Metering;
 
 namespace Rpt.Portal.Ledger;
 

@@ -13,6 +13,7 @@ public static class LedgerExtensions
         builder.Services.AddSingleton<ExpireGrants>();
         builder.Services.AddSingleton<DashboardSnapshots>();
         builder.Services.AddSingleton<LedgerHistory>();
+        builder.Services.AddSingleton<ExplainJob>();
         builder.Services.AddSingleton<RenewPeriods>();
         builder.Services.AddHostedService<UsageFlusher>();
         builder.Services.AddHostedService<RenewalScheduler>();

@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using Microsoft.Extensions.Options;
-using Rpt.Portal.Ledger;
 using Rpt.Portal.Tenants;
 
 namespace Rpt.Portal.Metering;

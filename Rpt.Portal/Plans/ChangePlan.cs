@@ -3,6 +3,7 @@ using Microsoft.EntityFrameworkCore;
 using Rpt.Portal.Data;
 using Rpt.Portal.Ledger;
 using Rpt.Portal.Tenants;
+using Rpt.Portal.Metering;
 
 namespace Rpt.Portal.Plans;
 
@@ -103,6 +104,9 @@ public sealed class ChangePlan(IDbContextFactory<ApplicationDbContext> dbFactory
     {
         await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
         await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
+        // What the period holds is read, and topped up, under the tenant's lock: two changes at once (two instances, a
+        // page and a webhook) decide one after the other, so an upgrade never grants what another just granted.
+        await TenantLock.TakeAsync(db, tenantId, cancellationToken);
         var tenant = await db.Tenants.FirstOrDefaultAsync(t => t.Id == tenantId, cancellationToken);
         if (tenant is null) return new(false, $"unknown tenant '{tenantId}'", 0);
         var plans = await db.Plans.AsNoTracking().ToDictionaryAsync(p => p.Code, cancellationToken);
@@ -157,6 +161,7 @@ public sealed class ChangePlan(IDbContextFactory<ApplicationDbContext> dbFactory
     {
         await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
         await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
+        await TenantLock.TakeAsync(db, tenantId, cancellationToken);
         var tenant = await db.Tenants.FirstOrDefaultAsync(t => t.Id == tenantId, cancellationToken);
         if (tenant is null) return new(GrantStatus.Rejected, null, $"unknown tenant '{tenantId}'");
         var period = tenant.PeriodAt(at);

@@ -9,6 +9,7 @@ public static class PlansExtensions
         builder.Services.AddOptions<PlansOptions>().BindConfiguration("Rpt:Plans").ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton<QuotaCheck>();
         builder.Services.AddSingleton<ChangePlan>();
+        builder.Services.AddSingleton<CreateTenant>();
         return builder;
     }
 }

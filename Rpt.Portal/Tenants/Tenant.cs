@@ -1,6 +1,5 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
-using Rpt.Portal.Ledger;
 
 namespace Rpt.Portal.Tenants;
 

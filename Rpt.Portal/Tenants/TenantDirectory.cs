@@ -1,7 +1,6 @@
 using System.Data.Common;
 using System.Collections.Concurrent;
 using Rpt.Portal.Data;
-using Rpt.Portal.Ledger;
 
 namespace Rpt.Portal.Tenants;
 

@@ -7,7 +7,6 @@ public static class TenantsExtensions
     {
         builder.Services.AddSingleton<TenantChanges>();
         builder.Services.AddSingleton<TenantDirectory>();
-        builder.Services.AddSingleton<CreateTenant>();
         builder.Services.AddScoped<TeamMembers>();
         return builder;
     }

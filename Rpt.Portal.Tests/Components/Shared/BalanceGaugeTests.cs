@@ -2,6 +2,8 @@ using Bunit;
 using Rpt.Portal.Components.Shared;
 using Rpt.Portal.Ledger;
 using Rpt.Portal.Plans;
+using Rpt.Portal.Metering;
+using Rpt.Portal.Tenants;
 
 namespace Rpt.Portal.Tests.Components.Shared;
 

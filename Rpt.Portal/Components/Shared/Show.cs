@@ -1,5 +1,6 @@
 using System.Globalization;
 using Rpt.Portal.Ledger;
+using Rpt.Portal.Metering;
 
 namespace Rpt.Portal.Components.Shared;
 

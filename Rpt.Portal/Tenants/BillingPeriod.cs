@@ -1,4 +1,4 @@
-namespace Rpt.Portal.Ledger;
+namespace Rpt.Portal.Tenants;
 
 /// <summary>
 /// A monthly billing period anchored on the subscription start: [Start, EndExclusive). A period that

@@ -1,9 +1,10 @@
 using System.Text;
 using Microsoft.EntityFrameworkCore;
 using Rpt.Portal.Data;
+using Rpt.Portal.Tenants;
 using Rpt.Portal.Ledger;
 
-namespace Rpt.Portal.Tenants;
+namespace Rpt.Portal.Plans;
 
 public sealed record CreateTenantResult(Tenant? Tenant, string? Error);
 

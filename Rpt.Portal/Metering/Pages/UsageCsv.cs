@@ -1,17 +1,17 @@
-using Rpt.Portal.Tenants;
 using System.Globalization;
 using System.Text;
 using Microsoft.EntityFrameworkCore;
 using Rpt.Portal.Data;
-using Rpt.Portal.Ledger;
 using Rpt.Portal.Metering;
+using Rpt.Portal.Plans;
+using Rpt.Portal.Tenants;
 
-namespace Rpt.Portal.Metering;
+namespace Rpt.Portal.Metering.Pages;
 
-/// <summary>The Usage page's CSV export, streamed, for plans whose csv_export entitlement allows it.</summary>
+/// <summary>The Usage page's CSV export, streamed, for plans whose csv_export entitlement allows it (a page's endpoint: it may ask the plan).</summary>
 public static class UsageCsv
 {
-    public static async Task<IResult> ExportAsync(HttpContext http, UsageReports reports, Rpt.Portal.Tenants.TenantDirectory tenants,
+    public static async Task<IResult> ExportAsync(HttpContext http, UsageReports reports, TenantDirectory tenants,
         IDbContextFactory<ApplicationDbContext> dbFactory, string? from, string? to, string? model, string? feature, string? job)
     {
         var tenantId = http.User.TenantId();

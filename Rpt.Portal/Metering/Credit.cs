@@ -1,7 +1,7 @@
 using System.Globalization;
 using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 
-namespace Rpt.Portal.Ledger;
+namespace Rpt.Portal.Metering;
 
 /// <summary>Fixed-point credits: 1 credit = 1,000,000 micro-credits (µcr).</summary>
 public static class Credit
