@@ -15,6 +15,7 @@ public static class PortalExtensions
     /// <summary>Every feature of Rpt Portal, each registering its own services and validated options.</summary>
     public static IHostApplicationBuilder AddPortal(this IHostApplicationBuilder builder) => builder
         .AddPortalData()
+        .AddPortalHealth()
         .AddTenants()
         .AddMetering()
         .AddLedger()
@@ -29,6 +30,7 @@ public static class PortalExtensions
     public static WebApplication UsePortal(this WebApplication app)
     {
         app.UseApiProblems();
+        app.MapPortalHealth();
         app.UsePortalSecurityHeaders();
         app.MapPortalApi();
         app.MapStripeWebhook();

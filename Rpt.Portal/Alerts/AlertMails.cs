@@ -138,8 +138,10 @@ public sealed class AlertMails(IDbContextFactory<ApplicationDbContext> dbFactory
 }
 
 /// <summary>Makes the alert mail attempts that fall due.</summary>
-public sealed class AlertMailDispatcher(AlertMails mails, TimeProvider time, ILogger<AlertMailDispatcher> logger) : PeriodicJob(time, logger)
+public sealed class AlertMailDispatcher(AlertMails mails, TimeProvider time, ILogger<AlertMailDispatcher> logger, IWorkLeases leases) : PeriodicJob(time, logger, leases)
 {
+    protected override string? Lease => Data.Lease.AlertMail;
+
     protected override TimeSpan Interval => TimeSpan.FromSeconds(1);
     protected override string FailureMessage => "Sending alert mail failed";
     protected override void RunOnce() => mails.DeliverDueAsync().GetAwaiter().GetResult();

@@ -377,8 +377,10 @@ public sealed class Webhooks(IDbContextFactory<ApplicationDbContext> dbFactory, 
 }
 
 /// <summary>Makes the attempts that fall due (the retries of docs/RULES.md's schedule).</summary>
-public sealed class WebhookDispatcher(Webhooks webhooks, TimeProvider time, ILogger<WebhookDispatcher> logger) : PeriodicJob(time, logger)
+public sealed class WebhookDispatcher(Webhooks webhooks, TimeProvider time, ILogger<WebhookDispatcher> logger, IWorkLeases leases) : PeriodicJob(time, logger, leases)
 {
+    protected override string? Lease => Data.Lease.Webhooks;
+
     protected override TimeSpan Interval => TimeSpan.FromSeconds(1);
     protected override string FailureMessage => "Delivering webhooks failed";
     protected override void RunOnce() => webhooks.DeliverDueAsync().GetAwaiter().GetResult();

@@ -42,8 +42,10 @@ public static class BillingExtensions
 
 /// <summary>In test mode, pays each new period of a test subscription as Stripe would (see <see cref="TestModeGateway.RenewAsync"/>).</summary>
 public sealed class TestModeRenewals(IOptions<StripeOptions> stripe, IOptions<Ledger.LedgerOptions> ledger, TestModeGateway gateway,
-    TimeProvider time, ILogger<TestModeRenewals> logger) : PeriodicJob(time, logger)
+    TimeProvider time, ILogger<TestModeRenewals> logger, IWorkLeases leases) : PeriodicJob(time, logger, leases)
 {
+    protected override string? Lease => Data.Lease.TestModeRenewals;
+
     protected override TimeSpan Interval => ledger.Value.RenewalInterval;
     protected override string FailureMessage => "Renewing test-mode subscriptions failed";
 

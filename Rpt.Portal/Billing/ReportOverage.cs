@@ -164,8 +164,10 @@ public sealed class ReportOverage(IDbContextFactory<ApplicationDbContext> dbFact
 }
 
 public sealed class OverageReportScheduler(ReportOverage report, IOptions<Ledger.LedgerOptions> ledger, TimeProvider time,
-    ILogger<OverageReportScheduler> logger) : PeriodicJob(time, logger)
+    ILogger<OverageReportScheduler> logger, IWorkLeases leases) : PeriodicJob(time, logger, leases)
 {
+    protected override string? Lease => Data.Lease.OverageReports;
+
     protected override TimeSpan Interval => ledger.Value.RenewalInterval;
     protected override string FailureMessage => "Reporting overage failed";
 

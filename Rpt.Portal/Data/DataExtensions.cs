@@ -28,11 +28,27 @@ public static class DataExtensions
         var keys = engine == StorageEngine.Sqlite
             ? SqliteStorage.Add(builder, connectionString)
             : PostgresStorage.Add(builder, connectionString);
-        // Keys that protect sign-in cookies outlive a restart (or a new container on the same volume), so nobody is signed out.
-        builder.Services.AddDataProtection()
-            .SetApplicationName("Rpt.Portal")
-            .PersistKeysToFileSystem(new DirectoryInfo(builder.Configuration["Rpt:Data:KeysDirectory"] is { Length: > 0 } dir
-                ? Path.GetFullPath(Path.Combine(builder.Environment.ContentRootPath, dir)) : keys));
+        // Keys that protect sign-in cookies outlive a restart (or a new container on the same volume), so nobody is signed
+        // out: files beside the SQLite database; on PostgreSQL, a table every instance shares (the engine registers it),
+        // unless Rpt:Data:KeysDirectory names a directory (one shared volume, say).
+        var protection = builder.Services.AddDataProtection().SetApplicationName("Rpt.Portal");
+        if (builder.Configuration["Rpt:Data:KeysDirectory"] is { Length: > 0 } dir)
+            protection.PersistKeysToFileSystem(new DirectoryInfo(Path.GetFullPath(Path.Combine(builder.Environment.ContentRootPath, dir))));
+        else if (keys is not null)
+            protection.PersistKeysToFileSystem(new DirectoryInfo(keys));
+        // At rest, the keys are encrypted with a certificate when one is given (a PFX file and its password).
+        if (builder.Configuration["Rpt:Data:KeysCertificate"] is { Length: > 0 } pfx)
+        {
+            try
+            {
+                protection.ProtectKeysWithCertificate(System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadPkcs12FromFile(
+                    Path.GetFullPath(Path.Combine(builder.Environment.ContentRootPath, pfx)), builder.Configuration["Rpt:Data:KeysCertificatePassword"]));
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+            {
+                throw new StorageSettingException($"Rpt:Data:KeysCertificate ({pfx}) cannot be read as a PKCS#12 certificate with Rpt:Data:KeysCertificatePassword: {ex.Message}", ex);
+            }
+        }
         return builder;
     }
 

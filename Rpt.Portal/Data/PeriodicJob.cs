@@ -2,13 +2,17 @@ namespace Rpt.Portal.Data;
 
 /// <summary>
 /// A hosted service that does one thing on its own schedule (TimeProvider's clock): a failure is logged and the
-/// next tick tries again. The timer starts with the service, not when the thread pool gets round to it.
+/// next tick tries again. The timer starts with the service, not when the thread pool gets round to it. Work that must
+/// happen once across instances names its <see cref="Lease"/>: a tick runs only on the instance that holds it.
 /// </summary>
-public abstract class PeriodicJob(TimeProvider time, ILogger logger) : BackgroundService
+public abstract class PeriodicJob(TimeProvider time, ILogger logger, IWorkLeases? leases = null) : BackgroundService
 {
     private PeriodicTimer? _timer;
 
     protected abstract TimeSpan Interval { get; }
+
+    /// <summary>The lease a tick needs (<see cref="Data.Lease"/>); null when every instance does the work for itself (its cache, its file).</summary>
+    protected virtual string? Lease => null;
 
     /// <summary>What the job does each tick.</summary>
     protected abstract void RunOnce();
@@ -18,6 +22,7 @@ public abstract class PeriodicJob(TimeProvider time, ILogger logger) : Backgroun
 
     public override Task StartAsync(CancellationToken cancellationToken)
     {
+        if (Lease is not null && leases is null) throw new InvalidOperationException($"{GetType().Name} runs once across instances but was given no {nameof(IWorkLeases)}.");
         _timer = new PeriodicTimer(Interval, time);
         return base.StartAsync(cancellationToken);
     }
@@ -31,6 +36,7 @@ public abstract class PeriodicJob(TimeProvider time, ILogger logger) : Backgroun
             {
                 try
                 {
+                    if (Lease is { } lease && !await leases!.HoldAsync(lease, stoppingToken)) continue;
                     RunOnce();
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)

@@ -32,6 +32,9 @@ public abstract class PortalDatabase
 
     /// <summary>Where this database is, for messages: a file, or a host and database (never a password).</summary>
     public abstract string Describe();
+
+    /// <summary>Why this instance cannot write to the database now (a standby, a read-only file), or null when it can.</summary>
+    public abstract string? CannotWrite(DbConnection connection);
 }
 
 /// <summary>Small helpers for portable ADO.NET commands.</summary>

@@ -84,9 +84,11 @@ public sealed class ExpireGrants(IDbContextFactory<ApplicationDbContext> dbFacto
     }
 }
 
-public sealed class GrantExpiryScheduler(ExpireGrants expire, IOptions<LedgerOptions> options, TimeProvider time, ILogger<GrantExpiryScheduler> logger)
-    : PeriodicJob(time, logger)
+public sealed class GrantExpiryScheduler(ExpireGrants expire, IOptions<LedgerOptions> options, TimeProvider time, ILogger<GrantExpiryScheduler> logger,
+    IWorkLeases leases) : PeriodicJob(time, logger, leases)
 {
+    protected override string? Lease => Data.Lease.GrantExpiry;
+
     protected override TimeSpan Interval => options.Value.RenewalInterval;
     protected override string FailureMessage => "Expiring grants failed";
 

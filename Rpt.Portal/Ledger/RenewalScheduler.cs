@@ -1,9 +1,10 @@
 using Microsoft.Extensions.Options;
+using Rpt.Portal.Data;
 
 namespace Rpt.Portal.Ledger;
 
 public sealed class RenewalScheduler(RenewPeriods renew, TimeProvider time, IOptions<LedgerOptions> options,
-    ILogger<RenewalScheduler> logger) : BackgroundService
+    ILogger<RenewalScheduler> logger, IWorkLeases leases) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -12,6 +13,7 @@ public sealed class RenewalScheduler(RenewPeriods renew, TimeProvider time, IOpt
         {
             try
             {
+                if (!await leases.HoldAsync(Lease.Renewals, stoppingToken)) continue;
                 var n = await renew.ExecuteAsync(stoppingToken);
                 if (n > 0) logger.LogInformation("Renewed {Count} billing periods", n);
             }

@@ -1,9 +1,11 @@
 using Microsoft.Extensions.Options;
+using Rpt.Portal.Data;
 
 namespace Rpt.Portal.Ledger;
 
 /// <summary>Runs <see cref="FlushUsage"/> every <see cref="LedgerOptions.FlushInterval"/>, and once more on shutdown.</summary>
-public sealed class UsageFlusher(FlushUsage flush, TimeProvider time, IOptions<LedgerOptions> options, ILogger<UsageFlusher> logger) : BackgroundService
+/// <remarks>With several instances, the one holding the flush lease flushes; another takes it over within a tick of its death.</remarks>
+public sealed class UsageFlusher(FlushUsage flush, TimeProvider time, IOptions<LedgerOptions> options, ILogger<UsageFlusher> logger, IWorkLeases leases) : BackgroundService
 {
     private PeriodicTimer? _timer;
 
@@ -32,6 +34,7 @@ public sealed class UsageFlusher(FlushUsage flush, TimeProvider time, IOptions<L
     {
         try
         {
+            if (!await leases.HoldAsync(Lease.Flush, cancellationToken)) return;
             FlushOutcome outcome;
             do
             {

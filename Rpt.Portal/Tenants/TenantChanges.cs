@@ -48,12 +48,37 @@ public sealed class TenantChanges(ILogger<TenantChanges> logger)
 
     public void Publish(TenantChange change, string tenantId) => Publish(change, [tenantId]);
 
+    /// <summary>Tells this instance's listeners, and (through the relay, when several instances share the database) every other instance's pages.</summary>
     public void Publish(TenantChange change, IReadOnlyCollection<string> tenantIds)
     {
-        if (tenantIds.Count == 0 || _subscribers.IsEmpty && _everyTenant.IsEmpty) return;
+        if (tenantIds.Count == 0) return;
+        _relay?.Send(change, tenantIds);
+        Dispatch(change, tenantIds, everyTenant: true);
+    }
+
+    /// <summary>
+    /// A change another instance made, as its relay received it: the open pages of these tenants here follow it. The
+    /// listeners to every tenant (alert evaluation, auto top-up) are not called: the instance that made the change
+    /// called its own, and work done for a change happens once.
+    /// </summary>
+    public void PublishFromAnotherInstance(TenantChange change, IReadOnlyCollection<string> tenantIds)
+    {
+        if (tenantIds.Count == 0) return;
+        Dispatch(change, tenantIds, everyTenant: false);
+    }
+
+    /// <summary>Carries what is published here to the other instances (set once, by the engine that can).</summary>
+    public void RelayThrough(ITenantChangeRelay relay) => _relay = relay;
+
+    private ITenantChangeRelay? _relay;
+
+    private void Dispatch(TenantChange change, IReadOnlyCollection<string> tenantIds, bool everyTenant)
+    {
+        if (_subscribers.IsEmpty && (!everyTenant || _everyTenant.IsEmpty)) return;
         ThreadPool.QueueUserWorkItem(_ =>
         {
-            foreach (var callback in _everyTenant.Values) _ = Run(() => callback(change, tenantIds), change, null);
+            if (everyTenant)
+                foreach (var callback in _everyTenant.Values) _ = Run(() => callback(change, tenantIds), change, null);
             foreach (var (tenant, callback) in _subscribers.Values)
             {
                 if (tenantIds.Contains(tenant)) _ = Run(() => callback(change), change, tenant);
@@ -77,4 +102,11 @@ public sealed class TenantChanges(ILogger<TenantChanges> logger)
     {
         public void Dispose() => dispose();
     }
+}
+
+/// <summary>Carries the changes published on one instance to the others that share its database.</summary>
+public interface ITenantChangeRelay
+{
+    /// <summary>Queues the change for the other instances; never waits for the database.</summary>
+    void Send(TenantChange change, IReadOnlyCollection<string> tenantIds);
 }

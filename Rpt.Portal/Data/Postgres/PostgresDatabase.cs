@@ -31,6 +31,12 @@ public sealed class PostgresDatabase : PortalDatabase, IDisposable
 
     public override DbConnection Open() => DataSource.OpenConnection();
 
+    public override string? CannotWrite(DbConnection connection)
+    {
+        using var cmd = new NpgsqlCommand("SELECT pg_is_in_recovery()", (NpgsqlConnection)connection);
+        return (bool)cmd.ExecuteScalar()! ? "the database answering is a standby (in recovery): it cannot be written" : null;
+    }
+
     public NpgsqlConnection OpenNpgsql() => DataSource.OpenConnection();
 
     public override DbTransaction BeginRead(DbConnection connection) => connection.BeginTransaction(IsolationLevel.RepeatableRead);

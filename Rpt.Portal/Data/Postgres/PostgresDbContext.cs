@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Design;
 
@@ -8,8 +9,14 @@ namespace Rpt.Portal.Data.Postgres;
 /// and the two engines' migrations differ (types, identity columns, triggers): SQLite's are in Data/Migrations,
 /// PostgreSQL's in Data/Postgres/Migrations, and each is checked against the model by the tests.
 /// </summary>
-public sealed class PostgresDbContext(DbContextOptions<PostgresDbContext> options) : ApplicationDbContext(options)
+public sealed class PostgresDbContext(DbContextOptions<PostgresDbContext> options) : ApplicationDbContext(options), IDataProtectionKeyContext
 {
+    /// <summary>
+    /// The keys that protect sign-in cookies and antiforgery tokens, shared by every instance on the database, so a
+    /// cookie issued by one is honoured by the others (SQLite, one machine, keeps them as files beside the database).
+    /// </summary>
+    public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
+
     public static DbContextOptionsBuilder<PostgresDbContext> Configure(DbContextOptionsBuilder<PostgresDbContext> builder, string connectionString) =>
         builder.UseNpgsql(connectionString, o => o.MigrationsHistoryTable("__ef_migrations_history"))
             .UseSnakeCaseNamingConvention();

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
 using Rpt.Portal.Metering;
@@ -7,8 +8,8 @@ namespace Rpt.Portal.Data.Postgres;
 /// <summary>Registers the PostgreSQL engine: one data source, EF Core over it (<see cref="PostgresDbContext"/>, its own migrations), its usage store.</summary>
 public static class PostgresStorage
 {
-    /// <returns>The directory for the data-protection keys: App_Data/keys under the content root (Rpt:Data:KeysDirectory moves it).</returns>
-    public static string Add(IHostApplicationBuilder builder, string connectionString)
+    /// <returns>No directory: the data-protection keys are kept in the database, shared by every instance.</returns>
+    public static string? Add(IHostApplicationBuilder builder, string connectionString)
     {
         PostgresDatabase database;
         try
@@ -25,9 +26,15 @@ public static class PostgresStorage
         builder.Services.AddSingleton(_ => database);
         builder.Services.AddSingleton<PortalDatabase>(sp => sp.GetRequiredService<PostgresDatabase>());
         builder.Services.AddSingleton<IUsageStore, PostgresUsageStore>();
+        // Several instances may share this database: background work takes leases, and changes reach every instance.
+        builder.Services.AddSingleton<IWorkLeases, PostgresLeases>();
+        builder.Services.AddSingleton<PostgresChangeRelay>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<PostgresChangeRelay>());
         builder.Services.AddDbContextFactory<PostgresDbContext>(o => PostgresDbContext.Configure(o, database.DataSource));
         builder.Services.AddSingleton<IDbContextFactory<ApplicationDbContext>>(sp => new AsApplication(sp.GetRequiredService<IDbContextFactory<PostgresDbContext>>()));
-        return Path.Combine(builder.Environment.ContentRootPath, "App_Data", "keys");
+        if (string.IsNullOrEmpty(builder.Configuration["Rpt:Data:KeysDirectory"]))
+            builder.Services.AddDataProtection().PersistKeysToDbContext<PostgresDbContext>();
+        return null;
     }
 
     /// <summary>The features ask for <see cref="ApplicationDbContext"/>; on PostgreSQL it is the context with PostgreSQL's migrations.</summary>

@@ -37,6 +37,14 @@ public sealed class SqliteDatabase : PortalDatabase
 
     public override string Describe() => FilePath;
 
+    public override string? CannotWrite(DbConnection connection)
+    {
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = "PRAGMA query_only";
+        if (Convert.ToInt64(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) != 0) return "the database is open read-only";
+        return File.Exists(FilePath) && new FileInfo(FilePath).IsReadOnly ? $"the database file {FilePath} is read-only" : null;
+    }
+
     public override string? FileDirectory => Path.GetDirectoryName(FilePath);
 
     public override void AfterMigrate() => EnableWal();

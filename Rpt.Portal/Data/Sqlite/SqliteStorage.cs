@@ -25,6 +25,7 @@ public static class SqliteStorage
         builder.Services.AddSingleton<PortalDatabase>(database);
         builder.Services.AddSingleton<IUsageStore, SqliteUsageStore>();
         builder.Services.AddHostedService<WalCheckpointer>();
+        builder.Services.AddSingleton<IWorkLeases, SingleInstanceLeases>();
         builder.Services.AddDbContextFactory<ApplicationDbContext>(o => o
             .UseSqlite(database.ConnectionString)
             .UseSnakeCaseNamingConvention()

@@ -33,9 +33,14 @@ public partial class Dashboard
     /// <summary>Reads the tenant's snapshot, shared with every other open dashboard of the tenant (DashboardSnapshots).</summary>
     protected override async Task LoadAsync()
     {
-        _snapshot = await Snapshots.GetAsync(TenantId!);
-        _balance = _snapshot?.Balance;
-        if (_snapshot is null) return;
+        // The page renders whenever an await yields (on PostgreSQL every read does): _balance, which the markup tests
+        // first, is set last, once every field it reads beside it is ready.
+        var snapshot = await Snapshots.GetAsync(TenantId!);
+        if (snapshot is null)
+        {
+            (_snapshot, _balance) = (null, null);
+            return;
+        }
         // The gauge is coloured at the tenant's own percent alerts.
         _thresholds = (await Alerts.RulesAsync(TenantId!))
             .Where(r => r.Enabled && r.Kind == Rpt.Portal.Alerts.AlertKind.PercentConsumed)
@@ -47,9 +52,11 @@ public partial class Dashboard
             .OrderBy(g => g.Key)
             .Select(g => $"{Show.Credits(Credit.FloorCredits(g.Sum(x => x.RemainingMicro)))} credits expire on {g.Key.UtcDateTime.ToString("d MMM", CultureInfo.InvariantCulture)} unless used before.")
             .ToList();
-        _plan = _snapshot.Plan;
-        _planName = _plan?.Name ?? _snapshot.Balance.PlanCode;
+        _plan = snapshot.Plan;
+        _planName = _plan?.Name ?? snapshot.Balance.PlanCode;
         _rule = Prices.Current.RuleAt(Time.GetUtcNow());
+        _snapshot = snapshot;
+        _balance = snapshot.Balance;
         SelectGrouping();
     }
 

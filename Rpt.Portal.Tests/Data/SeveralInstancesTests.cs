@@ -1,0 +1,133 @@
+using Microsoft.AspNetCore.DataProtection;
+using Npgsql;
+using Rpt.Portal.Data;
+using Rpt.Portal.Data.Postgres;
+using Rpt.Portal.Ledger;
+using Rpt.Portal.Tenants;
+
+namespace Rpt.Portal.Tests.Data;
+
+/// <summary>
+/// Two instances on one PostgreSQL database, as two hosts of the portal in one test process, each with its own
+/// connections: background work is done by the holder of its lease and passes on when the holder's connection dies;
+/// a change on one reaches the pages of the other; one flush, never two, whatever both try.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+[Trait("Kind", "Postgres")]
+public sealed class SeveralInstancesTests(PostgresCluster cluster)
+{
+    private async Task<Dictionary<string, string?>> SharedDatabaseAsync() => new()
+    {
+        ["Rpt:Data:Provider"] = "Postgres", ["ConnectionStrings:Rpt"] = await cluster.CreateDatabaseAsync(),
+    };
+
+    [Fact]
+    public async Task ALease_IsHeldByOneInstance_AndTakenByAnotherWhenItsHoldersConnectionDies()
+    {
+        var settings = await SharedDatabaseAsync();
+        await using var a = await PortalHarness.StartAsync(settings);
+        await using var b = await PortalHarness.StartAsync(settings);
+        var leasesA = a.Get<IWorkLeases>();
+        var leasesB = b.Get<IWorkLeases>();
+
+        Assert.True(await leasesA.HoldAsync(Lease.Flush));
+        Assert.True(await leasesA.HoldAsync(Lease.Flush)); // still its own
+        Assert.False(await leasesB.HoldAsync(Lease.Flush));
+
+        // The holder's connection dies, as when its process is killed or its network goes.
+        await using (var admin = new NpgsqlConnection(settings["ConnectionStrings:Rpt"]))
+        {
+            await admin.OpenAsync();
+            await using var kill = new NpgsqlCommand("""
+                SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()
+                """, admin);
+            await kill.ExecuteNonQueryAsync();
+        }
+        var taken = false;
+        for (var i = 0; i < 60 && !taken; i++)
+        {
+            taken = await leasesB.HoldAsync(Lease.Flush);
+            if (!taken) await Task.Delay(500);
+        }
+        Assert.True(taken, "instance B did not take the flush lease within 30 s of A's connection dying");
+        // A learns of its loss when its lock's connection monitor does (the window in which both may run the work,
+        // which every such job is safe against); then it finds B's lease in place.
+        var lost = false;
+        for (var i = 0; i < 60 && !lost; i++)
+        {
+            lost = !await leasesA.HoldAsync(Lease.Flush);
+            if (!lost) await Task.Delay(500);
+        }
+        Assert.True(lost, "instance A still believed it held the flush lease 30 s after its connection died");
+        Assert.True(await leasesA.HoldAsync(Lease.Renewals)); // another kind of work is another lease
+        Assert.False(await leasesB.HoldAsync(Lease.Renewals));
+    }
+
+    [Fact]
+    public async Task UsageAcceptedOnOneInstance_ReachesAPageOpenOnTheOther_WithinTwoSeconds()
+    {
+        var settings = await SharedDatabaseAsync();
+        await using var a = await PortalHarness.StartAsync(settings);
+        await using var b = await PortalHarness.StartAsync(settings);
+        using var stop = new CancellationTokenSource();
+        foreach (var h in new[] { a, b }) await h.Get<PostgresChangeRelay>().StartAsync(stop.Token);
+        await a.CreateTenantAsync("acme");
+
+        var seen = new TaskCompletionSource<TenantChange>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var others = 0;
+        using var page = b.Get<TenantChanges>().Subscribe("acme", c =>
+        {
+            if (c == TenantChange.UsageCommitted) seen.TrySetResult(c);
+            return Task.CompletedTask;
+        });
+        using var otherTenant = b.Get<TenantChanges>().Subscribe("globex", _ => { Interlocked.Increment(ref others); return Task.CompletedTask; });
+        await Task.Delay(300); // both listening
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Equal(1, (await a.IngestAsync("acme", Events.Call("x1"))).Accepted);
+        var reached = await Task.WhenAny(seen.Task, Task.Delay(TimeSpan.FromSeconds(2))) == seen.Task;
+        Assert.True(reached, $"the page on B heard nothing of A's usage in {clock.ElapsedMilliseconds} ms");
+        Assert.Equal(0, others); // another tenant's page is not woken
+        await stop.CancelAsync();
+        foreach (var h in new[] { a, b }) await h.Get<PostgresChangeRelay>().StopAsync(CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task TwoInstancesFlushingAtOnce_WriteEachEventIntoTheLedgerOnce()
+    {
+        var settings = await SharedDatabaseAsync();
+        await using var a = await PortalHarness.StartAsync(settings);
+        await using var b = await PortalHarness.StartAsync(settings);
+        await a.CreateTenantAsync("acme");
+        for (var round = 0; round < 5; round++)
+        {
+            await a.IngestAsync("acme", Enumerable.Range(0, 50).Select(i => Events.Call($"a{round}-{i}")).ToArray());
+            await b.IngestAsync("acme", Enumerable.Range(0, 50).Select(i => Events.Call($"b{round}-{i}")).ToArray());
+            await Task.WhenAll(Task.Run(() => a.FlushAsync()), Task.Run(() => b.FlushAsync()), Task.Run(() => b.FlushAsync()));
+        }
+        await a.FlushAsync();
+        var verified = await b.Get<VerifyLedger>().ExecuteAsync("acme", deep: true);
+        Assert.True(verified.Intact, string.Join("; ", verified.Problems));
+        var balance = b.Balance("acme");
+        Assert.Equal(500, a.Scalar("SELECT COUNT(*) FROM usage_events"));
+        // Every event is in exactly one consumption entry: the entries' event counts add up to the events.
+        Assert.Equal(500, a.Scalar("SELECT COALESCE(SUM(event_count), 0) FROM ledger_entries WHERE kind = 'consumption'"));
+        Assert.Equal(balance.ConsumedMicroCredits, a.Scalar("SELECT COALESCE(SUM(micro_credits), 0) FROM usage_events WHERE billable"));
+    }
+
+    /// <summary>
+    /// What a sign-in cookie and an antiforgery token are protected with is shared: what instance A protects (a cookie
+    /// it issued), instance B reads, and a key stays in the database when both are gone (a restart signs nobody out).
+    /// </summary>
+    [Fact]
+    public async Task WhatOneInstanceProtects_AnotherReads_FromKeysKeptInTheDatabase()
+    {
+        var settings = await SharedDatabaseAsync();
+        string ticket;
+        await using (var a = await PortalHarness.StartAsync(settings))
+            ticket = a.Get<IDataProtectionProvider>().CreateProtector("Microsoft.AspNetCore.Authentication.Cookies").Protect("signed in as owner@acme");
+        await using var b = await PortalHarness.StartAsync(settings);
+        Assert.Equal("signed in as owner@acme", b.Get<IDataProtectionProvider>().CreateProtector("Microsoft.AspNetCore.Authentication.Cookies").Unprotect(ticket));
+        Assert.Equal(1, b.Scalar("SELECT COUNT(*) FROM data_protection_keys"));
+        Assert.False(Directory.Exists(Path.Combine(b.Directory, "App_Data", "keys")), "no key file is written beside a PostgreSQL portal");
+    }
+}

@@ -1,0 +1,42 @@
+using System.Collections.Concurrent;
+using Medallion.Threading.Postgres;
+
+namespace Rpt.Portal.Data.Postgres;
+
+/// <summary>
+/// Leases on PostgreSQL: a session-level advisory lock per kind of work, each on a connection of its own, taken with
+/// the DistributedLock library (which keeps the connection alive and tells when it is lost). The holder keeps it until
+/// its process stops or its connection dies; PostgreSQL then frees the lock at once (kill -9 closes the socket), and
+/// the next instance to ask takes it at its own next tick. A lease found lost is let go and asked for again.
+/// </summary>
+public sealed class PostgresLeases(PostgresDatabase database, ILogger<PostgresLeases> logger) : IWorkLeases, IAsyncDisposable
+{
+    private readonly ConcurrentDictionary<string, PostgresDistributedLockHandle> _held = new(StringComparer.Ordinal);
+
+    public async ValueTask<bool> HoldAsync(string work, CancellationToken cancellationToken = default)
+    {
+        if (_held.TryGetValue(work, out var handle))
+        {
+            if (!handle.HandleLostToken.IsCancellationRequested) return true;
+            _held.TryRemove(work, out _);
+            logger.LogWarning("The lease of {Work} was lost with its database connection; it is asked for again", work);
+            try { await handle.DisposeAsync(); } catch (Exception ex) when (ex is System.Data.Common.DbException or InvalidOperationException or IOException) { }
+        }
+        var @lock = new PostgresDistributedLock(new PostgresAdvisoryLockKey("rpt-lease:" + work, allowHashing: true), database.DataSource,
+            o => o.UseMultiplexing(false).KeepaliveCadence(TimeSpan.FromSeconds(10)));
+        var taken = await @lock.TryAcquireAsync(TimeSpan.Zero, cancellationToken);
+        if (taken is null) return false;
+        _held[work] = taken;
+        logger.LogInformation("This instance holds the lease of {Work}", work);
+        return true;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var handle in _held.Values)
+        {
+            try { await handle.DisposeAsync(); } catch (Exception ex) when (ex is System.Data.Common.DbException or InvalidOperationException or IOException) { }
+        }
+        _held.Clear();
+    }
+}
