@@ -20,7 +20,7 @@ public sealed class PostgresLeases(PostgresDatabase database, ILogger<PostgresLe
             if (!handle.HandleLostToken.IsCancellationRequested) return true;
             _held.TryRemove(work, out _);
             logger.LogWarning("The lease of {Work} was lost with its database connection; it is asked for again", work);
-            try { await handle.DisposeAsync(); } catch (Exception ex) when (ex is System.Data.Common.DbException or InvalidOperationException or IOException) { }
+            await ReleaseAsync(handle);
         }
         var @lock = new PostgresDistributedLock(new PostgresAdvisoryLockKey("rpt-lease:" + work, allowHashing: true), database.DataSource,
             o => o.UseMultiplexing(false).KeepaliveCadence(TimeSpan.FromSeconds(10)));
@@ -33,10 +33,14 @@ public sealed class PostgresLeases(PostgresDatabase database, ILogger<PostgresLe
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var handle in _held.Values)
-        {
-            try { await handle.DisposeAsync(); } catch (Exception ex) when (ex is System.Data.Common.DbException or InvalidOperationException or IOException) { }
-        }
+        foreach (var handle in _held.Values) await ReleaseAsync(handle);
         _held.Clear();
+    }
+
+    /// <summary>Lets a lease go; one whose connection is already gone has nothing left to release.</summary>
+    private static async ValueTask ReleaseAsync(PostgresDistributedLockHandle handle)
+    {
+        try { await handle.DisposeAsync(); }
+        catch (Exception ex) when (ex is System.Data.Common.DbException or InvalidOperationException or IOException) { }
     }
 }

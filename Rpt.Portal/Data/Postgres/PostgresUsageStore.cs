@@ -2,15 +2,14 @@ using System.Data.Common;
 using System.Globalization;
 using System.Text;
 using Npgsql;
-using NpgsqlTypes;
 using Rpt.Portal.Metering;
 
 namespace Rpt.Portal.Data.Postgres;
 
 /// <summary>
 /// The audit records and their rollups on PostgreSQL. Exactly-once is the database's: a unique index on
-/// (tenant_id, event_id), for all time, whatever the number of writers. A commit inserts its events with binary
-/// <c>COPY</c> and adds to the rollups with <c>INSERT … ON CONFLICT DO UPDATE</c> over arrays, a handful of round
+/// (tenant_id, event_id), for all time, whatever the number of writers. A commit inserts its events with
+/// <c>INSERT … ON CONFLICT DO NOTHING</c> over arrays (see <see cref="Writer"/>) and adds to the rollups with <c>INSERT … ON CONFLICT DO UPDATE</c> over arrays, a handful of round
 /// trips per commit whatever its size.
 /// </summary>
 public sealed class PostgresUsageStore(PostgresDatabase database) : IUsageStore
