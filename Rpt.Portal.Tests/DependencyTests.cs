@@ -67,11 +67,20 @@ public class DependencyTests
     }
 
     /// <summary>
-    /// The features form layers: tenants (the account, its period, its changes), then metering (usage and its price),
-    /// then the ledger (credits, which consume metered usage), then plans, alerts and billing, which use them all.
-    /// A lower layer never names a higher one; pages may use any.
+    /// The features form layers: the plan catalog (what a plan allows), then tenants (the account, its members, its
+    /// period, its changes), then metering (usage and its price), then the ledger (credits, which consume metered
+    /// usage, and the quota check on them), then alerts, then billing (subscriptions, plan changes, payments), which
+    /// uses them all. Mail is a service below every feature. A lower layer never names a higher one; pages may use any.
     /// </summary>
     [Theory]
+    [InlineData("Rpt.Portal.Plans", "Rpt.Portal.Tenants")]
+    [InlineData("Rpt.Portal.Plans", "Rpt.Portal.Metering")]
+    [InlineData("Rpt.Portal.Plans", "Rpt.Portal.Ledger")]
+    [InlineData("Rpt.Portal.Plans", "Rpt.Portal.Alerts")]
+    [InlineData("Rpt.Portal.Plans", "Rpt.Portal.Billing")]
+    [InlineData("Rpt.Portal.Mail", "Rpt.Portal.Tenants")]
+    [InlineData("Rpt.Portal.Mail", "Rpt.Portal.Plans")]
+    [InlineData("Rpt.Portal.Mail", "Rpt.Portal.Ledger")]
     [InlineData("Rpt.Portal.Tenants", "Rpt.Portal.Metering")]
     [InlineData("Rpt.Portal.Tenants", "Rpt.Portal.Ledger")]
     [InlineData("Rpt.Portal.Tenants", "Rpt.Portal.Alerts")]

@@ -1,3 +1,4 @@
+using Rpt.Portal.Billing;
 using System.Collections.Concurrent;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
@@ -41,7 +42,7 @@ public class AlertsBrowserTests(BrowserFixture fx)
         await receiver.StartAsync();
         var hookUrl = receiver.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/hook";
 
-        var created = await fx.App.Get<Rpt.Portal.Plans.CreateTenant>().ExecuteAsync("Alert Co", "professional");
+        var created = await fx.App.Get<Rpt.Portal.Billing.CreateTenant>().ExecuteAsync("Alert Co", "professional");
         var tenant = created.Tenant!.Id;
         using (var scope = fx.App.Services.CreateScope())
         {

@@ -1,3 +1,4 @@
+using Rpt.Portal.Billing;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.Extensions.DependencyInjection;
@@ -25,7 +26,7 @@ public class BillingBrowserTests(BrowserFixture fx)
         var users = scope.ServiceProvider.GetRequiredService<UserManager<ApplicationUser>>();
         if (tenantId is null)
         {
-            var created = await fx.App.Get<Rpt.Portal.Plans.CreateTenant>().ExecuteAsync("Upgrade Co", "free");
+            var created = await fx.App.Get<Rpt.Portal.Billing.CreateTenant>().ExecuteAsync("Upgrade Co", "free");
             Assert.Null(created.Error);
             tenantId = created.Tenant!.Id;
         }

@@ -1,3 +1,4 @@
+using Rpt.Portal.Billing;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Identity;
@@ -47,7 +48,7 @@ public static class BrowserPages
     /// <summary>A tenant on a plan and its owner, who can sign in at once (or must confirm first).</summary>
     public static async Task<string> CreateOwnerAsync(BrowserFixture fx, string organisation, string email, string plan, bool confirmed = true)
     {
-        var created = await fx.App.Get<Rpt.Portal.Plans.CreateTenant>().ExecuteAsync(organisation, plan);
+        var created = await fx.App.Get<Rpt.Portal.Billing.CreateTenant>().ExecuteAsync(organisation, plan);
         Assert.Null(created.Error);
         using var scope = fx.App.Services.CreateScope();
         var users = scope.ServiceProvider.GetRequiredService<UserManager<ApplicationUser>>();

@@ -1,3 +1,4 @@
+using Rpt.Portal.Billing;
 using Rpt.Portal.Ledger;
 using Rpt.Portal.Plans;
 

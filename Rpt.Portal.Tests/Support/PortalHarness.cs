@@ -1,3 +1,4 @@
+using Rpt.Portal.Billing;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Configuration;

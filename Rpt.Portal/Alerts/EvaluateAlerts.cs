@@ -2,7 +2,6 @@ using System.ComponentModel.DataAnnotations;
 using System.Globalization;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
-using Rpt.Portal.Components;
 using Rpt.Portal.Mail;
 using Rpt.Portal.Data;
 using Rpt.Portal.Ledger;

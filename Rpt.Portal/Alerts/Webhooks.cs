@@ -1,3 +1,4 @@
+using Rpt.Portal.Tenants;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;

@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
-using Rpt.Portal.Components;
 using Rpt.Portal.Data;
 using Rpt.Portal.Ledger;
 using Rpt.Portal.Tenants;

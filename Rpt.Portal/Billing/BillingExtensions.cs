@@ -15,6 +15,8 @@ public static class BillingExtensions
         builder.Services.AddHostedService<PaymentsStartupWarning>();
         builder.Services.AddSingleton<StripePrices>();
         builder.Services.AddSingleton<BillingEvents>();
+        builder.Services.AddSingleton<ChangePlan>();
+        builder.Services.AddSingleton<CreateTenant>();
         builder.Services.AddSingleton<StartPlanChange>();
         builder.Services.AddSingleton<StartTopUp>();
         builder.Services.AddSingleton<BillingStatus>();

@@ -1,3 +1,4 @@
+using Rpt.Portal.Billing;
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.EntityFrameworkCore;

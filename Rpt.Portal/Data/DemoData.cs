@@ -1,3 +1,4 @@
+using Rpt.Portal.Billing;
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;

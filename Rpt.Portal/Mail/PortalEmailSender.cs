@@ -6,8 +6,6 @@ using Microsoft.Extensions.Options;
 using MimeKit;
 using Rpt.Portal.Data;
 
-using Rpt.Portal.Tenants;
-
 namespace Rpt.Portal.Mail;
 
 /// <summary>Rpt:Email. Without an SMTP host, mail is written to the log (Development).</summary>
@@ -40,22 +38,6 @@ public sealed class PortalEmailSender(IOptions<EmailOptions> options, ILogger<Po
 
     public Task SendPasswordResetCodeAsync(ApplicationUser user, string email, string resetCode) =>
         SendAsync(email, "Reset your Rpt Portal password", $"Please reset your password using the following code: {resetCode}");
-
-    /// <summary>
-    /// An invitation names the organisation and who invites, and says what the link does, so that it does not
-    /// read as a password reset nobody asked for.
-    /// </summary>
-    public Task SendInvitationAsync(string to, string organisation, string inviter, string role, string link) =>
-        SendTextAsync(to, $"{inviter} invited you to {organisation} on Rpt Portal",
-            $"""
-            {inviter} invited you to join {organisation} on Rpt Portal as {(role == PortalRoles.Admin ? "an admin" : role == PortalRoles.Owner ? "an owner" : "a member")}.
-
-            Rpt Portal shows {organisation}'s AI usage and credits. To join, choose your password here:
-
-            {link}
-
-            The link works once, for {InvitationTokenProvider.Lifetime.TotalDays:0} days. If you did not expect this invitation, ignore this email: nothing happens without the link.
-            """);
 
     public Task SendAsync(string to, string subject, string html) => SendAsync(to, subject, html, MimeKit.Text.TextFormat.Html);
 

@@ -56,7 +56,7 @@ public sealed record DailyCredits(DateOnly Day, string Key, long MicroCredits, l
 /// events; listings read a page of audit records from an index, never counting millions.
 /// Rollups are per UTC day: a report's range is widened to whole UTC days and says which it used.
 /// </summary>
-public sealed class UsageReports(IDbContextFactory<ApplicationDbContext> dbFactory, PortalDatabase database, IUsageStore usage, PriceBookProvider prices)
+public sealed class UsageReports(IDbContextFactory<ApplicationDbContext> dbFactory, PortalDatabase database, IUsageStore usage)
 {
     /// <summary>Offset paging through jobs stops here; past it, follow the cursor.</summary>
     public const int MaxJobOffset = 10_000;

@@ -1,7 +1,6 @@
 using Rpt.Portal.Plans;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
-using Rpt.Portal.Components;
 using Rpt.Portal.Data;
 
 namespace Rpt.Portal.Tenants;
@@ -79,8 +78,24 @@ public sealed class TeamMembers(UserManager<ApplicationUser> users, IDbContextFa
         var link = Microsoft.AspNetCore.WebUtilities.QueryHelpers.AddQueryString(joinPageUrl, new Dictionary<string, string?> { ["userId"] = user.Id, ["code"] = code });
         await using var db = await dbFactory.CreateDbContextAsync();
         var organisation = await db.Tenants.Where(t => t.Id == tenantId).Select(t => t.Name).FirstAsync();
-        await mail.SendInvitationAsync(user.Email!, organisation, user.InvitedBy ?? $"The {organisation} team", role, link);
+        var inviter = user.InvitedBy ?? $"The {organisation} team";
+        await mail.SendTextAsync(user.Email!, $"{inviter} invited you to {organisation} on Rpt Portal", InvitationText(organisation, inviter, role, link));
     }
+
+    /// <summary>
+    /// An invitation names the organisation and who invites, and says what the link does, so that it does not
+    /// read as a password reset nobody asked for.
+    /// </summary>
+    internal static string InvitationText(string organisation, string inviter, string role, string link) =>
+        $"""
+        {inviter} invited you to join {organisation} on Rpt Portal as {(role == PortalRoles.Admin ? "an admin" : role == PortalRoles.Owner ? "an owner" : "a member")}.
+
+        Rpt Portal shows {organisation}'s AI usage and credits. To join, choose your password here:
+
+        {link}
+
+        The link works once, for {InvitationTokenProvider.Lifetime.TotalDays:0} days. If you did not expect this invitation, ignore this email: nothing happens without the link.
+        """;
 
     public async Task<TeamResult> ChangeRoleAsync(string tenantId, string actorUserId, string actorRole, string userId, string role)
     {

@@ -1,3 +1,4 @@
+using Rpt.Portal.Billing;
 using Bunit;
 using Rpt.Portal.Api.Pages;
 using Rpt.Portal.Components;

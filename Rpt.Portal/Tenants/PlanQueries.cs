@@ -1,7 +1,9 @@
 using Microsoft.EntityFrameworkCore;
 using Rpt.Portal.Data;
 
-namespace Rpt.Portal.Plans;
+using Rpt.Portal.Plans;
+
+namespace Rpt.Portal.Tenants;
 
 public static class PlanQueries
 {

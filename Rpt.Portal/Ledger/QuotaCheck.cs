@@ -1,8 +1,9 @@
+using Rpt.Portal.Plans;
 using System.ComponentModel.DataAnnotations;
 using Microsoft.Extensions.Options;
 using Rpt.Portal.Ledger;
 
-namespace Rpt.Portal.Plans;
+namespace Rpt.Portal.Ledger;
 
 public sealed record QuotaDecision(
     bool Allowed,

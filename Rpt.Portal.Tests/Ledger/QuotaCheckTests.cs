@@ -1,7 +1,7 @@
 using Rpt.Portal.Ledger;
 using Rpt.Portal.Plans;
 
-namespace Rpt.Portal.Tests.Plans;
+namespace Rpt.Portal.Tests.Ledger;
 
 [Trait("Kind", "Sqlite")]
 public class QuotaCheckTests

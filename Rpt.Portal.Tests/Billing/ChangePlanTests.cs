@@ -1,7 +1,8 @@
+using Rpt.Portal.Billing;
 using Rpt.Portal.Ledger;
 using Rpt.Portal.Plans;
 
-namespace Rpt.Portal.Tests.Plans;
+namespace Rpt.Portal.Tests.Billing;
 
 [Trait("Kind", "Sqlite")]
 public class ChangePlanTests

@@ -4,7 +4,7 @@ using Rpt.Portal.Data;
 using Rpt.Portal.Tenants;
 using Rpt.Portal.Ledger;
 
-namespace Rpt.Portal.Plans;
+namespace Rpt.Portal.Billing;
 
 public sealed record CreateTenantResult(Tenant? Tenant, string? Error);
 

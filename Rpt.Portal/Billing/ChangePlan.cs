@@ -1,3 +1,4 @@
+using Rpt.Portal.Plans;
 using System.Globalization;
 using Microsoft.EntityFrameworkCore;
 using Rpt.Portal.Data;
@@ -5,7 +6,7 @@ using Rpt.Portal.Ledger;
 using Rpt.Portal.Tenants;
 using Rpt.Portal.Metering;
 
-namespace Rpt.Portal.Plans;
+namespace Rpt.Portal.Billing;
 
 public enum PlanChangeKind
 {

@@ -1,0 +1,92 @@
+using System.Data.Common;
+using System.Globalization;
+using System.Text;
+using Microsoft.Data.Sqlite;
+using Rpt.Portal.Metering;
+using SQLitePCL;
+
+namespace Rpt.Portal.Data.Sqlite;
+
+/// <summary>What the deep verifier compares: the stored rollups against the rollups recomputed from the audit records, and every job_ref.</summary>
+public sealed partial class SqliteUsageStore
+{
+    /// <summary>Audit records whose job_ref does not point at their own job's row (there should be none), at most <paramref name="limit"/> seqs.</summary>
+    public List<long> MisreferencedJobs(DbConnection connection, DbTransaction tx, string tenantId, int limit)
+    {
+        using var cmd = ((SqliteConnection)connection).CreateCommand();
+        cmd.Transaction = (SqliteTransaction?)tx;
+        cmd.CommandText = """
+            SELECT e.seq FROM usage_events e LEFT JOIN usage_jobs j ON j.rowid = e.job_ref
+            WHERE e.tenant_id = $t AND ((e.job_id IS NULL) <> (e.job_ref IS NULL)
+              OR (e.job_id IS NOT NULL AND (j.tenant_id IS NOT e.tenant_id OR j.job_id IS NOT e.job_id)))
+            LIMIT $n
+            """;
+        cmd.Parameters.AddWithValue("$t", tenantId);
+        cmd.Parameters.AddWithValue("$n", limit);
+        using var r = cmd.ExecuteReader();
+        var seqs = new List<long>();
+        while (r.Read()) seqs.Add(r.GetInt64(0));
+        return seqs;
+    }
+
+    private const string DailyStoredSql = """
+        SELECT day || '|' || category || '|' || provider || '|' || name || '|' || feature,
+               is_meter || ' ' || calls || ' ' || input_tokens || ' ' || output_tokens || ' ' || cached_input_tokens || ' ' || micro_credits || ' ' || quantity_micro
+        FROM usage_daily WHERE tenant_id = $t
+        """;
+
+    private const string DailyRecomputedSql = """
+        SELECT day || '|' || category || '|' || provider || '|' || name || '|' || feature,
+               (meter IS NOT NULL) || ' ' || COUNT(*) || ' ' || SUM(input_tokens) || ' ' || SUM(output_tokens) || ' ' || SUM(cached_input_tokens) || ' ' || SUM(micro_credits) || ' ' || SUM(quantity_micro)
+        FROM (SELECT date(occurred_at / 1000, 'unixepoch') AS day,
+                     CASE WHEN status = 'failed' THEN 'failed' WHEN internal = 1 THEN 'internal' ELSE 'billable' END AS category,
+                     provider, COALESCE(model, meter) AS name, COALESCE(feature, '') AS feature, meter, input_tokens, output_tokens, cached_input_tokens, micro_credits,
+                     CASE WHEN quantity IS NULL THEN 0 ELSE CAST(round(CAST(quantity AS REAL) * 1000000) AS INTEGER) END AS quantity_micro
+              FROM usage_events WHERE tenant_id = $t)
+        GROUP BY day, category, provider, name, feature
+        """;
+
+    private const string JobsStoredSql = """
+        SELECT job_id, calls || ' ' || billable_calls || ' ' || input_tokens || ' ' || output_tokens || ' ' || cached_input_tokens || ' ' || micro_credits
+               || ' ' || internal_micro_credits || ' ' || first_at || ' ' || last_at
+        FROM usage_jobs WHERE tenant_id = $t
+        """;
+
+    private const string JobsRecomputedSql = """
+        SELECT job_id, COUNT(*) || ' ' || SUM(billable) || ' ' || SUM(CASE WHEN billable = 1 THEN input_tokens ELSE 0 END) || ' ' || SUM(CASE WHEN billable = 1 THEN output_tokens ELSE 0 END)
+               || ' ' || SUM(CASE WHEN billable = 1 THEN cached_input_tokens ELSE 0 END) || ' ' || SUM(CASE WHEN billable = 1 THEN micro_credits ELSE 0 END)
+               || ' ' || SUM(CASE WHEN internal = 1 AND status <> 'failed' THEN micro_credits ELSE 0 END) || ' ' || MIN(occurred_at) || ' ' || MAX(occurred_at)
+        FROM usage_events WHERE tenant_id = $t AND job_id IS NOT NULL GROUP BY job_id
+        """;
+
+    /// <summary>
+    /// The rollups as stored and as recomputed from the tenant's audit records, each row as text by its key,
+    /// for the deep verifier: derived data must equal what it is derived from.
+    /// </summary>
+    public (Dictionary<string, string> Stored, Dictionary<string, string> Recomputed) DailyReconciliation(DbConnection connection, DbTransaction tx, string tenantId) =>
+        (Keyed(connection, tx, tenantId, DailyStoredSql), Keyed(connection, tx, tenantId, DailyRecomputedSql));
+
+    /// <inheritdoc cref="DailyReconciliation"/>
+    public (Dictionary<string, string> Stored, Dictionary<string, string> Recomputed) JobReconciliation(DbConnection connection, DbTransaction tx, string tenantId) =>
+        (Keyed(connection, tx, tenantId, JobsStoredSql), Keyed(connection, tx, tenantId, JobsRecomputedSql));
+
+    private static Dictionary<string, string> Keyed(DbConnection connection, DbTransaction tx, string tenantId, string sql)
+    {
+        using var cmd = ((SqliteConnection)connection).CreateCommand();
+        cmd.Transaction = (SqliteTransaction?)tx;
+        cmd.CommandText = sql;
+        cmd.Parameters.AddWithValue("$t", tenantId);
+        try
+        {
+            using var r = cmd.ExecuteReader();
+            var result = new Dictionary<string, string>(StringComparer.Ordinal);
+            while (r.Read()) result[r.GetString(0)] = r.GetString(1);
+            return result;
+        }
+        catch (SqliteException ex) when (ex.Message.Contains("overflow", StringComparison.OrdinalIgnoreCase))
+        {
+            // SQLite reports an integer SUM past 64 bits only by its message; the features see a typed overflow.
+            throw new OverflowException(ex.Message, ex);
+        }
+    }
+}
