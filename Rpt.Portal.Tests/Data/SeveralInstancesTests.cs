@@ -91,6 +91,29 @@ public sealed class SeveralInstancesTests(PostgresCluster cluster)
         foreach (var h in new[] { a, b }) await h.Get<PostgresChangeRelay>().StopAsync(CancellationToken.None);
     }
 
+    /// <summary>A key revoked on A is refused by B at once, though B had it cached as valid (it would otherwise wait out its 30 s cache).</summary>
+    [Fact]
+    public async Task AKeyRevokedOnOneInstance_IsRefusedByTheOther_WithinTwoSeconds()
+    {
+        var settings = await SharedDatabaseAsync();
+        await using var a = await PortalHarness.StartAsync(settings);
+        await using var b = await PortalHarness.StartAsync(settings);
+        using var stop = new CancellationTokenSource();
+        foreach (var h in new[] { a, b }) await h.Get<PostgresChangeRelay>().StartAsync(stop.Token);
+        await a.CreateTenantAsync("acme");
+        var created = await a.Get<Rpt.Portal.Api.ApiKeyService>().TryCreateAsync("acme", "ci", Rpt.Portal.Api.ApiScopes.Read | Rpt.Portal.Api.ApiScopes.Ingest);
+        var keysB = b.Get<Rpt.Portal.Api.ApiKeyService>();
+        Assert.NotNull(await keysB.AuthenticateAsync(created.Secret!)); // B now holds it in its cache as valid
+        await Task.Delay(300); // both listening
+
+        Assert.True(await a.Get<Rpt.Portal.Api.ApiKeyService>().RevokeAsync("acme", created.Key!.Id));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (await keysB.AuthenticateAsync(created.Secret!) is not null && clock.Elapsed < TimeSpan.FromSeconds(2)) await Task.Delay(50);
+        Assert.Null(await keysB.AuthenticateAsync(created.Secret!));
+        await stop.CancelAsync();
+        foreach (var h in new[] { a, b }) await h.Get<PostgresChangeRelay>().StopAsync(CancellationToken.None);
+    }
+
     [Fact]
     public async Task TwoInstancesFlushingAtOnce_WriteEachEventIntoTheLedgerOnce()
     {

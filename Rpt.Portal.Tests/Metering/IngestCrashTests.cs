@@ -1,10 +1,7 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using System.Text.Json.Nodes;
-using Microsoft.Data.Sqlite;
 
 namespace Rpt.Portal.Tests.Metering;
 
@@ -17,7 +14,7 @@ namespace Rpt.Portal.Tests.Metering;
 public class IngestCrashTests : IDisposable
 {
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "rpt-crash-" + Guid.NewGuid().ToString("N")[..8]);
-    private Process? _server;
+    private PortalProcess? _server;
 
     public IngestCrashTests()
     {
@@ -28,59 +25,14 @@ public class IngestCrashTests : IDisposable
     /// <summary>The database of the engine under test (test.sh runs this test on both).</summary>
     private readonly Dictionary<string, string?> _database;
 
-    private Dictionary<string, string?> Environment => new(_database.Select(s => KeyValuePair.Create(s.Key.Replace(":", "__"), s.Value)))
-    {
-        ["ASPNETCORE_ENVIRONMENT"] = "Production",
-        ["Rpt__Api__RequestsPerSecond"] = "1000000",
-        ["Rpt__Api__Burst"] = "1000000",
-        ["Logging__LogLevel__Default"] = "Warning",
-    };
-
-    private static string Dll => Path.Combine(AppContext.BaseDirectory, "Rpt.Portal.dll");
-
-    private ProcessStartInfo Start(params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = AppContext.BaseDirectory, RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Dll);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        foreach (var (k, v) in Environment) psi.Environment[k] = v;
-        return psi;
-    }
-
-    private async Task<Process> LaunchAsync(Uri address)
-    {
-        var process = Process.Start(Start("--urls", address.ToString().TrimEnd('/')))!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        using var probe = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(2) };
-        for (var i = 0; i < 600; i++)
-        {
-            try
-            {
-                if ((await probe.GetAsync("/v1/plans")).IsSuccessStatusCode) return process;
-            }
-            catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { }
-            Assert.False(process.HasExited, "the server exited while starting");
-            await Task.Delay(50);
-        }
-        throw new TimeoutException("the server did not answer within 30 s");
-    }
+    private Dictionary<string, string> Environment => PortalProcess.Environment(_database);
 
     [Fact]
     public async Task KilledAtRandomMomentsOfIngestion_LosesNothing_AndCountsNothingTwice()
     {
-        var port = FreePort();
-        var address = new Uri($"http://127.0.0.1:{port}");
-        _server = await LaunchAsync(address);
-        using (var cli = Process.Start(Start("tenants", "create", "--name", "Crash Co", "--id", "crash", "--plan", "enterprise"))!)
-        {
-            var output = await cli.StandardOutput.ReadToEndAsync();
-            await cli.WaitForExitAsync();
-            Assert.True(cli.ExitCode == 0, output + await cli.StandardError.ReadToEndAsync());
-            Key = output.Split('\n').First(l => l.StartsWith("api_key: ", StringComparison.Ordinal))["api_key: ".Length..].Trim();
-        }
+        var address = new Uri($"http://127.0.0.1:{PortalProcess.FreePort()}");
+        _server = await PortalProcess.StartAsync(Environment, address);
+        Key = PortalProcess.Field(await PortalProcess.RunCommandAsync(Environment, "tenants", "create", "--name", "Crash Co", "--id", "crash", "--plan", "enterprise"), "api_key");
 
         const int Rounds = 6, Workers = 4, BatchSize = 250;
         var sent = new System.Collections.Concurrent.ConcurrentDictionary<string, byte>();
@@ -121,10 +73,9 @@ public class IngestCrashTests : IDisposable
         {
             await Task.Delay(random.Next(300, 1_500));
             var before = sent.Count;
-            _server.Kill(entireProcessTree: true); // SIGKILL: no shutdown, no flush, mid-commit or mid-answer
-            await _server.WaitForExitAsync();
+            await _server.DisposeAsync(); // SIGKILL: no shutdown, no flush, mid-commit or mid-answer
             kills.Add($"round {round + 1}: killed with {before:N0} ids sent");
-            _server = await LaunchAsync(address);
+            _server = await PortalProcess.StartAsync(Environment, address);
         }
         await Task.Delay(1_000);
         await stop.CancelAsync();
@@ -159,18 +110,11 @@ public class IngestCrashTests : IDisposable
         return dir;
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
     public void Dispose()
     {
         try
         {
-            if (_server is { HasExited: false }) _server.Kill(entireProcessTree: true);
+            _server?.DisposeAsync().AsTask().GetAwaiter().GetResult();
         }
         catch (InvalidOperationException) { }
         try { Directory.Delete(_dir, true); } catch (IOException) { }

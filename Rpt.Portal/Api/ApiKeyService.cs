@@ -1,3 +1,4 @@
+using Rpt.Portal.Tenants;
 using Rpt.Portal.Plans;
 using System.Threading.Channels;
 using Microsoft.EntityFrameworkCore;
@@ -18,7 +19,9 @@ public sealed record ApiKeyCreated(string? Secret, string? Error, ApiKey? Key = 
 /// Creates, authenticates and revokes API keys. Authentication is cached briefly so the hot ingestion
 /// path does not read the key table per request; the cache holds at most <see cref="CacheEntries"/> keys,
 /// valid or not, so forged keys can neither grow memory nor reach the database more than once each per
-/// <see cref="CacheFor"/>. A revocation in this process takes effect at once, in another within CacheFor.
+/// <see cref="CacheFor"/>. A revocation takes effect at once in this process and, through <see cref="TenantChanges"/>'
+/// relay, in every other instance on the database as soon as its notification arrives (on PostgreSQL, well within a
+/// second); CacheFor bounds it when a notification is lost, and for a revocation made by the command line.
 /// </summary>
 public sealed class ApiKeyService : IDisposable
 {
@@ -28,15 +31,24 @@ public sealed class ApiKeyService : IDisposable
     private readonly IDbContextFactory<ApplicationDbContext> _dbFactory;
     private readonly TimeProvider _time;
     private readonly MemoryCache _cache;
+    private readonly TenantChanges? _changes;
+    private readonly IDisposable? _revocations;
     private readonly Dictionary<Guid, DateTimeOffset> _touched = new();
     private readonly Channel<(Guid KeyId, DateTimeOffset At)> _uses =
         Channel.CreateBounded<(Guid, DateTimeOffset)>(new BoundedChannelOptions(1_000) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
 
-    public ApiKeyService(IDbContextFactory<ApplicationDbContext> dbFactory, TimeProvider time)
+    public ApiKeyService(IDbContextFactory<ApplicationDbContext> dbFactory, TimeProvider time, TenantChanges? changes = null)
     {
         _dbFactory = dbFactory;
         _time = time;
         _cache = new MemoryCache(new MemoryCacheOptions { SizeLimit = CacheEntries, Clock = new CacheClock(time) });
+        _changes = changes;
+        // Revocations are rare: forgetting every cached key costs one read per key in use, and needs no index of hashes by tenant.
+        _revocations = changes?.SubscribeOnEveryInstance((change, _) =>
+        {
+            if (change == TenantChange.ApiKeyRevoked) _cache.Clear();
+            return Task.CompletedTask;
+        });
     }
 
     /// <summary>Entries in the authentication cache, for the test that forged keys stay bounded.</summary>
@@ -105,6 +117,7 @@ public sealed class ApiKeyService : IDisposable
         key.Revoke(_time.GetUtcNow());
         await db.SaveChangesAsync(cancellationToken);
         _cache.Remove(key.Hash);
+        _changes?.Publish(TenantChange.ApiKeyRevoked, tenantId ?? "");
         return true;
     }
 
@@ -123,6 +136,7 @@ public sealed class ApiKeyService : IDisposable
 
     public void Dispose()
     {
+        _revocations?.Dispose();
         _uses.Writer.TryComplete();
         _cache.Dispose();
     }

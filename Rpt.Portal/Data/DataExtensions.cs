@@ -86,6 +86,7 @@ public static class DataExtensions
         {
             throw new StorageSettingException($"ConnectionStrings:Rpt: the {database.Engine} database at {database.Describe()} cannot be opened: {ex.GetBaseException().Message.ReplaceLineEndings(" ")}", ex);
         }
+        await using (await database.HoldStartupLockAsync(cancellationToken))
         await using (var db = await services.GetRequiredService<IDbContextFactory<ApplicationDbContext>>().CreateDbContextAsync(cancellationToken))
         {
             await db.Database.MigrateAsync(cancellationToken);

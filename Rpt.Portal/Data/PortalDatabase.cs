@@ -30,6 +30,19 @@ public abstract class PortalDatabase
     /// <summary>What the engine needs once the schema is migrated (SQLite: WAL, a property of the file).</summary>
     public virtual void AfterMigrate() { }
 
+    /// <summary>
+    /// Held while an instance migrates and seeds the database at start-up, so that instances started together
+    /// (a deployment) migrate it once, one after the other: the second finds nothing left to do. SQLite: nothing
+    /// to hold (one machine; its migrations lock the file themselves).
+    /// </summary>
+    public virtual ValueTask<IAsyncDisposable> HoldStartupLockAsync(CancellationToken cancellationToken) => ValueTask.FromResult<IAsyncDisposable>(NothingHeld.Instance);
+
+    private sealed class NothingHeld : IAsyncDisposable
+    {
+        public static readonly NothingHeld Instance = new();
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+
     /// <summary>Where this database is, for messages: a file, or a host and database (never a password).</summary>
     public abstract string Describe();
 

@@ -17,6 +17,8 @@ public enum TenantChange
     BillingChanged,
     /// <summary>An alert fired (Alerts).</summary>
     AlertFired,
+    /// <summary>An API key was revoked (Api); the tenant is "" for a platform key. Every instance forgets what it cached.</summary>
+    ApiKeyRevoked,
 }
 
 /// <summary>
@@ -46,6 +48,19 @@ public sealed class TenantChanges(ILogger<TenantChanges> logger)
         return new Subscription(() => _everyTenant.TryRemove(id, out _));
     }
 
+    /// <summary>
+    /// Listens to the changes of every tenant made on any instance, this one's and, through the relay, the others'
+    /// (what each instance must do for itself, such as forgetting a revoked key it cached).
+    /// </summary>
+    public IDisposable SubscribeOnEveryInstance(Func<TenantChange, IReadOnlyCollection<string>, Task> callback)
+    {
+        var id = Guid.NewGuid();
+        _everyInstance[id] = callback;
+        return new Subscription(() => _everyInstance.TryRemove(id, out _));
+    }
+
+    private readonly ConcurrentDictionary<Guid, Func<TenantChange, IReadOnlyCollection<string>, Task>> _everyInstance = new();
+
     public void Publish(TenantChange change, string tenantId) => Publish(change, [tenantId]);
 
     /// <summary>Tells this instance's listeners, and (through the relay, when several instances share the database) every other instance's pages.</summary>
@@ -74,9 +89,10 @@ public sealed class TenantChanges(ILogger<TenantChanges> logger)
 
     private void Dispatch(TenantChange change, IReadOnlyCollection<string> tenantIds, bool everyTenant)
     {
-        if (_subscribers.IsEmpty && (!everyTenant || _everyTenant.IsEmpty)) return;
+        if (_subscribers.IsEmpty && _everyInstance.IsEmpty && (!everyTenant || _everyTenant.IsEmpty)) return;
         ThreadPool.QueueUserWorkItem(_ =>
         {
+            foreach (var callback in _everyInstance.Values) _ = Run(() => callback(change, tenantIds), change, null);
             if (everyTenant)
                 foreach (var callback in _everyTenant.Values) _ = Run(() => callback(change, tenantIds), change, null);
             foreach (var (tenant, callback) in _subscribers.Values)

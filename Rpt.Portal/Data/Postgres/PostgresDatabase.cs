@@ -39,6 +39,12 @@ public sealed class PostgresDatabase : PortalDatabase, IDisposable
 
     public NpgsqlConnection OpenNpgsql() => DataSource.OpenConnection();
 
+    /// <summary>A session advisory lock (DistributedLock.Postgres) on a connection of its own, waited for up to 10 minutes.</summary>
+    public override async ValueTask<IAsyncDisposable> HoldStartupLockAsync(CancellationToken cancellationToken) =>
+        await new Medallion.Threading.Postgres.PostgresDistributedLock(
+                new Medallion.Threading.Postgres.PostgresAdvisoryLockKey("rpt-startup:migrate", allowHashing: true), DataSource, o => o.UseMultiplexing(false))
+            .AcquireAsync(TimeSpan.FromMinutes(10), cancellationToken);
+
     public override DbTransaction BeginRead(DbConnection connection) => connection.BeginTransaction(IsolationLevel.RepeatableRead);
 
     public override string Describe() => $"{Host}:{Port}/{Name}";

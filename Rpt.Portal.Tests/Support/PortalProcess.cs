@@ -1,0 +1,127 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace Rpt.Portal.Tests.Support;
+
+/// <summary>
+/// The real portal as a process of its own (the test's build of Rpt.Portal.dll, Production, the settings given as
+/// environment variables), as an operator runs it: started on a loopback port and awaited until it answers, or run as
+/// an operator command. Killed with SIGKILL when disposed.
+/// </summary>
+public sealed class PortalProcess : IAsyncDisposable
+{
+    private readonly StringBuilder _log = new();
+
+    private PortalProcess(Uri address, Process process)
+    {
+        Address = address;
+        Process = process;
+    }
+
+    public Uri Address { get; }
+    public Process Process { get; }
+
+    /// <summary>What the process wrote (warnings and errors: Production logs at Warning), for a failure's message.</summary>
+    public string Log
+    {
+        get { lock (_log) return _log.ToString(); }
+    }
+
+    private static string Dll => Path.Combine(AppContext.BaseDirectory, "Rpt.Portal.dll");
+
+    /// <summary>Settings such as "ConnectionStrings:Rpt", as the environment variables a container would carry.</summary>
+    public static Dictionary<string, string> Environment(IReadOnlyDictionary<string, string?> settings)
+    {
+        var env = new Dictionary<string, string>
+        {
+            ["ASPNETCORE_ENVIRONMENT"] = "Production",
+            ["Rpt__Api__RequestsPerSecond"] = "1000000",
+            ["Rpt__Api__Burst"] = "1000000",
+            ["Logging__LogLevel__Default"] = "Warning",
+        };
+        foreach (var (k, v) in settings) env[k.Replace(":", "__")] = v ?? "";
+        return env;
+    }
+
+    private static ProcessStartInfo StartInfo(IReadOnlyDictionary<string, string> environment, IEnumerable<string> args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = AppContext.BaseDirectory, RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(Dll);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in environment) psi.Environment[k] = v;
+        return psi;
+    }
+
+    /// <summary>Starts the server on <paramref name="address"/> (a free loopback port when null) and returns once it answers (at most 60 s).</summary>
+    public static async Task<PortalProcess> StartAsync(IReadOnlyDictionary<string, string> environment, Uri? address = null)
+    {
+        address ??= new Uri($"http://127.0.0.1:{FreePort()}");
+        var process = Process.Start(StartInfo(environment, ["--urls", address.ToString().TrimEnd('/')]))!;
+        var portal = new PortalProcess(address, process);
+        process.OutputDataReceived += (_, e) => portal.Append(e.Data);
+        process.ErrorDataReceived += (_, e) => portal.Append(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        using var probe = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(2) };
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            try
+            {
+                if ((await probe.GetAsync("/healthz")).IsSuccessStatusCode) return portal;
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { }
+            if (process.HasExited) throw new InvalidOperationException($"the portal exited while starting ({process.ExitCode}):\n{portal.Log}");
+            await Task.Delay(50);
+        }
+        await portal.DisposeAsync();
+        throw new TimeoutException($"the portal did not answer within 60 s:\n{portal.Log}");
+    }
+
+    /// <summary>Runs an operator command to its end; its standard output, or a failure with what it printed.</summary>
+    public static async Task<string> RunCommandAsync(IReadOnlyDictionary<string, string> environment, params string[] args)
+    {
+        using var cli = Process.Start(StartInfo(environment, args))!;
+        var output = cli.StandardOutput.ReadToEndAsync();
+        var error = cli.StandardError.ReadToEndAsync();
+        await cli.WaitForExitAsync();
+        if (cli.ExitCode != 0) throw new InvalidOperationException($"`{string.Join(' ', args)}` exited {cli.ExitCode}: {await error}{await output}");
+        return await output;
+    }
+
+    /// <summary>The value of a "name: value" line an operator command printed.</summary>
+    public static string Field(string output, string name) =>
+        output.Split('\n').First(l => l.StartsWith(name + ": ", StringComparison.Ordinal))[(name.Length + 2)..].Trim();
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null) return;
+        lock (_log)
+        {
+            if (_log.Length < 200_000) _log.AppendLine(line);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            if (!Process.HasExited)
+            {
+                Process.Kill(entireProcessTree: true);
+                await Process.WaitForExitAsync();
+            }
+        }
+        catch (InvalidOperationException) { }
+        Process.Dispose();
+    }
+}
