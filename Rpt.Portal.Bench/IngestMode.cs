@@ -20,6 +20,9 @@ public static class IngestMode
         var batch = (int)options.Long("batch", 1_000);
         var concurrency = (int)options.Long("concurrency", 8);
         var idsOption = options.Text("ids") ?? "random";
+        var instances = (int)options.Long("instances", 1);
+        if (instances is < 1 or > 8) throw new ArgumentException($"--instances must be 1 to 8 (got {instances})");
+        if (instances > 1 && PortalServer.Provider != "postgres") throw new ArgumentException("--instances above 1 needs --provider postgres: instances share one PostgreSQL database");
         IdKind[] kinds = idsOption switch
         {
             "random" => [IdKind.Random],
@@ -32,7 +35,7 @@ public static class IngestMode
         var rates = new Dictionary<IdKind, IReadOnlyList<double>>();
         foreach (var kind in kinds)
         {
-            var (passed, perMillion) = await RunOneAsync(kind, events, batch, concurrency, options.Flag("restart"), options.Flag("keep"));
+            var (passed, perMillion) = await RunOneAsync(kind, events, batch, concurrency, options.Flag("restart"), options.Flag("keep"), instances);
             ok &= passed;
             rates[kind] = perMillion;
         }
@@ -50,16 +53,25 @@ public static class IngestMode
 
     private static string Cell(IReadOnlyList<double> r, int i) => i < r.Count ? r[i].ToString("N0", CultureInfo.InvariantCulture) : "";
 
-    private static async Task<(bool Ok, IReadOnlyList<double> PerMillion)> RunOneAsync(IdKind kind, long events, int batch, int concurrency, bool restart, bool keep)
+    private static async Task<(bool Ok, IReadOnlyList<double> PerMillion)> RunOneAsync(IdKind kind, long events, int batch, int concurrency, bool restart, bool keep,
+        int instances = 1)
     {
         Console.WriteLine();
-        Console.WriteLine($"== {(kind == IdKind.Random ? "random UUIDs (events and jobs)" : "sequential ids (call_0, call_1, …)")}: {events:N0} events in batches of {batch:N0} from {concurrency} concurrent clients");
+        Console.WriteLine($"== {(kind == IdKind.Random ? "random UUIDs (events and jobs)" : "sequential ids (call_0, call_1, …)")}: {events:N0} events in batches of {batch:N0} from {concurrency} concurrent clients"
+                          + (instances > 1 ? $", spread over {instances} instances on one database" : ""));
         await using var server = await PortalServer.StartAsync(keep);
+        var others = new List<PortalServer>();
+        for (var i = 1; i < instances; i++) others.Add(await server.StartAnotherInstanceAsync());
         var key = await server.CreateTenantAsync("bench", "enterprise");
         using var http = Client(server, key, concurrency);
+        var clients = others.Select(o => Client(o, key, concurrency)).Prepend(http).ToList();
         var prices = await Workload.LoadPricesAsync(http);
         var memory = new MemorySampler(server.Pid);
-        var ingest = await Workload.IngestAsync(http, events, batch, concurrency, prices, ids: kind);
+        var ingest = await Workload.IngestAsync(http, events, batch, concurrency, prices, ids: kind, instances: clients);
+        foreach (var (o, i) in others.Select((o, i) => (o, i)))
+            Console.WriteLine($"  instance {i + 2} peak memory (VmHWM): {Machine.PeakRss(o.Pid) / 1048576.0:N0} MiB");
+        foreach (var c in clients.Skip(1)) c.Dispose();
+        foreach (var o in others) await o.DisposeAsync();
         Console.WriteLine($"  events/s:        {ingest.EventsPerSecond:N0} ({ingest.Accepted:N0} accepted in {ingest.Elapsed.TotalSeconds:0.0} s)");
         Console.WriteLine($"  batch latency:   p50 {ingest.Latency.P50:0.0} ms, p99 {ingest.Latency.P99:0.0} ms, max {ingest.Latency.Max:0.0} ms");
         var perMillion = ingest.RatePerMillion;

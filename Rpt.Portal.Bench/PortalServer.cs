@@ -84,6 +84,15 @@ public sealed class PortalServer : IAsyncDisposable
         return process;
     }
 
+    /// <summary>Another instance of the server on the same database (PostgreSQL), on its own port.</summary>
+    public async Task<PortalServer> StartAnotherInstanceAsync()
+    {
+        var baseAddress = new Uri($"http://127.0.0.1:{FreePort()}");
+        var process = await LaunchAsync(_dll, _env, baseAddress);
+        Console.WriteLine($"server: pid {process.Id} at {baseAddress}, the same database");
+        return new PortalServer(process, _dll, _env, _dataDir, baseAddress, keep: true);
+    }
+
     /// <summary>
     /// Kills the server (SIGKILL: no shutdown of any kind) and starts it again on the same database and address;
     /// returns when the new process answers HTTP. The caller measures when ingestion is accepted again.

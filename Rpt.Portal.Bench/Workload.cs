@@ -58,8 +58,11 @@ public static class Workload
     /// <param name="acked">Called after each acknowledged batch with what the batch must cost, in µcr.</param>
     /// <param name="ids">Random UUIDs for events and jobs (the default of every mode: what real clients send), or sequential names.</param>
     public static async Task<IngestRun> IngestAsync(HttpClient http, long events, int batchSize, int concurrency, PriceSheet prices,
-        DateTimeOffset? from = null, string idPrefix = "call_", Action<long>? acked = null, CancellationToken stop = default, IdKind ids = IdKind.Random)
+        DateTimeOffset? from = null, string idPrefix = "call_", Action<long>? acked = null, CancellationToken stop = default, IdKind ids = IdKind.Random,
+        IReadOnlyList<HttpClient>? instances = null)
     {
+        // With several instances, client w sends to instance w mod n: the load split evenly, as a load balancer would.
+        instances ??= [http];
         // A job's id is the same for its 25 calls: a UUID derived from the job's number and this run's salt.
         var salt = Guid.NewGuid().ToByteArray();
         var now = DateTimeOffset.UtcNow;
@@ -126,7 +129,7 @@ public static class Workload
                 using var content = new ReadOnlyMemoryContent(buffer.WrittenMemory);
                 content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
                 var started = Stopwatch.GetTimestamp();
-                using var response = await http.PostAsync("/v1/usage/events", content);
+                using var response = await instances[w % instances.Count].PostAsync("/v1/usage/events", content);
                 var body = await response.Content.ReadAsByteArrayAsync();
                 mine.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
                 if (!response.IsSuccessStatusCode)

@@ -26,6 +26,9 @@ public sealed class WebhooksTests : IAsyncLifetime
     private string _secret = "";
     private readonly ConcurrentQueue<(string Id, long Timestamp, bool SignatureValid, string Body, int Answered)> _received = new();
     private readonly ConcurrentQueue<string> _raw = new();
+    private readonly TaskCompletionSource _releaseSlow = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly ConcurrentQueue<string> _fast = new();
+    private int _slowCalls;
 
     public async Task InitializeAsync()
     {
@@ -47,11 +50,67 @@ public sealed class WebhooksTests : IAsyncLifetime
             _received.Enqueue((id, ts, valid, body, status));
             http.Response.StatusCode = status;
         });
+
+        // An endpoint that takes its time: it answers only when the test lets it (or after 30 s).
+        _receiver.MapPost("/slow", async (HttpContext http) =>
+        {
+            Interlocked.Increment(ref _slowCalls);
+            await Task.WhenAny(_releaseSlow.Task, Task.Delay(TimeSpan.FromSeconds(30)));
+            http.Response.StatusCode = 204;
+        });
+        _receiver.MapPost("/fast", (HttpContext http) =>
+        {
+            _fast.Enqueue(http.Request.Headers["webhook-id"].ToString());
+            return Results.NoContent();
+        });
         await _receiver.StartAsync();
         _url = _receiver.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/hook";
     }
 
-    public async Task DisposeAsync() => await _receiver.DisposeAsync();
+    /// <summary>Until the receiver has had <paramref name="count"/> calls (at most 5 s), and a moment for the sender to record the last.</summary>
+    private async Task ReceivedAsync(int count)
+    {
+        for (var i = 0; i < 100 && _received.Count < count; i++) await Task.Delay(50);
+        await Task.Delay(150);
+        Assert.True(_received.Count >= count, $"the endpoint had {_received.Count} calls, not {count}, within 5 s");
+    }
+
+    public async Task DisposeAsync()
+    {
+        _releaseSlow.TrySetResult();
+        await _receiver.DisposeAsync();
+    }
+
+    /// <summary>
+    /// One endpoint that hangs while another answers at once: the fast one gets every message at once, though the slow
+    /// one still holds its first call; and the event that emits them does not wait for either.
+    /// </summary>
+    [Fact]
+    public async Task ASlowEndpoint_DelaysOnlyItsOwnMessages()
+    {
+        await using var h = await PortalHarness.StartAsync(new Dictionary<string, string?> { ["Rpt:Webhooks:AllowPrivateNetworks"] = "true" });
+        await h.CreateTenantAsync("acme", "professional");
+        var webhooks = h.Get<Webhooks>();
+        var root = _url[..^"/hook".Length];
+        Assert.Null((await webhooks.CreateEndpointAsync("acme", root + "/slow")).Error);
+        Assert.Null((await webhooks.CreateEndpointAsync("acme", root + "/fast")).Error);
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        for (var i = 0; i < 3; i++) await webhooks.EnqueueAsync("acme", "plan.changed", new { n = i });
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"emitting 3 events waited {clock.ElapsedMilliseconds} ms for the endpoints");
+        while (_fast.Count < 3 && clock.Elapsed < TimeSpan.FromSeconds(5)) await Task.Delay(20);
+        Assert.Equal(3, _fast.Count); // all three, while the slow endpoint still holds the first
+        Assert.Equal(1, Volatile.Read(ref _slowCalls)); // its own messages wait behind it, in order
+        Assert.False(_releaseSlow.Task.IsCompleted);
+
+        _releaseSlow.TrySetResult();
+        while (Volatile.Read(ref _slowCalls) < 3 && clock.Elapsed < TimeSpan.FromSeconds(15))
+        {
+            await webhooks.DeliverDueAsync();
+            await Task.Delay(50);
+        }
+        Assert.Equal(3, Volatile.Read(ref _slowCalls));
+    }
 
     [Fact]
     public async Task AThresholdCrossed_IsDeliveredOnce_WithTheSameWebhookIdOnEveryRetry_AndEveryAttemptLogged()
@@ -73,7 +132,9 @@ public sealed class WebhooksTests : IAsyncLifetime
         await h.FlushAsync();
 
         var fired = Assert.Single(await h.Get<EvaluateAlerts>().ExecuteAsync("acme"));
-        Assert.Single(_received); // the first attempt at once: 500
+        // The first attempt is made at once, beside the evaluation (which does not wait for it): 500.
+        await ReceivedAsync(1);
+        Assert.Single(_received);
         h.Time.Advance(TimeSpan.FromSeconds(5));
         await h.Get<Webhooks>().DeliverDueAsync(); // 500
         h.Time.Advance(TimeSpan.FromMinutes(4));
@@ -182,6 +243,7 @@ public sealed class WebhooksTests : IAsyncLifetime
         await gateway.CompleteCheckoutAsync(pack.RedirectUrl!.Split('/')[^1], "acme", default);
         var upgrade = await h.Get<Rpt.Portal.Billing.StartPlanChange>().ExecuteAsync("acme", Rpt.Portal.Tenants.PortalRoles.Owner, "business", baseUri);
         await gateway.CompleteCheckoutAsync(upgrade.RedirectUrl!.Split('/')[^1], "acme", default);
+        await ReceivedAsync(2); // delivered beside the payment, which does not wait for the endpoint
 
         var second = await h.Get<Webhooks>().CreateEndpointAsync("acme", _url + "?second");
         _secret = second.Secret!; // each endpoint signs with its own secret

@@ -114,6 +114,29 @@ public sealed class SeveralInstancesTests(PostgresCluster cluster)
         foreach (var h in new[] { a, b }) await h.Get<PostgresChangeRelay>().StopAsync(CancellationToken.None);
     }
 
+    /// <summary>Stripe retries a webhook, and a load balancer may hand the two deliveries to two instances at the same moment.</summary>
+    [Fact]
+    public async Task AStripeEventDeliveredToTwoInstancesAtOnce_IsAppliedByOne_AndFoundAppliedByTheOther()
+    {
+        var settings = await SharedDatabaseAsync();
+        await using var a = await PortalHarness.StartAsync(settings);
+        await using var b = await PortalHarness.StartAsync(settings);
+        await a.CreateTenantAsync("acme");
+        for (var i = 0; i < 5; i++)
+        {
+            var session = StripeWire.CheckoutSession($"cs_twice_{i}", "acme", "cus_acme", $"sub_twice_{i}", "professional");
+            session["mode"] = "payment";
+            session["metadata"] = new System.Text.Json.Nodes.JsonObject { ["tenant_id"] = "acme", ["kind"] = "top_up", ["pack"] = "topup_5k" };
+            var json = StripeWire.Event($"evt_twice_{i}", "checkout.session.completed", session, DateTimeOffset.UtcNow);
+            var results = await Task.WhenAll(
+                Task.Run(() => a.Get<Rpt.Portal.Billing.BillingEvents>().ReceiveAsync(json)),
+                Task.Run(() => b.Get<Rpt.Portal.Billing.BillingEvents>().ReceiveAsync(json)));
+            Assert.Equal([Rpt.Portal.Billing.StripeEventStatus.Processed, Rpt.Portal.Billing.StripeEventStatus.AlreadyProcessed], results.Select(r => r.Status).Order());
+            Assert.Equal(1, a.Scalar($"SELECT COUNT(*) FROM ledger_entries WHERE idempotency_key = 'stripe:checkout:cs_twice_{i}'"));
+            Assert.Contains("granted", results.Single(r => r.Status == Rpt.Portal.Billing.StripeEventStatus.Processed).Outcome);
+        }
+    }
+
     [Fact]
     public async Task TwoInstancesFlushingAtOnce_WriteEachEventIntoTheLedgerOnce()
     {

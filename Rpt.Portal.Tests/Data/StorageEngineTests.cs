@@ -108,15 +108,56 @@ public sealed class StorageEngineTests(PostgresCluster cluster)
     [InlineData("Postgres", "Data Source=x.db", "ConnectionStrings:Rpt is not a PostgreSQL connection string (Rpt:Data:Provider is Postgres)")]
     [InlineData("Sqlite", "Host=db;Database=rpt", "ConnectionStrings:Rpt is not a SQLite connection string (Rpt:Data:Provider is Sqlite)")]
     [InlineData("Postgres", "Host=127.0.0.1;Port=1;Database=rpt;Username=rpt;Timeout=3", "ConnectionStrings:Rpt: the Postgres database at 127.0.0.1:1/rpt cannot be opened")]
-    public async Task AStorageSettingThatCannotWork_StopsStartUp_WithOneLineNamingIt(string provider, string connectionString, string expected)
+    public Task AStorageSettingThatCannotWork_StopsStartUp_WithOneLineNamingIt(string provider, string connectionString, string expected) =>
+        StartUpRefusedAsync(new() { ["Rpt__Data__Provider"] = provider, ["ConnectionStrings__Rpt"] = connectionString }, expected);
+
+    /// <summary>Hostile or mistaken values of the keys' certificate and of the instance's name: one line naming the setting, never a stack trace.</summary>
+    [Theory]
+    [InlineData("missing", "Rpt:Data:KeysCertificate (")]
+    [InlineData("garbage", "Rpt:Data:KeysCertificate (")]
+    [InlineData("wrong-password", "Rpt:Data:KeysCertificate (")]
+    [InlineData("instance-name", "Rpt:InstanceName must be 1 to 64 letters, digits")]
+    public async Task AKeysCertificateOrInstanceNameThatCannotWork_StopsStartUp_WithOneLineNamingIt(string what, string expected)
     {
         var dir = PortalHarness.NewDirectory();
+        var env = new Dictionary<string, string> { ["ConnectionStrings__Rpt"] = $"Data Source={Path.Combine(dir, "rpt.db")}" };
+        switch (what)
+        {
+            case "missing":
+                env["Rpt__Data__KeysCertificate"] = Path.Combine(dir, "no-such.pfx");
+                break;
+            case "garbage":
+                var garbage = Path.Combine(dir, "garbage.pfx");
+                await File.WriteAllBytesAsync(garbage, System.Security.Cryptography.RandomNumberGenerator.GetBytes(4096));
+                env["Rpt__Data__KeysCertificate"] = garbage;
+                break;
+            case "wrong-password":
+                using (var rsa = System.Security.Cryptography.RSA.Create(2048))
+                {
+                    var request = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=rpt-keys", rsa,
+                        System.Security.Cryptography.HashAlgorithmName.SHA256, System.Security.Cryptography.RSASignaturePadding.Pkcs1);
+                    using var cert = request.CreateSelfSigned(DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddYears(1));
+                    var pfx = Path.Combine(dir, "keys.pfx");
+                    await File.WriteAllBytesAsync(pfx, cert.Export(System.Security.Cryptography.X509Certificates.X509ContentType.Pfx, "the-right-one"));
+                    env["Rpt__Data__KeysCertificate"] = pfx;
+                    env["Rpt__Data__KeysCertificatePassword"] = "a-wrong-one";
+                }
+                break;
+            default:
+                env["Rpt__InstanceName"] = "portal a; DROP TABLE tenants\n" + new string('x', 100);
+                break;
+        }
+        await StartUpRefusedAsync(env, expected, dir);
+    }
+
+    private static async Task StartUpRefusedAsync(Dictionary<string, string> settings, string expected, string? dir = null)
+    {
+        dir ??= PortalHarness.NewDirectory();
         var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { WorkingDirectory = AppContext.BaseDirectory, RedirectStandardOutput = true, RedirectStandardError = true };
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Rpt.Portal.dll"));
         psi.ArgumentList.Add("--urls");
         psi.ArgumentList.Add("http://127.0.0.1:0");
-        psi.Environment["Rpt__Data__Provider"] = provider;
-        psi.Environment["ConnectionStrings__Rpt"] = connectionString;
+        foreach (var (k, v) in settings) psi.Environment[k] = v;
         psi.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
         psi.Environment["ASPNETCORE_CONTENTROOT"] = dir;
         using var process = System.Diagnostics.Process.Start(psi)!;
@@ -130,11 +171,11 @@ public sealed class StorageEngineTests(PostgresCluster cluster)
         catch (OperationCanceledException)
         {
             process.Kill(entireProcessTree: true);
-            Assert.Fail($"the portal started with Rpt:Data:Provider={provider} and '{connectionString}': {await stdout}");
+            Assert.Fail($"the portal started with {string.Join(", ", settings.Select(s => $"{s.Key}={s.Value}"))}: {await stdout}");
         }
         var lines = (await stderr).Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(1, process.ExitCode);
-        Assert.Single(lines);
+        Assert.True(lines.Length == 1, $"not one line: {await stderr}");
         Assert.StartsWith("Rpt Portal cannot start: " + expected, lines[0]);
     }
 }

@@ -3,7 +3,6 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
-using System.Text.RegularExpressions;
 using Npgsql;
 
 namespace Rpt.Portal.Tests.Data;
@@ -16,7 +15,7 @@ namespace Rpt.Portal.Tests.Data;
 /// </summary>
 [Collection(PostgresCollection.Name)]
 [Trait("Kind", "Postgres")]
-public sealed partial class TwoProcessesTests(PostgresCluster cluster)
+public sealed class TwoProcessesTests(PostgresCluster cluster)
 {
     private const long MicroCreditsPerCall = 110_880; // 3,200 in + 740 out of gpt-4o-mini
 
@@ -77,6 +76,10 @@ public sealed partial class TwoProcessesTests(PostgresCluster cluster)
             var ledger = JsonNode.Parse(await api.GetStringAsync("/v1/credits/balance"))!["ledger"]!;
             Assert.Equal(sent.Count * MicroCreditsPerCall, (long)ledger["flushed_micro_credits"]! + (long)ledger["unflushed_micro_credits"]!);
         }
+        // Both flush (whoever holds the lease, and a catch-up on either): every event in exactly one consumption entry,
+        // and the chain verifies deep (every entry against the audit records it covers).
+        await WaitFlushedAsync(connection, "bulk", sent.Count);
+        Assert.Contains("bulk: intact", await PortalProcess.RunCommandAsync(env, "ledger", "verify", "--tenant", "bulk", "--deep"));
 
         // 2. A free tenant (1,000 credits, alerts at 50/75/90 % by mail to its owners) crosses thresholds through both.
         using (var toA = Client(a, alertsKey))
@@ -104,16 +107,91 @@ public sealed partial class TwoProcessesTests(PostgresCluster cluster)
         }
 
         // 3. Signed in on A; the cookie opens the dashboard on B, which has never seen this user sign in.
-        var cookie = await SignInAsync(a, "owner@alerts.test", password);
+        using var browserAtA = new HttpClient(new HttpClientHandler { UseCookies = false, AllowAutoRedirect = false }) { BaseAddress = a.Address };
+        var cookie = await SignIn.WithPasswordAsync(browserAtA, "owner@alerts.test", password);
         using var browserAtB = new HttpClient(new HttpClientHandler { UseCookies = false, AllowAutoRedirect = false }) { BaseAddress = b.Address };
         var anonymous = await browserAtB.GetAsync("/");
         Assert.Equal(HttpStatusCode.Redirect, anonymous.StatusCode);
         Assert.Contains("/Account/Login", anonymous.Headers.Location!.ToString());
-        using var signedIn = new HttpRequestMessage(HttpMethod.Get, "/");
-        signedIn.Headers.Add("Cookie", cookie);
-        var dashboard = await browserAtB.SendAsync(signedIn);
+        var dashboard = await SignIn.GetAsync(browserAtB, "/", cookie);
         Assert.Equal(HttpStatusCode.OK, dashboard.StatusCode);
         Assert.Contains("Alerts Co", await dashboard.Content.ReadAsStringAsync());
+    }
+
+    /// <summary>
+    /// The instance holding the background work's leases is killed (SIGKILL) while the other keeps taking usage: the
+    /// other takes the flush over and the usage reaches the ledger within 30 s.
+    /// </summary>
+    [Fact]
+    public async Task TheInstanceDoingTheBackgroundWorkIsKilled_TheOtherFlushesWithin30Seconds()
+    {
+        var connection = await cluster.CreateDatabaseAsync();
+        var envA = PortalProcess.Environment(new Dictionary<string, string?>
+        {
+            ["Rpt:Data:Provider"] = "Postgres", ["ConnectionStrings:Rpt"] = connection + ";Application Name=portal-a",
+        });
+        var envB = PortalProcess.Environment(new Dictionary<string, string?>
+        {
+            ["Rpt:Data:Provider"] = "Postgres", ["ConnectionStrings:Rpt"] = connection + ";Application Name=portal-b",
+        });
+        // A starts first and takes the leases at its first tick; B starts once A holds them.
+        var a = await PortalProcess.StartAsync(envA);
+        try
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (await LeasesHeldByAsync(connection, "portal-a") == 0 && clock.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(200);
+            Assert.True(await LeasesHeldByAsync(connection, "portal-a") > 0, "A took no lease within 30 s of starting");
+            await using var b = await PortalProcess.StartAsync(envB);
+            var key = PortalProcess.Field(await PortalProcess.RunCommandAsync(envB, "tenants", "create", "--name", "Leader Co", "--id", "leader", "--plan", "enterprise"), "api_key");
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            Assert.Equal(0, await LeasesHeldByAsync(connection, "portal-b")); // B waits: A holds them
+
+            await a.DisposeAsync(); // SIGKILL
+            var killed = System.Diagnostics.Stopwatch.StartNew();
+            using var toB = Client(b, key);
+            var body = new { events = Enumerable.Range(0, 500).Select(i => new { id = $"after-{i}", occurred_at = DateTimeOffset.UtcNow, model = "gpt-4o-mini", input_tokens = 3200, output_tokens = 740 }) };
+            Assert.Equal(HttpStatusCode.OK, (await toB.PostAsJsonAsync("/v1/usage/events", body)).StatusCode);
+            await WaitFlushedAsync(connection, "leader", 500, TimeSpan.FromSeconds(30));
+            Assert.True(await LeasesHeldByAsync(connection, "portal-b") > 0);
+            await File.WriteAllTextAsync(Path.Combine(Browser.BrowserFixture.RepositoryRoot(), "artifacts", "leader-killed.txt"),
+                $"the lease holder was killed; the other instance had flushed 500 new events {killed.Elapsed.TotalSeconds:0.0} s later\n");
+        }
+        finally
+        {
+            await a.DisposeAsync();
+        }
+    }
+
+    /// <summary>Session advisory locks (the leases) held by the connections of one instance, by its Application Name.</summary>
+    private static async Task<long> LeasesHeldByAsync(string connection, string instance)
+    {
+        await using var db = new NpgsqlConnection(connection);
+        await db.OpenAsync();
+        await using var cmd = new NpgsqlCommand("""
+            SELECT COUNT(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = @app
+            """, db);
+        cmd.Parameters.AddWithValue("app", instance);
+        return (long)(await cmd.ExecuteScalarAsync())!;
+    }
+
+    /// <summary>Until every one of the tenant's events is in exactly one consumption entry.</summary>
+    private static async Task WaitFlushedAsync(string connection, string tenant, long events, TimeSpan? within = null)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        long flushed = 0;
+        while (clock.Elapsed < (within ?? TimeSpan.FromSeconds(60)))
+        {
+            await using var db = new NpgsqlConnection(connection);
+            await db.OpenAsync();
+            await using var cmd = new NpgsqlCommand("SELECT COALESCE(SUM(event_count), 0) FROM ledger_entries WHERE tenant_id = @t AND kind = 'consumption'", db);
+            cmd.Parameters.AddWithValue("t", tenant);
+            flushed = Convert.ToInt64(await cmd.ExecuteScalarAsync());
+            if (flushed == events) return;
+            Assert.True(flushed < events, $"{flushed} events in consumption entries for {events} sent: some were flushed twice");
+            await Task.Delay(250);
+        }
+        Assert.Fail($"{flushed} of {events} events flushed within {clock.Elapsed.TotalSeconds:0} s");
     }
 
     private static HttpClient Client(PortalProcess portal, string key)
@@ -122,27 +200,4 @@ public sealed partial class TwoProcessesTests(PostgresCluster cluster)
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
         return http;
     }
-
-    /// <summary>The sign-in form as a browser posts it (antiforgery cookie and token included); the identity cookie it sets.</summary>
-    private static async Task<string> SignInAsync(PortalProcess portal, string email, string password)
-    {
-        using var http = new HttpClient(new HttpClientHandler { UseCookies = false, AllowAutoRedirect = false }) { BaseAddress = portal.Address };
-        var form = await http.GetAsync("/Account/Login");
-        var jar = Cookies(form);
-        var fields = HiddenInput().Matches(await form.Content.ReadAsStringAsync())
-            .ToDictionary(m => WebUtility.HtmlDecode(m.Groups[1].Value), m => WebUtility.HtmlDecode(m.Groups[2].Value));
-        fields["Input.Email"] = email;
-        fields["Input.Password"] = password;
-        using var post = new HttpRequestMessage(HttpMethod.Post, "/Account/Login") { Content = new FormUrlEncodedContent(fields) };
-        post.Headers.Add("Cookie", string.Join("; ", jar));
-        var answer = await http.SendAsync(post);
-        Assert.True(answer.StatusCode == HttpStatusCode.Redirect, $"sign-in answered {(int)answer.StatusCode}: {await answer.Content.ReadAsStringAsync()}");
-        return Cookies(answer).Single(c => c.StartsWith(".AspNetCore.Identity.Application=", StringComparison.Ordinal));
-    }
-
-    private static List<string> Cookies(HttpResponseMessage response) =>
-        response.Headers.TryGetValues("Set-Cookie", out var values) ? values.Select(v => v.Split(';')[0]).ToList() : [];
-
-    [GeneratedRegex("<input[^>]*type=\"hidden\"[^>]*name=\"([^\"]+)\"[^>]*value=\"([^\"]*)\"")]
-    private static partial Regex HiddenInput();
 }

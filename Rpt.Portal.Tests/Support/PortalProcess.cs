@@ -31,6 +31,10 @@ public sealed class PortalProcess : IAsyncDisposable
 
     private static string Dll => Path.Combine(AppContext.BaseDirectory, "Rpt.Portal.dll");
 
+    /// <summary>The load balancer (Rpt.Proxy) of the same build as the tests (Debug or Release).</summary>
+    public static string ProxyDll => Path.Combine(Browser.BrowserFixture.RepositoryRoot(), "Rpt.Proxy", "bin",
+        new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name, "net10.0", "Rpt.Proxy.dll");
+
     /// <summary>Settings such as "ConnectionStrings:Rpt", as the environment variables a container would carry.</summary>
     public static Dictionary<string, string> Environment(IReadOnlyDictionary<string, string?> settings)
     {
@@ -45,20 +49,26 @@ public sealed class PortalProcess : IAsyncDisposable
         return env;
     }
 
-    private static ProcessStartInfo StartInfo(IReadOnlyDictionary<string, string> environment, IEnumerable<string> args)
+    private static ProcessStartInfo StartInfo(IReadOnlyDictionary<string, string> environment, IEnumerable<string> args, string? dll = null)
     {
-        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = AppContext.BaseDirectory, RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Dll);
+        dll ??= Dll;
+        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = Path.GetDirectoryName(dll)!, RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(dll);
         foreach (var a in args) psi.ArgumentList.Add(a);
         foreach (var (k, v) in environment) psi.Environment[k] = v;
         return psi;
     }
 
-    /// <summary>Starts the server on <paramref name="address"/> (a free loopback port when null) and returns once it answers (at most 60 s).</summary>
-    public static async Task<PortalProcess> StartAsync(IReadOnlyDictionary<string, string> environment, Uri? address = null)
+    /// <summary>
+    /// Starts the server on <paramref name="address"/> (a free loopback port when null) and returns once
+    /// <paramref name="readyPath"/> answers (at most 60 s). <paramref name="dll"/>: another of the repository's servers
+    /// (the load balancer), from the same build.
+    /// </summary>
+    public static async Task<PortalProcess> StartAsync(IReadOnlyDictionary<string, string> environment, Uri? address = null, string? dll = null,
+        string readyPath = "/healthz")
     {
         address ??= new Uri($"http://127.0.0.1:{FreePort()}");
-        var process = Process.Start(StartInfo(environment, ["--urls", address.ToString().TrimEnd('/')]))!;
+        var process = Process.Start(StartInfo(environment, ["--urls", address.ToString().TrimEnd('/')], dll))!;
         var portal = new PortalProcess(address, process);
         process.OutputDataReceived += (_, e) => portal.Append(e.Data);
         process.ErrorDataReceived += (_, e) => portal.Append(e.Data);
@@ -70,7 +80,7 @@ public sealed class PortalProcess : IAsyncDisposable
         {
             try
             {
-                if ((await probe.GetAsync("/healthz")).IsSuccessStatusCode) return portal;
+                if ((await probe.GetAsync(readyPath)).IsSuccessStatusCode) return portal;
             }
             catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { }
             if (process.HasExited) throw new InvalidOperationException($"the portal exited while starting ({process.ExitCode}):\n{portal.Log}");

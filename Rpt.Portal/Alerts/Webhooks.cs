@@ -294,7 +294,11 @@ public sealed class Webhooks(IDbContextFactory<ApplicationDbContext> dbFactory, 
     public Task<IReadOnlyList<string>> TestEndpointAsync(string tenantId, long endpointId, CancellationToken ct = default) =>
         EnqueueAsync(tenantId, "alert.triggered", new { test = true, message = "TEST — a test message from Rpt Portal's Alerts page." }, ct, endpointId);
 
-    /// <summary>Writes one message per enabled endpoint of the tenant, then makes the first attempt at once.</summary>
+    /// <summary>
+    /// Writes one message per enabled endpoint of the tenant, then makes the first attempts at once without waiting
+    /// for them (an alert or a payment never waits for a customer's endpoint), except for a test send to one endpoint,
+    /// whose result its page shows.
+    /// </summary>
     public async Task<IReadOnlyList<string>> EnqueueAsync(string tenantId, string type, object data, CancellationToken ct = default, long? onlyEndpoint = null)
     {
         var now = time.GetUtcNow();
@@ -311,47 +315,95 @@ public sealed class Webhooks(IDbContextFactory<ApplicationDbContext> dbFactory, 
             }
             await db.SaveChangesAsync(ct);
         }
-        if (ids.Count > 0) await DeliverDueAsync(ct);
+        if (ids.Count == 0) return ids;
+        if (onlyEndpoint is not null) await DeliverDueAsync(ct);
+        else _ = Task.Run(async () =>
+        {
+            try { await DeliverDueAsync(CancellationToken.None); }
+            catch (Exception ex) { logger.LogWarning(ex, "Delivering webhooks failed; the dispatcher tries again"); }
+        }, CancellationToken.None);
         return ids;
     }
 
-    private readonly SemaphoreSlim _sending = new(1, 1);
+    /// <summary>How long a claimed attempt is left to its claimant before another may make it (well past the timeout).</summary>
+    public static readonly TimeSpan ClaimFor = TimeSpan.FromMinutes(2);
 
-    /// <summary>Makes every attempt that is due; one endpoint's failure never holds back another message.</summary>
+    /// <summary>At most this many endpoints are called at once by one instance.</summary>
+    public const int ParallelEndpoints = 16;
+
+    /// <summary>Endpoints this instance is calling now: a round skips them, so a slow one holds back only its own messages.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<long, byte> _calling = new();
+
+    /// <summary>
+    /// Makes every attempt that is due. Each endpoint's messages go in order, endpoints side by side: one slow or
+    /// failing endpoint delays only its own messages. Each attempt is claimed first (its next attempt is moved on by a
+    /// conditional update), so two instances, or two rounds, never make the same attempt.
+    /// </summary>
     public async Task<int> DeliverDueAsync(CancellationToken ct = default)
     {
-        await _sending.WaitAsync(ct);
-        try
-        {
-            var now = time.GetUtcNow();
-            await using var db = await dbFactory.CreateDbContextAsync(ct);
-            var due = await db.WebhookMessages.Where(m => m.Status == WebhookMessageStatus.Pending && m.NextAttemptAt <= now)
+        var now = time.GetUtcNow();
+        List<WebhookMessage> due;
+        await using (var db = await dbFactory.CreateDbContextAsync(ct))
+            due = await db.WebhookMessages.AsNoTracking().Where(m => m.Status == WebhookMessageStatus.Pending && m.NextAttemptAt <= now)
                 .OrderBy(m => m.NextAttemptAt).Take(200).ToListAsync(ct);
-            var delivered = 0;
-            foreach (var message in due)
-            {
-                var endpoint = await db.WebhookEndpoints.AsNoTracking().FirstOrDefaultAsync(e => e.Id == message.EndpointId, ct);
-                if (endpoint is null || !endpoint.Enabled)
-                {
-                    db.WebhookAttempts.Add(new WebhookAttempt(message.Id, message.TenantId, message.Type, message.Attempts + 1, null, "the endpoint was deleted", now, 0));
-                    message.Attempted(false, now);
-                    continue;
-                }
-                var (status, error, ms) = await SendAsync(endpoint, message, ct);
-                var ok = status is >= 200 and < 300;
-                db.WebhookAttempts.Add(new WebhookAttempt(message.Id, message.TenantId, message.Type, message.Attempts + 1, status, error, time.GetUtcNow(), ms));
-                message.Attempted(ok, time.GetUtcNow());
-                if (ok) delivered++;
-                else logger.LogInformation("Webhook {Id} to {Url}: attempt {N} answered {Status} {Error}", message.Id, endpoint.Url, message.Attempts, status, error);
-                await db.SaveChangesAsync(ct);
-            }
-            await db.SaveChangesAsync(ct);
-            return delivered;
-        }
-        finally
+        var mine = due.GroupBy(m => m.EndpointId).Where(g => _calling.TryAdd(g.Key, 0)).ToList();
+        var delivered = 0;
+        await Parallel.ForEachAsync(mine, new ParallelOptions { MaxDegreeOfParallelism = ParallelEndpoints, CancellationToken = ct }, async (endpointMessages, token) =>
         {
-            _sending.Release();
+            var endpointId = endpointMessages.Key;
+            IReadOnlyList<WebhookMessage> batch = endpointMessages.ToList();
+            try
+            {
+                // Drain the endpoint: what came due for it while it was being called is sent now, not at the next round.
+                while (batch.Count > 0)
+                {
+                    foreach (var message in batch)
+                        if (await AttemptAsync(message, token)) Interlocked.Increment(ref delivered);
+                    batch = await DueForAsync(endpointId, token);
+                }
+            }
+            finally
+            {
+                _calling.TryRemove(endpointId, out _);
+            }
+        });
+        return delivered;
+    }
+
+    private async Task<IReadOnlyList<WebhookMessage>> DueForAsync(long endpointId, CancellationToken ct)
+    {
+        var now = time.GetUtcNow();
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        return await db.WebhookMessages.AsNoTracking()
+            .Where(m => m.EndpointId == endpointId && m.Status == WebhookMessageStatus.Pending && m.NextAttemptAt <= now)
+            .OrderBy(m => m.NextAttemptAt).Take(200).ToListAsync(ct);
+    }
+
+    /// <summary>One attempt at one message, if this caller claims it; whether it was delivered.</summary>
+    private async Task<bool> AttemptAsync(WebhookMessage seen, CancellationToken ct)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var claimedUntil = time.GetUtcNow() + ClaimFor;
+        var claimed = await db.WebhookMessages
+            .Where(m => m.Id == seen.Id && m.Status == WebhookMessageStatus.Pending && m.NextAttemptAt == seen.NextAttemptAt)
+            .ExecuteUpdateAsync(u => u.SetProperty(m => m.NextAttemptAt, claimedUntil), ct);
+        if (claimed == 0) return false; // another instance or round made this attempt
+        var message = await db.WebhookMessages.FirstAsync(m => m.Id == seen.Id, ct);
+        var endpoint = await db.WebhookEndpoints.AsNoTracking().FirstOrDefaultAsync(e => e.Id == message.EndpointId, ct);
+        if (endpoint is null || !endpoint.Enabled)
+        {
+            db.WebhookAttempts.Add(new WebhookAttempt(message.Id, message.TenantId, message.Type, message.Attempts + 1, null, "the endpoint was deleted", time.GetUtcNow(), 0));
+            message.Attempted(false, time.GetUtcNow());
+            await db.SaveChangesAsync(ct);
+            return false;
         }
+        var (status, error, ms) = await SendAsync(endpoint, message, ct);
+        var ok = status is >= 200 and < 300;
+        db.WebhookAttempts.Add(new WebhookAttempt(message.Id, message.TenantId, message.Type, message.Attempts + 1, status, error, time.GetUtcNow(), ms));
+        message.Attempted(ok, time.GetUtcNow());
+        if (!ok) logger.LogInformation("Webhook {Id} to {Url}: attempt {N} answered {Status} {Error}", message.Id, endpoint.Url, message.Attempts, status, error);
+        await db.SaveChangesAsync(CancellationToken.None);
+        return ok;
     }
 
     private async Task<(int? Status, string? Error, long Ms)> SendAsync(WebhookEndpoint endpoint, WebhookMessage message, CancellationToken ct)

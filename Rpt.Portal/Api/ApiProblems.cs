@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Rpt.Portal.Data;
 
 namespace Rpt.Portal.Api;
 
@@ -19,6 +20,9 @@ public static class ApiProblems
         return builder;
     }
 
+    /// <summary>What a 503 for an unavailable database asks the client to wait: a failover takes a few seconds.</summary>
+    public const int RetryAfterSeconds = 2;
+
     /// <summary>Call first, so that it wraps everything else the request goes through.</summary>
     public static WebApplication UseApiProblems(this WebApplication app)
     {
@@ -38,6 +42,17 @@ public static class ApiProblems
                 // The JSON reader checks a string's bytes only when it turns them into text, and throws this, not a JsonException.
                 await WriteAsync(http, StatusCodes.Status400BadRequest, TitleOf(400),
                     "The JSON body holds a string whose bytes are not valid UTF-8; send every string as UTF-8. Nothing was changed.", "$", clear: true);
+                return;
+            }
+            catch (Exception ex) when (!http.Response.HasStarted && http.RequestServices.GetRequiredService<PortalDatabase>().IsUnavailable(ex))
+            {
+                http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Rpt.Portal.Api")
+                    .LogWarning("The database did not answer {Method} {Path}: {Error}", http.Request.Method, http.Request.Path, ex.GetBaseException().Message);
+                http.Response.Clear();
+                http.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                await WriteAsync(http, StatusCodes.Status503ServiceUnavailable, "Database unavailable",
+                    $"The database does not answer just now (a failover, a restart or maintenance). Nothing was changed by this request; send it again, with the same ids, after {RetryAfterSeconds} s.",
+                    null, clear: false);
                 return;
             }
             catch (Exception ex) when (!http.Response.HasStarted && ex is not OperationCanceledException)

@@ -34,8 +34,8 @@ public sealed class BillingEvents(IDbContextFactory<ApplicationDbContext> dbFact
     /// <summary>Stripe's events are a few kilobytes; a larger body is refused before it is parsed.</summary>
     public const int MaxPayloadBytes = 512 * 1024;
 
-    // Billing events are few; one at a time in a process keeps a duplicate pair from racing each other.
-    // Across processes the ledger's unique idempotency keys hold.
+    // Billing events are few; one at a time keeps a duplicate pair from racing each other: in a process by this gate,
+    // across the instances on one PostgreSQL database by WorkLock.BillingEvents (the ledger's unique keys stay the backstop).
     private readonly SemaphoreSlim _gate = new(1, 1);
 
     /// <summary>Parses a Stripe event (already verified); throws <see cref="StripeException"/> or <see cref="FormatException"/> on a malformed one.</summary>
@@ -64,6 +64,7 @@ public sealed class BillingEvents(IDbContextFactory<ApplicationDbContext> dbFact
         await _gate.WaitAsync(cancellationToken);
         try
         {
+            await using var held = await WorkLock.HoldAsync(dbFactory, WorkLock.BillingEvents, cancellationToken);
             await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
             var record = await db.StripeEvents.FirstAsync(e => e.Id == stripeEvent.Id, cancellationToken);
             if (record.ProcessedAt is not null)
@@ -99,6 +100,7 @@ public sealed class BillingEvents(IDbContextFactory<ApplicationDbContext> dbFact
         await _gate.WaitAsync(cancellationToken);
         try
         {
+            await using var held = await WorkLock.HoldAsync(dbFactory, WorkLock.BillingEvents, cancellationToken);
             var at = time.GetUtcNow();
             var (_, outcome) = subscription.Status == "canceled"
                 ? await SubscriptionEndedAsync(subscription, at, cancellationToken)

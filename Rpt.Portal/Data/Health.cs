@@ -61,15 +61,31 @@ public static class HealthExtensions
 {
     public const string ReadyTag = "ready";
 
+    /// <summary>The response header naming the instance that answered, when Rpt:InstanceName is set.</summary>
+    public const string InstanceHeader = "X-Rpt-Instance";
+
     public static IHostApplicationBuilder AddPortalHealth(this IHostApplicationBuilder builder)
     {
+        var name = builder.Configuration["Rpt:InstanceName"];
+        if (name is not null && !System.Text.RegularExpressions.Regex.IsMatch(name, "^[A-Za-z0-9._-]{1,64}$"))
+            throw new StorageSettingException($"Rpt:InstanceName must be 1 to 64 letters, digits, '.', '_' or '-' (got {name.Length} characters).");
         builder.Services.AddSingleton<DatabaseReadiness>();
         builder.Services.AddHealthChecks().AddCheck<DatabaseReadiness>("database", tags: [ReadyTag]);
         return builder;
     }
 
+    /// <summary>
+    /// /healthz and /readyz for a load balancer; and, with Rpt:InstanceName set (each instance its own, e.g. portal-a),
+    /// every answer names its instance in X-Rpt-Instance, so an operator behind a load balancer sees who answered.
+    /// </summary>
     public static WebApplication MapPortalHealth(this WebApplication app)
     {
+        if (app.Configuration["Rpt:InstanceName"] is { } name)
+            app.Use((http, next) =>
+            {
+                http.Response.Headers[InstanceHeader] = name;
+                return next(http);
+            });
         app.MapHealthChecks("/healthz", new() { Predicate = _ => false }).ExcludeFromDescription();
         app.MapHealthChecks("/readyz", new()
         {

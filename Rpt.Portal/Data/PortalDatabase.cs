@@ -48,6 +48,24 @@ public abstract class PortalDatabase
 
     /// <summary>Why this instance cannot write to the database now (a standby, a read-only file), or null when it can.</summary>
     public abstract string? CannotWrite(DbConnection connection);
+
+    /// <summary>
+    /// Whether <paramref name="exception"/> (or one it wraps) says the database is away for now, as during a failover,
+    /// a restart or a network cut, rather than that the request was wrong: the caller answers "unavailable, retry".
+    /// </summary>
+    public bool IsUnavailable(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            // An I/O error on the way to the database (a socket reset as it opened) says the same, whoever raised it.
+            if (e is TimeoutException or System.Net.Sockets.SocketException or IOException || IsEngineUnavailable(e)) return true;
+            if (e is AggregateException aggregate && aggregate.InnerExceptions.Any(IsUnavailable)) return true;
+        }
+        return false;
+    }
+
+    /// <summary>The engine's own errors that mean "away for now" (an exception, not what it wraps).</summary>
+    protected abstract bool IsEngineUnavailable(Exception exception);
 }
 
 /// <summary>Small helpers for portable ADO.NET commands.</summary>

@@ -12,6 +12,51 @@ public static class WorkLock
     /// <summary>The flush of usage into the ledger, and the catch-up of lagging tenants: one at a time.</summary>
     public const string Flush = "rpt-flush";
 
+    /// <summary>Applying a Stripe event (or a subscription as Stripe's API answered it): one at a time, so an event delivered to two instances at once is applied by one and found applied by the other.</summary>
+    public const string BillingEvents = "rpt-billing-events";
+
+    /// <summary>
+    /// Holds the lock while the work runs on connections of its own (a billing event goes through several services,
+    /// each with its own transaction): a transaction of its own that only holds the lock, and is rolled back at the end.
+    /// PostgreSQL only; on SQLite one process owns the file and serialises the work itself (such a transaction would
+    /// hold the file's write lock against the work).
+    /// </summary>
+    public static async Task<IAsyncDisposable> HoldAsync(IDbContextFactory<ApplicationDbContext> dbFactory, string work, CancellationToken cancellationToken)
+    {
+        var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+        if (!db.Database.IsNpgsql())
+        {
+            await db.DisposeAsync();
+            return NothingHeld.Instance;
+        }
+        try
+        {
+            var tx = await db.Database.BeginTransactionAsync(cancellationToken);
+            await TakeAsync(db, work, cancellationToken);
+            return new Held(db, tx);
+        }
+        catch
+        {
+            await db.DisposeAsync();
+            throw;
+        }
+    }
+
+    private sealed class Held(ApplicationDbContext db, Microsoft.EntityFrameworkCore.Storage.IDbContextTransaction tx) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            try { await tx.DisposeAsync(); } // rolled back: it wrote nothing; the lock goes with it
+            finally { await db.DisposeAsync(); }
+        }
+    }
+
+    private sealed class NothingHeld : IAsyncDisposable
+    {
+        public static readonly NothingHeld Instance = new();
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+
     public static async Task TakeAsync(ApplicationDbContext db, string work, CancellationToken cancellationToken)
     {
         if (db.Database.CurrentTransaction is null)

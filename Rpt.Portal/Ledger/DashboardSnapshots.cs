@@ -62,8 +62,9 @@ public sealed class DashboardSnapshots : IDisposable
             var due = now;
             if (_entries.TryGetValue(tenantId, out var entry))
             {
-                // A read in flight, or scheduled, is shared; so is a finished one that nothing has changed since.
-                if (!entry.Task.IsCompleted || entry.Version == version && now - entry.StartsAt < MaxAge) return entry.Task;
+                // A read in flight, or scheduled, is shared; so is a finished one that nothing has changed since, unless
+                // it failed (the database was away): that one is made again, no sooner than MinInterval after it.
+                if (!entry.Task.IsCompleted || entry.Task.IsCompletedSuccessfully && entry.Version == version && now - entry.StartsAt < MaxAge) return entry.Task;
                 // Changed since: read again, but not sooner than MinInterval after the last read.
                 if (entry.StartsAt + MinInterval > now) due = entry.StartsAt + MinInterval;
             }

@@ -39,6 +39,18 @@ public sealed class PostgresDatabase : PortalDatabase, IDisposable
 
     public NpgsqlConnection OpenNpgsql() => DataSource.OpenConnection();
 
+    /// <summary>
+    /// A connection that failed or broke (Npgsql calls it transient), a server shutting down or starting (57P01–57P03),
+    /// too many connections (53300), a connection error (class 08), or a write sent to a standby (25006: the primary
+    /// was lost and this host is not promoted yet).
+    /// </summary>
+    protected override bool IsEngineUnavailable(Exception exception) => exception switch
+    {
+        PostgresException p => p.SqlState is "57P01" or "57P02" or "57P03" or "53300" or "25006" || p.SqlState.StartsWith("08", StringComparison.Ordinal),
+        NpgsqlException n => n.IsTransient,
+        _ => false,
+    };
+
     /// <summary>A session advisory lock (DistributedLock.Postgres) on a connection of its own, waited for up to 10 minutes.</summary>
     public override async ValueTask<IAsyncDisposable> HoldStartupLockAsync(CancellationToken cancellationToken) =>
         await new Medallion.Threading.Postgres.PostgresDistributedLock(

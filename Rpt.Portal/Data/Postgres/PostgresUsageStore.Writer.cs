@@ -29,7 +29,20 @@ public sealed partial class PostgresUsageStore
         /// <summary>The advisory lock key every ingestion commit holds: "rpt-ingest" as an integer.</summary>
         public const long IngestLockKey = 0x7270742D696E67;
 
-        private readonly NpgsqlConnection _connection = database.OpenNpgsql();
+        /// <summary>
+        /// The writer's connection, opened at its first commit and again after one broke (the primary restarted or
+        /// failed over, the network was cut): the commit that met the break answers "unavailable", the next one
+        /// connects anew, to whichever host is primary by then.
+        /// </summary>
+        private NpgsqlConnection? _connection;
+
+        private NpgsqlConnection Connection()
+        {
+            if (_connection is { State: System.Data.ConnectionState.Open }) return _connection;
+            _connection?.Dispose();
+            _connection = null;
+            return _connection = database.OpenNpgsql();
+        }
 
         private static readonly string InsertSql =
             $"INSERT INTO usage_events ({string.Join(", ", Written.Select(Quote))}) SELECT * FROM unnest("
@@ -50,8 +63,8 @@ public sealed partial class PostgresUsageStore
         {
             tenants = new HashSet<string>(StringComparer.Ordinal);
             var outcomes = new WriteOutcome[batches.Count][];
-            using var tx = _connection.BeginTransaction();
-            using (var lockCmd = new NpgsqlCommand($"SELECT pg_advisory_xact_lock({IngestLockKey})", _connection, tx)) lockCmd.ExecuteNonQuery();
+            using var tx = Connection().BeginTransaction();
+            using (var lockCmd = new NpgsqlCommand($"SELECT pg_advisory_xact_lock({IngestLockKey})", _connection!, tx)) lockCmd.ExecuteNonQuery();
 
             var stored = probe ? StoredIds(tx, batches) : [];
             var periodUse = PeriodUse(tx, batches);
@@ -169,7 +182,7 @@ public sealed partial class PostgresUsageStore
                 micro[k] = r.MicroCredits;
                 jobref[k] = r.JobId is null ? null : jobRefs[(r.TenantId, r.JobId)];
             }
-            using var cmd = new NpgsqlCommand(InsertSql, _connection, tx);
+            using var cmd = new NpgsqlCommand(InsertSql, _connection!, tx);
             var received = new long[n];
             Array.Fill(received, receivedAtMs);
             cmd.Parameters.AddWithValue("tenant", tenant);
@@ -223,7 +236,7 @@ public sealed partial class PostgresUsageStore
             using var cmd = new NpgsqlCommand("""
                 SELECT e.tenant_id, e.event_id FROM usage_events e
                 JOIN unnest(@t::text[], @e::text[]) AS u(t, e) ON e.tenant_id = u.t AND e.event_id = u.e
-                """, _connection, tx);
+                """, _connection!, tx);
             cmd.Parameters.AddWithValue("t", tenantIds);
             cmd.Parameters.AddWithValue("e", eventIds);
             using var r2 = cmd.ExecuteReader();
@@ -242,7 +255,7 @@ public sealed partial class PostgresUsageStore
                 SELECT s.tenant_id, s.period_start, COALESCE(SUM(s.micro_credits), 0)::bigint, COALESCE(SUM(s.input_tokens + s.output_tokens + s.cached_input_tokens), 0)::bigint
                 FROM usage_totals s JOIN unnest(@t::text[], @p::date[]) AS u(t, p) ON s.tenant_id = u.t AND s.period_start = u.p
                 GROUP BY s.tenant_id, s.period_start
-                """, _connection, tx);
+                """, _connection!, tx);
             cmd.Parameters.AddWithValue("t", keys.Select(k => k.Item1).ToArray());
             cmd.Parameters.AddWithValue("p", keys.Select(k => PortableSql.ParseDay(k.Item2)).ToArray());
             using var r = cmd.ExecuteReader();
@@ -271,7 +284,7 @@ public sealed partial class PostgresUsageStore
                   first_at = LEAST(usage_jobs.first_at, excluded.first_at),
                   last_at = GREATEST(usage_jobs.last_at, excluded.last_at)
                 RETURNING tenant_id, job_id, rowid
-                """, _connection, tx);
+                """, _connection!, tx);
             var list = jobs.ToList();
             cmd.Parameters.AddWithValue("t", list.Select(j => j.Key.Item1).ToArray());
             cmd.Parameters.AddWithValue("j", list.Select(j => j.Key.Item2).ToArray());
@@ -294,7 +307,7 @@ public sealed partial class PostgresUsageStore
                   cached_input_tokens = usage_totals.cached_input_tokens + excluded.cached_input_tokens,
                   micro_credits = usage_totals.micro_credits + excluded.micro_credits,
                   quantity_micro = usage_totals.quantity_micro + excluded.quantity_micro
-                """, _connection, tx);
+                """, _connection!, tx);
             var list = totals.ToList();
             cmd.Parameters.AddWithValue("t", list.Select(x => x.Key.Item1).ToArray());
             cmd.Parameters.AddWithValue("p", list.Select(x => PortableSql.ParseDay(x.Key.Item2)).ToArray());
@@ -319,7 +332,7 @@ public sealed partial class PostgresUsageStore
                   cached_input_tokens = usage_daily.cached_input_tokens + excluded.cached_input_tokens,
                   micro_credits = usage_daily.micro_credits + excluded.micro_credits,
                   quantity_micro = usage_daily.quantity_micro + excluded.quantity_micro
-                """, _connection, tx);
+                """, _connection!, tx);
             var list = days.ToList();
             cmd.Parameters.AddWithValue("t", list.Select(x => x.Key.Item1).ToArray());
             cmd.Parameters.AddWithValue("d", list.Select(x => PortableSql.ParseDay(x.Key.Item2)).ToArray());
@@ -334,6 +347,6 @@ public sealed partial class PostgresUsageStore
 
         public void BetweenCommits(long nowMs) { }
 
-        public void Dispose() => _connection.Dispose();
+        public void Dispose() => _connection?.Dispose();
     }
 }

@@ -37,6 +37,10 @@ public sealed class SqliteDatabase : PortalDatabase
 
     public override string Describe() => FilePath;
 
+    /// <summary>Busy or locked past the busy timeout, a read-only file, an I/O error, a full disk, a file that cannot be opened.</summary>
+    protected override bool IsEngineUnavailable(Exception exception) =>
+        exception is SqliteException { SqliteErrorCode: 5 or 6 or 8 or 10 or 13 or 14 };
+
     public override string? CannotWrite(DbConnection connection)
     {
         using var cmd = connection.CreateCommand();
