@@ -35,7 +35,8 @@ public static class IngestMode
         var rates = new Dictionary<IdKind, IReadOnlyList<double>>();
         foreach (var kind in kinds)
         {
-            var (passed, perMillion) = await RunOneAsync(kind, events, batch, concurrency, options.Flag("restart"), options.Flag("keep"), instances);
+            var (passed, perMillion) = await RunOneAsync(kind, events, batch, concurrency, options.Flag("restart"), options.Flag("keep"), instances,
+                (int)options.Long("dashboards", 0));
             ok &= passed;
             rates[kind] = perMillion;
         }
@@ -54,7 +55,7 @@ public static class IngestMode
     private static string Cell(IReadOnlyList<double> r, int i) => i < r.Count ? r[i].ToString("N0", CultureInfo.InvariantCulture) : "";
 
     private static async Task<(bool Ok, IReadOnlyList<double> PerMillion)> RunOneAsync(IdKind kind, long events, int batch, int concurrency, bool restart, bool keep,
-        int instances = 1)
+        int instances = 1, int dashboards = 0)
     {
         Console.WriteLine();
         Console.WriteLine($"== {(kind == IdKind.Random ? "random UUIDs (events and jobs)" : "sequential ids (call_0, call_1, …)")}: {events:N0} events in batches of {batch:N0} from {concurrency} concurrent clients"
@@ -67,7 +68,24 @@ public static class IngestMode
         var clients = others.Select(o => Client(o, key, concurrency)).Prepend(http).ToList();
         var prices = await Workload.LoadPricesAsync(http);
         var memory = new MemorySampler(server.Pid);
-        var ingest = await Workload.IngestAsync(http, events, batch, concurrency, prices, ids: kind, instances: clients);
+        // Dashboards open on every instance (split evenly), each refreshing once a second: how long after its
+        // acknowledgement (by whichever instance) a batch shows on them.
+        var acks = new List<(long Micro, long At)>();
+        long cumulative = 0;
+        using var stopWatching = new CancellationTokenSource();
+        var watching = dashboards > 0
+            ? others.Prepend(server).Select(s => Reads.DashboardsAsync(s, key, Math.Max(1, dashboards / instances), () => { lock (acks) return acks.ToArray(); }, stopWatching.Token)).ToArray()
+            : [];
+        var ingest = await Workload.IngestAsync(http, events, batch, concurrency, prices, ids: kind, instances: clients,
+            acked: dashboards > 0 ? micro => { lock (acks) acks.Add((cumulative += micro, Stopwatch.GetTimestamp())); } : null);
+        if (watching.Length > 0)
+        {
+            await Task.Delay(3_000);
+            await stopWatching.CancelAsync();
+            var lags = (await Task.WhenAll(watching)).SelectMany(l => l).ToList();
+            lags.Sort();
+            Console.WriteLine($"  dashboards: {dashboards} open over {instances} instance(s); new usage shown p50 {lags[lags.Count / 2]:0} ms, p95 {lags[(int)(lags.Count * 0.95)]:0} ms, max {lags[^1]:0} ms after its acknowledgement ({lags.Count:N0} batch × dashboard pairs)");
+        }
         foreach (var (o, i) in others.Select((o, i) => (o, i)))
             Console.WriteLine($"  instance {i + 2} peak memory (VmHWM): {Machine.PeakRss(o.Pid) / 1048576.0:N0} MiB");
         foreach (var c in clients.Skip(1)) c.Dispose();

@@ -13,7 +13,7 @@ using Rpt.Portal.Bench;
 //   dotnet run -c Release --project Rpt.Portal.Bench -- balance --events 10000000 --requests 20000
 //   dotnet run -c Release --project Rpt.Portal.Bench -- reads --events 10000000 --dashboards 500
 //   dotnet run -c Release --project Rpt.Portal.Bench -- ingest --events 10000000 --provider postgres   (issue 19: the same on PostgreSQL)
-//   dotnet run -c Release --project Rpt.Portal.Bench -- ingest --events 10000000 --provider postgres --instances 2   (issue 20: two instances on one database)
+//   dotnet run -c Release --project Rpt.Portal.Bench -- ingest --events 10000000 --provider postgres --instances 2 --dashboards 20   (issue 20: two instances on one database)
 //   dotnet run -c Release --project Rpt.Portal.Bench -- dedupe --keys 12000000   (the exactly-once check alone, two engines)
 var mode = args.FirstOrDefault();
 if (mode is not ("ingest" or "balance" or "reads" or "dedupe"))

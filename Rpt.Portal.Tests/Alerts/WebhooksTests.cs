@@ -82,6 +82,33 @@ public sealed class WebhooksTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// Two instances on one database deliver at the same moment (the dispatcher's lease may pass between them, and an
+    /// emitting instance starts a round of its own): each attempt is claimed once, so each message is sent once.
+    /// </summary>
+    [Fact]
+    public async Task TwoInstancesDeliveringAtOnce_SendEachMessageOnce()
+    {
+        var settings = new Dictionary<string, string?> { ["Rpt:Webhooks:AllowPrivateNetworks"] = "true" };
+        await using var a = await PortalHarness.StartAsync(settings);
+        await using var b = await PortalHarness.StartAsync(settings, directory: a.Directory);
+        await a.CreateTenantAsync("acme", "professional");
+        var webhooks = a.Get<Webhooks>();
+        _secret = (await webhooks.CreateEndpointAsync("acme", _url)).Secret!;
+        await using (var db = await a.Get<IDbContextFactory<ApplicationDbContext>>().CreateDbContextAsync())
+        {
+            // Written as EnqueueAsync writes them, without its own round: both instances find all 40 due.
+            for (var i = 0; i < 40; i++)
+                db.WebhookMessages.Add(new WebhookMessage($"msg_twice_{i:00}", "acme", db.WebhookEndpoints.Single().Id, "plan.changed", "{\"n\":" + i + "}", a.Time.GetUtcNow()));
+            await db.SaveChangesAsync();
+        }
+        b.Time.SetUtcNow(a.Time.GetUtcNow());
+        var delivered = await Task.WhenAll(Task.Run(() => webhooks.DeliverDueAsync()), Task.Run(() => b.Get<Webhooks>().DeliverDueAsync()));
+        Assert.Equal(40, delivered.Sum());
+        Assert.Equal(40, _received.Count);
+        Assert.Equal(40, _received.Select(r => r.Id).Distinct().Count());
+    }
+
+    /// <summary>
     /// One endpoint that hangs while another answers at once: the fast one gets every message at once, though the slow
     /// one still holds its first call; and the event that emits them does not wait for either.
     /// </summary>

@@ -151,7 +151,8 @@ public sealed class TwoProcessesTests(PostgresCluster cluster)
             using var toB = Client(b, key);
             var body = new { events = Enumerable.Range(0, 500).Select(i => new { id = $"after-{i}", occurred_at = DateTimeOffset.UtcNow, model = "gpt-4o-mini", input_tokens = 3200, output_tokens = 740 }) };
             Assert.Equal(HttpStatusCode.OK, (await toB.PostAsJsonAsync("/v1/usage/events", body)).StatusCode);
-            await WaitFlushedAsync(connection, "leader", 500, TimeSpan.FromSeconds(30));
+            await WaitFlushedAsync(connection, "leader", 500, TimeSpan.FromSeconds(30),
+                async () => $"leases held by B: {await LeasesHeldByAsync(connection, "portal-b")}, by A: {await LeasesHeldByAsync(connection, "portal-a")}; B's log:\n{b.Log}");
             Assert.True(await LeasesHeldByAsync(connection, "portal-b") > 0);
             await File.WriteAllTextAsync(Path.Combine(Browser.BrowserFixture.RepositoryRoot(), "artifacts", "leader-killed.txt"),
                 $"the lease holder was killed; the other instance had flushed 500 new events {killed.Elapsed.TotalSeconds:0.0} s later\n");
@@ -176,7 +177,7 @@ public sealed class TwoProcessesTests(PostgresCluster cluster)
     }
 
     /// <summary>Until every one of the tenant's events is in exactly one consumption entry.</summary>
-    private static async Task WaitFlushedAsync(string connection, string tenant, long events, TimeSpan? within = null)
+    private static async Task WaitFlushedAsync(string connection, string tenant, long events, TimeSpan? within = null, Func<Task<string>>? context = null)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         long flushed = 0;
@@ -191,7 +192,7 @@ public sealed class TwoProcessesTests(PostgresCluster cluster)
             Assert.True(flushed < events, $"{flushed} events in consumption entries for {events} sent: some were flushed twice");
             await Task.Delay(250);
         }
-        Assert.Fail($"{flushed} of {events} events flushed within {clock.Elapsed.TotalSeconds:0} s");
+        Assert.Fail($"{flushed} of {events} events flushed within {clock.Elapsed.TotalSeconds:0} s. {(context is null ? "" : await context())}");
     }
 
     private static HttpClient Client(PortalProcess portal, string key)

@@ -19,7 +19,19 @@ public sealed class PostgresDatabase : PortalDatabase, IDisposable
         Name = csb.Database ?? csb.Username ?? "";
         ConnectionString = csb.ConnectionString;
         DataSource = NpgsqlDataSource.Create(csb);
+        // The leases' connections sit in the lock library's pg_sleep between keepalives, and a backend in a query does
+        // not notice that its client died (kill -9, a lost machine) until the query ends: it would hold a dead
+        // instance's lease for as long. PostgreSQL checks the client's socket every 2 s during a query when asked.
+        var leases = new NpgsqlConnectionStringBuilder(csb.ConnectionString);
+        leases.Options = $"{leases.Options} -c client_connection_check_interval={ClientCheckMilliseconds}".Trim();
+        LeaseDataSource = NpgsqlDataSource.Create(leases);
     }
+
+    /// <summary>How often a lease's backend checks that its client still lives (PostgreSQL's client_connection_check_interval).</summary>
+    public const int ClientCheckMilliseconds = 2_000;
+
+    /// <summary>Connections for the leases' session locks (<see cref="PostgresLeases"/>), which must die with their instance.</summary>
+    public NpgsqlDataSource LeaseDataSource { get; }
 
     public NpgsqlDataSource DataSource { get; }
     public string ConnectionString { get; }
@@ -61,5 +73,9 @@ public sealed class PostgresDatabase : PortalDatabase, IDisposable
 
     public override string Describe() => $"{Host}:{Port}/{Name}";
 
-    public void Dispose() => DataSource.Dispose();
+    public void Dispose()
+    {
+        DataSource.Dispose();
+        LeaseDataSource.Dispose();
+    }
 }

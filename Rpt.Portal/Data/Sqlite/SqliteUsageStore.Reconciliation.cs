@@ -35,13 +35,18 @@ public sealed partial class SqliteUsageStore
         FROM usage_daily WHERE tenant_id = $t
         """;
 
+    // A quantity is stored as the decimal's invariant text (at most 6 decimal places, never an exponent: RateUsage), so
+    // its micro-units are read from the digits, exactly, not through a floating-point REAL.
     private const string DailyRecomputedSql = """
         SELECT day || '|' || category || '|' || provider || '|' || name || '|' || feature,
                (meter IS NOT NULL) || ' ' || COUNT(*) || ' ' || SUM(input_tokens) || ' ' || SUM(output_tokens) || ' ' || SUM(cached_input_tokens) || ' ' || SUM(micro_credits) || ' ' || SUM(quantity_micro)
         FROM (SELECT date(occurred_at / 1000, 'unixepoch') AS day,
                      CASE WHEN status = 'failed' THEN 'failed' WHEN internal = 1 THEN 'internal' ELSE 'billable' END AS category,
                      provider, COALESCE(model, meter) AS name, COALESCE(feature, '') AS feature, meter, input_tokens, output_tokens, cached_input_tokens, micro_credits,
-                     CASE WHEN quantity IS NULL THEN 0 ELSE CAST(round(CAST(quantity AS REAL) * 1000000) AS INTEGER) END AS quantity_micro
+                     CASE WHEN quantity IS NULL THEN 0
+                          WHEN instr(quantity, '.') = 0 THEN CAST(quantity AS INTEGER) * 1000000
+                          ELSE CAST(substr(quantity, 1, instr(quantity, '.') - 1) AS INTEGER) * 1000000
+                               + CAST(substr(substr(quantity, instr(quantity, '.') + 1) || '000000', 1, 6) AS INTEGER) END AS quantity_micro
               FROM usage_events WHERE tenant_id = $t)
         GROUP BY day, category, provider, name, feature
         """;
