@@ -215,22 +215,11 @@ public sealed class FailoverTests : IAsyncLifetime
         await cmd.ExecuteNonQueryAsync();
     }
 
-    private static Task AsPostgresAsync(string program, params string[] args)
-    {
-        var path = program == "sh" ? "sh" : Path.Combine(PostgresCluster.BinDirectory(), program);
-        return Environment.UserName == "postgres" ? RunAsync(path, args) : RunAsync("runuser", ["-u", "postgres", "--", path, .. args]);
-    }
+    /// <summary>One of PostgreSQL's programs (or sh) as the postgres user.</summary>
+    private static Task AsPostgresAsync(string program, params string[] args) =>
+        PostgresCluster.AsPostgresAsync(program == "sh" ? "sh" : Path.Combine(PostgresCluster.BinDirectory(), program), args);
 
-    private static async Task RunAsync(string program, params string[] args)
-    {
-        var psi = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var output = p.StandardOutput.ReadToEndAsync();
-        var error = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync();
-        if (p.ExitCode != 0) throw new InvalidOperationException($"{program} {string.Join(' ', args)} exited {p.ExitCode}: {await error}{await output}");
-    }
+    private static Task RunAsync(string program, params string[] args) => PostgresCluster.RunAsync(program, args);
 
     public async Task DisposeAsync()
     {

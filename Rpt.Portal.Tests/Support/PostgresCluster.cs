@@ -62,10 +62,11 @@ public sealed class PostgresCluster : IAsyncLifetime
         }
     }
 
-    private static Task AsPostgresAsync(string program, params string[] args) =>
+    /// <summary>Runs a program as the postgres user (the server refuses root); throws with its output when it fails.</summary>
+    internal static Task AsPostgresAsync(string program, params string[] args) =>
         Environment.UserName == "postgres" ? RunAsync(program, args) : RunAsync("runuser", ["-u", "postgres", "--", program, .. args]);
 
-    private static async Task RunAsync(string program, params string[] args)
+    internal static async Task RunAsync(string program, params string[] args)
     {
         var psi = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in args) psi.ArgumentList.Add(a);

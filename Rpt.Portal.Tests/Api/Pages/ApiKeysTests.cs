@@ -20,8 +20,12 @@ public class ApiKeysTests : PortalComponentTest
         await Harness.Get<Rpt.Portal.Api.ApiKeyService>().CreateAsync("acme", "worker", Rpt.Portal.Api.ApiScopes.Read);
         SignIn("acme", PortalRoles.Member);
         var member = Render<ApiKeys>();
-        member.WaitForAssertion(() => Assert.Contains("Only the account owner can create or revoke keys.", member.Markup));
-        Assert.Contains("worker", member.Markup);
+        // The notice is drawn before the keys are read: wait for both.
+        member.WaitForAssertion(() =>
+        {
+            Assert.Contains("Only the account owner can create or revoke keys.", member.Markup);
+            Assert.Contains("worker", member.Markup);
+        });
         Assert.Empty(member.FindAll("form"));
         Assert.DoesNotContain(member.FindAll("button"), b => b.TextContent.Contains("Revoke", StringComparison.Ordinal));
     }
