@@ -21,6 +21,24 @@ public sealed class SeveralInstancesTests(PostgresCluster cluster)
         ["Rpt:Data:Provider"] = "Postgres", ["ConnectionStrings:Rpt"] = await cluster.CreateDatabaseAsync(),
     };
 
+    /// <summary>Starts each host's NOTIFY/LISTEN relay (the harness runs no hosted services); stopped when disposed.</summary>
+    private static async Task<IAsyncDisposable> RelaysAsync(params PortalHarness[] hosts)
+    {
+        var stop = new CancellationTokenSource();
+        foreach (var h in hosts) await h.Get<PostgresChangeRelay>().StartAsync(stop.Token);
+        return new Relays(hosts, stop);
+    }
+
+    private sealed class Relays(PortalHarness[] hosts, CancellationTokenSource stop) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await stop.CancelAsync();
+            foreach (var h in hosts) await h.Get<PostgresChangeRelay>().StopAsync(CancellationToken.None);
+            stop.Dispose();
+        }
+    }
+
     [Fact]
     public async Task ALease_IsHeldByOneInstance_AndTakenByAnotherWhenItsHoldersConnectionDies()
     {
@@ -69,8 +87,7 @@ public sealed class SeveralInstancesTests(PostgresCluster cluster)
         var settings = await SharedDatabaseAsync();
         await using var a = await PortalHarness.StartAsync(settings);
         await using var b = await PortalHarness.StartAsync(settings);
-        using var stop = new CancellationTokenSource();
-        foreach (var h in new[] { a, b }) await h.Get<PostgresChangeRelay>().StartAsync(stop.Token);
+        await using var relays = await RelaysAsync(a, b);
         await a.CreateTenantAsync("acme");
 
         var seen = new TaskCompletionSource<TenantChange>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -87,8 +104,6 @@ public sealed class SeveralInstancesTests(PostgresCluster cluster)
         var reached = await Task.WhenAny(seen.Task, Task.Delay(TimeSpan.FromSeconds(2))) == seen.Task;
         Assert.True(reached, $"the page on B heard nothing of A's usage in {clock.ElapsedMilliseconds} ms");
         Assert.Equal(0, others); // another tenant's page is not woken
-        await stop.CancelAsync();
-        foreach (var h in new[] { a, b }) await h.Get<PostgresChangeRelay>().StopAsync(CancellationToken.None);
     }
 
     /// <summary>A key revoked on A is refused by B at once, though B had it cached as valid (it would otherwise wait out its 30 s cache).</summary>
@@ -98,8 +113,7 @@ public sealed class SeveralInstancesTests(PostgresCluster cluster)
         var settings = await SharedDatabaseAsync();
         await using var a = await PortalHarness.StartAsync(settings);
         await using var b = await PortalHarness.StartAsync(settings);
-        using var stop = new CancellationTokenSource();
-        foreach (var h in new[] { a, b }) await h.Get<PostgresChangeRelay>().StartAsync(stop.Token);
+        await using var relays = await RelaysAsync(a, b);
         await a.CreateTenantAsync("acme");
         var created = await a.Get<Rpt.Portal.Api.ApiKeyService>().TryCreateAsync("acme", "ci", Rpt.Portal.Api.ApiScopes.Read | Rpt.Portal.Api.ApiScopes.Ingest);
         var keysB = b.Get<Rpt.Portal.Api.ApiKeyService>();
@@ -110,8 +124,6 @@ public sealed class SeveralInstancesTests(PostgresCluster cluster)
         var clock = System.Diagnostics.Stopwatch.StartNew();
         while (await keysB.AuthenticateAsync(created.Secret!) is not null && clock.Elapsed < TimeSpan.FromSeconds(2)) await Task.Delay(50);
         Assert.Null(await keysB.AuthenticateAsync(created.Secret!));
-        await stop.CancelAsync();
-        foreach (var h in new[] { a, b }) await h.Get<PostgresChangeRelay>().StopAsync(CancellationToken.None);
     }
 
     /// <summary>Stripe retries a webhook, and a load balancer may hand the two deliveries to two instances at the same moment.</summary>

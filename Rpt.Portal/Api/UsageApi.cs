@@ -81,7 +81,7 @@ public static class UsageApi
         }
         catch (IngestUnavailableException ex)
         {
-            http.Response.Headers.RetryAfter = "1";
+            http.Response.Headers.RetryAfter = ApiProblems.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
             return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Usage store unavailable", detail: ex.Message);
         }
     }

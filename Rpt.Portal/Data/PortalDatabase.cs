@@ -37,12 +37,6 @@ public abstract class PortalDatabase
     /// </summary>
     public virtual ValueTask<IAsyncDisposable> HoldStartupLockAsync(CancellationToken cancellationToken) => ValueTask.FromResult<IAsyncDisposable>(NothingHeld.Instance);
 
-    private sealed class NothingHeld : IAsyncDisposable
-    {
-        public static readonly NothingHeld Instance = new();
-        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
-    }
-
     /// <summary>Where this database is, for messages: a file, or a host and database (never a password).</summary>
     public abstract string Describe();
 
@@ -66,6 +60,13 @@ public abstract class PortalDatabase
 
     /// <summary>The engine's own errors that mean "away for now" (an exception, not what it wraps).</summary>
     protected abstract bool IsEngineUnavailable(Exception exception);
+}
+
+/// <summary>What a lock that an engine does not need hands back (SQLite: one process owns the file).</summary>
+internal sealed class NothingHeld : IAsyncDisposable
+{
+    public static readonly NothingHeld Instance = new();
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 }
 
 /// <summary>Small helpers for portable ADO.NET commands.</summary>

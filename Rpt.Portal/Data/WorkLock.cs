@@ -51,12 +51,6 @@ public static class WorkLock
         }
     }
 
-    private sealed class NothingHeld : IAsyncDisposable
-    {
-        public static readonly NothingHeld Instance = new();
-        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
-    }
-
     public static async Task TakeAsync(ApplicationDbContext db, string work, CancellationToken cancellationToken)
     {
         if (db.Database.CurrentTransaction is null)
