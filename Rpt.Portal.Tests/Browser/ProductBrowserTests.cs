@@ -60,6 +60,50 @@ public class ProductBrowserTests(BrowserFixture fx)
     }
 
     [Fact]
+    public async Task Allocations_DownloadsAStatementAndItsRecords_ThatTheVerifierAccepts()
+    {
+        var tenant = await CreateOwnerAsync(fx, "Ledger Co", "owner@ledger.test", "starter");
+        var key = await fx.App.Get<Rpt.Portal.Api.ApiKeyService>().CreateAsync(tenant, "load", Rpt.Portal.Api.ApiScopes.Read | Rpt.Portal.Api.ApiScopes.Ingest);
+        using var http = new HttpClient { BaseAddress = new Uri(fx.BaseUrl) };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        (await http.PostAsJsonAsync("/v1/usage/events", new
+        {
+            events = Enumerable.Range(0, 20).Select(i => new { id = $"stmt-{i}", occurred_at = DateTimeOffset.UtcNow, model = "gpt-4o", input_tokens = 1000 + i, output_tokens = 50, job_id = "statement-job" }).ToArray(),
+        })).EnsureSuccessStatusCode();
+        await fx.App.Get<Rpt.Portal.Ledger.FlushUsage>().ExecuteAsync(); // entry 1: the sign-up allocation; entry 2: this consumption
+
+        var context = await NewContextAsync(fx);
+        var dir = Directory.CreateTempSubdirectory("rpt-statement-browser-").FullName;
+        try
+        {
+            var page = await SignInAsync(context, "owner@ledger.test", "Secret-123!");
+            await page.GotoAsync("/allocations");
+            await WaitInteractiveAsync(page);
+            var statement = await page.RunAndWaitForDownloadAsync(() => page.GetByTestId("statement-download").ClickAsync());
+            Assert.Matches(@"^statement-.+-\d{4}-\d{2}-\d{2}\.json$", statement.SuggestedFilename);
+            var statementFile = Path.Combine(dir, statement.SuggestedFilename);
+            await statement.SaveAsAsync(statementFile);
+
+            await page.GetByLabel("Consumption entry #").FillAsync("2");
+            await page.GetByLabel("Consumption entry #").BlurAsync();
+            await Assertions.Expect(page.GetByTestId("records-download")).ToHaveAttributeAsync("href", "portal/statement-records.txt?entry=2");
+            var records = await page.RunAndWaitForDownloadAsync(() => page.GetByTestId("records-download").ClickAsync());
+            var recordsFile = Path.Combine(dir, records.SuggestedFilename);
+            await records.SaveAsAsync(recordsFile);
+            await page.ScreenshotAsync(new() { Path = Shot("allocations-statements"), FullPage = true });
+
+            var (code, output) = await Support.StatementVerifier.RunAsync(statementFile, recordsFile);
+            Assert.True(code == 0, output);
+            Assert.Contains("20 records = the entry's event_count 20", output);
+        }
+        finally
+        {
+            await context.DisposeAsync();
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task ApiKeys_AreCopiedWithAButton_RevokedAfterAConfirmationNamingThem_AndNeverLeftToCopy()
     {
         await CreateOwnerAsync(fx, "Key Co", "owner@keys.test", "starter");

@@ -33,6 +33,14 @@ public static class CreditsApi
             .WithSummary("Is the tenant's hash chain intact?")
             .WithDescription("Recomputes SHA-256(previous_hash || entry) along the chain. deep=true also re-reads the audit records each consumption entry covers. Record head_hash and pass it back as expect_head to detect a removed tail.");
 
+        tenantRead.MapGet("/ledger/statement", GetStatement).WithName("GetStatement")
+            .WithSummary("A billing period's statement, to verify without us")
+            .WithDescription("period: a day of the period, yyyy-MM-dd. Every ledger entry from the period's first to its last with each field that enters its hash (docs/LEDGER-FORMAT.md), its prev_hash and hash; the chain point before them (opening) and after them (closing); the chain head; and the period's balance. Streamed in one snapshot. final is true once the period is over and all its usage is in the ledger.");
+        tenantRead.MapGet("/ledger/statement/records", GetStatementRecords).WithName("GetStatementRecords")
+            .WithSummary("The audit records a consumption entry covers, in canonical form")
+            .WithDescription("entry: the seq of a consumption entry. The canonical forms of its records back to back (docs/LEDGER-FORMAT.md): the SHA-256 of the download is the entry's events_digest.")
+            .Produces(StatusCodes.Status200OK, contentType: "text/plain");
+
         var published = app.MapGroup("/v1").WithTags("Published").RequireRateLimiting(ApiExtensions.PerKeyPolicy);
         published.MapGet("/credits/conversion", GetConversion).WithName("GetConversion")
             .WithSummary("The published conversion rule and the price book")
@@ -133,6 +141,31 @@ public static class CreditsApi
         var v = await verify.ExecuteAsync(http.Caller().TenantId!, deep ?? false, expect_head, cancellationToken);
         return TypedResults.Ok(new VerifyResponse(v.TenantId, v.Intact, v.Entries, v.HeadHash, v.Deep, v.Problems));
     }
+
+    public static async Task<Results<Ok<Statement>, ValidationProblem, ProblemHttpResult>> GetStatement(HttpContext http, LedgerStatement statements,
+        string? period, CancellationToken cancellationToken)
+    {
+        var tenantId = http.Caller().TenantId!;
+        var (resolved, problem) = statements.ResolvePeriod(tenantId, period);
+        if (problem is { NotFound: true }) return NotFound(problem);
+        if (problem is not null) return Invalid(problem.Field, problem.Message);
+        var open = await statements.OpenAsync(tenantId, resolved!.Value, cancellationToken);
+        http.Response.RegisterForDisposeAsync(open);
+        return TypedResults.Ok(open.Statement);
+    }
+
+    public static async Task<Results<PushStreamHttpResult, ValidationProblem, ProblemHttpResult>> GetStatementRecords(HttpContext http,
+        LedgerStatement statements, string? entry, CancellationToken cancellationToken)
+    {
+        var (found, problem) = await statements.FindConsumptionAsync(http.Caller().TenantId!, entry, cancellationToken);
+        if (problem is { NotFound: true }) return NotFound(problem);
+        if (problem is not null) return Invalid(problem.Field, problem.Message);
+        return TypedResults.Stream(output => statements.WriteRecordsAsync(found!, output, http.RequestAborted), "text/plain; charset=utf-8",
+            $"records-{found!.TenantId}-{found.Seq}.txt");
+    }
+
+    private static ProblemHttpResult NotFound(StatementProblem problem) =>
+        TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "Not found", detail: $"{problem.Field}: {problem.Message}");
 
     public static Results<Ok<ConversionResponse>, ValidationProblem> GetConversion(PriceBookProvider prices, TimeProvider time, string? at)
     {

@@ -62,6 +62,8 @@ public static class PortalUiExtensions
         app.MapAdditionalIdentityEndpoints();
         app.MapThemeChoice();
         app.MapGet("/portal/usage.csv", Metering.Pages.UsageCsv.ExportAsync).RequireAuthorization().ExcludeFromDescription();
+        app.MapGet("/portal/statement.json", Ledger.Pages.StatementDownload.StatementAsync).RequireAuthorization().ExcludeFromDescription();
+        app.MapGet("/portal/statement-records.txt", Ledger.Pages.StatementDownload.RecordsAsync).RequireAuthorization().ExcludeFromDescription();
         return app;
     }
 }

@@ -59,6 +59,12 @@ public sealed class GetBalance(PortalDatabase database, IUsageStore usage, Credi
     {
         using var connection = database.Open();
         using var tx = database.BeginRead(connection);
+        return Read(connection, tx, tenantId, at);
+    }
+
+    /// <summary>The same, inside a read transaction the caller holds (a statement reads its balance and its entries in one snapshot).</summary>
+    internal Balance? Read(DbConnection connection, DbTransaction tx, string tenantId, DateTimeOffset? at)
+    {
         using var cmd = connection.CreateCommand();
         cmd.Transaction = tx;
         cmd.CommandText = "SELECT t.plan_code, t.subscription_start, p.overage_policy, p.overage_usd_per_credit FROM tenants t JOIN plans p ON p.code = t.plan_code WHERE t.id = @t";

@@ -9,6 +9,7 @@ public static class LedgerExtensions
         builder.Services.AddSingleton<FlushUsage>();
         builder.Services.AddSingleton<VerifyLedger>();
         builder.Services.AddSingleton<GetBalance>();
+        builder.Services.AddSingleton<LedgerStatement>();
         builder.Services.AddSingleton<QuotaCheck>();
         builder.Services.AddSingleton<CreditGrants>();
         builder.Services.AddSingleton<ExpireGrants>();

@@ -38,8 +38,9 @@ public sealed class TenantDirectory(PortalDatabase database, TimeProvider time)
         using var r = cmd.ExecuteReader();
         if (!r.Read()) return null;
         var anchor = DateOnly.FromDateTime(DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(1)).UtcDateTime);
-        return new TenantPlanAndPeriod(r.GetString(0), BillingPeriod.Containing(anchor, at ?? time.GetUtcNow()));
+        return new TenantPlanAndPeriod(r.GetString(0), BillingPeriod.Containing(anchor, at ?? time.GetUtcNow()), anchor);
     }
 }
 
-public sealed record TenantPlanAndPeriod(string PlanCode, BillingPeriod Period);
+/// <param name="Anchor">The subscription's first day, on which every billing period is anchored.</param>
+public sealed record TenantPlanAndPeriod(string PlanCode, BillingPeriod Period, DateOnly Anchor);
