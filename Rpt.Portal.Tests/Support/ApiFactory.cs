@@ -67,9 +67,13 @@ public sealed class ApiFactory : WebApplicationFactory<Program>
 
     public async Task<HttpClient> PlatformClientAsync() => ClientWithKey(await Get<ApiKeyService>().CreateAsync(null, "platform", ApiScopes.PlatformIngest));
 
-    public HttpClient ClientWithKey(string key)
+    /// <summary>When set, every client this factory gives out checks each /v1 answer against the served document.</summary>
+    public OpenApiContract? Contract { get; set; }
+
+    public HttpClient ClientWithKey(string? key)
     {
-        var client = CreateClient();
+        var client = Contract is null ? CreateClient() : CreateDefaultClient(Contract.Checking());
+        if (key is null) return client;
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
         return client;
     }

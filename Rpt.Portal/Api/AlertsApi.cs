@@ -25,15 +25,19 @@ public static class AlertsApi
 {
     public static void MapAlertsApi(this IEndpointRouteBuilder app)
     {
-        var admin = app.MapGroup("/v1").WithTags("Alerts").RequireApiKey(ApiScopes.Admin).RequireRateLimiting(ApiExtensions.PerKeyPolicy);
+        var admin = app.MapGroup("/v1").WithTags("Alerts").RequireApiKey(ApiScopes.Admin).RateLimitedPerKey();
         admin.MapGet("/alerts/rules", ListRules).WithName("ListAlertRules").WithSummary("The account's alert rules");
         admin.MapPost("/alerts/rules", CreateRule).WithName("CreateAlertRule").WithSummary("Add an alert rule")
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
             .WithDescription("kind: percent_consumed (threshold 1–1000 %), credits_remaining, credits_consumed (0–10^12 credits), runway_days (1–366), anomaly (1.5–100 × the daily mean of the 7 days before; plans with anomaly hints); channels: email, webhook (webhook needs a plan with webhook alerts). A rule fires at most once per billing period.");
-        admin.MapDelete("/alerts/rules/{id:long}", DeleteRule).WithName("DeleteAlertRule").WithSummary("Disable an alert rule");
+        admin.MapDelete("/alerts/rules/{id:long}", DeleteRule).WithName("DeleteAlertRule").WithSummary("Disable an alert rule")
+            .ProducesProblem(StatusCodes.Status404NotFound);
         admin.MapGet("/webhooks/endpoints", ListEndpoints).WithName("ListWebhookEndpoints").WithSummary("The account's webhook endpoints");
         admin.MapPost("/webhooks/endpoints", CreateEndpoint).WithName("CreateWebhookEndpoint").WithSummary("Add a webhook endpoint")
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
             .WithDescription("The answer holds the endpoint's signing secret (whsec_…), this once. Messages follow the Standard Webhooks specification.");
-        admin.MapDelete("/webhooks/endpoints/{id:long}", DeleteEndpoint).WithName("DeleteWebhookEndpoint").WithSummary("Disable a webhook endpoint");
+        admin.MapDelete("/webhooks/endpoints/{id:long}", DeleteEndpoint).WithName("DeleteWebhookEndpoint").WithSummary("Disable a webhook endpoint")
+            .ProducesProblem(StatusCodes.Status404NotFound);
         admin.MapGet("/webhooks/deliveries", ListDeliveries).WithName("ListWebhookDeliveries").WithSummary("Every delivery attempt, newest first (at most 200)");
     }
 
@@ -48,8 +52,11 @@ public static class AlertsApi
         return TypedResults.Created($"/v1/alerts/rules/{result.Rule.Id}", AlertRuleDto.Of(result.Rule));
     }
 
-    private static async Task<Results<NoContent, NotFound>> DeleteRule(HttpContext http, long id, EvaluateAlerts alerts, CancellationToken ct) =>
-        await alerts.DisableRuleAsync(http.Caller().TenantId!, null, id, ct) ? TypedResults.NoContent() : TypedResults.NotFound();
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteRule(HttpContext http, long id, EvaluateAlerts alerts, CancellationToken ct) =>
+        await alerts.DisableRuleAsync(http.Caller().TenantId!, null, id, ct) ? TypedResults.NoContent() : NotFound("id", $"the account has no alert rule {id}.");
+
+    private static ProblemHttpResult NotFound(string field, string message) =>
+        TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "Not found", detail: $"{field}: {message}");
 
     private static async Task<Ok<IReadOnlyList<EndpointDto>>> ListEndpoints(HttpContext http, IDbContextFactory<ApplicationDbContext> dbFactory, CancellationToken ct)
     {
@@ -66,11 +73,11 @@ public static class AlertsApi
         return TypedResults.Created($"/v1/webhooks/endpoints/{e.Id}", new EndpointDto(e.Id, e.Url, e.Enabled, e.CreatedAt, created.Secret));
     }
 
-    private static async Task<Results<NoContent, NotFound>> DeleteEndpoint(HttpContext http, long id, IDbContextFactory<ApplicationDbContext> dbFactory, CancellationToken ct)
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteEndpoint(HttpContext http, long id, IDbContextFactory<ApplicationDbContext> dbFactory, CancellationToken ct)
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var endpoint = await db.WebhookEndpoints.FirstOrDefaultAsync(e => e.Id == id && e.TenantId == http.Caller().TenantId && e.Enabled, ct);
-        if (endpoint is null) return TypedResults.NotFound();
+        if (endpoint is null) return NotFound("id", $"the account has no webhook endpoint {id}.");
         endpoint.Disable();
         await db.SaveChangesAsync(ct);
         return TypedResults.NoContent();

@@ -86,8 +86,9 @@ public sealed record PlanResponse(string Code, string Name, decimal? PriceUsdPer
 public sealed record EntitlementDto(string Key, string Kind, string Value);
 
 /// <summary>Either an estimate in credits, or a model and token counts to rate with the published rule.</summary>
-public sealed record QuotaCheckRequest(decimal? EstimatedCredits, string? Provider, string? Model, long? InputTokens, long? OutputTokens,
-    long? CachedInputTokens);
+/// <summary>Either <see cref="EstimatedCredits"/>, or a model with token counts to rate; every field may be left out.</summary>
+public sealed record QuotaCheckRequest(decimal? EstimatedCredits = null, string? Provider = null, string? Model = null, long? InputTokens = null,
+    long? OutputTokens = null, long? CachedInputTokens = null);
 
 public sealed record VerifyResponse(string TenantId, bool Intact, long Entries, string HeadHash, bool Deep, IReadOnlyList<string> Problems);
 

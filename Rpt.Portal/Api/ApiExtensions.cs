@@ -50,6 +50,15 @@ public static class ApiExtensions
         return builder;
     }
 
+    /// <summary>
+    /// Limits the endpoints per API key (per address without one), and documents the answers every /v1 endpoint can give
+    /// besides its own: 429 past the limit, 503 while the database does not answer (ApiProblems).
+    /// </summary>
+    public static TBuilder RateLimitedPerKey<TBuilder>(this TBuilder builder) where TBuilder : IEndpointConventionBuilder =>
+        builder.RequireRateLimiting(PerKeyPolicy)
+            .ProducesProblem(StatusCodes.Status429TooManyRequests)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+
     public static WebApplication MapPortalApi(this WebApplication app)
     {
         app.UseRateLimiter();

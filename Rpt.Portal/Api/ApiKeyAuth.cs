@@ -29,6 +29,7 @@ public static class ApiKeyAuth
             http.Items[CallerItem] = caller;
             return await next(context);
         });
+        builder.ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden);
         return builder;
     }
 

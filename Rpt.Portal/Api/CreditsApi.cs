@@ -13,7 +13,7 @@ public static class CreditsApi
 {
     public static RouteGroupBuilder MapCreditsApi(this IEndpointRouteBuilder app)
     {
-        var tenantRead = app.MapGroup("/v1").WithTags("Credits").RequireApiKey(ApiScopes.Read).RequireRateLimiting(ApiExtensions.PerKeyPolicy);
+        var tenantRead = app.MapGroup("/v1").WithTags("Credits").RequireApiKey(ApiScopes.Read).RateLimitedPerKey();
         tenantRead.MapGet("/credits/balance", GetBalance).WithName("GetBalance")
             .WithSummary("The balance of the current billing period")
             .WithDescription("Allocated, consumed and remaining whole credits (consumption is floored), tokens by model, and how much is not yet flushed. Real time: every acknowledged event counts.");
@@ -26,22 +26,22 @@ public static class CreditsApi
         tenantRead.MapGet("/credits/grants", GetGrants).WithName("GetGrants")
             .WithSummary("Every credit grant: what it held, what is left, when it expires")
             .WithDescription("id, source, granted, remaining, expired, effective_at, expires_at (null: never), status (active, depleted, expired) and draw_down_order (1 = used first; 0 when not active). Consumption uses the soonest expires_at first; on a tie plan allocations, then top-ups, then adjustments; then the oldest grant.");
-        tenantRead.MapPost("/quota/check", CheckQuota).WithName("CheckQuota")
+        tenantRead.MapPost("/quota/check", CheckQuota).WithName("CheckQuota").ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
             .WithSummary("May a job of this estimated cost start?")
             .WithDescription("Answers from the real-time balance. A hard-capped plan denies an estimate above what remains; an overage plan allows and states the overage. If the ledger does not answer in time the check allows with fail_open=true.");
         tenantRead.MapGet("/ledger/verify", Verify).WithName("VerifyLedger")
             .WithSummary("Is the tenant's hash chain intact?")
             .WithDescription("Recomputes SHA-256(previous_hash || entry) along the chain. deep=true also re-reads the audit records each consumption entry covers. Record head_hash and pass it back as expect_head to detect a removed tail.");
 
-        tenantRead.MapGet("/ledger/statement", GetStatement).WithName("GetStatement")
+        tenantRead.MapGet("/ledger/statement", GetStatement).WithName("GetStatement").ProducesProblem(StatusCodes.Status404NotFound)
             .WithSummary("A billing period's statement, to verify without us")
             .WithDescription("period: a day of the period, yyyy-MM-dd. Every ledger entry from the period's first to its last with each field that enters its hash (docs/LEDGER-FORMAT.md), its prev_hash and hash; the chain point before them (opening) and after them (closing); the chain head; and the period's balance. Streamed in one snapshot. final is true once the period is over and all its usage is in the ledger.");
         tenantRead.MapGet("/ledger/statement/records", GetStatementRecords).WithName("GetStatementRecords")
             .WithSummary("The audit records a consumption entry covers, in canonical form")
             .WithDescription("entry: the seq of a consumption entry. The canonical forms of its records back to back (docs/LEDGER-FORMAT.md): the SHA-256 of the download is the entry's events_digest.")
-            .Produces(StatusCodes.Status200OK, contentType: "text/plain");
+            .Produces<string>(StatusCodes.Status200OK, "text/plain").ProducesProblem(StatusCodes.Status404NotFound);
 
-        var published = app.MapGroup("/v1").WithTags("Published").RequireRateLimiting(ApiExtensions.PerKeyPolicy);
+        var published = app.MapGroup("/v1").WithTags("Published").RateLimitedPerKey();
         published.MapGet("/credits/conversion", GetConversion).WithName("GetConversion")
             .WithSummary("The published conversion rule and the price book")
             .WithDescription("credits = cost_usd × (1 + overhead) / usd_per_credit, rounded half away from zero to micro-credits per call. The prices in effect now, or at ?at=. Public: no key needed.");

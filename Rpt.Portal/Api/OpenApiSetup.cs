@@ -21,7 +21,12 @@ public static class OpenApiSetup
                     Title = "Rpt Portal Credits API",
                     Version = "v1",
                     Description = "Read credits, usage and the ledger of a tenant; send usage events. Authenticate with the header `Authorization: Bearer YOUR_API_KEY`, with a key from the portal's API keys page. Errors are RFC 7807 problem details naming the field and the problem.",
+                    License = new OpenApiLicense { Name = "Proprietary: use under the terms of your Rpt Portal subscription", Identifier = "LicenseRef-Rpt-Portal-Subscription" },
                 };
+                // Relative to wherever the portal is served (the document is served by the portal itself): no host baked in.
+                document.Servers = [new OpenApiServer { Url = "/", Description = "This portal" }];
+                foreach (var tag in document.Tags ?? new HashSet<OpenApiTag>())
+                    if (tag.Name is { } n && TagDescriptions.TryGetValue(n, out var text)) tag.Description = text;
                 document.Components ??= new OpenApiComponents();
                 document.Components.SecuritySchemes ??= new Dictionary<string, IOpenApiSecurityScheme>();
                 document.Components.SecuritySchemes["bearer"] = new OpenApiSecurityScheme
@@ -53,6 +58,15 @@ public static class OpenApiSetup
         return builder;
     }
 
+    private static readonly Dictionary<string, string> TagDescriptions = new()
+    {
+        ["Credits"] = "The balance, grants, consumption records, quota checks and the ledger's verification and statements of the key's tenant.",
+        ["Published"] = "The plan catalog and the conversion rule with the price book: public, no key needed.",
+        ["Ingestion"] = "Usage events in, exactly once per id.",
+        ["Usage"] = "Tokens and credits by model, feature and day, and the explanation of a job.",
+        ["Alerts"] = "Alert rules and the webhook endpoints they deliver to (admin scope).",
+    };
+
     public static WebApplication MapPortalOpenApi(this WebApplication app)
     {
         app.MapOpenApi();
@@ -78,7 +92,7 @@ internal static class ApiExamples
     {
         ["GetBalance"] = """
             { "plan": "professional", "billing_period": { "start": "2026-04-01", "end": "2026-04-30" },
-              "credits": { "allocated": 25000, "consumed": 8432, "remaining": 16568, "unlimited": false },
+              "credits": { "allocated": 25000, "consumed": 8432, "remaining": 16568, "unlimited": false, "overage": 0, "overage_usd": 0.00 },
               "tokens": { "total": 5127890, "by_model": { "gpt-4o-mini": 3240110, "gemini-1.5-flash": 1887780 } },
               "overage": { "policy": "overage", "credits": 0 }, "internal": { "micro_credits": 1848000 },
               "units_by_meter": { "image_generation": 12 },

@@ -18,7 +18,7 @@ public static class UsageApi
     public static RouteGroupBuilder MapUsageApi(this IEndpointRouteBuilder app)
     {
         var ingest = app.MapGroup("/v1").WithTags("Ingestion").RequireApiKey(ApiScopes.Ingest, ApiScopes.PlatformIngest)
-            .RequireRateLimiting(ApiExtensions.PerKeyPolicy);
+            .RateLimitedPerKey();
         ingest.MapPost("/usage/events", PostEvents).WithName("PostUsageEvents")
             .WithSummary("Send usage events, exactly once per id")
             .WithDescription("Body: {\"events\": [ … ]} with up to 10,000 events, or one event alone. Answered item by item, in the order sent: accepted, duplicate (this id was already counted) or rejected with the reason. Every accepted event is durable before the answer. A tenant key ingests for its tenant; a platform key names tenant_id per event.")
@@ -26,16 +26,17 @@ public static class UsageApi
             .Produces<IngestResult>()
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
             .WithMetadata(new Microsoft.AspNetCore.Mvc.RequestSizeLimitAttribute(MaxBodyBytes));
 
-        var read = app.MapGroup("/v1").WithTags("Usage").RequireApiKey(ApiScopes.Read).RequireRateLimiting(ApiExtensions.PerKeyPolicy);
+        var read = app.MapGroup("/v1").WithTags("Usage").RequireApiKey(ApiScopes.Read).RateLimitedPerKey();
         read.MapGet("/usage/tokens", GetTokens).WithName("GetTokenUsage")
             .WithSummary("Token usage, grouped by job, model or feature")
             .WithDescription("Billed, succeeded calls with occurred_at in [from, to), widened to whole UTC days (usage is kept per UTC day; the answer says which days it covers); the current billing period by default. group_by=job lists the jobs that started in the range, newest first: follow next_cursor while has_more.");
         read.MapGet("/usage/daily", GetDaily).WithName("GetDailyCredits")
             .WithSummary("Credits per day of the current billing period, by model or feature")
             .WithDescription("The series the portal's dashboard charts, read from the same snapshot (shared by every dashboard of the tenant, re-read at most twice a second): billed micro-credits and tokens per UTC day and model (or feature), with the consumption they add up to and when they were read.");
-        read.MapGet("/usage/jobs/{job_id}", GetJob).WithName("ExplainJob")
+        read.MapGet("/usage/jobs/{job_id}", GetJob).WithName("ExplainJob").ProducesProblem(StatusCodes.Status404NotFound)
             .WithSummary("Explain a job: every call and every number behind its credits")
             .WithDescription("Model, tokens, the price version in effect, provider cost, overhead and micro-credits per call, and the ledger entries that charged them.");
         return read;
