@@ -29,7 +29,7 @@ public static class CreditsApi
         tenantRead.MapPost("/quota/check", CheckQuota).WithName("CheckQuota").ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
             .WithSummary("May a job of this estimated cost start?")
             .WithDescription("Answers from the real-time balance. A hard-capped plan denies an estimate above what remains; an overage plan allows and states the overage. If the ledger does not answer in time the check allows with fail_open=true.");
-        tenantRead.MapGet("/ledger/verify", Verify).WithName("VerifyLedger")
+        tenantRead.MapGet("/ledger/verify", Verify).WithName("VerifyLedger").ProducesProblem(StatusCodes.Status400BadRequest)
             .WithSummary("Is the tenant's hash chain intact?")
             .WithDescription("Recomputes SHA-256(previous_hash || entry) along the chain. deep=true also re-reads the audit records each consumption entry covers. Record head_hash and pass it back as expect_head to detect a removed tail.");
 
