@@ -5,6 +5,7 @@ using Rpt.Portal.Components;
 using Rpt.Portal.Data;
 using Rpt.Portal.Ledger;
 using Rpt.Portal.Metering;
+using Rpt.Portal.Operations;
 using Rpt.Portal.Plans;
 using Rpt.Portal.Tenants;
 
@@ -14,6 +15,7 @@ public static class PortalExtensions
 {
     /// <summary>Every feature of Rpt Portal, each registering its own services and validated options.</summary>
     public static IHostApplicationBuilder AddPortal(this IHostApplicationBuilder builder) => builder
+        .AddPortalOperations()
         .AddPortalData()
         .AddPortalHealth()
         .AddTenants()
@@ -31,6 +33,7 @@ public static class PortalExtensions
     {
         app.UseApiProblems();
         app.MapPortalHealth();
+        app.MapPortalMetrics();
         app.UsePortalSecurityHeaders();
         app.MapPortalApi();
         app.MapStripeWebhook();

@@ -27,7 +27,7 @@ public sealed class AlertOptions
 /// order of their thresholds. Every tenant starts with the defaults: 50, 75 and 90 % consumed, by email to owners.
 /// </summary>
 public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFactory, GetBalance balances, Metering.UsageReports reports, IServiceScopeFactory scopes,
-    AlertMails alertMails, Webhooks webhooks, IOptions<AlertOptions> options, TimeProvider time, TenantChanges changes)
+    AlertMails alertMails, Webhooks webhooks, IOptions<AlertOptions> options, TimeProvider time, TenantChanges changes, Operations.PortalMetrics metrics)
 {
     public async Task<IReadOnlyList<AlertFiring>> ExecuteAsync(string tenantId, CancellationToken ct = default)
     {
@@ -62,6 +62,7 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
                 """, ct);
             if (inserted == 0) continue; // fired already this period, here or in another instance
             fired.Add(firing);
+            metrics.AlertsFired.Add(1, new KeyValuePair<string, object?>("kind", Ledger.EnumText.ToText(rule.Kind)));
             await DeliverAsync(rule, firing, balance, ct);
         }
         if (fired.Count > 0) changes.Publish(TenantChange.AlertFired, tenantId);

@@ -222,7 +222,7 @@ public class WebhookAddresses
 /// is retried on docs/RULES.md's schedule with the same <c>webhook-id</c>, from the row, so a restart loses nothing.
 /// </summary>
 public sealed class Webhooks(IDbContextFactory<ApplicationDbContext> dbFactory, IDataProtectionProvider protection, IHttpClientFactory http,
-    IOptions<WebhookOptions> options, WebhookAddresses addresses, TimeProvider time, ILogger<Webhooks> logger)
+    IOptions<WebhookOptions> options, WebhookAddresses addresses, TimeProvider time, ILogger<Webhooks> logger, Operations.PortalMetrics metrics)
 {
     public const int MaxEndpointsPerTenant = 10;
     public const int MaxUrlLength = 2000;
@@ -399,6 +399,7 @@ public sealed class Webhooks(IDbContextFactory<ApplicationDbContext> dbFactory, 
         }
         var (status, error, ms) = await SendAsync(endpoint, message, ct);
         var ok = status is >= 200 and < 300;
+        metrics.Outcome(metrics.WebhookAttempts, ok ? "delivered" : "failed");
         db.WebhookAttempts.Add(new WebhookAttempt(message.Id, message.TenantId, message.Type, message.Attempts + 1, status, error, time.GetUtcNow(), ms));
         message.Attempted(ok, time.GetUtcNow());
         if (!ok) logger.LogInformation("Webhook {Id} to {Url}: attempt {N} answered {Status} {Error}", message.Id, endpoint.Url, message.Attempts, status, error);

@@ -97,7 +97,7 @@ public static class CreditsApi
     }
 
     public static async Task<Results<Ok<QuotaDecision>, ValidationProblem>> CheckQuota(HttpContext http, QuotaCheck quota, PriceBookProvider prices,
-        TimeProvider time, QuotaCheckRequest request, CancellationToken cancellationToken)
+        TimeProvider time, Operations.PortalMetrics metrics, QuotaCheckRequest request, CancellationToken cancellationToken)
     {
         decimal estimate;
         if (request.EstimatedCredits is { } credits)
@@ -133,7 +133,9 @@ public static class CreditsApi
         {
             return Invalid("estimated_credits", "Send estimated_credits, or a model with token counts to rate.");
         }
-        return TypedResults.Ok(await quota.ExecuteAsync(http.Caller().TenantId!, estimate, cancellationToken));
+        var decision = await quota.ExecuteAsync(http.Caller().TenantId!, estimate, cancellationToken);
+        metrics.Outcome(metrics.QuotaChecks, decision.FailOpen ? "fail_open" : decision.Allowed ? "allowed" : "denied");
+        return TypedResults.Ok(decision);
     }
 
     public static async Task<Ok<VerifyResponse>> Verify(HttpContext http, VerifyLedger verify, bool? deep, string? expect_head, CancellationToken cancellationToken)

@@ -42,8 +42,10 @@ public static class UsageApi
         return read;
     }
 
-    public static async Task<IResult> PostEvents(HttpContext http, UsageIngestor ingestor, IOptions<MeteringOptions> options, CancellationToken cancellationToken)
+    public static async Task<IResult> PostEvents(HttpContext http, UsageIngestor ingestor, IOptions<MeteringOptions> options,
+        Operations.PortalMetrics metrics, CancellationToken cancellationToken)
     {
+        var arrived = System.Diagnostics.Stopwatch.GetTimestamp();
         var max = options.Value.MaxBatchSize;
         if (!IsJson(http.Request.ContentType))
             return TypedResults.Problem(statusCode: StatusCodes.Status415UnsupportedMediaType, title: "Unsupported media type",
@@ -78,6 +80,7 @@ public static class UsageApi
         try
         {
             var result = await ingestor.IngestAsync(events, caller.TenantId, cancellationToken, parsed.Rejected);
+            metrics.BatchDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(arrived).TotalSeconds);
             return TypedResults.Json(result, MeteringJson.Default.IngestResult);
         }
         catch (IngestUnavailableException ex)

@@ -26,7 +26,8 @@ public sealed class EmailOptions
 }
 
 /// <summary>Sends account mail (confirmation, password reset) over SMTP with MailKit, or logs it when no SMTP host is set.</summary>
-public sealed class PortalEmailSender(IOptions<EmailOptions> options, ILogger<PortalEmailSender> logger) : IEmailSender<ApplicationUser>
+public sealed class PortalEmailSender(IOptions<EmailOptions> options, ILogger<PortalEmailSender> logger, Operations.PortalMetrics metrics)
+    : IEmailSender<ApplicationUser>
 {
     public bool DeliversMail => !string.IsNullOrWhiteSpace(options.Value.SmtpHost);
 
@@ -57,10 +58,19 @@ public sealed class PortalEmailSender(IOptions<EmailOptions> options, ILogger<Po
         message.To.Add(MailboxAddress.Parse(to));
         message.Subject = subject;
         message.Body = new TextPart(format) { Text = body };
-        using var client = new SmtpClient();
-        await client.ConnectAsync(o.SmtpHost!, o.SmtpPort, SecureSocketOptions.Auto);
-        if (!string.IsNullOrEmpty(o.SmtpUser)) await client.AuthenticateAsync(o.SmtpUser, o.SmtpPassword ?? "");
-        await client.SendAsync(message);
-        await client.DisconnectAsync(true);
+        try
+        {
+            using var client = new SmtpClient();
+            await client.ConnectAsync(o.SmtpHost!, o.SmtpPort, SecureSocketOptions.Auto);
+            if (!string.IsNullOrEmpty(o.SmtpUser)) await client.AuthenticateAsync(o.SmtpUser, o.SmtpPassword ?? "");
+            await client.SendAsync(message);
+            await client.DisconnectAsync(true);
+        }
+        catch
+        {
+            metrics.MailsFailed.Add(1);
+            throw;
+        }
+        metrics.MailsSent.Add(1);
     }
 }

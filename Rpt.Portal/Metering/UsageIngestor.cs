@@ -24,9 +24,12 @@ public sealed class UsageIngestor : IDisposable
         new BoundedChannelOptions(512) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
     private readonly Thread _writer;
 
+    private readonly Operations.PortalMetrics _metrics;
+
     public UsageIngestor(RateUsage rate, IUsageStore store, PriceBookProvider prices, TenantChanges changes, TimeProvider time,
-        IOptions<MeteringOptions> options)
+        IOptions<MeteringOptions> options, Operations.PortalMetrics metrics)
     {
+        _metrics = metrics;
         _rate = rate;
         _store = store;
         _prices = prices;
@@ -44,6 +47,7 @@ public sealed class UsageIngestor : IDisposable
         IReadOnlyDictionary<int, IngestItemResult>? rejected = null)
     {
         if (events.Count == 0) return new IngestResult(0, 0, 0, []); // nothing to rent an array for
+        var arrived = System.Diagnostics.Stopwatch.GetTimestamp();
         var now = _time.GetUtcNow();
         var book = _prices.Current;
         var results = new IngestItemResult[events.Count];
@@ -58,6 +62,7 @@ public sealed class UsageIngestor : IDisposable
                 if (rejected is not null && rejected.TryGetValue(i, out var early))
                 {
                     results[i] = early;
+                    _metrics.Rejected("malformed");
                     continue;
                 }
                 var error = _rate.TryRate(events[i], keyTenant, now, book, out var row);
@@ -69,6 +74,7 @@ public sealed class UsageIngestor : IDisposable
                 else
                 {
                     results[i] = new IngestItemResult(events[i]?.Id, IngestStatus.Rejected, error);
+                    _metrics.Rejected(IsUnpriced(error) ? "unpriced" : "invalid");
                 }
             }
 
@@ -93,6 +99,10 @@ public sealed class UsageIngestor : IDisposable
                     if (outcome[j] == WriteOutcome.Accepted) accepted++;
                     else if (outcome[j] == WriteOutcome.Duplicate) duplicates++;
                 }
+                _metrics.BalanceLatency.Record(System.Diagnostics.Stopwatch.GetElapsedTime(arrived).TotalSeconds);
+                _metrics.EventsAccepted.Add(accepted);
+                _metrics.EventsDuplicate.Add(duplicates);
+                if (count - accepted - duplicates > 0) _metrics.Rejected("period_limit", count - accepted - duplicates);
             }
             return new IngestResult(accepted, duplicates, events.Count - accepted - duplicates, results);
         }
@@ -102,6 +112,11 @@ public sealed class UsageIngestor : IDisposable
             ArrayPool<RatedUsage>.Shared.Return(rows, clearArray: true);
         }
     }
+
+    /// <summary>The price book's words for an event it has no price for (PriceBook.Find).</summary>
+    private static bool IsUnpriced(string error) =>
+        error.Contains("unknown model", StringComparison.Ordinal) || error.Contains("unknown meter", StringComparison.Ordinal)
+        || error.Contains("no price for", StringComparison.Ordinal);
 
     private string PeriodLimitError(string periodStart) =>
         $"the tenant's billing period starting {periodStart} would pass the per-period limit of "
