@@ -24,6 +24,14 @@ public sealed class BrowserFixture : IAsyncLifetime
     /// <summary>Screenshots land here; test.sh keeps them as artifacts.</summary>
     public static string ArtifactsDirectory => Path.Combine(RepositoryRoot(), "artifacts", "screenshots");
 
+    /// <summary>The path of an artifact a test writes for people to read (artifacts/NAME), its directory created: a fresh clone has none.</summary>
+    public static string Artifact(string name)
+    {
+        var dir = Path.Combine(RepositoryRoot(), "artifacts");
+        Directory.CreateDirectory(dir);
+        return Path.Combine(dir, name);
+    }
+
     public BrowserFixture()
     {
         var settings = Mail.Settings();

@@ -93,7 +93,7 @@ public sealed class LoadBalancerTests(PostgresCluster cluster)
             Assert.True(moved?.StatusCode == HttpStatusCode.OK, $"no signed-in answer through the proxy {clock.Elapsed.TotalSeconds:0.0} s after {home} died");
             Assert.Equal(other, moved.Headers.GetValues(HealthExtensions.InstanceHeader).Single());
             Assert.Contains("Balanced Co", await moved.Content.ReadAsStringAsync());
-            await File.WriteAllTextAsync(Path.Combine(Browser.BrowserFixture.RepositoryRoot(), "artifacts", "load-balancer.txt"),
+            await File.WriteAllTextAsync(Browser.BrowserFixture.Artifact("load-balancer.txt"),
                 $"{home} killed; the same browser was answered by {other}, signed in, after {clock.Elapsed.TotalMilliseconds:0} ms\n");
         }
         finally

@@ -154,7 +154,7 @@ public sealed class TwoProcessesTests(PostgresCluster cluster)
             await WaitFlushedAsync(connection, "leader", 500, TimeSpan.FromSeconds(30),
                 async () => $"leases held by B: {await LeasesHeldByAsync(connection, "portal-b")}, by A: {await LeasesHeldByAsync(connection, "portal-a")}; B's log:\n{b.Log}");
             Assert.True(await LeasesHeldByAsync(connection, "portal-b") > 0);
-            await File.WriteAllTextAsync(Path.Combine(Browser.BrowserFixture.RepositoryRoot(), "artifacts", "leader-killed.txt"),
+            await File.WriteAllTextAsync(Browser.BrowserFixture.Artifact("leader-killed.txt"),
                 $"the lease holder was killed; the other instance had flushed 500 new events {killed.Elapsed.TotalSeconds:0.0} s later\n");
         }
         finally
