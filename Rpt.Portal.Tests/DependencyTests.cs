@@ -19,7 +19,7 @@ public class DependencyTests
     [InlineData("Rpt.Portal.Tenants")]
     [InlineData("Rpt.Portal.Mail")]
     [InlineData("Rpt.Portal.Data")]
-    [InlineData("Rpt.Portal.Operations")]
+    [InlineData("Rpt.Portal.Observability")]
     public void AFeaturesCode_DoesNotDependOnThePortalShell_OnlyItsPagesDo(string feature)
     {
         var result = Types.InAssembly(typeof(Program).Assembly)
@@ -71,7 +71,7 @@ public class DependencyTests
     /// The features form layers: the plan catalog (what a plan allows), then tenants (the account, its members, its
     /// period, its changes), then metering (usage and its price), then the ledger (credits, which consume metered
     /// usage, and the quota check on them), then alerts, then billing (subscriptions, plan changes, payments), which
-    /// uses them all. Mail is a service below every feature, and operations (metrics) below mail. A lower layer never names a higher one; pages may use any.
+    /// uses them all. Mail is a service below every feature, and observability (metrics) below mail. A lower layer never names a higher one; pages may use any.
     /// </summary>
     [Theory]
     [InlineData("Rpt.Portal.Plans", "Rpt.Portal.Tenants")]
@@ -79,13 +79,13 @@ public class DependencyTests
     [InlineData("Rpt.Portal.Plans", "Rpt.Portal.Ledger")]
     [InlineData("Rpt.Portal.Plans", "Rpt.Portal.Alerts")]
     [InlineData("Rpt.Portal.Plans", "Rpt.Portal.Billing")]
-    [InlineData("Rpt.Portal.Operations", "Rpt.Portal.Mail")]
-    [InlineData("Rpt.Portal.Operations", "Rpt.Portal.Tenants")]
-    [InlineData("Rpt.Portal.Operations", "Rpt.Portal.Metering")]
-    [InlineData("Rpt.Portal.Operations", "Rpt.Portal.Ledger")]
-    [InlineData("Rpt.Portal.Operations", "Rpt.Portal.Alerts")]
-    [InlineData("Rpt.Portal.Operations", "Rpt.Portal.Billing")]
-    [InlineData("Rpt.Portal.Operations", "Rpt.Portal.Data")]
+    [InlineData("Rpt.Portal.Observability", "Rpt.Portal.Mail")]
+    [InlineData("Rpt.Portal.Observability", "Rpt.Portal.Tenants")]
+    [InlineData("Rpt.Portal.Observability", "Rpt.Portal.Metering")]
+    [InlineData("Rpt.Portal.Observability", "Rpt.Portal.Ledger")]
+    [InlineData("Rpt.Portal.Observability", "Rpt.Portal.Alerts")]
+    [InlineData("Rpt.Portal.Observability", "Rpt.Portal.Billing")]
+    [InlineData("Rpt.Portal.Observability", "Rpt.Portal.Data")]
     [InlineData("Rpt.Portal.Mail", "Rpt.Portal.Tenants")]
     [InlineData("Rpt.Portal.Mail", "Rpt.Portal.Plans")]
     [InlineData("Rpt.Portal.Mail", "Rpt.Portal.Ledger")]

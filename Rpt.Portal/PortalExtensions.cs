@@ -5,7 +5,7 @@ using Rpt.Portal.Components;
 using Rpt.Portal.Data;
 using Rpt.Portal.Ledger;
 using Rpt.Portal.Metering;
-using Rpt.Portal.Operations;
+using Rpt.Portal.Observability;
 using Rpt.Portal.Plans;
 using Rpt.Portal.Tenants;
 
@@ -15,7 +15,7 @@ public static class PortalExtensions
 {
     /// <summary>Every feature of Rpt Portal, each registering its own services and validated options.</summary>
     public static IHostApplicationBuilder AddPortal(this IHostApplicationBuilder builder) => builder
-        .AddPortalOperations()
+        .AddPortalObservability()
         .AddPortalData()
         .AddPortalHealth()
         .AddTenants()

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
-using Rpt.Portal.Operations;
+using Rpt.Portal.Observability;
 
 namespace Rpt.Portal.Tests.Api;
 

@@ -27,7 +27,7 @@ public sealed class AlertOptions
 /// order of their thresholds. Every tenant starts with the defaults: 50, 75 and 90 % consumed, by email to owners.
 /// </summary>
 public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFactory, GetBalance balances, Metering.UsageReports reports, IServiceScopeFactory scopes,
-    AlertMails alertMails, Webhooks webhooks, IOptions<AlertOptions> options, TimeProvider time, TenantChanges changes, Operations.PortalMetrics metrics)
+    AlertMails alertMails, Webhooks webhooks, IOptions<AlertOptions> options, TimeProvider time, TenantChanges changes, Observability.PortalMetrics metrics)
 {
     public async Task<IReadOnlyList<AlertFiring>> ExecuteAsync(string tenantId, CancellationToken ct = default)
     {

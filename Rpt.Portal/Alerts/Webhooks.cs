@@ -222,7 +222,7 @@ public class WebhookAddresses
 /// is retried on docs/RULES.md's schedule with the same <c>webhook-id</c>, from the row, so a restart loses nothing.
 /// </summary>
 public sealed class Webhooks(IDbContextFactory<ApplicationDbContext> dbFactory, IDataProtectionProvider protection, IHttpClientFactory http,
-    IOptions<WebhookOptions> options, WebhookAddresses addresses, TimeProvider time, ILogger<Webhooks> logger, Operations.PortalMetrics metrics)
+    IOptions<WebhookOptions> options, WebhookAddresses addresses, TimeProvider time, ILogger<Webhooks> logger, Observability.PortalMetrics metrics)
 {
     public const int MaxEndpointsPerTenant = 10;
     public const int MaxUrlLength = 2000;

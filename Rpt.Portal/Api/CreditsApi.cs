@@ -97,7 +97,7 @@ public static class CreditsApi
     }
 
     public static async Task<Results<Ok<QuotaDecision>, ValidationProblem>> CheckQuota(HttpContext http, QuotaCheck quota, PriceBookProvider prices,
-        TimeProvider time, Operations.PortalMetrics metrics, QuotaCheckRequest request, CancellationToken cancellationToken)
+        TimeProvider time, Observability.PortalMetrics metrics, QuotaCheckRequest request, CancellationToken cancellationToken)
     {
         decimal estimate;
         if (request.EstimatedCredits is { } credits)

@@ -43,7 +43,7 @@ public static class UsageApi
     }
 
     public static async Task<IResult> PostEvents(HttpContext http, UsageIngestor ingestor, IOptions<MeteringOptions> options,
-        Operations.PortalMetrics metrics, CancellationToken cancellationToken)
+        Observability.PortalMetrics metrics, CancellationToken cancellationToken)
     {
         var arrived = System.Diagnostics.Stopwatch.GetTimestamp();
         var max = options.Value.MaxBatchSize;

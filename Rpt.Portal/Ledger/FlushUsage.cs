@@ -21,7 +21,7 @@ public sealed record FlushOutcome(long FromSeq, long ThroughSeq, int Entries, lo
 /// recorded as lagging (<see cref="FlushLag"/>) and retried by itself on every later flush.
 /// </summary>
 public sealed class FlushUsage(PortalDatabase database, IUsageStore usage, IDbContextFactory<ApplicationDbContext> dbFactory, TimeProvider time,
-    IOptions<LedgerOptions> options, TenantChanges changes, ILogger<FlushUsage> logger, Operations.PortalMetrics metrics)
+    IOptions<LedgerOptions> options, TenantChanges changes, ILogger<FlushUsage> logger, Observability.PortalMetrics metrics)
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
 

@@ -26,7 +26,7 @@ public sealed class EmailOptions
 }
 
 /// <summary>Sends account mail (confirmation, password reset) over SMTP with MailKit, or logs it when no SMTP host is set.</summary>
-public sealed class PortalEmailSender(IOptions<EmailOptions> options, ILogger<PortalEmailSender> logger, Operations.PortalMetrics metrics)
+public sealed class PortalEmailSender(IOptions<EmailOptions> options, ILogger<PortalEmailSender> logger, Observability.PortalMetrics metrics)
     : IEmailSender<ApplicationUser>
 {
     public bool DeliversMail => !string.IsNullOrWhiteSpace(options.Value.SmtpHost);

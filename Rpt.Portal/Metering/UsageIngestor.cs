@@ -24,10 +24,10 @@ public sealed class UsageIngestor : IDisposable
         new BoundedChannelOptions(512) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
     private readonly Thread _writer;
 
-    private readonly Operations.PortalMetrics _metrics;
+    private readonly Observability.PortalMetrics _metrics;
 
     public UsageIngestor(RateUsage rate, IUsageStore store, PriceBookProvider prices, TenantChanges changes, TimeProvider time,
-        IOptions<MeteringOptions> options, Operations.PortalMetrics metrics)
+        IOptions<MeteringOptions> options, Observability.PortalMetrics metrics)
     {
         _metrics = metrics;
         _rate = rate;

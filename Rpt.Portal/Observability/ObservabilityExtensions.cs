@@ -4,7 +4,7 @@ using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
 
-namespace Rpt.Portal.Operations;
+namespace Rpt.Portal.Observability;
 
 /// <summary>Where /metrics may be read from.</summary>
 public sealed class MetricsOptions
@@ -26,9 +26,9 @@ public sealed class MetricsOptions
 /// HttpClient's, the runtime's and Npgsql's, scraped as Prometheus text at /metrics; request traces exported over OTLP
 /// when <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> names a collector.
 /// </summary>
-public static class OperationsExtensions
+public static class ObservabilityExtensions
 {
-    public static IHostApplicationBuilder AddPortalOperations(this IHostApplicationBuilder builder)
+    public static IHostApplicationBuilder AddPortalObservability(this IHostApplicationBuilder builder)
     {
         builder.Services.AddSingleton<PortalMetrics>();
         builder.Services.AddOptions<MetricsOptions>().BindConfiguration("Rpt:Metrics")

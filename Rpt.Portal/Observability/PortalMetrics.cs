@@ -1,6 +1,6 @@
 using System.Diagnostics.Metrics;
 
-namespace Rpt.Portal.Operations;
+namespace Rpt.Portal.Observability;
 
 /// <summary>
 /// The portal's own instruments (meter <c>Rpt.Portal</c>), recorded where the work happens and exported with the
