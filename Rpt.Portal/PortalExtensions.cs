@@ -5,6 +5,7 @@ using Rpt.Portal.Components;
 using Rpt.Portal.Data;
 using Rpt.Portal.Ledger;
 using Rpt.Portal.Metering;
+using Rpt.Portal.Operations;
 using Rpt.Portal.Observability;
 using Rpt.Portal.Plans;
 using Rpt.Portal.Tenants;
@@ -24,6 +25,7 @@ public static class PortalExtensions
         .AddPlans()
         .AddBilling()
         .AddAlerts()
+        .AddOperations()
         .AddCreditsApi()
         .AddApiProblems()
         .AddPortalUi()

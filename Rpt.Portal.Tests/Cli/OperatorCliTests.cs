@@ -114,6 +114,48 @@ public class OperatorCliTests : IDisposable
     }
 
     [Fact]
+    public async Task EveryChange_LeavesAnAuditRecord_WhoWhenWhatBeforeAfter_AndTheChainFindsAnAlteredOne()
+    {
+        Assert.Equal(0, (await Run("tenants", "create", "--name", "Acme", "--plan", "free", "--id", "acme", "--as", "ops@rpt.test")).Exit);
+        Assert.Equal(0, (await Run("credits", "grant", "--tenant", "acme", "--credits", "500", "--source", "adjustment", "--key", "fix-1",
+            "--reason", "refund of an outage", "--as", "ops@rpt.test")).Exit);
+        Assert.Contains("already granted", (await Run("credits", "grant", "--tenant", "acme", "--credits", "500", "--source", "adjustment",
+            "--key", "fix-1", "--as", "ops@rpt.test")).Out); // nothing changed, so nothing is recorded
+        var keyId = System.Text.RegularExpressions.Regex.Match((await Run("keys", "list", "--tenant", "acme")).Out, "[0-9a-f]{8}-[0-9a-f-]{27}").Value;
+        Assert.Equal(0, (await Run("keys", "revoke", "--tenant", "acme", "--id", keyId, "--as", "lead@rpt.test")).Exit);
+        Assert.Equal(0, (await Run("users", "create", "--tenant", "acme", "--email", "admin@acme.test", "--role", "admin")).Exit);
+
+        var (exit, list, _) = await Run("audit", "list");
+        Assert.Equal(0, exit);
+        var lines = list.TrimEnd().Split('\n');
+        Assert.Equal(4, lines.Length);
+        Assert.Matches($@"^\s+4 \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ {System.Text.RegularExpressions.Regex.Escape(Environment.UserName)} \(cli@{System.Text.RegularExpressions.Regex.Escape(Environment.MachineName)}\) user\.create tenant=acme subject=admin@acme.test old=- new={{""role"":""admin""}}", lines[0]);
+        Assert.Contains($"lead@rpt.test (cli@{Environment.MachineName}) key.revoke tenant=acme subject={keyId} old={{\"status\":\"active\"}} new={{\"status\":\"revoked\"}}", lines[1]);
+        Assert.Contains("ops@rpt.test", lines[2]);
+        Assert.Contains("credits.grant tenant=acme subject=ledger seq 2 old=- new={\"credits\":500,\"source\":\"adjustment\",\"key\":\"fix-1\",\"reason\":\"refund of an outage\"", lines[2]);
+        Assert.Contains("tenant.create tenant=acme subject=acme", lines[3]);
+        Assert.Empty((await Run("audit", "list", "--tenant", "other")).Out.Trim());
+        Assert.Single((await Run("audit", "list", "--limit", "1")).Out.TrimEnd().Split('\n'));
+
+        var (intact, verified, _) = await Run("audit", "verify");
+        Assert.Equal(0, intact);
+        Assert.Matches("^audit log intact: 4 records, head [0-9a-f]{64}", verified);
+
+        using (var c = TestEngine.Open(Database))
+        {
+            // Append-only: the database itself refuses to change a record.
+            Assert.ThrowsAny<System.Data.Common.DbException>(() => c.Command("UPDATE operator_audit SET actor = 'someone else' WHERE seq = 2").ExecuteNonQuery());
+            c.Command((TestEngine.IsPostgres ? "ALTER TABLE operator_audit DISABLE TRIGGER USER;" : "DROP TRIGGER operator_audit_no_update;")
+                + " UPDATE operator_audit SET new_value = replace(new_value, '500', '5000') WHERE seq = 2").ExecuteNonQuery();
+        }
+        var (broken, report, _) = await Run("audit", "verify");
+        Assert.Equal(1, broken);
+        Assert.Contains("audit log NOT intact", report);
+        Assert.Contains("seq 2: stored hash", report);
+        Assert.Contains("the record was altered", report);
+    }
+
+    [Fact]
     public async Task LedgerVerify_TamperedLedger_ExitsNonZeroAndSaysWhere()
     {
         await Run("tenants", "create", "--name", "Acme", "--plan", "free", "--id", "acme");

@@ -6,6 +6,7 @@ using Rpt.Portal.Api;
 using Rpt.Portal.Data;
 using Rpt.Portal.Ledger;
 using Rpt.Portal.Metering;
+using Rpt.Portal.Operations;
 using Rpt.Portal.Tenants;
 using Rpt.Portal.Plans;
 
@@ -18,7 +19,7 @@ namespace Rpt.Portal.Cli;
 /// </summary>
 public static class OperatorCli
 {
-    private static readonly HashSet<string> Commands = ["tenants", "keys", "ledger", "prices", "usage", "credits", "users", "reports", "data", "help", "--help"];
+    private static readonly HashSet<string> Commands = ["tenants", "keys", "ledger", "prices", "usage", "credits", "users", "reports", "data", "audit", "help", "--help"];
 
     public const string Usage = """
         Rpt Portal operator commands (dotnet run --project Rpt.Portal -- COMMAND):
@@ -46,6 +47,12 @@ public static class OperatorCli
           prices add --provider P (--model M --input USD --output USD [--cached USD] | --meter M --unit USD)
                      [--effective-from 2026-05-01T00:00:00Z]  a new price version (now or later, never earlier)
           usage import FILE [--tenant ID]                    JSON lines of usage events
+          audit list [--tenant ID] [--since DATE] [--limit N] the operators' audit log, newest first
+          audit verify                                       recompute the audit log's hash chain
+
+        Every command that changes something (tenants create, keys create and revoke, users create, credits grant,
+        prices add) leaves a record in the audit log: who (--as EMAIL, else the operating system's user), when, from
+        where (cli@HOST), what, and the values before and after.
         """;
 
     /// <summary>
@@ -60,7 +67,7 @@ public static class OperatorCli
     [
         ("tenants", "create"), ("tenants", "list"), ("keys", "create"), ("keys", "list"), ("keys", "revoke"),
         ("credits", "grant"), ("reports", "list"), ("users", "create"), ("ledger", "verify"), ("ledger", "flush"),
-        ("prices", "list"), ("prices", "add"), ("usage", "import"), ("data", "copy"),
+        ("prices", "list"), ("prices", "add"), ("usage", "import"), ("data", "copy"), ("audit", "list"), ("audit", "verify"),
     ];
 
     public static async Task<int> RunAsync(string[] args, TextWriter? stdout = null, TextWriter? stderr = null,
@@ -109,6 +116,8 @@ public static class OperatorCli
                 ("prices", "list") => await ListPricesAsync(app.Services, Opts(), @out, err),
                 ("prices", "add") => await AddPriceAsync(app.Services, Opts(), @out, err),
                 ("data", "copy") => await CopyDataAsync(app.Services, Opts(), configure, @out, err),
+                ("audit", "list") => await ListAuditAsync(app.Services, Opts(), @out),
+                ("audit", "verify") => await VerifyAuditAsync(app.Services, @out, err),
                 ("usage", "import") => await ImportAsync(app.Services, args.ElementAtOrDefault(2), Options.Parse(args.Skip(3)), @out, err),
                 _ => throw new InvalidOperationException($"'{args[0]} {args[1]}' is listed as known but has no handler"),
             };
@@ -153,6 +162,8 @@ public static class OperatorCli
         var result = await services.GetRequiredService<CreateTenant>().ExecuteAsync(o.Required("name"), o.Required("plan"), o.Optional("id"), start);
         if (result.Tenant is null || result.Error is not null) return Fail(err, result.Error ?? "the tenant was not created");
         var key = await services.GetRequiredService<ApiKeyService>().CreateAsync(result.Tenant.Id, "Created by tenants create", ApiScopes.Read | ApiScopes.Ingest);
+        await AuditAsync(services, o, "tenant.create", result.Tenant.Id, result.Tenant.Id, null,
+            new { name = o.Required("name"), plan = o.Required("plan"), subscription_start = start, api_key = "read,ingest" });
         await @out.WriteLineAsync($"tenant_id: {result.Tenant.Id}");
         await @out.WriteLineAsync($"api_key: {key}");
         return 0;
@@ -176,7 +187,9 @@ public static class OperatorCli
         var keys = services.GetRequiredService<ApiKeyService>();
         if (o.Flag("platform"))
         {
-            await @out.WriteLineAsync($"api_key: {await keys.CreateAsync(null, o.Optional("name") ?? "Platform ingest key", ApiScopes.PlatformIngest)}");
+            var secret = await keys.CreateAsync(null, o.Optional("name") ?? "Platform ingest key", ApiScopes.PlatformIngest);
+            await AuditAsync(services, o, "key.create", null, o.Optional("name") ?? "Platform ingest key", null, new { scopes = "platform" });
+            await @out.WriteLineAsync($"api_key: {secret}");
             return 0;
         }
         var tenant = o.Required("tenant");
@@ -194,6 +207,7 @@ public static class OperatorCli
         }
         var created = await keys.TryCreateAsync(tenant, o.Optional("name") ?? "Created by keys create", scopes);
         if (created.Secret is null) return Fail(err, created.Error!);
+        await AuditAsync(services, o, "key.create", tenant, o.Optional("name") ?? "Created by keys create", null, new { scopes = scopes.ToString().ToLowerInvariant() });
         await @out.WriteLineAsync($"api_key: {created.Secret}");
         return 0;
     }
@@ -221,6 +235,7 @@ public static class OperatorCli
         if (!Guid.TryParse(id, out var keyId)) throw new CliUsageException($"--id '{id}' is not a key id; 'keys list' shows them");
         if (!await services.GetRequiredService<ApiKeyService>().RevokeAsync(tenant, keyId))
             return Fail(err, $"no key {keyId} {(platform ? "among the platform keys" : $"of tenant '{tenant}'")}");
+        await AuditAsync(services, o, "key.revoke", tenant, keyId.ToString(), new { status = "active" }, new { status = "revoked" });
         await @out.WriteLineAsync($"revoked: {keyId}");
         return 0;
     }
@@ -257,6 +272,7 @@ public static class OperatorCli
         var created = await users.CreateAsync(user, password);
         if (!created.Succeeded) return Fail(err, string.Join(" ", created.Errors.Select(e => e.Description)));
         await users.AddToRoleAsync(user, role);
+        await AuditAsync(services, o, "user.create", tenant, email, null, new { role = role.ToLowerInvariant() });
         await @out.WriteLineAsync($"email: {email}");
         await @out.WriteLineAsync($"password: {password}");
         return 0;
@@ -284,6 +300,8 @@ public static class OperatorCli
         switch (result.Status)
         {
             case GrantStatus.Granted:
+                await AuditAsync(services, o, "credits.grant", o.Required("tenant"), $"ledger seq {result.Entry!.Seq}", null,
+                    new { credits, source = EnumText.ToText(source), key = o.Required("key"), reason = o.Optional("reason"), expires_at = result.Entry.ExpiresAt });
                 var expiry = result.Entry!.ExpiresAt is { } x && x < CreditGrants.Never ? x.ToString("yyyy-MM-dd'T'HH:mm'Z'", CultureInfo.InvariantCulture) : "never";
                 await @out.WriteLineAsync($"granted: {credits} credits, ledger seq {result.Entry.Seq}, hash {result.Entry.Hash}, expires {expiry}");
                 return 0;
@@ -438,8 +456,45 @@ public static class OperatorCli
             return Fail(err, $"{price.Provider} {price.Name} already has a price effective from {price.EffectiveFrom:O}");
         db.Prices.Add(price);
         await db.SaveChangesAsync();
+        await AuditAsync(services, o, "price.add", null, $"{price.Provider} {(price.IsMeter ? "meter:" : "")}{price.Name}", null,
+            new { input_per_mtok = o.Optional("input"), output_per_mtok = o.Optional("output"), cached_input_per_mtok = o.Optional("cached"),
+                  unit = o.Optional("unit"), effective_from = price.EffectiveFrom, price_id = price.Id });
         await @out.WriteLineAsync($"added: {price.Provider} {(price.IsMeter ? "meter:" : "")}{price.Name} effective from {price.EffectiveFrom:yyyy-MM-ddTHH:mm:ssZ} (price id {price.Id})");
         return 0;
+    }
+
+    /// <summary>The audit record of a change made from the command line.</summary>
+    private static Task AuditAsync(IServiceProvider services, Options o, string action, string? tenant, string? subject, object? before, object? after) =>
+        services.GetRequiredService<AuditLog>().AppendAsync(AuditActor.CommandLine(o.Optional("as")), action, tenant, subject, before, after);
+
+    private static async Task<int> ListAuditAsync(IServiceProvider services, Options o, TextWriter @out)
+    {
+        DateTimeOffset? since = null;
+        if (o.Optional("since") is { } text)
+        {
+            if (!DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at))
+                throw new CliUsageException($"--since '{text}' is not a date (2026-12-01 or 2026-12-01T00:00:00Z)");
+            since = at;
+        }
+        var limit = 1000;
+        if (o.Optional("limit") is { } l && (!int.TryParse(l, NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit is < 1 or > 100_000))
+            throw new CliUsageException($"--limit must be a whole number from 1 to 100000 (got '{l}')");
+        foreach (var r in await services.GetRequiredService<AuditLog>().ListAsync(o.Optional("tenant"), since, limit))
+            await @out.WriteLineAsync($"{r.Seq,6} {r.At.UtcDateTime:yyyy-MM-ddTHH:mm:ssZ} {r.Actor} ({r.Origin}) {r.Action} tenant={r.TenantId ?? "-"} subject={r.Subject ?? "-"} old={r.OldValue ?? "-"} new={r.NewValue ?? "-"}");
+        return 0;
+    }
+
+    private static async Task<int> VerifyAuditAsync(IServiceProvider services, TextWriter @out, TextWriter err)
+    {
+        var v = await services.GetRequiredService<AuditLog>().VerifyAsync();
+        if (v.Intact)
+        {
+            await @out.WriteLineAsync($"audit log intact: {v.Records} records, head {v.HeadHash}");
+            return 0;
+        }
+        await @out.WriteLineAsync($"audit log NOT intact: {v.Records} records");
+        foreach (var p in v.Problems) await @out.WriteLineAsync($"  {p}");
+        return 1;
     }
 
     private static decimal Usd(Options o, string name) =>

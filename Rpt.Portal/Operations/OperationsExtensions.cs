@@ -1,0 +1,11 @@
+namespace Rpt.Portal.Operations;
+
+/// <summary>The operators' feature: the audit log every operator action writes (the console's pages follow).</summary>
+public static class OperationsExtensions
+{
+    public static IHostApplicationBuilder AddOperations(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddSingleton<AuditLog>();
+        return builder;
+    }
+}
