@@ -156,6 +156,19 @@ public class OperatorCliTests : IDisposable
     }
 
     [Fact]
+    public async Task UsersCreateOperator_MakesPlatformStaffWithoutATenant_AndRecordsIt()
+    {
+        var (exit, output, _) = await Run("users", "create", "--operator", "--email", "ops@rpt.test", "--as", "founder@rpt.test");
+        Assert.Equal(0, exit);
+        Assert.Contains("email: ops@rpt.test", output);
+        Assert.Contains("founder@rpt.test", (await Run("audit", "list")).Out);
+        Assert.Contains("user.create tenant=- subject=ops@rpt.test old=- new={\"role\":\"operator\"}", (await Run("audit", "list")).Out);
+        var (misused, _, error) = await Run("users", "create", "--operator", "--tenant", "acme", "--email", "x@rpt.test");
+        Assert.Equal(2, misused);
+        Assert.Contains("--operator is platform staff", error);
+    }
+
+    [Fact]
     public async Task LedgerVerify_TamperedLedger_ExitsNonZeroAndSaysWhere()
     {
         await Run("tenants", "create", "--name", "Acme", "--plan", "free", "--id", "acme");

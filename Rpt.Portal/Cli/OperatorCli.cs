@@ -33,6 +33,8 @@ public static class OperatorCli
           keys revoke (--tenant ID | --platform) --id KEY_ID a revoked key is refused at once (within 30 s in a running server)
           users create --tenant ID --email EMAIL [--role owner|admin|member]
                                                              a confirmed portal sign-in; prints a generated password once
+          users create --operator --email EMAIL              an operator (platform staff, no tenant): the console at
+                                                             /operations opens once two-factor sign-in is on
           credits grant --tenant ID --credits N --source top_up|adjustment --key KEY [--reason TEXT] [--expires DATE]
                                                              top-ups expire after 12 months, adjustments never, unless
                                                              --expires says (moved to the end of its billing period)
@@ -254,9 +256,12 @@ public static class OperatorCli
 
     private static async Task<int> CreateUserAsync(IServiceProvider services, Options o, TextWriter @out, TextWriter err)
     {
-        var tenant = o.Required("tenant");
-        if (!services.GetRequiredService<TenantDirectory>().TryGetAnchor(tenant, out _)) return Fail(err, $"unknown tenant '{tenant}'");
-        var role = (o.Optional("role") ?? "owner") switch
+        var @operator = o.Flag("operator");
+        if (@operator && (o.Optional("tenant") is not null || o.Optional("role") is not null))
+            throw new CliUsageException("--operator is platform staff: it takes neither --tenant nor --role");
+        var tenant = @operator ? null : o.Required("tenant");
+        if (tenant is not null && !services.GetRequiredService<TenantDirectory>().TryGetAnchor(tenant, out _)) return Fail(err, $"unknown tenant '{tenant}'");
+        var role = @operator ? Tenants.PortalRoles.Operator : (o.Optional("role") ?? "owner") switch
         {
             "owner" => Tenants.PortalRoles.Owner,
             "admin" => Tenants.PortalRoles.Admin,

@@ -6,6 +6,7 @@ public static class OperationsExtensions
     public static IHostApplicationBuilder AddOperations(this IHostApplicationBuilder builder)
     {
         builder.Services.AddSingleton<AuditLog>();
+        builder.Services.AddSingleton<OperatorGate>();
         return builder;
     }
 }
