@@ -169,6 +169,19 @@ public class OperatorCliTests : IDisposable
     }
 
     [Fact]
+    public async Task AMisspeltOption_ExitsTwoNamingIt_AndChangesNothing()
+    {
+        await Run("tenants", "create", "--name", "Acme", "--plan", "free", "--id", "acme");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var (exit, _, error) = await Run("credits", "grant", "--tenant", "acme", "--credits", "500", "--source", "top_up", "--key", "k-1", "--expire", "2027-01-01");
+        Assert.Equal(2, exit);
+        Assert.Contains("'credits grant' has no option --expire; it takes --tenant, --credits, --source, --key, --reason, --expires (and --as EMAIL)", error);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"{clock.ElapsedMilliseconds} ms: the usage error should come before the database is opened");
+        Assert.DoesNotContain("top_up", (await Run("audit", "list")).Out);
+        Assert.Equal(2, (await Run("tenants", "list", "--all")).Exit);
+    }
+
+    [Fact]
     public async Task LedgerVerify_TamperedLedger_ExitsNonZeroAndSaysWhere()
     {
         await Run("tenants", "create", "--name", "Acme", "--plan", "free", "--id", "acme");

@@ -65,12 +65,26 @@ public static class OperatorCli
         args.Length > 0 && !args[0].StartsWith('-') && !args[0].StartsWith('/') && !args[0].Contains('=')
         || args.Length > 0 && args[0] is "--help" or "-h";
 
-    private static readonly HashSet<(string, string)> Known =
-    [
-        ("tenants", "create"), ("tenants", "list"), ("keys", "create"), ("keys", "list"), ("keys", "revoke"),
-        ("credits", "grant"), ("reports", "list"), ("users", "create"), ("ledger", "verify"), ("ledger", "flush"),
-        ("prices", "list"), ("prices", "add"), ("usage", "import"), ("data", "copy"), ("audit", "list"), ("audit", "verify"),
-    ];
+    /// <summary>Every command with the options it takes (and <c>--as</c>, which every command takes): any other is a typo.</summary>
+    private static readonly Dictionary<(string, string), string[]> Known = new()
+    {
+        [("tenants", "create")] = ["name", "plan", "id", "subscription-start"],
+        [("tenants", "list")] = [],
+        [("keys", "create")] = ["tenant", "platform", "name", "scopes"],
+        [("keys", "list")] = ["tenant", "platform"],
+        [("keys", "revoke")] = ["tenant", "platform", "id"],
+        [("credits", "grant")] = ["tenant", "credits", "source", "key", "reason", "expires"],
+        [("reports", "list")] = ["tenant"],
+        [("users", "create")] = ["tenant", "email", "role", "operator"],
+        [("ledger", "verify")] = ["tenant", "deep", "expect-head"],
+        [("ledger", "flush")] = [],
+        [("prices", "list")] = ["at"],
+        [("prices", "add")] = ["provider", "model", "input", "output", "cached", "meter", "unit", "effective-from"],
+        [("usage", "import")] = ["tenant"],
+        [("data", "copy")] = ["to"],
+        [("audit", "list")] = ["tenant", "since", "limit"],
+        [("audit", "verify")] = [],
+    };
 
     public static async Task<int> RunAsync(string[] args, TextWriter? stdout = null, TextWriter? stderr = null,
         Action<WebApplicationBuilder>? configure = null)
@@ -83,10 +97,22 @@ public static class OperatorCli
             return 0;
         }
         // Checked before the host is built: a misspelt command neither migrates nor opens the database.
-        if (!Known.Contains((args[0], args.ElementAtOrDefault(1) ?? "")))
+        if (!Known.TryGetValue((args[0], args.ElementAtOrDefault(1) ?? ""), out var takes))
             return Misused(err, Commands.Contains(args[0])
                 ? $"unknown command '{string.Join(' ', args.Take(2))}'"
                 : $"unknown command '{args[0]}'");
+        // A misspelt option (--expire for --expires) would otherwise be ignored and change what the command does.
+        try
+        {
+            var given = Options.Parse(args.Skip(args[0] == "usage" ? 3 : 2));
+            if (given.Names.FirstOrDefault(n => n != "as" && !takes.Contains(n)) is { } unknown)
+                return Misused(err, $"'{args[0]} {args[1]}' has no option --{unknown}; it takes "
+                    + (takes.Length == 0 ? "none" : string.Join(", ", takes.Select(t => "--" + t))) + " (and --as EMAIL)");
+        }
+        catch (CliUsageException ex)
+        {
+            return Misused(err, ex.Message);
+        }
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
         configure?.Invoke(builder);
@@ -577,5 +603,7 @@ public static class OperatorCli
         public string? Optional(string name) => _values.GetValueOrDefault(name);
 
         public bool Flag(string name) => _values.ContainsKey(name);
+
+        public IEnumerable<string> Names => _values.Keys;
     }
 }
