@@ -32,6 +32,7 @@ public class OperationsBrowserTests(BrowserFixture fx)
         await fx.App.Get<AuditLog>().AppendAsync(new AuditActor("ops@operations.test", "cli@ops-host"), "credits.grant", "acme-ops", "ledger seq 2", null,
             new { credits = 500, source = "adjustment", reason = "refund of the 3 December outage" });
 
+        await CreateOwnerAsync(fx, "Not Ops Co", "owner@notops.test", "starter"); // a tenant whose chain the ledger page checks
         var violations = new List<string>();
         foreach (var (theme, width) in new[] { ("light", 1366), ("dark", 1366), ("light", PhoneWidth) })
         {
@@ -56,6 +57,14 @@ public class OperationsBrowserTests(BrowserFixture fx)
                 var suffix = width == PhoneWidth ? "phone" : theme;
                 await page.ScreenshotAsync(new() { Path = Shot("operations-audit-" + suffix), FullPage = true });
                 violations.AddRange(await AxeAsync(page, "operations/audit " + suffix));
+
+                await page.GotoAsync("/operations/ledger");
+                await WaitInteractiveAsync(page);
+                await page.GetByTestId("verify-all").ClickAsync();
+                await Assertions.Expect(page.GetByTestId("verify-summary")).ToContainTextAsync("tenants checked", new() { Timeout = 15_000 });
+                await Assertions.Expect(page.GetByTestId("verify-summary")).ToContainTextAsync(", 0 broken.");
+                await page.ScreenshotAsync(new() { Path = Shot("operations-ledger-" + suffix), FullPage = true });
+                violations.AddRange(await AxeAsync(page, "operations/ledger " + suffix));
             }
             finally
             {
@@ -65,7 +74,6 @@ public class OperationsBrowserTests(BrowserFixture fx)
         Assert.True(violations.Count == 0, string.Join("\n", violations));
 
         // A tenant's owner is refused the page and the download.
-        await CreateOwnerAsync(fx, "Not Ops Co", "owner@notops.test", "starter");
         var owner = await NewContextAsync(fx);
         try
         {

@@ -73,6 +73,34 @@ public sealed class AuditLogPageTests : PortalComponentTest
         Assert.False(await gate.OpensForAsync(owner));
     }
 
+    [Fact]
+    public async Task TheLedgerPage_VerifiesEveryChain_AndNamesTheTenantWhoseRowWasAltered()
+    {
+        await Harness.CreateTenantAsync("acme");
+        await Harness.CreateTenantAsync("globex");
+        Harness.AllowChanges("ledger_entries");
+        Harness.Execute("UPDATE ledger_entries SET amount_micro_credits = amount_micro_credits + 1 WHERE tenant_id = 'globex' AND seq = 1");
+        await SignInOperatorAsync("ops@rpt.test", twoFactor: true);
+
+        var page = Render<LedgerPage>();
+        page.WaitForAssertion(() => page.Find("[data-testid=verify-all]"));
+        page.Find("[data-testid=verify-all]").Click();
+        page.WaitForAssertion(() => Assert.Equal("2 of 2 tenants checked: 1 intact, 1 broken.", page.Find("[data-testid=verify-summary]").TextContent.Trim()));
+        var broken = page.Find("[data-testid=verify-broken] tbody").TextContent;
+        Assert.Contains("globex", broken);
+        Assert.Contains("seq 1: stored hash", broken);
+        Assert.DoesNotContain("acme", broken);
+    }
+
+    [Fact]
+    public async Task TheLedgerPage_IsClosedWithoutTwoFactor()
+    {
+        await SignInOperatorAsync("ops@rpt.test", twoFactor: false);
+        var page = Render<LedgerPage>();
+        page.WaitForAssertion(() => page.Find("[data-testid=two-factor-required]"));
+        Assert.Empty(page.FindAll("[data-testid=verify-all]"));
+    }
+
     /// <summary>Every page of the operators' feature demands the Operator role: a new page without it fails here.</summary>
     [Fact]
     public void EveryOperationsPage_RequiresTheOperatorRole()
