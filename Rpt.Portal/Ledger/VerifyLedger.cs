@@ -65,19 +65,30 @@ public sealed class VerifyLedger(IDbContextFactory<ApplicationDbContext> dbFacto
 
     public async Task<IReadOnlyList<LedgerVerification>> ExecuteAllAsync(bool deep, CancellationToken cancellationToken = default)
     {
-        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
-        var tenants = await db.Tenants.AsNoTracking().Select(t => t.Id).ToListAsync(cancellationToken);
-        // Every chain in the ledger, not only those of known tenants: a row moved to another tenant id shows up here.
-        var chains = await db.LedgerEntries.AsNoTracking().Select(e => e.TenantId).Distinct().ToListAsync(cancellationToken);
+        var chains = await ChainsAsync(cancellationToken);
         var results = new List<LedgerVerification>();
-        foreach (var t in tenants.Union(chains).Order(StringComparer.Ordinal))
-        {
-            var result = await ExecuteAsync(t, deep, null, cancellationToken);
-            if (!tenants.Contains(t))
-                result = result with { Intact = false, Problems = [.. result.Problems, $"the ledger holds entries for '{t}', which is not a tenant"] };
-            results.Add(result);
-        }
+        foreach (var t in chains.All) results.Add(await ExecuteChainAsync(t, chains.Tenants, deep, cancellationToken));
         return results;
+    }
+
+    /// <summary>
+    /// Every chain in the ledger as well as every tenant, in order: a row moved to another tenant id shows up too.
+    /// <see cref="ExecuteChainAsync"/> checks one, so that a caller can show progress over thousands.
+    /// </summary>
+    public async Task<(IReadOnlyList<string> All, IReadOnlySet<string> Tenants)> ChainsAsync(CancellationToken cancellationToken = default)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+        var tenants = (await db.Tenants.AsNoTracking().Select(t => t.Id).ToListAsync(cancellationToken)).ToHashSet(StringComparer.Ordinal);
+        var chains = await db.LedgerEntries.AsNoTracking().Select(e => e.TenantId).Distinct().ToListAsync(cancellationToken);
+        return (tenants.Union(chains).Order(StringComparer.Ordinal).ToList(), tenants);
+    }
+
+    /// <summary>One chain of <see cref="ChainsAsync"/>; a chain whose tenant id is not a tenant is broken.</summary>
+    public async Task<LedgerVerification> ExecuteChainAsync(string tenantId, IReadOnlySet<string> tenants, bool deep, CancellationToken cancellationToken = default)
+    {
+        var result = await ExecuteAsync(tenantId, deep, null, cancellationToken);
+        return tenants.Contains(tenantId) ? result
+            : result with { Intact = false, Problems = [.. result.Problems, $"the ledger holds entries for '{tenantId}', which is not a tenant"] };
     }
 
     private void VerifyAuditRecords(string tenantId, List<LedgerEntry> entries, List<string> problems)

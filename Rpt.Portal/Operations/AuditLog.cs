@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -159,6 +158,4 @@ public sealed class AuditLog(IDbContextFactory<ApplicationDbContext> dbFactory, 
     private static string? Clip(string? text) => text is null ? null : text.Length > MaxText ? text[..MaxText] : text;
 
     private static string Short(string? hash) => hash is null ? "(none)" : hash.Length > 12 ? hash[..12] + "…" : hash;
-
-    internal static string Day(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture);
 }

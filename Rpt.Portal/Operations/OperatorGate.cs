@@ -47,11 +47,5 @@ public static class AuditCsv
         return TypedResults.Text(sb.ToString(), "text/csv; charset=utf-8");
     }
 
-    /// <summary>Quotes a field when it needs it, and defuses spreadsheet formulas.</summary>
-    private static string Csv(string? value)
-    {
-        if (string.IsNullOrEmpty(value)) return "";
-        if (value[0] is '=' or '+' or '-' or '@') value = "'" + value;
-        return value.AsSpan().IndexOfAny(",\"\n\r") >= 0 ? "\"" + value.Replace("\"", "\"\"") + "\"" : value;
-    }
+    private static string Csv(string? value) => Metering.Pages.UsageCsv.Csv(value);
 }

@@ -44,8 +44,8 @@ public static class UsageCsv
         DateOnly.TryParseExact(text, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var d)
             ? new DateTimeOffset(d.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero) : null;
 
-    /// <summary>Quotes a field when it needs it, and defuses spreadsheet formulas.</summary>
-    private static string Csv(string? value)
+    /// <summary>Quotes a field when it needs it, and defuses spreadsheet formulas (every CSV download of the portal uses it).</summary>
+    public static string Csv(string? value)
     {
         if (string.IsNullOrEmpty(value)) return "";
         if (value[0] is '=' or '+' or '-' or '@') value = "'" + value;
