@@ -112,15 +112,18 @@ def verify_chain(c, statement):
 def verify_balance(c, statement):
     period = statement["period"]["start"]
     balance = statement["balance"]
-    sums = {"allocation": 0, "consumption": 0, "expiry": 0}
+    sums = {"allocation": 0, "consumption": 0, "expiry": 0, "void": 0}
     for e in statement["entries"]:
         if e["period_start"] == period:
             sums[e["kind"]] += e["amount_micro_credits"]
     print("Balance of the period %s to %s (micro-credits; 1 credit = 1,000,000):" % (period, statement["period"]["end"]))
     carried, unflushed = balance["carried_in_micro_credits"], balance["unflushed_micro_credits"]
     print("  from the statement: carried in from earlier periods %d, accepted but not yet in the ledger %d" % (carried, unflushed))
-    c.check(balance["allocated_micro_credits"] == carried + sums["allocation"],
-            "allocated %d = carried in %d + the period's allocations %d" % (balance["allocated_micro_credits"], carried, sums["allocation"]))
+    voided = balance.get("voided_micro_credits", 0)
+    c.check(voided == sums["void"], "voided %d = the period's void entries %d" % (voided, sums["void"]))
+    c.check(balance["allocated_micro_credits"] == carried + sums["allocation"] - sums["void"],
+            "allocated %d = carried in %d + the period's allocations %d − its voids %d"
+            % (balance["allocated_micro_credits"], carried, sums["allocation"], sums["void"]))
     c.check(balance["consumed_micro_credits"] == sums["consumption"],
             "consumed %d = the period's consumption entries %d" % (balance["consumed_micro_credits"], sums["consumption"]))
     c.check(balance["expired_micro_credits"] == sums["expiry"],

@@ -208,6 +208,24 @@ public class OperatorCliTests : IDisposable
     }
 
     [Fact]
+    public async Task CreditsVoid_VoidsWhatTheGrantHolds_Once_AndLeavesAnAuditRecord()
+    {
+        await Run("tenants", "create", "--name", "Acme", "--plan", "free", "--id", "acme");
+        await Run("credits", "grant", "--tenant", "acme", "--credits", "500", "--source", "top_up", "--key", "inv-1"); // seq 2
+        var first = await Run("credits", "void", "--tenant", "acme", "--grant", "2", "--key", "t-1", "--reason", "Paid twice", "--as", "ops@rpt.example");
+        Assert.Equal(0, first.Exit);
+        Assert.StartsWith("voided: 500 credits of grant #2, ledger seq 3", first.Out);
+        Assert.StartsWith("already voided", (await Run("credits", "void", "--tenant", "acme", "--grant", "2", "--key", "t-1", "--reason", "Paid twice")).Out);
+        var noReason = await Run("credits", "void", "--tenant", "acme", "--grant", "2", "--key", "t-2");
+        Assert.Equal(2, noReason.Exit);
+        Assert.Contains("--reason", noReason.Err);
+        Assert.Contains(" 1000 ", (await Run("tenants", "list")).Out);
+        var audit = (await Run("audit", "list", "--tenant", "acme")).Out;
+        Assert.Contains("credits.void", audit);
+        Assert.Contains("ops@rpt.example", audit);
+    }
+
+    [Fact]
     public async Task CreditsGrant_WithAnExpiry_AndTheReportLog()
     {
         await Run("tenants", "create", "--name", "Acme", "--plan", "free", "--id", "acme");

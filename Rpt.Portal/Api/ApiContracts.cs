@@ -35,8 +35,9 @@ public sealed record BillingPeriodDto(DateOnly Start, DateOnly End);
 public sealed record CreditsDto(long? Allocated, long Consumed, long? Remaining, bool Unlimited, long Overage, decimal? OverageUsd);
 
 /// <summary>One credit grant (docs/RULES.md, "Credit grants"); amounts in whole credits, floored.</summary>
+/// <param name="Voided">What an operator voided of the grant (a <c>void</c> ledger entry, whose reason is <c>VoidReason</c>).</param>
 public sealed record GrantDto(long Id, string Source, long Granted, long Remaining, long Expired, DateTimeOffset EffectiveAt,
-    DateTimeOffset? ExpiresAt, string Status, int DrawDownOrder, string? Description)
+    DateTimeOffset? ExpiresAt, string Status, int DrawDownOrder, string? Description, long Voided, string? VoidReason)
 {
     public static IReadOnlyList<GrantDto> Of(GrantLedger ledger, DateTimeOffset now)
     {
@@ -44,7 +45,8 @@ public sealed record GrantDto(long Id, string Source, long Granted, long Remaini
             .Select((g, i) => (g.Seq, i + 1)).ToDictionary(x => x.Seq, x => x.Item2);
         return ledger.Grants.OrderByDescending(g => g.Seq).Select(g => new GrantDto(g.Seq, EnumText.ToText(g.Source),
             Credit.FloorCredits(g.GrantedMicro), Credit.FloorCredits(g.RemainingMicro), Credit.FloorCredits(g.ExpiredMicro),
-            g.EffectiveAt, g.ExpiresAt, EnumText.ToText(g.StatusAt(now)), order.GetValueOrDefault(g.Seq), g.Description)).ToList();
+            g.EffectiveAt, g.ExpiresAt, EnumText.ToText(g.StatusAt(now)), order.GetValueOrDefault(g.Seq), g.Description,
+            Credit.FloorCredits(g.VoidedMicro), g.VoidReason)).ToList();
     }
 }
 

@@ -25,7 +25,7 @@ public static class CreditsApi
             .WithDescription("period=current (default), previous or all. Sources: signup, renewal, plan_change, top_up, adjustment.");
         tenantRead.MapGet("/credits/grants", GetGrants).WithName("GetGrants")
             .WithSummary("Every credit grant: what it held, what is left, when it expires")
-            .WithDescription("id, source, granted, remaining, expired, effective_at, expires_at (null: never), status (active, depleted, expired) and draw_down_order (1 = used first; 0 when not active). Consumption uses the soonest expires_at first; on a tie plan allocations, then top-ups, then adjustments; then the oldest grant.");
+            .WithDescription("id, source, granted, remaining, expired, effective_at, expires_at (null: never), status (active, depleted, expired, voided), draw_down_order (1 = used first; 0 when not active), and voided with void_reason when an operator voided what the grant still held. Consumption uses the soonest expires_at first; on a tie plan allocations, then top-ups, then adjustments; then the oldest grant.");
         tenantRead.MapPost("/quota/check", CheckQuota).WithName("CheckQuota").ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
             .WithSummary("May a job of this estimated cost start?")
             .WithDescription("Answers from the real-time balance. A hard-capped plan denies an estimate above what remains; an overage plan allows and states the overage. If the ledger does not answer in time the check allows with fail_open=true.");

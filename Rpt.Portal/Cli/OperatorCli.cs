@@ -38,6 +38,8 @@ public static class OperatorCli
           credits grant --tenant ID --credits N --source top_up|adjustment --key KEY [--reason TEXT] [--expires DATE]
                                                              top-ups expire after 12 months, adjustments never, unless
                                                              --expires says (moved to the end of its billing period)
+          credits void --tenant ID --grant SEQ --key KEY --reason TEXT
+                                                             void what a grant still holds (a void ledger entry); once per key
           reports list [--tenant ID]                         the overage reports to Stripe's meter: identifier, credits,
                                                              status, attempts, last error
           ledger verify [--tenant ID] [--deep] [--expect-head HASH]
@@ -52,8 +54,8 @@ public static class OperatorCli
           audit list [--tenant ID] [--since DATE] [--limit N] the operators' audit log, newest first
           audit verify                                       recompute the audit log's hash chain
 
-        Every command that changes something (tenants create, keys create and revoke, users create, credits grant,
-        prices add) leaves a record in the audit log: who (--as EMAIL, else the operating system's user), when, from
+        Every command that changes something (tenants create, keys create and revoke, users create, credits grant
+        and void, prices add) leaves a record in the audit log: who (--as EMAIL, else the operating system's user), when, from
         where (cli@HOST), what, and the values before and after.
         """;
 
@@ -74,6 +76,7 @@ public static class OperatorCli
         [("keys", "list")] = ["tenant", "platform"],
         [("keys", "revoke")] = ["tenant", "platform", "id"],
         [("credits", "grant")] = ["tenant", "credits", "source", "key", "reason", "expires"],
+        [("credits", "void")] = ["tenant", "grant", "key", "reason"],
         [("reports", "list")] = ["tenant"],
         [("users", "create")] = ["tenant", "email", "role", "operator"],
         [("ledger", "verify")] = ["tenant", "deep", "expect-head"],
@@ -137,6 +140,7 @@ public static class OperatorCli
                 ("keys", "list") => await ListKeysAsync(app.Services, Opts(), @out, err),
                 ("keys", "revoke") => await RevokeKeyAsync(app.Services, Opts(), @out, err),
                 ("credits", "grant") => await GrantAsync(app.Services, Opts(), @out, err),
+                ("credits", "void") => await VoidAsync(app.Services, Opts(), @out, err),
                 ("reports", "list") => await ListReportsAsync(app.Services, Opts(), @out),
                 ("users", "create") => await CreateUserAsync(app.Services, Opts(), @out, err),
                 ("ledger", "verify") => await VerifyAsync(app.Services, Opts(), @out, err),
@@ -326,22 +330,30 @@ public static class OperatorCli
                 throw new CliUsageException($"--expires '{e}' is not a date (2027-06-30 or 2027-06-30T00:00:00Z)");
             expires = at;
         }
-        var result = await services.GetRequiredService<GrantCredits>().ExecuteAsync(o.Required("tenant"), source, credits,
-            $"{EnumText.ToText(source)}:{o.Required("key")}", o.Optional("reason"), expiresAt: expires);
-        switch (result.Status)
+        var result = await services.GetRequiredService<Corrections>().GrantAsync(AuditActor.CommandLine(o.Optional("as")), o.Required("tenant"),
+            source, credits, o.Required("key"), o.Optional("reason"), expires, reasonRequired: false);
+        if (!result.Done) return Fail(err, result.Error!);
+        if (result.Repeated)
         {
-            case GrantStatus.Granted:
-                await AuditAsync(services, o, "credits.grant", o.Required("tenant"), $"ledger seq {result.Entry!.Seq}", null,
-                    new { credits, source = EnumText.ToText(source), key = o.Required("key"), reason = o.Optional("reason"), expires_at = result.Entry.ExpiresAt });
-                var expiry = result.Entry!.ExpiresAt is { } x && x < CreditGrants.Never ? x.ToString("yyyy-MM-dd'T'HH:mm'Z'", CultureInfo.InvariantCulture) : "never";
-                await @out.WriteLineAsync($"granted: {credits} credits, ledger seq {result.Entry.Seq}, hash {result.Entry.Hash}, expires {expiry}");
-                return 0;
-            case GrantStatus.AlreadyGranted:
-                await @out.WriteLineAsync($"already granted: ledger seq {result.Entry!.Seq} carries this key; nothing was added");
-                return 0;
-            default:
-                return Fail(err, result.Error!);
+            await @out.WriteLineAsync($"already granted: ledger seq {result.Entry!.Seq} carries this key; nothing was added");
+            return 0;
         }
+        var expiry = result.Entry!.ExpiresAt is { } x && x < CreditGrants.Never ? x.ToString("yyyy-MM-dd'T'HH:mm'Z'", CultureInfo.InvariantCulture) : "never";
+        await @out.WriteLineAsync($"granted: {credits} credits, ledger seq {result.Entry.Seq}, hash {result.Entry.Hash}, expires {expiry}");
+        return 0;
+    }
+
+    private static async Task<int> VoidAsync(IServiceProvider services, Options o, TextWriter @out, TextWriter err)
+    {
+        if (!long.TryParse(o.Required("grant"), NumberStyles.None, CultureInfo.InvariantCulture, out var grantSeq))
+            throw new CliUsageException($"--grant must be a grant's ledger seq, a positive whole number (got '{o.Required("grant")}')");
+        var result = await services.GetRequiredService<Corrections>().VoidAsync(AuditActor.CommandLine(o.Optional("as")), o.Required("tenant"),
+            grantSeq, o.Required("key"), o.Required("reason"));
+        if (!result.Done) return Fail(err, result.Error!);
+        await @out.WriteLineAsync(result.Repeated
+            ? $"already voided: ledger seq {result.Entry!.Seq} carries this key; nothing was added"
+            : $"voided: {Credit.Format(result.Entry!.AmountMicroCredits)} credits of grant #{grantSeq}, ledger seq {result.Entry.Seq}, hash {result.Entry.Hash}");
+        return 0;
     }
 
     private static async Task<int> VerifyAsync(IServiceProvider services, Options o, TextWriter @out, TextWriter err)

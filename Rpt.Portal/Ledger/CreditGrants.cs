@@ -5,7 +5,7 @@ using Rpt.Portal.Tenants;
 
 namespace Rpt.Portal.Ledger;
 
-public enum CreditGrantStatus { Active, Depleted, Expired }
+public enum CreditGrantStatus { Active, Depleted, Expired, Voided }
 
 /// <summary>One grant as the draw-down leaves it: what it was, what it still holds, what lapsed.</summary>
 public sealed record CreditGrant(
@@ -19,10 +19,17 @@ public sealed record CreditGrant(
     long GrantedMicro,
     long RemainingMicro,
     long ExpiredMicro,
-    bool ExpiryWritten)
+    bool ExpiryWritten,
+    long VoidedMicro = 0,
+    long? VoidSeq = null,
+    string? VoidReason = null)
 {
+    /// <summary>Voided by an operator (a <c>void</c> entry closed it), whatever its expiry says.</summary>
+    public bool Voided => VoidSeq is not null;
+
     public CreditGrantStatus StatusAt(DateTimeOffset now) =>
-        ExpiryWritten || ExpiresAt <= now ? CreditGrantStatus.Expired : RemainingMicro == 0 ? CreditGrantStatus.Depleted : CreditGrantStatus.Active;
+        Voided ? CreditGrantStatus.Voided
+        : ExpiryWritten || ExpiresAt <= now ? CreditGrantStatus.Expired : RemainingMicro == 0 ? CreditGrantStatus.Depleted : CreditGrantStatus.Active;
 }
 
 /// <summary>The grants of a tenant after the draw-down, and what consumption no grant covered (overage), per period.</summary>
@@ -38,7 +45,7 @@ public sealed record GrantLedger(IReadOnlyList<CreditGrant> Grants, IReadOnlyDic
 /// Derives every grant's state from the ledger, never from mutable state. Consumption draws down the grants
 /// active in its billing period in the published order: soonest <c>expires_at</c> first; on a tie plan
 /// allocations, then top-ups, then adjustments; then the oldest. An expiry entry closes its grant with what
-/// it held. Consumption entries are summed per period between two grant or expiry entries (a handful of
+/// it held; a void entry does the same at the instant an operator wrote it. Consumption entries are summed per period between two grant or expiry entries (a handful of
 /// indexed range sums), so the derivation costs the number of grants, not the number of flushes.
 /// Within one such run, older periods draw first. A grant counts in its whole period, so consumption of
 /// that period which no grant covered when it was flushed (overage so far) is drawn from it first.
@@ -79,6 +86,14 @@ public sealed class CreditGrants(PortalDatabase database)
         return ToLedger(Advance(connection, tx, tenantId));
     }
 
+    /// <summary>The draw-down derived again from the first entry, ignoring what was kept: for the deep verifier, which
+    /// must not trust a state derived before a row was altered.</summary>
+    public GrantLedger Rederive(string tenantId)
+    {
+        Forget(tenantId);
+        return Derive(tenantId);
+    }
+
     /// <summary>
     /// The draw-down up to the tenant's head. Entries never change, so the state at a sequence number is final:
     /// it is kept (per tenant, in memory, rebuilt from the ledger after a restart) and only the entries after it
@@ -97,13 +112,13 @@ public sealed class CreditGrants(PortalDatabase database)
         if (_states.TryGetValue(tenantId, out var known) && known.ThroughSeq == head) return known;
         var state = known is not null && known.ThroughSeq < head ? known.Clone() : new State();
         var anchor = Anchor(connection, tx, tenantId);
-        var boundaries = new List<(bool Expiry, CreditGrantRow Row)>();
+        var boundaries = new List<(string Kind, CreditGrantRow Row)>();
         using (var cmd = connection.CreateCommand())
         {
             cmd.Transaction = tx;
             cmd.CommandText = """
                 SELECT seq, kind, source, amount_micro_credits, period_start, created_at, expires_at, grant_seq, idempotency_key, description
-                FROM ledger_entries WHERE tenant_id = @t AND kind IN ('allocation', 'expiry') AND seq > @after AND seq <= @head ORDER BY seq
+                FROM ledger_entries WHERE tenant_id = @t AND kind IN ('allocation', 'expiry', 'void') AND seq > @after AND seq <= @head ORDER BY seq
                 """;
             cmd.With("t", tenantId);
             cmd.With("after", state.ThroughSeq);
@@ -115,19 +130,19 @@ public sealed class CreditGrants(PortalDatabase database)
                     r.GetDate(4),
                     DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(5)), r.IsDBNull(6) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(6)),
                     r.IsDBNull(7) ? null : r.GetInt64(7), r.GetString(8), r.IsDBNull(9) ? null : r.GetString(9));
-                boundaries.Add((r.GetString(1) == "expiry", row));
+                boundaries.Add((r.GetString(1), row));
             }
         }
 
         var previous = state.ThroughSeq;
-        foreach (var (expiry, row) in boundaries.Append((false, null!)))
+        foreach (var (kind, row) in boundaries.Append(("allocation", null!)))
         {
             var upTo = row?.Seq ?? head + 1;
             foreach (var (period, amount) in ConsumptionBetween(connection, tx, tenantId, previous, upTo))
                 Draw(state, anchor, period, amount);
             previous = upTo;
             if (row is null) break;
-            if (!expiry)
+            if (kind == "allocation")
             {
                 // An entry from before grants expired (null) lapses with its period, as the rule then said.
                 var expires = row.ExpiresAt ?? BillingPeriod.Containing(anchor, row.PeriodStart).EndInstant;
@@ -147,15 +162,27 @@ public sealed class CreditGrants(PortalDatabase database)
             }
             else if (row.GrantSeq is { } g && state.Grants.TryGetValue(g, out var lapsed))
             {
-                if (lapsed.Remaining != row.Amount)
-                    state.Discrepancies.Add($"expiry entry #{row.Seq} says grant #{g} held {row.Amount} µcr; the draw-down says {lapsed.Remaining} µcr");
-                lapsed.Expired = row.Amount;
+                if (lapsed.Closed)
+                    state.Discrepancies.Add($"{kind} entry #{row.Seq} closes grant #{g}, which an earlier entry already closed");
+                else if (lapsed.Remaining != row.Amount)
+                    state.Discrepancies.Add($"{kind} entry #{row.Seq} says grant #{g} held {row.Amount} µcr; the draw-down says {lapsed.Remaining} µcr");
+                if (kind == "void")
+                {
+                    lapsed.Voided = row.Amount;
+                    lapsed.VoidSeq = row.Seq;
+                    lapsed.VoidPeriod = row.PeriodStart;
+                    lapsed.VoidReason = row.Description;
+                }
+                else
+                {
+                    lapsed.Expired = row.Amount;
+                }
                 lapsed.Remaining = 0;
                 lapsed.Closed = true;
             }
             else
             {
-                state.Discrepancies.Add($"expiry entry #{row.Seq} names no grant of this ledger");
+                state.Discrepancies.Add($"{kind} entry #{row.Seq} names no grant of this ledger");
             }
         }
         state.ThroughSeq = head;
@@ -165,7 +192,8 @@ public sealed class CreditGrants(PortalDatabase database)
 
     private static GrantLedger ToLedger(State state) => new(
         state.Grants.Values.Select(s => new CreditGrant(s.Row.Seq, s.Row.Source, s.Row.Key, s.Row.Description, s.Row.PeriodStart,
-            s.Row.CreatedAt, s.ExpiresAt >= Never ? null : s.ExpiresAt, s.Row.Amount, s.Remaining, s.Expired, s.Closed)).ToList(),
+            s.Row.CreatedAt, s.ExpiresAt >= Never ? null : s.ExpiresAt, s.Row.Amount, s.Remaining, s.Expired, s.Closed && s.VoidSeq is null,
+            s.Voided, s.VoidSeq, s.VoidReason)).ToList(),
         new SortedDictionary<DateOnly, long>(state.Uncovered), state.Discrepancies.ToList());
 
     /// <summary>
@@ -189,7 +217,8 @@ public sealed class CreditGrants(PortalDatabase database)
         var state = Advance(connection, tx, tenantId);
         return state.Grants.Values
             .Where(g => g.Row.PeriodStart < period.Start && g.ExpiresAt > period.StartInstant)
-            .Sum(g => g.Row.Amount - g.DrawnByPeriod.Where(d => d.Key < period.Start).Sum(d => d.Value));
+            .Sum(g => g.Row.Amount - g.DrawnByPeriod.Where(d => d.Key < period.Start).Sum(d => d.Value)
+                      - (g.VoidPeriod < period.Start ? g.Voided : 0));
     }
 
     private static void Draw(State state, DateOnly anchor, DateOnly period, long amount)
@@ -250,12 +279,17 @@ public sealed class CreditGrants(PortalDatabase database)
         public DateTimeOffset ExpiresAt { get; } = expiresAt;
         public long Remaining { get; set; }
         public long Expired { get; set; }
+        public long Voided { get; set; }
+        public long? VoidSeq { get; set; }
+        /// <summary>The period of the void entry: the grant carries nothing into the periods after it.</summary>
+        public DateOnly? VoidPeriod { get; set; }
+        public string? VoidReason { get; set; }
         public bool Closed { get; set; }
         public Dictionary<DateOnly, long> DrawnByPeriod { get; private init; } = [];
 
         public Running Clone() => new(Row, ExpiresAt)
         {
-            Remaining = Remaining, Expired = Expired, Closed = Closed, DrawnByPeriod = new(DrawnByPeriod),
+            Remaining = Remaining, Expired = Expired, Voided = Voided, VoidSeq = VoidSeq, VoidPeriod = VoidPeriod, VoidReason = VoidReason, Closed = Closed, DrawnByPeriod = new(DrawnByPeriod),
         };
     }
 

@@ -31,7 +31,7 @@ public sealed class ExpireGrants(IDbContextFactory<ApplicationDbContext> dbFacto
             cmd.CommandText = """
                 SELECT DISTINCT g.tenant_id FROM ledger_entries g
                 WHERE g.kind = 'allocation' AND g.expires_at > @after AND g.expires_at <= @cutoff
-                  AND NOT EXISTS (SELECT 1 FROM ledger_entries x WHERE x.tenant_id = g.tenant_id AND x.kind = 'expiry' AND x.grant_seq = g.seq)
+                  AND NOT EXISTS (SELECT 1 FROM ledger_entries x WHERE x.tenant_id = g.tenant_id AND x.kind IN ('expiry', 'void') AND x.grant_seq = g.seq)
                   AND NOT EXISTS (SELECT 1 FROM flush_lags l WHERE l.tenant_id = g.tenant_id)
                 """;
             cmd.With("after", _doneThroughMs);

@@ -91,10 +91,12 @@ public sealed class GetBalance(PortalDatabase database, IUsageStore usage, Credi
         {
             while (r.Read())
             {
-                if (r.GetString(0) == "allocation") allocated = r.GetInt64(1);
+                if (r.GetString(0) == "allocation") allocated = checked(allocated + r.GetInt64(1));
+                else if (r.GetString(0) == "void") allocated = checked(allocated - r.GetInt64(1));
                 else if (r.GetString(0) == "consumption") flushed = r.GetInt64(1);
             }
         }
+        // A void takes back what its grant still held: the period's allocation is what was granted less what was voided.
         // What top-ups and adjustments of earlier periods still hold counts in this period's allocation (docs/RULES.md, "Credit grants").
         allocated = checked(allocated + grants.CarriedInto(connection, tx, tenantId, period));
 

@@ -5,10 +5,10 @@ using Rpt.Portal.Metering;
 namespace Rpt.Portal.Ledger;
 
 /// <summary>
-/// Allocations grant credits, consumption draws them down, and an expiry records what a grant still held
-/// when it lapsed (docs/RULES.md, "Credit grants").
+/// Allocations grant credits, consumption draws them down, an expiry records what a grant still held
+/// when it lapsed, and a void what it held when an operator cancelled it (docs/RULES.md, "Credit grants").
 /// </summary>
-public enum EntryKind { Allocation, Consumption, Expiry }
+public enum EntryKind { Allocation, Consumption, Expiry, Void }
 
 /// <summary>Where an allocation came from, or <see cref="Usage"/> for a flush of rated usage.</summary>
 public enum EntrySource { Signup, Renewal, PlanChange, TopUp, Adjustment, Usage }
@@ -48,7 +48,7 @@ public sealed class LedgerEntry
     public long Id { get; private set; }
     /// <summary>An allocation's expiry (a grant without one never expires); null on other kinds.</summary>
     public DateTimeOffset? ExpiresAt { get; private set; }
-    /// <summary>On an expiry entry: the <see cref="Seq"/> of the grant that lapsed.</summary>
+    /// <summary>On an expiry or a void entry: the <see cref="Seq"/> of the grant it closes.</summary>
     public long? GrantSeq { get; private set; }
     public string TenantId { get; private set; } = "";
     /// <summary>1, 2, 3 … within the tenant; a gap or a repeat breaks the chain.</summary>

@@ -18,11 +18,11 @@ public sealed record StatementEntry(long Seq, string Kind, string Source, long A
 public sealed record ChainPoint(long Seq, string Hash);
 
 /// <summary>
-/// The period's balance as the statement's entries explain it: allocated = carried_in + the period's allocations;
-/// remaining = allocated − consumed − unflushed. A verifier recomputes the sums from the entries.
+/// The period's balance as the statement's entries explain it: allocated = carried_in + the period's allocations − the
+/// period's voids; remaining = allocated − consumed − unflushed. A verifier recomputes the sums from the entries.
 /// </summary>
 public sealed record StatementBalance(long CarriedInMicroCredits, long AllocatedMicroCredits, long ConsumedMicroCredits,
-    long UnflushedMicroCredits, long ExpiredMicroCredits, long RemainingMicroCredits);
+    long UnflushedMicroCredits, long ExpiredMicroCredits, long RemainingMicroCredits, long VoidedMicroCredits);
 
 /// <summary>A billing period as customers read it: its first and its last day.</summary>
 public sealed record StatementPeriod(DateOnly Start, DateOnly End);
@@ -196,7 +196,7 @@ public sealed class LedgerStatement(IDbContextFactory<ApplicationDbContext> dbFa
                 "SELECT seq, hash FROM ledger_entries WHERE tenant_id = @t AND period_start < @s ORDER BY seq DESC LIMIT 1", null, period.Start);
         }
 
-        long allocated = 0, consumed = 0, expired = 0;
+        long allocated = 0, consumed = 0, expired = 0, voided = 0;
         using (var cmd = connection.CreateCommand())
         {
             cmd.Transaction = tx;
@@ -211,6 +211,7 @@ public sealed class LedgerStatement(IDbContextFactory<ApplicationDbContext> dbFa
                     case "allocation": allocated = r.GetInt64(1); break;
                     case "consumption": consumed = r.GetInt64(1); break;
                     case "expiry": expired = r.GetInt64(1); break;
+                    case "void": voided = r.GetInt64(1); break;
                 }
             }
         }
@@ -218,9 +219,9 @@ public sealed class LedgerStatement(IDbContextFactory<ApplicationDbContext> dbFa
         var balance = balances.Read(connection, tx, tenantId, period.StartInstant);
         var unflushed = balance?.UnflushedMicroCredits ?? 0;
         var now = time.GetUtcNow();
-        var total = checked(carried + allocated);
+        var total = checked(carried + allocated - voided);
         return new Statement(Format, tenantId, new StatementPeriod(period.Start, period.End), now, Final: now >= period.EndInstant && unflushed == 0,
-            opening, closing, head, new StatementBalance(carried, total, consumed, unflushed, expired, checked(total - consumed - unflushed)),
+            opening, closing, head, new StatementBalance(carried, total, consumed, unflushed, expired, checked(total - consumed - unflushed), voided),
             AsyncEnumerable.Empty<StatementEntry>());
     }
 

@@ -56,9 +56,9 @@ public sealed class VerifyLedger(IDbContextFactory<ApplicationDbContext> dbFacto
         if (deep)
         {
             VerifyAuditRecords(tenantId, entries, problems);
-            // Every expiry entry holds exactly what the draw-down, derived again from the ledger, left in its grant.
-            if (problems.Count == 0 && entries.Any(e => e.Kind == EntryKind.Expiry) && entries.Any(e => e.Kind == EntryKind.Allocation))
-                problems.AddRange(grants.Derive(tenantId).Discrepancies);
+            // Every expiry and void entry holds exactly what the draw-down, derived again from the ledger, left in its grant.
+            if (problems.Count == 0 && entries.Any(e => e.Kind is EntryKind.Expiry or EntryKind.Void))
+                problems.AddRange(grants.Rederive(tenantId).Discrepancies);
         }
         return new LedgerVerification(tenantId, problems.Count == 0, entries.Count, head, deep, problems);
     }

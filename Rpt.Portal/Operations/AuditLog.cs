@@ -128,6 +128,13 @@ public sealed class AuditLog(IDbContextFactory<ApplicationDbContext> dbFactory, 
         return await query.OrderByDescending(r => r.Seq).Take(limit).ToListAsync(cancellationToken);
     }
 
+    /// <summary>Whether an action on a subject of a tenant was recorded (a retried correction records it once).</summary>
+    public async Task<bool> RecordedAsync(string action, string? tenantId, string subject, CancellationToken cancellationToken = default)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+        return await db.OperatorAudit.AnyAsync(r => r.Action == action && r.TenantId == tenantId && r.Subject == subject, cancellationToken);
+    }
+
     /// <summary>Recomputes the chain from the first record: every seq once and in order, every hash over its record and the one before.</summary>
     public async Task<AuditVerification> VerifyAsync(CancellationToken cancellationToken = default)
     {

@@ -7,6 +7,7 @@ public static class OperationsExtensions
     {
         builder.Services.AddSingleton<AuditLog>();
         builder.Services.AddSingleton<OperatorGate>();
+        builder.Services.AddSingleton<Corrections>();
         return builder;
     }
 }

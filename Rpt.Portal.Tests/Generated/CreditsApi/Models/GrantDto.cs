@@ -52,6 +52,16 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
 #else
         public string Status { get; set; }
 #endif
+        /// <summary>The voided property</summary>
+        public long? Voided { get; set; }
+        /// <summary>The void_reason property</summary>
+#if NETSTANDARD2_1_OR_GREATER || NETCOREAPP3_1_OR_GREATER
+#nullable enable
+        public string? VoidReason { get; set; }
+#nullable restore
+#else
+        public string VoidReason { get; set; }
+#endif
         /// <summary>
         /// Instantiates a new <see cref="global::Rpt.Portal.Tests.Generated.CreditsApi.Models.GrantDto"/> and sets the default values.
         /// </summary>
@@ -87,6 +97,8 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
                 { "remaining", n => { Remaining = n.GetLongValue(); } },
                 { "source", n => { Source = n.GetStringValue(); } },
                 { "status", n => { Status = n.GetStringValue(); } },
+                { "void_reason", n => { VoidReason = n.GetStringValue(); } },
+                { "voided", n => { Voided = n.GetLongValue(); } },
             };
         }
         /// <summary>
@@ -106,6 +118,8 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
             writer.WriteLongValue("remaining", Remaining);
             writer.WriteStringValue("source", Source);
             writer.WriteStringValue("status", Status);
+            writer.WriteLongValue("voided", Voided);
+            writer.WriteStringValue("void_reason", VoidReason);
             writer.WriteAdditionalData(AdditionalData);
         }
     }

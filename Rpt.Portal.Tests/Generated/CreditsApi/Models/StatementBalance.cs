@@ -26,6 +26,8 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
         public long? RemainingMicroCredits { get; set; }
         /// <summary>The unflushed_micro_credits property</summary>
         public long? UnflushedMicroCredits { get; set; }
+        /// <summary>The voided_micro_credits property</summary>
+        public long? VoidedMicroCredits { get; set; }
         /// <summary>
         /// Instantiates a new <see cref="global::Rpt.Portal.Tests.Generated.CreditsApi.Models.StatementBalance"/> and sets the default values.
         /// </summary>
@@ -57,6 +59,7 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
                 { "expired_micro_credits", n => { ExpiredMicroCredits = n.GetLongValue(); } },
                 { "remaining_micro_credits", n => { RemainingMicroCredits = n.GetLongValue(); } },
                 { "unflushed_micro_credits", n => { UnflushedMicroCredits = n.GetLongValue(); } },
+                { "voided_micro_credits", n => { VoidedMicroCredits = n.GetLongValue(); } },
             };
         }
         /// <summary>
@@ -72,6 +75,7 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
             writer.WriteLongValue("expired_micro_credits", ExpiredMicroCredits);
             writer.WriteLongValue("remaining_micro_credits", RemainingMicroCredits);
             writer.WriteLongValue("unflushed_micro_credits", UnflushedMicroCredits);
+            writer.WriteLongValue("voided_micro_credits", VoidedMicroCredits);
             writer.WriteAdditionalData(AdditionalData);
         }
     }

@@ -34,7 +34,7 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.V1.Credits.Grants
         {
         }
         /// <summary>
-        /// id, source, granted, remaining, expired, effective_at, expires_at (null: never), status (active, depleted, expired) and draw_down_order (1 = used first; 0 when not active). Consumption uses the soonest expires_at first; on a tie plan allocations, then top-ups, then adjustments; then the oldest grant.
+        /// id, source, granted, remaining, expired, effective_at, expires_at (null: never), status (active, depleted, expired, voided), draw_down_order (1 = used first; 0 when not active), and voided with void_reason when an operator voided what the grant still held. Consumption uses the soonest expires_at first; on a tie plan allocations, then top-ups, then adjustments; then the oldest grant.
         /// </summary>
         /// <returns>A <see cref="global::Rpt.Portal.Tests.Generated.CreditsApi.Models.GrantsResponse"/></returns>
         /// <param name="cancellationToken">Cancellation token to use when cancelling requests</param>
@@ -63,7 +63,7 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.V1.Credits.Grants
             return await RequestAdapter.SendAsync<global::Rpt.Portal.Tests.Generated.CreditsApi.Models.GrantsResponse>(requestInfo, global::Rpt.Portal.Tests.Generated.CreditsApi.Models.GrantsResponse.CreateFromDiscriminatorValue, errorMapping, cancellationToken).ConfigureAwait(false);
         }
         /// <summary>
-        /// id, source, granted, remaining, expired, effective_at, expires_at (null: never), status (active, depleted, expired) and draw_down_order (1 = used first; 0 when not active). Consumption uses the soonest expires_at first; on a tie plan allocations, then top-ups, then adjustments; then the oldest grant.
+        /// id, source, granted, remaining, expired, effective_at, expires_at (null: never), status (active, depleted, expired, voided), draw_down_order (1 = used first; 0 when not active), and voided with void_reason when an operator voided what the grant still held. Consumption uses the soonest expires_at first; on a tie plan allocations, then top-ups, then adjustments; then the oldest grant.
         /// </summary>
         /// <returns>A <see cref="RequestInformation"/></returns>
         /// <param name="requestConfiguration">Configuration for the request such as headers, query parameters, and middleware options.</param>
