@@ -14,24 +14,8 @@ namespace Rpt.Portal.Tests.Operations;
 
 /// <summary>The operators' audit log page: records as an auditor reads them, their chain verified, and a console that opens only to operators with two-factor sign-in.</summary>
 [Trait("Kind", "Component")]
-public sealed class AuditLogPageTests : PortalComponentTest
+public sealed class AuditLogPageTests : OperatorComponentTest
 {
-    private async Task SignInOperatorAsync(string email, bool twoFactor)
-    {
-        using (var scope = Harness.Services.CreateScope())
-        {
-            var users = scope.ServiceProvider.GetRequiredService<UserManager<ApplicationUser>>();
-            var user = new ApplicationUser { UserName = email, Email = email, EmailConfirmed = true };
-            Assert.True((await users.CreateAsync(user, "Operator-Secret-1!")).Succeeded);
-            await users.AddToRoleAsync(user, PortalRoles.Operator);
-            await users.SetTwoFactorEnabledAsync(user, twoFactor);
-        }
-        var auth = AddAuthorization();
-        auth.SetAuthorized(email);
-        auth.SetRoles(PortalRoles.Operator);
-        SetRendererInfo(new RendererInfo("Server", isInteractive: true));
-    }
-
     [Fact]
     public async Task AnOperatorWithTwoFactor_SeesEveryRecord_WhoWhatBeforeAfter_AndVerifiesTheChain()
     {

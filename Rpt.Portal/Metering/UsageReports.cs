@@ -154,6 +154,17 @@ public sealed class UsageReports(IDbContextFactory<ApplicationDbContext> dbFacto
         return db.UsageEvents.FromSqlRaw(sql, args).AsNoTracking();
     }
 
+    /// <summary>Billable credits consumed per UTC day in [from, toExclusive), every day listed (0 where nothing was used), from the rollups.</summary>
+    public IReadOnlyList<(DateOnly Day, long MicroCredits)> DailyCredits(string tenantId, DateOnly from, DateOnly toExclusive)
+    {
+        using var connection = database.Open();
+        var byDay = usage.Daily(connection, null, tenantId, from, toExclusive, UsageCategory.Billable)
+            .GroupBy(r => r.Day).ToDictionary(g => g.Key, g => g.Aggregate(0L, (sum, r) => checked(sum + r.MicroCredits)));
+        var days = new List<(DateOnly, long)>();
+        for (var d = from; d < toExclusive; d = d.AddDays(1)) days.Add((d, byDay.GetValueOrDefault(d)));
+        return days;
+    }
+
     /// <summary>How many calls match, from the rollups; null where they cannot say (a range that is not whole days).</summary>
     public long? CountCalls(string tenantId, UsageFilter filter)
     {

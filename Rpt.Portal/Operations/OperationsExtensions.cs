@@ -8,6 +8,10 @@ public static class OperationsExtensions
         builder.Services.AddSingleton<AuditLog>();
         builder.Services.AddSingleton<OperatorGate>();
         builder.Services.AddSingleton<Corrections>();
+        builder.Services.AddSingleton<TenantOverview>();
+        builder.Services.AddScoped<ConsoleOrigin>();
+        builder.Services.AddScoped<Microsoft.AspNetCore.Components.Server.Circuits.CircuitHandler, ConsoleOriginCircuitHandler>();
+        builder.Services.AddHttpContextAccessor();
         return builder;
     }
 }
