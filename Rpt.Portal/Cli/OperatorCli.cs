@@ -479,9 +479,6 @@ public static class OperatorCli
         var effectiveFrom = now;
         if (o.Optional("effective-from") is { } text && !DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out effectiveFrom))
             throw new CliUsageException($"--effective-from '{text}' is not an ISO 8601 instant");
-        // A price that starts in the past would rate late-reported calls differently from the ones already charged.
-        if (effectiveFrom < now.AddMinutes(-1))
-            return Fail(err, $"--effective-from {effectiveFrom:O} is in the past; a price applies from now or later, so no charge is ever re-rated");
         Price price;
         try
         {
@@ -494,15 +491,15 @@ public static class OperatorCli
         {
             return Fail(err, ex.Message);
         }
-        await using var db = await services.GetRequiredService<IDbContextFactory<ApplicationDbContext>>().CreateDbContextAsync();
-        if (await db.Prices.AnyAsync(p => p.Provider == price.Provider && p.Model == price.Model && p.Meter == price.Meter && p.EffectiveFrom == price.EffectiveFrom))
-            return Fail(err, $"{price.Provider} {price.Name} already has a price effective from {price.EffectiveFrom:O}");
-        db.Prices.Add(price);
-        await db.SaveChangesAsync();
-        await AuditAsync(services, o, "price.add", null, $"{price.Provider} {(price.IsMeter ? "meter:" : "")}{price.Name}", null,
-            new { input_per_mtok = o.Optional("input"), output_per_mtok = o.Optional("output"), cached_input_per_mtok = o.Optional("cached"),
-                  unit = o.Optional("unit"), effective_from = price.EffectiveFrom, price_id = price.Id });
+        // The console's rules and records: never backdated; a raise announced at least Rpt:Prices:NoticeDays ahead.
+        var result = await services.GetRequiredService<PriceChanges>().AddAsync(AuditActor.CommandLine(o.Optional("as")), price);
+        if (result.Saved is null) return Fail(err, result.Error!);
         await @out.WriteLineAsync($"added: {price.Provider} {(price.IsMeter ? "meter:" : "")}{price.Name} effective from {price.EffectiveFrom:yyyy-MM-ddTHH:mm:ssZ} (price id {price.Id})");
+        if (price.EffectiveFrom > now)
+        {
+            var preview = services.GetRequiredService<PriceChanges>().Preview(price);
+            await @out.WriteLineAsync($"{preview.Tenants.Count} tenant(s) used it in the last {PriceChanges.PreviewDays} days; each is told its estimate by mail and the price.changed webhook");
+        }
         return 0;
     }
 

@@ -27,6 +27,7 @@ public class ApplicationDbContext : IdentityDbContext<ApplicationUser>
     public DbSet<UsageJob> UsageJobs => Set<UsageJob>();
     public DbSet<LedgerEntry> LedgerEntries => Set<LedgerEntry>();
     public DbSet<Operations.OperatorAuditRecord> OperatorAudit => Set<Operations.OperatorAuditRecord>();
+    public DbSet<Operations.PriceNotice> PriceNotices => Set<Operations.PriceNotice>();
     public DbSet<FlushRun> FlushRuns => Set<FlushRun>();
     public DbSet<FlushLag> FlushLags => Set<FlushLag>();
     public DbSet<EntryJob> EntryJobs => Set<EntryJob>();

@@ -22,6 +22,7 @@ public static class Lease
     public const string Webhooks = "webhooks";
     public const string OverageReports = "overage-reports";
     public const string TestModeRenewals = "test-mode-renewals";
+    public const string PriceNotices = "price-notices";
 }
 
 /// <summary>SQLite: one machine and one file, whose write lock already keeps writers apart; this instance does all the work.</summary>

@@ -9,6 +9,11 @@ public static class OperationsExtensions
         builder.Services.AddSingleton<OperatorGate>();
         builder.Services.AddSingleton<Corrections>();
         builder.Services.AddSingleton<TenantOverview>();
+        builder.Services.AddOptions<PriceChangeOptions>().Bind(builder.Configuration.GetSection("Rpt:Prices"))
+            .Validate(o => o.NoticeDays is >= 0 and <= 365, "Rpt:Prices:NoticeDays: 0 to 365 days").ValidateOnStart();
+        builder.Services.AddSingleton<PriceChanges>();
+        builder.Services.AddSingleton<PriceNotices>();
+        builder.Services.AddHostedService<PriceNoticeScheduler>();
         builder.Services.AddScoped<ConsoleOrigin>();
         builder.Services.AddScoped<Microsoft.AspNetCore.Components.Server.Circuits.CircuitHandler, ConsoleOriginCircuitHandler>();
         builder.Services.AddHttpContextAccessor();

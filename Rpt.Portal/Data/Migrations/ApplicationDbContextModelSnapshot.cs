@@ -1627,6 +1627,35 @@ namespace Rpt.Portal.Data.Migrations
                     b.ToTable("operator_audit", (string)null);
                 });
 
+            modelBuilder.Entity("Rpt.Portal.Operations.PriceNotice", b =>
+                {
+                    b.Property<long>("PriceId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("price_id");
+
+                    b.Property<string>("TenantId")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<long>("NowMicroCredits")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("now_micro_credits");
+
+                    b.Property<long>("SentAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("sent_at");
+
+                    b.Property<long>("ThenMicroCredits")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("then_micro_credits");
+
+                    b.HasKey("PriceId", "TenantId")
+                        .HasName("PK_price_notices");
+
+                    b.ToTable("price_notices", (string)null);
+                });
+
             modelBuilder.Entity("Rpt.Portal.Plans.Plan", b =>
                 {
                     b.Property<string>("Code")

@@ -1696,6 +1696,35 @@ namespace Rpt.Portal.Data.Postgres.Migrations
                     b.ToTable("operator_audit", (string)null);
                 });
 
+            modelBuilder.Entity("Rpt.Portal.Operations.PriceNotice", b =>
+                {
+                    b.Property<long>("PriceId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("price_id");
+
+                    b.Property<string>("TenantId")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<long>("NowMicroCredits")
+                        .HasColumnType("bigint")
+                        .HasColumnName("now_micro_credits");
+
+                    b.Property<long>("SentAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("sent_at");
+
+                    b.Property<long>("ThenMicroCredits")
+                        .HasColumnType("bigint")
+                        .HasColumnName("then_micro_credits");
+
+                    b.HasKey("PriceId", "TenantId")
+                        .HasName("PK_price_notices");
+
+                    b.ToTable("price_notices", (string)null);
+                });
+
             modelBuilder.Entity("Rpt.Portal.Plans.Plan", b =>
                 {
                     b.Property<string>("Code")
