@@ -185,7 +185,7 @@ public static class CreditsApi
     public static async Task<Ok<List<PlanResponse>>> GetPlans(IDbContextFactory<ApplicationDbContext> dbFactory, CancellationToken cancellationToken)
     {
         await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
-        var plans = await db.Plans.AsNoTracking().OrderBy(p => p.SortOrder).ToListAsync(cancellationToken);
+        var plans = await db.Plans.AsNoTracking().Where(p => p.RetiredAt == null).OrderBy(p => p.SortOrder).ToListAsync(cancellationToken);
         return TypedResults.Ok(plans.Select(PlanResponse.Of).ToList());
     }
 

@@ -27,9 +27,11 @@ public sealed class BillingStatus(IDbContextFactory<ApplicationDbContext> dbFact
         await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
         var tenant = await db.Tenants.AsNoTracking().FirstOrDefaultAsync(t => t.Id == tenantId, cancellationToken);
         if (tenant is null) return null;
-        var catalog = await db.Plans.AsNoTracking().OrderBy(p => p.SortOrder).ToListAsync(cancellationToken);
-        var plan = catalog.FirstOrDefault(p => p.Code == tenant.PlanCode);
+        var all = await db.Plans.AsNoTracking().OrderBy(p => p.SortOrder).ToListAsync(cancellationToken);
+        var plan = all.FirstOrDefault(p => p.Code == tenant.PlanCode);
         if (plan is null) return null;
+        // A retired plan is offered to no one; the tenants on it (or moving to it) still see theirs.
+        var catalog = all.Where(p => !p.Retired || p.Code == tenant.PlanCode || p.Code == tenant.PendingPlanCode).ToList();
         return new BillingAccount(tenant, plan, catalog.FirstOrDefault(p => p.Code == tenant.PendingPlanCode), catalog,
             options.Value.TestMode, options.Value.SalesEmail, options.Value.PaymentsUnavailable);
     }

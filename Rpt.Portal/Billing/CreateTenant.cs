@@ -21,10 +21,10 @@ public sealed class CreateTenant(IDbContextFactory<ApplicationDbContext> dbFacto
         if (name.Length is 0 or > 200) return new(null, "the tenant name must be 1 to 200 characters long");
         await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
         var plan = await db.Plans.AsNoTracking().FirstOrDefaultAsync(p => p.Code == planCode, cancellationToken);
-        if (plan is null)
+        if (plan is null || plan.Retired)
         {
-            var codes = await db.Plans.OrderBy(p => p.SortOrder).Select(p => p.Code).ToListAsync(cancellationToken);
-            return new(null, $"unknown plan '{planCode}'; the plans are: {string.Join(", ", codes)}");
+            var codes = await db.Plans.Where(p => p.RetiredAt == null).OrderBy(p => p.SortOrder).Select(p => p.Code).ToListAsync(cancellationToken);
+            return new(null, $"{(plan is null ? "unknown plan" : "retired plan")} '{planCode}'; the plans are: {string.Join(", ", codes)}");
         }
 
         if (id is not null)

@@ -26,6 +26,7 @@ public sealed class StartPlanChange(IDbContextFactory<ApplicationDbContext> dbFa
         if (tenant is null) return new(false, $"unknown tenant '{tenantId}'");
         var plans = await db.Plans.AsNoTracking().ToDictionaryAsync(p => p.Code, cancellationToken);
         if (!plans.TryGetValue(planCode, out var target)) return new(false, $"There is no plan '{planCode}'.");
+        if (target.Retired && target.Code != tenant.PlanCode) return new(false, $"{target.Name} is no longer offered.");
         if (!target.SelfServe) return new(false, $"{target.Name} is a contract: write to {options.Value.SalesEmail} and we will set it up.");
         if (!plans.TryGetValue(tenant.PlanCode, out var current)) return new(false, $"The current plan '{tenant.PlanCode}' is not in the catalog.");
         if (!current.SelfServe) return new(false, $"{current.Name} is a contract: write to {options.Value.SalesEmail} to change it.");

@@ -12,6 +12,7 @@ public static class OperationsExtensions
         builder.Services.AddOptions<PriceChangeOptions>().Bind(builder.Configuration.GetSection("Rpt:Prices"))
             .Validate(o => o.NoticeDays is >= 0 and <= 365, "Rpt:Prices:NoticeDays: 0 to 365 days").ValidateOnStart();
         builder.Services.AddSingleton<PriceChanges>();
+        builder.Services.AddSingleton<PlanEditor>();
         builder.Services.AddSingleton<PriceNotices>();
         builder.Services.AddHostedService<PriceNoticeScheduler>();
         builder.Services.AddScoped<ConsoleOrigin>();

@@ -50,6 +50,27 @@ public sealed class Plan
     public int SortOrder { get; private set; }
     public string? StripePriceId { get; private set; }
     public List<Entitlement> Entitlements { get; private set; } = [];
+    /// <summary>When an operator retired it: no longer offered (sign-up, plan change, the catalog), while the tenants on it keep it.</summary>
+    public DateTimeOffset? RetiredAt { get; private set; }
+
+    public bool Retired => RetiredAt is not null;
+
+    /// <summary>An operator's edit: it applies from each tenant's next period (an allocation already granted stays as it is).</summary>
+    public void Update(string name, decimal? monthlyPriceUsd, long? monthlyCredits, OveragePolicy overage, decimal? overageUsdPerCredit,
+        string? stripePriceId, IEnumerable<Entitlement> entitlements)
+    {
+        if (overage == OveragePolicy.Unlimited != (monthlyCredits is null))
+            throw new ArgumentException("An unlimited plan has no monthly credits; every other plan has them.");
+        Name = name;
+        MonthlyPriceUsd = monthlyPriceUsd;
+        MonthlyCredits = monthlyCredits;
+        Overage = overage;
+        OverageUsdPerCredit = overageUsdPerCredit;
+        StripePriceId = stripePriceId;
+        Entitlements = entitlements.ToList();
+    }
+
+    public void Retire(DateTimeOffset at) => RetiredAt ??= at;
 
     public bool Unlimited => Overage == OveragePolicy.Unlimited;
     public bool SelfServe => MonthlyPriceUsd is not null;
@@ -69,6 +90,7 @@ public sealed class PlanConfiguration : IEntityTypeConfiguration<Plan>
         b.Property(p => p.Overage).HasColumnName("overage_policy").HasConversion<string>().HasMaxLength(16);
         b.Property(p => p.StripePriceId).HasMaxLength(128);
         b.Ignore(p => p.Unlimited);
+        b.Ignore(p => p.Retired);
         b.Ignore(p => p.SelfServe);
         b.OwnsMany(p => p.Entitlements, e =>
         {

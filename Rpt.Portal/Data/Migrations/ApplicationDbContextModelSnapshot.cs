@@ -1687,6 +1687,10 @@ namespace Rpt.Portal.Data.Migrations
                         .HasColumnType("TEXT")
                         .HasColumnName("overage_usd_per_credit");
 
+                    b.Property<long?>("RetiredAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("retired_at");
+
                     b.Property<int>("SortOrder")
                         .HasColumnType("INTEGER")
                         .HasColumnName("sort_order");

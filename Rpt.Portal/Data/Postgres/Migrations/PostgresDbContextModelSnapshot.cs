@@ -1756,6 +1756,10 @@ namespace Rpt.Portal.Data.Postgres.Migrations
                         .HasColumnType("numeric")
                         .HasColumnName("overage_usd_per_credit");
 
+                    b.Property<long?>("RetiredAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("retired_at");
+
                     b.Property<int>("SortOrder")
                         .HasColumnType("integer")
                         .HasColumnName("sort_order");
