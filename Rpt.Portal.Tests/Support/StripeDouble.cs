@@ -31,6 +31,8 @@ public sealed class StripeDouble : IAsyncDisposable
     public ConcurrentQueue<StripeRequest> Requests { get; } = new();
     public ConcurrentDictionary<string, JsonObject> Subscriptions { get; } = new();
     public ConcurrentDictionary<string, List<JsonObject>> InvoicesByCustomer { get; } = new();
+    /// <summary>Checkout Sessions as Stripe lists them (<c>GET /v1/checkout/sessions</c>): the ones a test says were completed.</summary>
+    public ConcurrentDictionary<string, JsonObject> CompletedSessions { get; } = new();
     public string BaseUrl { get; }
     /// <summary>The saved card (default payment method) per customer.</summary>
     public ConcurrentDictionary<string, string> SavedCards { get; } = new();
@@ -145,8 +147,19 @@ public sealed class StripeDouble : IAsyncDisposable
             ("GET", ["v1", "invoices"]) => new JsonObject
             {
                 ["object"] = "list", ["url"] = "/v1/invoices", ["has_more"] = false,
-                ["data"] = new JsonArray(InvoicesByCustomer.GetValueOrDefault(form.GetValueOrDefault("customer") ?? "", [])
+                ["data"] = new JsonArray((form.GetValueOrDefault("customer") is { } customer ? InvoicesByCustomer.GetValueOrDefault(customer, []) : InvoicesByCustomer.Values.SelectMany(l => l))
+                    .Where(i => form.GetValueOrDefault("status") is not { } status || (string?)i["status"] == status)
                     .Select(i => (JsonNode)i.DeepClone()).ToArray()),
+            },
+            ("GET", ["v1", "checkout", "sessions"]) => new JsonObject
+            {
+                ["object"] = "list", ["url"] = "/v1/checkout/sessions", ["has_more"] = false,
+                ["data"] = new JsonArray(CompletedSessions.Values.Where(c => form.GetValueOrDefault("status") is not { } status || (string?)c["status"] == status)
+                    .Select(c => (JsonNode)c.DeepClone()).ToArray()),
+            },
+            ("GET", ["v1", "payment_intents"]) => new JsonObject
+            {
+                ["object"] = "list", ["url"] = "/v1/payment_intents", ["has_more"] = false, ["data"] = new JsonArray(),
             },
             ("POST", ["v1", "billing_portal", "sessions"]) => new JsonObject
             {

@@ -91,4 +91,7 @@ public sealed class UnavailableGateway : IBillingGateway
     public Task<string> CustomerPortalUrlAsync(Tenants.Tenant tenant, Uri portalBase, CancellationToken cancellationToken) => throw Refused();
     public Task<IReadOnlyList<InvoiceSummary>> InvoicesAsync(Tenants.Tenant tenant, CancellationToken cancellationToken) =>
         Task.FromResult<IReadOnlyList<InvoiceSummary>>([]);
+    /// <summary>No payment can have been taken: the reconciliation still lists every Stripe-keyed grant as without its object.</summary>
+    public Task<IReadOnlyList<PaidObject>> PaidObjectsAsync(DateTimeOffset since, CancellationToken cancellationToken) =>
+        Task.FromResult<IReadOnlyList<PaidObject>>([]);
 }

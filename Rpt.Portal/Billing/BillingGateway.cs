@@ -42,6 +42,41 @@ public interface IBillingGateway
     Task<string> CustomerPortalUrlAsync(Tenant tenant, Uri portalBase, CancellationToken cancellationToken);
 
     Task<IReadOnlyList<InvoiceSummary>> InvoicesAsync(Tenant tenant, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Every paid object created since <paramref name="since"/> that grants credits: completed and paid Checkout Sessions,
+    /// paid invoices, succeeded auto top-up payments; for the console's reconciliation with the ledger.
+    /// </summary>
+    Task<IReadOnlyList<PaidObject>> PaidObjectsAsync(DateTimeOffset since, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// A paid Stripe object. <see cref="Kind"/>: <c>checkout_session</c>, <c>invoice</c> or <c>payment_intent</c>;
+/// <see cref="Purpose"/>: a session's <c>top_up</c> or <c>plan</c>, an invoice's billing reason, <c>auto_top_up</c>.
+/// </summary>
+public sealed record PaidObject(string Kind, string Id, string? TenantId, string? CustomerId, string? SubscriptionId, string? InvoiceId,
+    string? Purpose, string? Key, DateTimeOffset Created, DateTimeOffset? PeriodStart, string? Url)
+{
+    /// <summary>Where an operator sees it: Stripe's dashboard (test-mode objects live in the portal only).</summary>
+    public string? DashboardUrl => Id.Contains("_test_", StringComparison.Ordinal) && Kind != "checkout_session" ? Url
+        : Kind switch
+        {
+            "checkout_session" => $"https://dashboard.stripe.com/checkout/sessions/{Id}",
+            "invoice" => $"https://dashboard.stripe.com/invoices/{Id}",
+            _ => $"https://dashboard.stripe.com/payments/{Id}",
+        };
+
+    public static PaidObject OfSession(Stripe.Checkout.Session s) => new("checkout_session", s.Id, s.Metadata?.GetValueOrDefault("tenant_id") ?? s.ClientReferenceId,
+        s.CustomerId, s.SubscriptionId, s.InvoiceId, s.Metadata?.GetValueOrDefault("kind"), null, Utc(s.Created), null, null);
+
+    public static PaidObject OfInvoice(Stripe.Invoice i) => new("invoice", i.Id, i.Parent?.SubscriptionDetails?.Metadata?.GetValueOrDefault("tenant_id"),
+        i.CustomerId, i.Parent?.SubscriptionDetails?.SubscriptionId, i.Id, i.BillingReason, null, Utc(i.Created),
+        i.Lines?.Data?.FirstOrDefault()?.Period?.Start is { } start && start > DateTime.UnixEpoch ? Utc(start) : null, i.HostedInvoiceUrl);
+
+    public static PaidObject OfPaymentIntent(Stripe.PaymentIntent p) => new("payment_intent", p.Id, p.Metadata?.GetValueOrDefault("tenant_id"), p.CustomerId,
+        null, null, p.Metadata?.GetValueOrDefault("kind"), p.Metadata?.GetValueOrDefault("key"), Utc(p.Created), null, null);
+
+    private static DateTimeOffset Utc(DateTime t) => new(DateTime.SpecifyKind(t, DateTimeKind.Utc));
 }
 
 /// <summary>Links a tenant to its Stripe customer once (the first caller stores it; a racing second keeps the first).</summary>

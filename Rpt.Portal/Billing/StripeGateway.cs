@@ -136,6 +136,22 @@ public sealed class StripeGateway(IStripeClient client, IDbContextFactory<Applic
         return list.Data.Select(Summarize).ToList();
     }
 
+    public async Task<IReadOnlyList<PaidObject>> PaidObjectsAsync(DateTimeOffset since, CancellationToken cancellationToken)
+    {
+        var created = new DateRangeOptions { GreaterThanOrEqual = since.UtcDateTime };
+        var paid = new List<PaidObject>();
+        await foreach (var s in new Stripe.Checkout.SessionService(client).ListAutoPagingAsync(
+                           new Stripe.Checkout.SessionListOptions { Status = "complete", Created = created, Limit = 100 }, cancellationToken: cancellationToken))
+            if (s.PaymentStatus is "paid" or "no_payment_required") paid.Add(PaidObject.OfSession(s));
+        await foreach (var i in new InvoiceService(client).ListAutoPagingAsync(new InvoiceListOptions { Status = "paid", Created = created, Limit = 100 },
+                           cancellationToken: cancellationToken))
+            paid.Add(PaidObject.OfInvoice(i));
+        await foreach (var p in new PaymentIntentService(client).ListAutoPagingAsync(new PaymentIntentListOptions { Created = created, Limit = 100 },
+                           cancellationToken: cancellationToken))
+            if (p.Status == "succeeded" && p.Metadata?.GetValueOrDefault("kind") == "auto_top_up") paid.Add(PaidObject.OfPaymentIntent(p));
+        return paid;
+    }
+
     internal static InvoiceSummary Summarize(Invoice i) => new(i.Id, i.Number,
         new DateTimeOffset(DateTime.SpecifyKind(i.Created, DateTimeKind.Utc)),
         (i.Status == "paid" ? i.AmountPaid : i.AmountDue) / 100m, (i.Currency ?? "usd").ToUpperInvariant(), i.Status ?? "", i.HostedInvoiceUrl, i.BillingReason);

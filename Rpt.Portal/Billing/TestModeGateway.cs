@@ -209,6 +209,29 @@ public sealed class TestModeGateway(IDbContextFactory<ApplicationDbContext> dbFa
         Task.FromResult(new Uri(portalBase, "billing/test-portal").ToString());
 
     /// <summary>The invoices test mode made for the tenant, newest first, each in its latest state.</summary>
+    /// <summary>Test mode's "Stripe" is the events its checkout made: the paid objects are in them.</summary>
+    public async Task<IReadOnlyList<PaidObject>> PaidObjectsAsync(DateTimeOffset since, CancellationToken cancellationToken)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+        var payloads = await db.StripeEvents.AsNoTracking()
+            .Where(e => e.CreatedAt >= since && (e.Type == "checkout.session.completed" || e.Type == "invoice.paid" || e.Type == "payment_intent.succeeded"))
+            .OrderBy(e => e.CreatedAt).Select(e => e.Payload).ToListAsync(cancellationToken);
+        var paid = new Dictionary<string, PaidObject>(StringComparer.Ordinal);
+        foreach (var json in payloads)
+        {
+            var object_ = BillingEvents.Parse(json).Data.Object;
+            var p = object_ switch
+            {
+                Stripe.Checkout.Session s when s.PaymentStatus is "paid" or "no_payment_required" => PaidObject.OfSession(s),
+                Stripe.Invoice i => PaidObject.OfInvoice(i),
+                Stripe.PaymentIntent pi when pi.Metadata?.GetValueOrDefault("kind") == "auto_top_up" => PaidObject.OfPaymentIntent(pi),
+                _ => null,
+            };
+            if (p is not null) paid[p.Id] = p;
+        }
+        return paid.Values.ToList();
+    }
+
     public async Task<IReadOnlyList<InvoiceSummary>> InvoicesAsync(Tenant tenant, CancellationToken cancellationToken)
     {
         await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);

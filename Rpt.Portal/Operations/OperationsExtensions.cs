@@ -13,6 +13,7 @@ public static class OperationsExtensions
             .Validate(o => o.NoticeDays is >= 0 and <= 365, "Rpt:Prices:NoticeDays: 0 to 365 days").ValidateOnStart();
         builder.Services.AddSingleton<PriceChanges>();
         builder.Services.AddSingleton<PlanEditor>();
+        builder.Services.AddSingleton<Reconciliation>();
         builder.Services.AddSingleton<PriceNotices>();
         builder.Services.AddHostedService<PriceNoticeScheduler>();
         builder.Services.AddScoped<ConsoleOrigin>();
