@@ -82,7 +82,8 @@ public class OperatorCliTests : IDisposable
     {
         var (exit, _, error) = await Run("tenants", "create", "--plan", "free");
         Assert.Equal(2, exit);
-        Assert.Contains("--name is required", error);
+        Assert.Contains("Option '--name' is required", error);
+        Assert.Contains("--plan <PLAN> (REQUIRED)", error); // and the command's help
     }
 
     [Fact]
@@ -207,6 +208,35 @@ public class OperatorCliTests : IDisposable
         Assert.Contains(" 1500 ", (await Run("tenants", "list")).Out);
     }
 
+    /// <summary>Every command of the tree answers --help with its options, and exits 0 without opening the database.</summary>
+    [Fact]
+    public async Task EveryCommand_AnswersHelp_WithItsOptions()
+    {
+        var (_, leaves, _) = CommandTree.Build();
+        Assert.Equal(17, leaves.Count); // every command of the usage, none forgotten
+        foreach (var leaf in leaves.Values)
+        {
+            var (exit, output, _) = await Run(leaf.Group, leaf.Name, "--help");
+            Assert.True(exit == 0, $"{leaf.Group} {leaf.Name} --help exited {exit}");
+            Assert.Contains($" {leaf.Group} {leaf.Name} ", output); // its usage line
+            foreach (var option in leaf.Options.Keys) Assert.Contains("--" + option, output);
+        }
+        var (rootExit, rootHelp, _) = await Run("--help");
+        Assert.Equal(0, rootExit);
+        Assert.Contains("Rpt Portal operator commands", rootHelp);
+        Assert.False(File.Exists(Path.Combine(_dir, "rpt.db")), "help opened the database");
+    }
+
+    [Fact]
+    public async Task AnUnknownCommand_Exits2WithinASecond()
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var (exit, _, error) = await Run("tenats", "list");
+        Assert.Equal(2, exit);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"{clock.ElapsedMilliseconds} ms");
+        Assert.Contains("unknown command 'tenats list'", error);
+    }
+
     [Fact]
     public async Task CreditsVoid_VoidsWhatTheGrantHolds_Once_AndLeavesAnAuditRecord()
     {
@@ -302,6 +332,7 @@ public class OperatorCliProcessTests : IDisposable
         psi.ArgumentList.Add(second);
         psi.Environment["ConnectionStrings__Rpt"] = $"Data Source={Path.Combine(_dir, "rpt.db")}";
         psi.Environment["ASPNETCORE_URLS"] = "http://127.0.0.1:0";
+        var started = System.Diagnostics.Stopwatch.StartNew();
         using var process = System.Diagnostics.Process.Start(psi)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
@@ -316,8 +347,11 @@ public class OperatorCliProcessTests : IDisposable
             Assert.Fail($"'{first} {second}' kept running (it started the server): {await stdout}");
         }
         Assert.Equal(2, process.ExitCode);
-        Assert.Contains("unknown command", await stderr);
-        Assert.Contains("Rpt Portal operator commands", await stderr);
+        Assert.Contains($"unknown command '{first} {second}'", await stderr);
+        // Then the help of what was meant: the commands of the group, or every group.
+        Assert.Contains(first == "tenats" ? "Rpt Portal operator commands" : $"{first}: ", await stderr);
+        Assert.Contains("Commands:", await stderr);
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(3), $"{started.ElapsedMilliseconds} ms to refuse it: the process should answer at once");
         Assert.False(File.Exists(Path.Combine(_dir, "rpt.db")), "a misspelt command opened the database");
     }
 

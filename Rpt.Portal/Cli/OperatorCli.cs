@@ -1,3 +1,5 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
 using Rpt.Portal.Billing;
 using System.Globalization;
 using System.Text.Json;
@@ -19,46 +21,6 @@ namespace Rpt.Portal.Cli;
 /// </summary>
 public static class OperatorCli
 {
-    private static readonly HashSet<string> Commands = ["tenants", "keys", "ledger", "prices", "usage", "credits", "users", "reports", "data", "audit", "help", "--help"];
-
-    public const string Usage = """
-        Rpt Portal operator commands (dotnet run --project Rpt.Portal -- COMMAND):
-          tenants create --name NAME --plan PLAN [--id ID] [--subscription-start DATE]
-                                                             open an account (billing periods anchored on DATE, e.g. for
-                                                             an account moved from another system); prints tenant_id and api_key
-          tenants list                                       every tenant with its plan and balance
-          keys create --tenant ID [--name NAME] [--scopes read,ingest,admin]
-          keys create --platform [--name NAME]               a platform ingest key (names the tenant per event)
-          keys list (--tenant ID | --platform)               every key with its prefix, scopes, last use and status
-          keys revoke (--tenant ID | --platform) --id KEY_ID a revoked key is refused at once (within 30 s in a running server)
-          users create --tenant ID --email EMAIL [--role owner|admin|member]
-                                                             a confirmed portal sign-in; prints a generated password once
-          users create --operator --email EMAIL              an operator (platform staff, no tenant): the console at
-                                                             /operations opens once two-factor sign-in is on
-          credits grant --tenant ID --credits N --source top_up|adjustment --key KEY [--reason TEXT] [--expires DATE]
-                                                             top-ups expire after 12 months, adjustments never, unless
-                                                             --expires says (moved to the end of its billing period)
-          credits void --tenant ID --grant SEQ --key KEY --reason TEXT
-                                                             void what a grant still holds (a void ledger entry); once per key
-          reports list [--tenant ID]                         the overage reports to Stripe's meter: identifier, credits,
-                                                             status, attempts, last error
-          ledger verify [--tenant ID] [--deep] [--expect-head HASH]
-          ledger flush                                       write accumulated usage to the ledger now
-          data copy --to CONNECTION                          copy this SQLite database into an empty PostgreSQL database
-                                                             (an Npgsql connection string), then verify every tenant's
-                                                             chain and balance there; refuses a target that holds data
-          prices list [--at 2026-04-01T00:00:00Z]            the price book in effect at an instant
-          prices add --provider P (--model M --input USD --output USD [--cached USD] | --meter M --unit USD)
-                     [--effective-from 2026-05-01T00:00:00Z]  a new price version (now or later, never earlier)
-          usage import FILE [--tenant ID]                    JSON lines of usage events
-          audit list [--tenant ID] [--since DATE] [--limit N] the operators' audit log, newest first
-          audit verify                                       recompute the audit log's hash chain
-
-        Every command that changes something (tenants create, keys create and revoke, users create, credits grant
-        and void, prices add) leaves a record in the audit log: who (--as EMAIL, else the operating system's user), when, from
-        where (cli@HOST), what, and the values before and after.
-        """;
-
     /// <summary>
     /// A first word that is not a switch (<c>--urls …</c>) or a setting (<c>Rpt:Data:Path=…</c>) is a command:
     /// a misspelt one is answered with the usage, never by starting the web server.
@@ -67,55 +29,23 @@ public static class OperatorCli
         args.Length > 0 && !args[0].StartsWith('-') && !args[0].StartsWith('/') && !args[0].Contains('=')
         || args.Length > 0 && args[0] is "--help" or "-h";
 
-    /// <summary>Every command with the options it takes (and <c>--as</c>, which every command takes): any other is a typo.</summary>
-    private static readonly Dictionary<(string, string), string[]> Known = new()
-    {
-        [("tenants", "create")] = ["name", "plan", "id", "subscription-start"],
-        [("tenants", "list")] = [],
-        [("keys", "create")] = ["tenant", "platform", "name", "scopes"],
-        [("keys", "list")] = ["tenant", "platform"],
-        [("keys", "revoke")] = ["tenant", "platform", "id"],
-        [("credits", "grant")] = ["tenant", "credits", "source", "key", "reason", "expires"],
-        [("credits", "void")] = ["tenant", "grant", "key", "reason"],
-        [("reports", "list")] = ["tenant"],
-        [("users", "create")] = ["tenant", "email", "role", "operator"],
-        [("ledger", "verify")] = ["tenant", "deep", "expect-head"],
-        [("ledger", "flush")] = [],
-        [("prices", "list")] = ["at"],
-        [("prices", "add")] = ["provider", "model", "input", "output", "cached", "meter", "unit", "effective-from"],
-        [("usage", "import")] = ["tenant"],
-        [("data", "copy")] = ["to"],
-        [("audit", "list")] = ["tenant", "since", "limit"],
-        [("audit", "verify")] = [],
-    };
-
     public static async Task<int> RunAsync(string[] args, TextWriter? stdout = null, TextWriter? stderr = null,
         Action<WebApplicationBuilder>? configure = null)
     {
         var @out = stdout ?? Console.Out;
         var err = stderr ?? Console.Error;
-        if (args[0] is "help" or "--help" or "-h")
+        // Parsed before the host is built: a misspelt command or option neither migrates nor opens the database.
+        var (root, leaves, asOption) = CommandTree.Build();
+        var parse = root.Parse(args is ["help"] ? ["--help"] : args);
+        if (parse.Action is System.CommandLine.Help.HelpAction)
         {
-            await @out.WriteLineAsync(Usage);
+            await parse.InvokeAsync(new InvocationConfiguration { Output = @out, Error = err });
             return 0;
         }
-        // Checked before the host is built: a misspelt command neither migrates nor opens the database.
-        if (!Known.TryGetValue((args[0], args.ElementAtOrDefault(1) ?? ""), out var takes))
-            return Misused(err, Commands.Contains(args[0])
-                ? $"unknown command '{string.Join(' ', args.Take(2))}'"
-                : $"unknown command '{args[0]}'");
-        // A misspelt option (--expire for --expires) would otherwise be ignored and change what the command does.
-        try
-        {
-            var given = Options.Parse(args.Skip(args[0] == "usage" ? 3 : 2));
-            if (given.Names.FirstOrDefault(n => n != "as" && !takes.Contains(n)) is { } unknown)
-                return Misused(err, $"'{args[0]} {args[1]}' has no option --{unknown}; it takes "
-                    + (takes.Length == 0 ? "none" : string.Join(", ", takes.Select(t => "--" + t))) + " (and --as EMAIL)");
-        }
-        catch (CliUsageException ex)
-        {
-            return Misused(err, ex.Message);
-        }
+        var command = parse.CommandResult.Command;
+        if (parse.Errors.Count > 0 || !leaves.TryGetValue(command, out var leaf))
+            return Misused(err, Problem(parse, command, leaves), root, command);
+        var o = Options.From(parse, leaf, asOption);
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
         configure?.Invoke(builder);
@@ -131,8 +61,8 @@ public static class OperatorCli
         try
         {
             await app.Services.PrepareDatabaseAsync();
-            Options Opts() => Options.Parse(args.Skip(2));
-            return (args[0], args.ElementAtOrDefault(1)) switch
+            Options Opts() => o;
+            return (leaf.Group, leaf.Name) switch
             {
                 ("tenants", "create") => await CreateTenantAsync(app.Services, Opts(), @out, err),
                 ("tenants", "list") => await ListTenantsAsync(app.Services, @out),
@@ -150,8 +80,8 @@ public static class OperatorCli
                 ("data", "copy") => await CopyDataAsync(app.Services, Opts(), configure, @out, err),
                 ("audit", "list") => await ListAuditAsync(app.Services, Opts(), @out),
                 ("audit", "verify") => await VerifyAuditAsync(app.Services, @out, err),
-                ("usage", "import") => await ImportAsync(app.Services, args.ElementAtOrDefault(2), Options.Parse(args.Skip(3)), @out, err),
-                _ => throw new InvalidOperationException($"'{args[0]} {args[1]}' is listed as known but has no handler"),
+                ("usage", "import") => await ImportAsync(app.Services, o.File, o, @out, err),
+                _ => throw new InvalidOperationException($"'{leaf.Group} {leaf.Name}' is in the command tree but has no handler"),
             };
         }
         catch (CliUsageException ex)
@@ -168,11 +98,31 @@ public static class OperatorCli
         }
     }
 
-    private static int Misused(TextWriter err, string message)
+    /// <summary>A misused command: the error, then the help of the command it was meant for; exit code 2.</summary>
+    private static int Misused(TextWriter err, string message, RootCommand? root = null, Command? command = null)
     {
         err.WriteLine($"error: {message}");
-        err.WriteLine(Usage);
+        root ??= CommandTree.Build().Root;
+        var path = new List<string>();
+        for (var c = command; c is not null && c != root; c = c.Parents.OfType<Command>().FirstOrDefault()) path.Insert(0, c.Name);
+        path.Add("--help");
+        root.Parse(path).Invoke(new InvocationConfiguration { Output = err, Error = err });
         return 2;
+    }
+
+    /// <summary>What is wrong with a command line, in the operator's words: an unknown command, an unknown option of a known one, or the parser's errors.</summary>
+    private static string Problem(ParseResult parse, Command command, IReadOnlyDictionary<Command, CommandTree.Leaf> leaves)
+    {
+        var unmatched = parse.UnmatchedTokens;
+        if (!leaves.TryGetValue(command, out var leaf))
+        {
+            var words = parse.Tokens.Where(t => t.Type is TokenType.Command or TokenType.Argument).Select(t => t.Value).Take(2).ToList();
+            return words.Count == 0 ? "name a command" : $"unknown command '{string.Join(' ', words)}'";
+        }
+        if (unmatched.FirstOrDefault(t => t.StartsWith('-')) is { } option)
+            return $"'{leaf.Group} {leaf.Name}' has no option {option}; it takes "
+                + (leaf.Options.Count == 0 ? "none" : string.Join(", ", leaf.Options.Keys.Select(k => "--" + k))) + " (and --as EMAIL)";
+        return string.Join("; ", parse.Errors.Select(e => e.Message));
     }
 
     private static int Fail(TextWriter err, string message)
@@ -588,21 +538,29 @@ public static class OperatorCli
 
     private sealed class CliUsageException(string message) : Exception(message);
 
+    /// <summary>The options System.CommandLine parsed for a command, by name; a handler asks for what it needs.</summary>
     private sealed class Options
     {
         private readonly Dictionary<string, string?> _values = new(StringComparer.Ordinal);
 
-        public static Options Parse(IEnumerable<string> args)
+        public string? File { get; private init; }
+
+        public static Options From(ParseResult parse, CommandTree.Leaf leaf, Option<string> @as)
         {
-            var o = new Options();
-            var list = args.ToList();
-            for (var i = 0; i < list.Count; i++)
+            var o = new Options { File = leaf.File is null ? null : parse.GetValue(leaf.File) };
+            foreach (var (name, option) in leaf.Options)
             {
-                if (!list[i].StartsWith("--", StringComparison.Ordinal)) throw new CliUsageException($"unexpected argument '{list[i]}'");
-                var name = list[i][2..];
-                var hasValue = i + 1 < list.Count && !list[i + 1].StartsWith("--", StringComparison.Ordinal);
-                o._values[name] = hasValue ? list[++i] : null;
+                switch (option)
+                {
+                    case Option<bool> flag when parse.GetValue(flag):
+                        o._values[name] = null;
+                        break;
+                    case Option<string> text when parse.GetValue(text) is { } value:
+                        o._values[name] = value;
+                        break;
+                }
             }
+            if (parse.GetValue(@as) is { } who) o._values["as"] = who;
             return o;
         }
 
