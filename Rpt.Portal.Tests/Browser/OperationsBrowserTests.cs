@@ -10,7 +10,7 @@ using static Rpt.Portal.Tests.Browser.BrowserPages;
 
 namespace Rpt.Portal.Tests.Browser;
 
-/// <summary>An operator signs in with a password and an authenticator code and reads the audit log; a tenant's owner cannot.</summary>
+/// <summary>An operator signs in with a password and an authenticator code and works through every console page (light, dark, phone, axe); a tenant's owner cannot.</summary>
 [Collection(BrowserCollection.Name)]
 [Trait("Kind", "Browser")]
 public class OperationsBrowserTests(BrowserFixture fx)
@@ -49,9 +49,9 @@ public class OperationsBrowserTests(BrowserFixture fx)
                 await page.ClickAsync("button[type=submit]");
                 await page.WaitForURLAsync(new Regex("/operations/audit$"));
                 await WaitInteractiveAsync(page);
-                var row = page.GetByTestId("audit-records").Locator("tbody tr").First;
+                var row = page.GetByTestId("audit-records").Locator("tbody tr", new() { HasText = "refund of the 3 December outage" });
                 await Assertions.Expect(row).ToContainTextAsync("credits.grant");
-                await Assertions.Expect(row).ToContainTextAsync("refund of the 3 December outage");
+                await Assertions.Expect(row).ToContainTextAsync("cli@ops-host");
                 await page.GetByTestId("audit-verify").ClickAsync();
                 await Assertions.Expect(page.GetByTestId("audit-verification")).ToContainTextAsync("Intact");
                 var suffix = width == PhoneWidth ? "phone" : theme;
@@ -63,8 +63,51 @@ public class OperationsBrowserTests(BrowserFixture fx)
                 await page.GetByTestId("verify-all").ClickAsync();
                 await Assertions.Expect(page.GetByTestId("verify-summary")).ToContainTextAsync("tenants checked", new() { Timeout = 15_000 });
                 await Assertions.Expect(page.GetByTestId("verify-summary")).ToContainTextAsync(", 0 broken.");
+                await page.GetByTestId("reconcile").ClickAsync();
+                await Assertions.Expect(page.GetByTestId("reconcile-summary")).ToContainTextAsync("paid Stripe objects", new() { Timeout = 15_000 });
                 await page.ScreenshotAsync(new() { Path = Shot("operations-ledger-" + suffix), FullPage = true });
                 violations.AddRange(await AxeAsync(page, "operations/ledger " + suffix));
+
+                // Tenants: found by name, opened, corrected (once, on the first pass) with an audit record from the browser.
+                await page.GotoAsync("/operations/tenants?q=Not%20Ops");
+                await WaitInteractiveAsync(page);
+                await Assertions.Expect(page.GetByTestId("tenants").Locator("tbody tr")).ToHaveCountAsync(1);
+                await page.ScreenshotAsync(new() { Path = Shot("operations-tenants-" + suffix), FullPage = true });
+                violations.AddRange(await AxeAsync(page, "operations/tenants " + suffix));
+                await page.GetByTestId("tenants").Locator("tbody tr a").First.ClickAsync();
+                await page.WaitForURLAsync(new Regex("/operations/tenants/"));
+                await WaitInteractiveAsync(page);
+                await Assertions.Expect(page.GetByTestId("tenant-remaining")).Not.ToBeEmptyAsync();
+                if (theme == "light" && width != PhoneWidth)
+                {
+                    await page.GetByTestId("grant-credits").FillAsync("750");
+                    await page.GetByTestId("grant-reason").FillAsync("Goodwill after the 3 December outage");
+                    await page.GetByTestId("grant-submit").ClickAsync();
+                    await Assertions.Expect(page.GetByTestId("correction-result")).ToContainTextAsync("Granted 750 credits");
+                    await page.GetByTestId("tenant-grants").GetByRole(AriaRole.Button, new() { Name = "Void" }).First.ClickAsync();
+                    await page.GetByTestId("void-reason").FillAsync("Granted to the wrong account");
+                    await page.GetByTestId("void-confirm").ClickAsync();
+                    await Assertions.Expect(page.GetByTestId("correction-result")).ToContainTextAsync("Voided 750 credits");
+                }
+                await page.ScreenshotAsync(new() { Path = Shot("operations-tenant-" + suffix), FullPage = true });
+                violations.AddRange(await AxeAsync(page, "operations/tenants/{id} " + suffix));
+
+                await page.GotoAsync("/operations/prices");
+                await WaitInteractiveAsync(page);
+                await Assertions.Expect(page.GetByTestId("price-book")).ToContainTextAsync("gpt-4o-mini");
+                await page.GetByTestId("price-name").FillAsync("gpt-4o-mini");
+                await page.GetByTestId("price-input").FillAsync("0.30");
+                await page.GetByTestId("price-output").FillAsync("1.20");
+                await page.GetByTestId("price-preview").ClickAsync();
+                await Assertions.Expect(page.GetByTestId("price-preview-summary")).ToBeVisibleAsync();
+                await page.ScreenshotAsync(new() { Path = Shot("operations-prices-" + suffix), FullPage = true });
+                violations.AddRange(await AxeAsync(page, "operations/prices " + suffix));
+
+                await page.GotoAsync("/operations/plans");
+                await WaitInteractiveAsync(page);
+                await Assertions.Expect(page.GetByTestId("plans")).ToContainTextAsync("professional");
+                await page.ScreenshotAsync(new() { Path = Shot("operations-plans-" + suffix), FullPage = true });
+                violations.AddRange(await AxeAsync(page, "operations/plans " + suffix));
             }
             finally
             {
@@ -72,6 +115,9 @@ public class OperationsBrowserTests(BrowserFixture fx)
             }
         }
         Assert.True(violations.Count == 0, string.Join("\n", violations));
+        var corrections = (await fx.App.Get<AuditLog>().ListAsync()).Where(r => r.Action is "credits.grant" or "credits.void" && r.Actor == "ops@operations.test" && r.Origin != "cli@ops-host").ToList();
+        Assert.Equal(["credits.void", "credits.grant"], corrections.Select(r => r.Action));
+        Assert.All(corrections, r => Assert.Equal("browser@127.0.0.1", r.Origin));
 
         // A tenant's owner is refused the page and the download.
         var owner = await NewContextAsync(fx);

@@ -94,3 +94,25 @@ public sealed class PlansPageTests : OperatorComponentTest
         Assert.Equal(["plan.create", "plan.retire"], (await Harness.Get<AuditLog>().ListAsync()).OrderBy(r => r.Seq).Select(r => r.Action));
     }
 }
+
+/// <summary>A Stripe price id set on a plan in the console is the one its checkout sells, and the one a webhook is read by.</summary>
+[Trait("Kind", "Http")]
+public sealed class PlanStripePriceTests
+{
+    [Fact]
+    public async Task TheStripePriceSetOnAPlan_IsWhatItsCheckoutSells_AndWhatAWebhookIsReadBy()
+    {
+        await using var stripe = await StripeDouble.StartAsync();
+        await using var app = new ApiFactory(stripe.Settings());
+        Assert.Null((await app.Get<CreateTenant>().ExecuteAsync("Acme", "free", "acme")).Error);
+        var team = new PlanInput("team", "Team", 149m, 40_000, OveragePolicy.Overage, 0.011m, "price_team_2027", []);
+        Assert.NotNull((await app.Get<PlanEditor>().CreateAsync(new AuditActor("ops@rpt.test", "cli@host"), team)).Plan);
+
+        var step = await app.Get<StartPlanChange>().ExecuteAsync("acme", Rpt.Portal.Tenants.PortalRoles.Owner, "team", new Uri("https://portal.example/"));
+        Assert.True(step.Succeeded, step.Message);
+        var checkout = Assert.Single(stripe.RequestsTo("POST", "/v1/checkout/sessions"));
+        Assert.Equal("price_team_2027", checkout.Form["line_items[0][price]"]);
+        Assert.Equal("team", app.Get<StripePrices>().PlanOf("price_team_2027"));
+        Assert.Equal("professional", app.Get<StripePrices>().PlanOf("price_professional")); // the configured ones still count
+    }
+}

@@ -19,7 +19,7 @@ public sealed class StripeGateway(IStripeClient client, IDbContextFactory<Applic
     public async Task<string> StartCheckoutAsync(Tenant tenant, string planCode, Uri portalBase, CancellationToken cancellationToken)
     {
         var price = prices.ForPlan(planCode)
-            ?? throw new BillingException($"No Stripe price is configured for the {planCode} plan (Rpt:Stripe:PlanPrices:{planCode}).");
+            ?? throw new BillingException($"No Stripe price is set for the {planCode} plan (the console's Plans page, or Rpt:Stripe:PlanPrices:{planCode}).");
         var customer = await EnsureCustomerAsync(tenant, cancellationToken);
         var metadata = new Dictionary<string, string> { ["tenant_id"] = tenant.Id, ["kind"] = "plan", ["plan"] = planCode };
         var nextPeriod = tenant.PeriodAt(time.GetUtcNow()).EndInstant.UtcDateTime;
@@ -95,7 +95,7 @@ public sealed class StripeGateway(IStripeClient client, IDbContextFactory<Applic
     public async Task<string> ChangeSubscriptionAsync(Tenant tenant, string planCode, bool upgrade, CancellationToken cancellationToken)
     {
         var price = prices.ForPlan(planCode)
-            ?? throw new BillingException($"No Stripe price is configured for the {planCode} plan (Rpt:Stripe:PlanPrices:{planCode}).");
+            ?? throw new BillingException($"No Stripe price is set for the {planCode} plan (the console's Plans page, or Rpt:Stripe:PlanPrices:{planCode}).");
         var service = new SubscriptionService(client);
         var subscription = await service.GetAsync(tenant.StripeSubscriptionId, cancellationToken: cancellationToken);
         var item = subscription.Items.Data.FirstOrDefault()
