@@ -121,3 +121,17 @@ public sealed class TenantsPageTests : OperatorComponentTest
         page.WaitForAssertion(() => Assert.Contains("No tenant has the id “nobody”", page.Find("[data-testid=tenant-unknown]").TextContent));
     }
 }
+
+/// <summary>An operator who opens the portal's home (a tenant's dashboard) is taken to the console.</summary>
+[Trait("Kind", "Component")]
+public sealed class OperatorHomeTests : OperatorComponentTest
+{
+    [Fact]
+    public async Task AnOperatorAtTheDashboard_IsTakenToTheConsolesTenants()
+    {
+        await SignInOperatorAsync("ops@rpt.test", twoFactor: true);
+        var navigation = Services.GetRequiredService<Microsoft.AspNetCore.Components.NavigationManager>();
+        Render<Rpt.Portal.Ledger.Pages.Dashboard>();
+        Assert.EndsWith("/operations/tenants", navigation.Uri);
+    }
+}

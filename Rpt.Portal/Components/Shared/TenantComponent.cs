@@ -19,6 +19,7 @@ public abstract class TenantComponent : ComponentBase, IDisposable
     [CascadingParameter] private Task<AuthenticationState>? AuthenticationState { get; set; }
     [Inject] private TenantChanges Changes { get; set; } = default!;
     [Inject] protected TimeProvider Time { get; set; } = default!;
+    [Inject] private NavigationManager Navigation { get; set; } = default!;
 
     private IDisposable? _subscription;
     private ITimer? _timer;
@@ -38,7 +39,12 @@ public abstract class TenantComponent : ComponentBase, IDisposable
             User = (await AuthenticationState).User;
             TenantId = User.TenantId();
         }
-        if (TenantId is null) return;
+        if (TenantId is null)
+        {
+            // An operator belongs to no tenant: a tenant's page has nothing to show them; their home is the console.
+            if (User.IsInRole(PortalRoles.Operator)) Navigation.NavigateTo("operations/tenants", replace: true);
+            return;
+        }
         await LoadAsync();
         if (!Live) return;
         _subscription = Changes.Subscribe(TenantId, OnChangeAsync);
