@@ -449,6 +449,9 @@ public static class OperatorCli
         {
             var preview = services.GetRequiredService<PriceChanges>().Preview(price);
             await @out.WriteLineAsync($"{preview.Tenants.Count} tenant(s) used it in the last {PriceChanges.PreviewDays} days; each is told its estimate by mail and the price.changed webhook");
+            foreach (var t in preview.Tenants.Take(20))
+                await @out.WriteLineAsync($"  {t.TenantId}: {t.Calls:N0} calls, charged {Credit.Format(t.ThenMicroCredits)} credits, at the new price {Credit.Format(t.NowMicroCredits)} ({(t.DifferenceMicroCredits >= 0 ? "+" : "")}{Credit.Format(t.DifferenceMicroCredits)})");
+            if (preview.Tenants.Count > 20) await @out.WriteLineAsync($"  … and {preview.Tenants.Count - 20} more (the console's Price book lists them all)");
         }
         return 0;
     }

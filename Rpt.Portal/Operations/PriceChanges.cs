@@ -243,8 +243,11 @@ public sealed class PriceNotices(IDbContextFactory<ApplicationDbContext> dbFacto
     }
 
     private static string Describe(Price? p) => p is null ? "no price"
-        : p.IsMeter ? $"${p.UnitPrice} per unit"
-        : $"${p.InputPerMtok} input, ${p.OutputPerMtok} output" + (p.CachedInputPerMtok is { } c ? $", ${c} cached input" : "") + " per million tokens";
+        : p.IsMeter ? $"{Usd(p.UnitPrice!.Value)} per unit"
+        : $"{Usd(p.InputPerMtok!.Value)} input, {Usd(p.OutputPerMtok!.Value)} output"
+          + (p.CachedInputPerMtok is { } c ? $", {Usd(c)} cached input" : ", cached input at the input price") + " per million tokens";
+
+    private static string Usd(decimal usd) => "$" + usd.ToString("0.00##########", CultureInfo.InvariantCulture);
 }
 
 public sealed class PriceNoticeScheduler(PriceNotices notices, IOptions<PriceChangeOptions> options, TimeProvider time, ILogger<PriceNoticeScheduler> logger,
