@@ -29,6 +29,9 @@ public abstract class TenantComponent : ComponentBase, IDisposable
     protected string? TenantId { get; private set; }
     protected System.Security.Claims.ClaimsPrincipal User { get; private set; } = new();
 
+    /// <summary>The portal's home page: an operator who opens it goes to the console (parts of the layout are tenant components too, and stay quiet).</summary>
+    protected virtual bool SendsOperatorsToConsole => false;
+
     /// <summary>Whether this component follows live changes (lists that page through history do not).</summary>
     protected virtual bool Live => true;
 
@@ -41,8 +44,8 @@ public abstract class TenantComponent : ComponentBase, IDisposable
         }
         if (TenantId is null)
         {
-            // An operator belongs to no tenant: a tenant's page has nothing to show them; their home is the console.
-            if (User.IsInRole(PortalRoles.Operator)) Navigation.NavigateTo("operations/tenants", replace: true);
+            // An operator belongs to no tenant: the portal's home has nothing to show them; their home is the console.
+            if (SendsOperatorsToConsole && User.IsInRole(PortalRoles.Operator)) Navigation.NavigateTo("operations/tenants", replace: true);
             return;
         }
         await LoadAsync();

@@ -11,6 +11,8 @@ namespace Rpt.Portal.Ledger.Pages;
 
 public partial class Dashboard
 {
+    protected override bool SendsOperatorsToConsole => true;
+
     [Inject] private DashboardSnapshots Snapshots { get; set; } = default!;
     [Inject] private PriceBookProvider Prices { get; set; } = default!;
     [Inject] private SeriesColours Colours { get; set; } = default!;
