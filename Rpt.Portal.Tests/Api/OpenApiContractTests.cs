@@ -77,6 +77,12 @@ public sealed class OpenApiContractTests : IAsyncLifetime
             Assert.True(ok.IsSuccessStatusCode, $"{url}: {(int)ok.StatusCode} {await ok.Content.ReadAsStringAsync()}");
         }
         (await client.PostAsJsonAsync("/v1/quota/check", new { estimated_credits = 10 })).EnsureSuccessStatusCode();
+        Assert.Equal(HttpStatusCode.Created, (await ingestOnly.PostAsJsonAsync("/v1/credits/reservations", new { id = "hold-1", credits = 100, job_id = "job_1" })).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await ingestOnly.PostAsJsonAsync("/v1/credits/reservations", new { id = "hold-1", credits = 100, job_id = "job_1" })).StatusCode);
+        (await ingestOnly.GetAsync("/v1/credits/reservations/hold-1")).EnsureSuccessStatusCode();
+        (await ingestOnly.PatchAsJsonAsync("/v1/credits/reservations/hold-1", new { expires_in_seconds = 600 })).EnsureSuccessStatusCode();
+        (await ingestOnly.PostAsync("/v1/credits/reservations/hold-1/release", null)).EnsureSuccessStatusCode();
+        (await client.PostAsJsonAsync("/v1/quota/check", new { estimated_credits = 10, reservation_id = "hold-1" })).EnsureSuccessStatusCode();
         var rule = await admin.PostAsJsonAsync("/v1/alerts/rules", new { kind = "percent_consumed", threshold = 80, channels = new[] { "email" } });
         Assert.Equal(HttpStatusCode.Created, rule.StatusCode);
         var endpoint = await admin.PostAsJsonAsync("/v1/webhooks/endpoints", new { url = "http://127.0.0.1:9/hook" });
@@ -113,6 +119,14 @@ public sealed class OpenApiContractTests : IAsyncLifetime
         await admin.PostAsJsonAsync("/v1/webhooks/endpoints", new { url = "not a url" });
         await admin.DeleteAsync("/v1/alerts/rules/999999");
         await admin.DeleteAsync("/v1/webhooks/endpoints/999999");
+        await anonymous.PostAsJsonAsync("/v1/credits/reservations", new { id = "x", credits = 1 });
+        await ingestOnly.PostAsJsonAsync("/v1/credits/reservations", new { id = "hold-1", credits = 5, job_id = "job_1" });   // 409: the id names another hold
+        await ingestOnly.PostAsJsonAsync("/v1/credits/reservations", new { id = "a b", credits = 5 });
+        await ingestOnly.GetAsync("/v1/credits/reservations/no-such-hold");
+        await ingestOnly.PostAsync("/v1/credits/reservations/no-such-hold/release", null);
+        await ingestOnly.PatchAsJsonAsync("/v1/credits/reservations/hold-1", new { expires_in_seconds = 600 });                 // 409: released
+        await ingestOnly.PatchAsJsonAsync("/v1/credits/reservations/no-such-hold", new { expires_in_seconds = 600 });
+        await client.PostAsJsonAsync("/v1/quota/check", new { estimated_credits = 1, reservation_id = "no-such-hold" });
 
         Assert.True(contract.Violations.IsEmpty, string.Join("\n", contract.Violations));
         foreach (var operation in contract.Operations)

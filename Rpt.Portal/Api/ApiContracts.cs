@@ -21,7 +21,7 @@ public sealed record BalanceResponse(
     public static BalanceResponse Of(Balance b) => new(
         b.PlanCode,
         new BillingPeriodDto(b.Period.Start, b.Period.End),
-        new CreditsDto(b.Allocated, b.Consumed, b.Remaining, b.Unlimited, b.OverageCredits, b.OverageUsd),
+        new CreditsDto(b.Allocated, b.Consumed, b.Remaining, b.Unlimited, b.OverageCredits, b.OverageUsd, b.Reserved, b.Available),
         new TokensDto(b.TotalTokens, b.TokensByModel),
         new OverageDto(EnumText.ToText(b.Overage), b.OverageCredits),
         new UsageApartDto(b.InternalMicroCredits),
@@ -32,7 +32,28 @@ public sealed record BalanceResponse(
 public sealed record BillingPeriodDto(DateOnly Start, DateOnly End);
 /// <param name="Overage">Credits consumed past every grant this period (max(0, consumed − allocated)).</param>
 /// <param name="OverageUsd">What that overage costs at the plan's rate; null on a plan without one.</param>
-public sealed record CreditsDto(long? Allocated, long Consumed, long? Remaining, bool Unlimited, long Overage, decimal? OverageUsd);
+/// <param name="Reserved">What active holds (reservations) still keep for running jobs, rounded up.</param>
+/// <param name="Available">remaining − reserved: what a new job may use (never below 0 on a plan that stops at its allocation); null when unlimited.</param>
+public sealed record CreditsDto(long? Allocated, long Consumed, long? Remaining, bool Unlimited, long Overage, decimal? OverageUsd, long Reserved, long? Available);
+
+/// <summary>A hold on credits for a job (<c>POST /v1/credits/reservations</c>).</summary>
+/// <param name="Id">The client's id: a retry with the same id answers the same hold.</param>
+/// <param name="ExpiresInSeconds">10 to 86,400; 3,600 when omitted. A hold lasts 24 h at most in all.</param>
+public sealed record ReservationRequest(string? Id, long? Credits, string? JobId = null, int? ExpiresInSeconds = null);
+
+/// <summary>Extends a hold (a heartbeat for a streaming job).</summary>
+public sealed record ReservationExtendRequest(int? ExpiresInSeconds);
+
+/// <param name="Status">held, released or expired.</param>
+/// <param name="Used">What the job has drawn of the hold (its rated credits since the hold was placed), in credits.</param>
+/// <param name="Remaining">What the hold still keeps for the job (0 once released or expired).</param>
+/// <param name="IntoOverage">The hold did not fit in what was available on an overage plan: it runs into overage.</param>
+public sealed record ReservationResponse(string Id, string Status, decimal Credits, decimal Used, decimal Remaining, string? JobId,
+    DateTimeOffset CreatedAt, DateTimeOffset ExpiresAt, DateTimeOffset? ReleasedAt, bool IntoOverage)
+{
+    public static ReservationResponse Of(ReservationView v) => new(v.Id, v.Status, Credit.ToCredits(v.HeldMicroCredits), Credit.ToCredits(v.DrawnMicroCredits),
+        Credit.ToCredits(v.RemainingMicroCredits), v.JobId, v.CreatedAt, v.ExpiresAt, v.ReleasedAt, v.IntoOverage);
+}
 
 /// <summary>One credit grant (docs/RULES.md, "Credit grants"); amounts in whole credits, floored.</summary>
 /// <param name="Voided">What an operator voided of the grant (a <c>void</c> ledger entry, whose reason is <c>VoidReason</c>).</param>
@@ -89,8 +110,9 @@ public sealed record EntitlementDto(string Key, string Kind, string Value);
 
 /// <summary>Either an estimate in credits, or a model and token counts to rate with the published rule.</summary>
 /// <summary>Either <see cref="EstimatedCredits"/>, or a model with token counts to rate; every field may be left out.</summary>
+/// <param name="ReservationId">A hold of the job: the check answers whether the job may go on, counting what is left of its hold.</param>
 public sealed record QuotaCheckRequest(decimal? EstimatedCredits = null, string? Provider = null, string? Model = null, long? InputTokens = null,
-    long? OutputTokens = null, long? CachedInputTokens = null);
+    long? OutputTokens = null, long? CachedInputTokens = null, string? ReservationId = null);
 
 public sealed record VerifyResponse(string TenantId, bool Intact, long Entries, string HeadHash, bool Deep, IReadOnlyList<string> Problems);
 

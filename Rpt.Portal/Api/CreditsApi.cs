@@ -41,6 +41,21 @@ public static class CreditsApi
             .WithDescription("entry: the seq of a consumption entry. The canonical forms of its records back to back (docs/LEDGER-FORMAT.md): the SHA-256 of the download is the entry's events_digest.")
             .Produces<string>(StatusCodes.Status200OK, "text/plain").ProducesProblem(StatusCodes.Status404NotFound);
 
+        // Holds are placed by what runs the jobs: the ingest scope.
+        var holds = app.MapGroup("/v1/credits/reservations").WithTags("Reservations").RequireApiKey(ApiScopes.Ingest).RateLimitedPerKey();
+        holds.MapPost("", Reserve).WithName("CreateReservation").Produces<ReservationResponse>(StatusCodes.Status201Created).Produces<ReservationResponse>().ProducesValidationProblem().ProducesProblem(StatusCodes.Status402PaymentRequired).ProducesProblem(StatusCodes.Status409Conflict)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+            .WithSummary("Hold credits for a long job")
+            .WithDescription("id (yours: a retry with it answers the same hold), credits, job_id (the job whose usage draws the hold down as it is accepted), expires_in_seconds (10 to 86,400; default 3,600). On a plan that stops at its allocation a hold that does not fit in what is available is refused with 402 naming available_credits; on an overage plan it is held and into_overage says it runs into overage. Holds never enter the ledger.");
+        holds.MapGet("/{id}", GetReservation).WithName("GetReservation").Produces<ReservationResponse>().ProducesValidationProblem().ProducesProblem(StatusCodes.Status404NotFound)
+            .WithSummary("A hold: what it holds, what its job used, what is left");
+        holds.MapPost("/{id}/release", Release).WithName("ReleaseReservation").Produces<ReservationResponse>().ProducesValidationProblem().ProducesProblem(StatusCodes.Status404NotFound)
+            .WithSummary("Free what is left of a hold at once");
+        holds.MapPatch("/{id}", Extend).WithName("ExtendReservation").Produces<ReservationResponse>().ProducesValidationProblem().ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+            .WithSummary("Extend a hold (a heartbeat for a streaming job)")
+            .WithDescription("expires_in_seconds from now; a hold lasts at most 24 h after it was placed.");
+
         var published = app.MapGroup("/v1").WithTags("Published").RateLimitedPerKey();
         published.MapGet("/credits/conversion", GetConversion).WithName("GetConversion")
             .WithSummary("The published conversion rule and the price book")
@@ -97,7 +112,7 @@ public static class CreditsApi
     }
 
     public static async Task<Results<Ok<QuotaDecision>, ValidationProblem>> CheckQuota(HttpContext http, QuotaCheck quota, PriceBookProvider prices,
-        TimeProvider time, Observability.PortalMetrics metrics, QuotaCheckRequest request, CancellationToken cancellationToken)
+        TimeProvider time, Observability.PortalMetrics metrics, Reservations reservations, QuotaCheckRequest request, CancellationToken cancellationToken)
     {
         decimal estimate;
         if (request.EstimatedCredits is { } credits)
@@ -133,9 +148,47 @@ public static class CreditsApi
         {
             return Invalid("estimated_credits", "Send estimated_credits, or a model with token counts to rate.");
         }
-        var decision = await quota.ExecuteAsync(http.Caller().TenantId!, estimate, cancellationToken);
+        long? holdLeft = null;
+        if (request.ReservationId is { } reservationId)
+        {
+            if (Reservations.CheckId(reservationId, "reservation_id") is { } bad) return Invalid("reservation_id", bad);
+            var hold = await reservations.GetAsync(http.Caller().TenantId!, reservationId, cancellationToken);
+            if (hold.Hold is null) return Invalid("reservation_id", $"no hold '{reservationId}' of this account.");
+            holdLeft = hold.Hold.RemainingMicroCredits;
+        }
+        var decision = await quota.ExecuteAsync(http.Caller().TenantId!, estimate, cancellationToken, holdLeft);
         metrics.Outcome(metrics.QuotaChecks, decision.FailOpen ? "fail_open" : decision.Allowed ? "allowed" : "denied");
         return TypedResults.Ok(decision);
+    }
+
+    private static IResult Answer(ReservationResult r, int okStatus = StatusCodes.Status200OK) => r.Outcome switch
+    {
+        ReservationOutcome.Held => TypedResults.Json(ReservationResponse.Of(r.Hold!), statusCode: StatusCodes.Status201Created),
+        ReservationOutcome.Repeated or ReservationOutcome.Done => TypedResults.Json(ReservationResponse.Of(r.Hold!), statusCode: okStatus),
+        ReservationOutcome.Invalid => Invalid(r.Field!, r.Error!),
+        ReservationOutcome.Refused => TypedResults.Problem(statusCode: StatusCodes.Status402PaymentRequired, title: "Not enough credits available",
+            detail: r.Error, extensions: new Dictionary<string, object?> { ["available_credits"] = r.AvailableCredits }),
+        ReservationOutcome.Conflict => TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "Conflict", detail: r.Error),
+        _ => TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "Not found", detail: r.Error),
+    };
+
+    public static async Task<IResult> Reserve(HttpContext http, Reservations reservations, ReservationRequest request, CancellationToken cancellationToken)
+    {
+        if (request.Credits is null) return Invalid("credits", "required: the whole credits to hold.");
+        return Answer(await reservations.ReserveAsync(http.Caller().TenantId!, request.Id, request.Credits.Value, request.JobId, request.ExpiresInSeconds, cancellationToken));
+    }
+
+    public static async Task<IResult> GetReservation(HttpContext http, Reservations reservations, string id, CancellationToken cancellationToken) =>
+        Reservations.CheckId(id) is { } bad ? Invalid("id", bad) : Answer(await reservations.GetAsync(http.Caller().TenantId!, id, cancellationToken));
+
+    public static async Task<IResult> Release(HttpContext http, Reservations reservations, string id, CancellationToken cancellationToken) =>
+        Reservations.CheckId(id) is { } bad ? Invalid("id", bad) : Answer(await reservations.ReleaseAsync(http.Caller().TenantId!, id, cancellationToken));
+
+    public static async Task<IResult> Extend(HttpContext http, Reservations reservations, string id, ReservationExtendRequest request, CancellationToken cancellationToken)
+    {
+        if (Reservations.CheckId(id) is { } bad) return Invalid("id", bad);
+        if (request.ExpiresInSeconds is not { } seconds) return Invalid("expires_in_seconds", "required: how long from now the hold lasts.");
+        return Answer(await reservations.ExtendAsync(http.Caller().TenantId!, id, seconds, cancellationToken));
     }
 
     public static async Task<Ok<VerifyResponse>> Verify(HttpContext http, VerifyLedger verify, bool? deep, string? expect_head, CancellationToken cancellationToken)

@@ -72,6 +72,7 @@ public static class OpenApiSetup
         ["Ingestion"] = "Usage events in, exactly once per id.",
         ["Usage"] = "Tokens and credits by model, feature and day, and the explanation of a job.",
         ["Alerts"] = "Alert rules and the webhook endpoints they deliver to (admin scope).",
+        ["Reservations"] = "Holds on credits for long jobs: placed, drawn down by the job's usage, extended, released (ingest scope).",
     };
 
     public static WebApplication MapPortalOpenApi(this WebApplication app)
@@ -99,7 +100,7 @@ internal static class ApiExamples
     {
         ["GetBalance"] = """
             { "plan": "professional", "billing_period": { "start": "2026-04-01", "end": "2026-04-30" },
-              "credits": { "allocated": 25000, "consumed": 8432, "remaining": 16568, "unlimited": false, "overage": 0, "overage_usd": 0.00 },
+              "credits": { "allocated": 25000, "consumed": 8432, "remaining": 16568, "unlimited": false, "overage": 0, "overage_usd": 0.00, "reserved": 0, "available": 16568 },
               "tokens": { "total": 5127890, "by_model": { "gpt-4o-mini": 3240110, "gemini-1.5-flash": 1887780 } },
               "overage": { "policy": "overage", "credits": 0 }, "internal": { "micro_credits": 1848000 },
               "units_by_meter": { "image_generation": 12 },

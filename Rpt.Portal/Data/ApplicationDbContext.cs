@@ -26,6 +26,7 @@ public class ApplicationDbContext : IdentityDbContext<ApplicationUser>
     public DbSet<UsageDaily> UsageDaily => Set<UsageDaily>();
     public DbSet<UsageJob> UsageJobs => Set<UsageJob>();
     public DbSet<LedgerEntry> LedgerEntries => Set<LedgerEntry>();
+    public DbSet<CreditReservation> Reservations => Set<CreditReservation>();
     public DbSet<Operations.OperatorAuditRecord> OperatorAudit => Set<Operations.OperatorAuditRecord>();
     public DbSet<Operations.PriceNotice> PriceNotices => Set<Operations.PriceNotice>();
     public DbSet<FlushRun> FlushRuns => Set<FlushRun>();

@@ -40,6 +40,17 @@ public sealed record Balance(
     public decimal? OverageUsd => Overage == OveragePolicy.Overage && OverageUsdPerCredit is { } rate
         ? decimal.Round(OverageCredits * rate, 2, MidpointRounding.AwayFromZero) : null;
 
+    /// <summary>What the tenant's active holds still hold (docs/RULES.md, "Reservations").</summary>
+    public long ReservedMicroCredits { get; init; }
+
+    /// <summary>Held credits, rounded up: a hold of 0.4 credits still holds one.</summary>
+    public long Reserved => -Credit.FloorCredits(-ReservedMicroCredits);
+
+    /// <summary>What a new job may use: remaining less what holds keep for running jobs (never below zero where the plan stops).</summary>
+    public long? Available => Unlimited ? null
+        : Overage == OveragePolicy.Overage ? Remaining - Reserved
+        : Math.Max(0, Remaining!.Value - Reserved);
+
     /// <summary>Consumed but not yet written to the ledger by the flusher.</summary>
     public long UnflushedMicroCredits => ConsumedMicroCredits - FlushedMicroCredits;
 
@@ -121,6 +132,7 @@ public sealed class GetBalance(PortalDatabase database, IUsageStore usage, Credi
         return new Balance(tenantId, planCode, overage, period, allocated, consumed, flushed, internalMicro, tokens, byModel, byMeter)
         {
             OverageUsdPerCredit = overageRate,
+            ReservedMicroCredits = Reservations.Outstanding(usage, connection, tx, tenantId, time.GetUtcNow()),
         };
     }
 }

@@ -7,6 +7,7 @@ public static class LedgerExtensions
         builder.Services.AddOptions<LedgerOptions>().BindConfiguration("Rpt:Ledger").ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton<GrantCredits>();
         builder.Services.AddSingleton<VoidGrant>();
+        builder.Services.AddSingleton<Reservations>();
         builder.Services.AddSingleton<FlushUsage>();
         builder.Services.AddSingleton<VerifyLedger>();
         builder.Services.AddSingleton<GetBalance>();

@@ -2,6 +2,7 @@ using Rpt.Portal.Plans;
 using System.ComponentModel.DataAnnotations;
 using Microsoft.Extensions.Options;
 using Rpt.Portal.Ledger;
+using Rpt.Portal.Metering;
 
 namespace Rpt.Portal.Ledger;
 
@@ -12,7 +13,9 @@ public sealed record QuotaDecision(
     decimal EstimatedCredits,
     long? Remaining,
     long OverageCredits,
-    string? Plan);
+    string? Plan,
+    long Reserved = 0,
+    decimal? HoldRemaining = null);
 
 /// <summary>
 /// Answers "may this job start?" from the real-time balance. A hard-capped plan denies an estimate
@@ -34,7 +37,8 @@ public sealed class QuotaCheck
         _timeout = timeout;
     }
 
-    public async Task<QuotaDecision> ExecuteAsync(string tenantId, decimal estimatedCredits, CancellationToken cancellationToken = default)
+    /// <param name="holdRemainingMicro">What is left of the job's own hold (<c>reservation_id</c>): it is the job's to use, on top of what is available.</param>
+    public async Task<QuotaDecision> ExecuteAsync(string tenantId, decimal estimatedCredits, CancellationToken cancellationToken = default, long? holdRemainingMicro = null)
     {
         if (estimatedCredits < 0) throw new ArgumentOutOfRangeException(nameof(estimatedCredits), "The estimate must not be negative.");
         Balance? balance;
@@ -57,13 +61,20 @@ public sealed class QuotaCheck
         if (balance.Unlimited)
             return new(true, false, "Unlimited plan.", estimatedCredits, null, 0, balance.PlanCode);
 
+        // Holds keep credits for running jobs: a new job may use what is available; a job with a hold also what is left of it
+        // (which the holds' sum already counts, so it is added back once).
+        decimal? hold = holdRemainingMicro is { } h ? h / (decimal)Credit.MicroPerCredit : null;
+        var usable = balance.Available!.Value + (hold ?? 0m);
         var remaining = balance.Remaining!.Value;
-        var overage = (long)Math.Ceiling(Math.Max(0m, estimatedCredits - Math.Max(0, remaining)));
+        var overage = (long)Math.Ceiling(Math.Max(0m, estimatedCredits - Math.Max(0m, usable)));
+        var held = hold is null ? "" : $" (with {hold} credits left of its hold)";
         if (overage == 0)
-            return new(true, false, "Within the remaining credits.", estimatedCredits, remaining, 0, balance.PlanCode);
+            return new(true, false, balance.Reserved == 0 && hold is null ? "Within the remaining credits." : $"Within the credits available{held}.",
+                estimatedCredits, remaining, 0, balance.PlanCode, balance.Reserved, hold);
         return balance.Overage == OveragePolicy.Overage
-            ? new(true, false, $"Allowed with {overage} credits of overage on the {balance.PlanCode} plan.", estimatedCredits, remaining, overage, balance.PlanCode)
-            : new(false, false, $"The estimate of {estimatedCredits} credits exceeds the {remaining} credits remaining on the {balance.PlanCode} plan, which does not allow overage.",
-                estimatedCredits, remaining, overage, balance.PlanCode);
+            ? new(true, false, $"Allowed with {overage} credits of overage on the {balance.PlanCode} plan.", estimatedCredits, remaining, overage, balance.PlanCode, balance.Reserved, hold)
+            : new(false, false, $"The estimate of {estimatedCredits} credits exceeds the {Math.Max(0m, usable)} credits available{held} on the {balance.PlanCode} plan, which does not allow overage"
+                + (balance.Reserved > 0 ? $" ({balance.Reserved} of its {remaining} remaining credits are held for running jobs)." : "."),
+                estimatedCredits, remaining, overage, balance.PlanCode, balance.Reserved, hold);
     }
 }

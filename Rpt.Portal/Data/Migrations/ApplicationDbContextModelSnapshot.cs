@@ -954,6 +954,59 @@ namespace Rpt.Portal.Data.Migrations
                     b.ToTable("AspNetUsers", (string)null);
                 });
 
+            modelBuilder.Entity("Rpt.Portal.Ledger.CreditReservation", b =>
+                {
+                    b.Property<string>("TenantId")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<string>("Id")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("id");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("created_at");
+
+                    b.Property<long?>("DrawnAtReleaseMicroCredits")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("drawn_at_release_micro_credits");
+
+                    b.Property<long>("ExpiresAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("expires_at");
+
+                    b.Property<long>("HeldMicroCredits")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("held_micro_credits");
+
+                    b.Property<string>("JobId")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("job_id");
+
+                    b.Property<long>("JobMicroAtHold")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("job_micro_at_hold");
+
+                    b.Property<long?>("ReleasedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("released_at");
+
+                    b.HasKey("TenantId", "Id")
+                        .HasName("PK_credit_reservations");
+
+                    b.HasIndex("TenantId", "ReleasedAt", "ExpiresAt")
+                        .HasDatabaseName("ix_reservations_tenant_active");
+
+                    b.ToTable("credit_reservations", null, t =>
+                        {
+                            t.HasCheckConstraint("ck_reservation_held_positive", "held_micro_credits > 0");
+                        });
+                });
+
             modelBuilder.Entity("Rpt.Portal.Ledger.EntryJob", b =>
                 {
                     b.Property<string>("TenantId")

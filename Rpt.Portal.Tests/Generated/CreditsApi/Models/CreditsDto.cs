@@ -16,6 +16,8 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
         public IDictionary<string, object> AdditionalData { get; set; }
         /// <summary>The allocated property</summary>
         public long? Allocated { get; set; }
+        /// <summary>The available property</summary>
+        public long? Available { get; set; }
         /// <summary>The consumed property</summary>
         public long? Consumed { get; set; }
         /// <summary>The overage property</summary>
@@ -24,6 +26,8 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
         public decimal? OverageUsd { get; set; }
         /// <summary>The remaining property</summary>
         public long? Remaining { get; set; }
+        /// <summary>The reserved property</summary>
+        public long? Reserved { get; set; }
         /// <summary>The unlimited property</summary>
         public bool? Unlimited { get; set; }
         /// <summary>
@@ -52,10 +56,12 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
             return new Dictionary<string, Action<IParseNode>>
             {
                 { "allocated", n => { Allocated = n.GetLongValue(); } },
+                { "available", n => { Available = n.GetLongValue(); } },
                 { "consumed", n => { Consumed = n.GetLongValue(); } },
                 { "overage", n => { Overage = n.GetLongValue(); } },
                 { "overage_usd", n => { OverageUsd = n.GetDecimalValue(); } },
                 { "remaining", n => { Remaining = n.GetLongValue(); } },
+                { "reserved", n => { Reserved = n.GetLongValue(); } },
                 { "unlimited", n => { Unlimited = n.GetBoolValue(); } },
             };
         }
@@ -67,10 +73,12 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
         {
             if(ReferenceEquals(writer, null)) throw new ArgumentNullException(nameof(writer));
             writer.WriteLongValue("allocated", Allocated);
+            writer.WriteLongValue("available", Available);
             writer.WriteLongValue("consumed", Consumed);
             writer.WriteLongValue("overage", Overage);
             writer.WriteDecimalValue("overage_usd", OverageUsd);
             writer.WriteLongValue("remaining", Remaining);
+            writer.WriteLongValue("reserved", Reserved);
             writer.WriteBoolValue("unlimited", Unlimited);
             writer.WriteAdditionalData(AdditionalData);
         }

@@ -38,6 +38,14 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
 #else
         public string Provider { get; set; }
 #endif
+        /// <summary>The reservation_id property</summary>
+#if NETSTANDARD2_1_OR_GREATER || NETCOREAPP3_1_OR_GREATER
+#nullable enable
+        public string? ReservationId { get; set; }
+#nullable restore
+#else
+        public string ReservationId { get; set; }
+#endif
         /// <summary>
         /// Instantiates a new <see cref="global::Rpt.Portal.Tests.Generated.CreditsApi.Models.QuotaCheckRequest"/> and sets the default values.
         /// </summary>
@@ -69,6 +77,7 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
                 { "model", n => { Model = n.GetStringValue(); } },
                 { "output_tokens", n => { OutputTokens = n.GetLongValue(); } },
                 { "provider", n => { Provider = n.GetStringValue(); } },
+                { "reservation_id", n => { ReservationId = n.GetStringValue(); } },
             };
         }
         /// <summary>
@@ -84,6 +93,7 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
             writer.WriteStringValue("model", Model);
             writer.WriteLongValue("output_tokens", OutputTokens);
             writer.WriteStringValue("provider", Provider);
+            writer.WriteStringValue("reservation_id", ReservationId);
             writer.WriteAdditionalData(AdditionalData);
         }
     }

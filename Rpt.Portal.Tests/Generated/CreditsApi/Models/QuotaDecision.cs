@@ -20,6 +20,8 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
         public decimal? EstimatedCredits { get; set; }
         /// <summary>The fail_open property</summary>
         public bool? FailOpen { get; set; }
+        /// <summary>The hold_remaining property</summary>
+        public decimal? HoldRemaining { get; set; }
         /// <summary>The overage_credits property</summary>
         public long? OverageCredits { get; set; }
         /// <summary>The plan property</summary>
@@ -40,12 +42,15 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
 #endif
         /// <summary>The remaining property</summary>
         public long? Remaining { get; set; }
+        /// <summary>The reserved property</summary>
+        public long? Reserved { get; set; }
         /// <summary>
         /// Instantiates a new <see cref="global::Rpt.Portal.Tests.Generated.CreditsApi.Models.QuotaDecision"/> and sets the default values.
         /// </summary>
         public QuotaDecision()
         {
             AdditionalData = new Dictionary<string, object>();
+            Reserved = 0L;
         }
         /// <summary>
         /// Creates a new instance of the appropriate class based on discriminator value
@@ -68,10 +73,12 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
                 { "allowed", n => { Allowed = n.GetBoolValue(); } },
                 { "estimated_credits", n => { EstimatedCredits = n.GetDecimalValue(); } },
                 { "fail_open", n => { FailOpen = n.GetBoolValue(); } },
+                { "hold_remaining", n => { HoldRemaining = n.GetDecimalValue(); } },
                 { "overage_credits", n => { OverageCredits = n.GetLongValue(); } },
                 { "plan", n => { Plan = n.GetStringValue(); } },
                 { "reason", n => { Reason = n.GetStringValue(); } },
                 { "remaining", n => { Remaining = n.GetLongValue(); } },
+                { "reserved", n => { Reserved = n.GetLongValue(); } },
             };
         }
         /// <summary>
@@ -84,10 +91,12 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
             writer.WriteBoolValue("allowed", Allowed);
             writer.WriteDecimalValue("estimated_credits", EstimatedCredits);
             writer.WriteBoolValue("fail_open", FailOpen);
+            writer.WriteDecimalValue("hold_remaining", HoldRemaining);
             writer.WriteLongValue("overage_credits", OverageCredits);
             writer.WriteStringValue("plan", Plan);
             writer.WriteStringValue("reason", Reason);
             writer.WriteLongValue("remaining", Remaining);
+            writer.WriteLongValue("reserved", Reserved);
             writer.WriteAdditionalData(AdditionalData);
         }
     }

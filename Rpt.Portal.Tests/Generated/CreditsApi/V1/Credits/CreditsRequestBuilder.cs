@@ -7,6 +7,7 @@ using Rpt.Portal.Tests.Generated.CreditsApi.V1.Credits.Balance;
 using Rpt.Portal.Tests.Generated.CreditsApi.V1.Credits.Consumption;
 using Rpt.Portal.Tests.Generated.CreditsApi.V1.Credits.Conversion;
 using Rpt.Portal.Tests.Generated.CreditsApi.V1.Credits.Grants;
+using Rpt.Portal.Tests.Generated.CreditsApi.V1.Credits.Reservations;
 using System.Collections.Generic;
 using System.IO;
 using System.Threading.Tasks;
@@ -43,6 +44,11 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.V1.Credits
         public global::Rpt.Portal.Tests.Generated.CreditsApi.V1.Credits.Grants.GrantsRequestBuilder Grants
         {
             get => new global::Rpt.Portal.Tests.Generated.CreditsApi.V1.Credits.Grants.GrantsRequestBuilder(PathParameters, RequestAdapter);
+        }
+        /// <summary>The reservations property</summary>
+        public global::Rpt.Portal.Tests.Generated.CreditsApi.V1.Credits.Reservations.ReservationsRequestBuilder Reservations
+        {
+            get => new global::Rpt.Portal.Tests.Generated.CreditsApi.V1.Credits.Reservations.ReservationsRequestBuilder(PathParameters, RequestAdapter);
         }
         /// <summary>
         /// Instantiates a new <see cref="global::Rpt.Portal.Tests.Generated.CreditsApi.V1.Credits.CreditsRequestBuilder"/> and sets the default values.

@@ -1,0 +1,122 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using FsCheck;
+using FsCheck.Fluent;
+using Rpt.Portal.Ledger;
+
+namespace Rpt.Portal.Tests.Ledger;
+
+/// <summary>Holds on credits for long jobs, as a job runner uses them over the API.</summary>
+[Trait("Kind", "Sqlite")]
+public sealed class ReservationTests
+{
+    private static object Call(string id, string job, DateTimeOffset at) =>
+        new { id, occurred_at = at, model = "gpt-4o", input_tokens = 100_000, output_tokens = 0, job_id = job }; // 30 credits
+
+    private static async Task<JsonNode> Json(HttpResponseMessage response, HttpStatusCode expected)
+    {
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == expected, $"{(int)response.StatusCode}: {body}");
+        return JsonNode.Parse(body)!;
+    }
+
+    private static async Task<JsonNode> Credits(HttpClient client) => JsonNode.Parse(await client.GetStringAsync("/v1/credits/balance"))!["credits"]!;
+
+    [Fact]
+    public async Task ALongJob_HoldsCredits_ItsUsageDrawsTheHoldDown_ReleaseFreesTheRest_AndWhatDoesNotFitIsRefusedWith402()
+    {
+        await using var app = new ApiFactory();
+        var (_, client) = await app.TenantAsync("acme", "starter"); // 5,000 credits, stops there
+        var hold = await Json(await client.PostAsJsonAsync("/v1/credits/reservations", new { id = "render-42", credits = 3_000, job_id = "job-42", expires_in_seconds = 3600 }), HttpStatusCode.Created);
+        Assert.Equal(("held", 3_000m, 0m), ((string?)hold["status"], (decimal)hold["credits"]!, (decimal)hold["used"]!));
+        var credits = await Credits(client);
+        Assert.Equal((5_000L, 3_000L, 2_000L), ((long)credits["remaining"]!, (long)credits["reserved"]!, (long)credits["available"]!));
+
+        // A retry answers the same hold; the id cannot name another.
+        var again = await Json(await client.PostAsJsonAsync("/v1/credits/reservations", new { id = "render-42", credits = 3_000, job_id = "job-42" }), HttpStatusCode.OK);
+        Assert.Equal((string?)hold["expires_at"], (string?)again["expires_at"]);
+        await Json(await client.PostAsJsonAsync("/v1/credits/reservations", new { id = "render-42", credits = 10, job_id = "job-42" }), HttpStatusCode.Conflict);
+        // Another job that does not fit in what is available: 402, naming what is.
+        var refused = await Json(await client.PostAsJsonAsync("/v1/credits/reservations", new { id = "other", credits = 2_500, job_id = "job-43" }), HttpStatusCode.PaymentRequired);
+        Assert.Equal(2_000L, (long)refused["available_credits"]!);
+        Assert.Contains("2,000 credits available", (string?)refused["detail"]);
+
+        // The job runs: 30 calls of 30 credits draw the hold down as they are accepted.
+        var now = app.Time.GetUtcNow();
+        (await client.PostAsJsonAsync("/v1/usage/events", new { events = Enumerable.Range(0, 30).Select(i => Call($"c{i}", "job-42", now)) })).EnsureSuccessStatusCode();
+        var during = await Json(await client.GetAsync("/v1/credits/reservations/render-42"), HttpStatusCode.OK);
+        Assert.Equal((900m, 2_100m), ((decimal)during["used"]!, (decimal)during["remaining"]!));
+        credits = await Credits(client);
+        Assert.Equal((900L, 4_100L, 2_100L, 2_000L), ((long)credits["consumed"]!, (long)credits["remaining"]!, (long)credits["reserved"]!, (long)credits["available"]!));
+
+        // A new job of 2,500 does not fit; this job may go on with what is left of its hold.
+        var newJob = await Json(await client.PostAsJsonAsync("/v1/quota/check", new { estimated_credits = 2_500 }), HttpStatusCode.OK);
+        Assert.False((bool)newJob["allowed"]!);
+        var goOn = await Json(await client.PostAsJsonAsync("/v1/quota/check", new { estimated_credits = 2_500, reservation_id = "render-42" }), HttpStatusCode.OK);
+        Assert.True((bool)goOn["allowed"]!);
+        Assert.Equal(2_100m, (decimal)goOn["hold_remaining"]!);
+
+        // Extended (a heartbeat), then released: the rest is free at once.
+        var extended = await Json(await client.PatchAsJsonAsync("/v1/credits/reservations/render-42", new { expires_in_seconds = 7200 }), HttpStatusCode.OK);
+        Assert.True(DateTimeOffset.Parse((string)extended["expires_at"]!) > DateTimeOffset.Parse((string)hold["expires_at"]!));
+        var released = await Json(await client.PostAsync("/v1/credits/reservations/render-42/release", null), HttpStatusCode.OK);
+        Assert.Equal(("released", 900m, 0m), ((string?)released["status"], (decimal)released["used"]!, (decimal)released["remaining"]!));
+        credits = await Credits(client);
+        Assert.Equal((0L, 4_100L), ((long)credits["reserved"]!, (long)credits["available"]!));
+        await Json(await client.PatchAsJsonAsync("/v1/credits/reservations/render-42", new { expires_in_seconds = 60 }), HttpStatusCode.Conflict);
+
+        // A hold that is not released expires by itself; none of it entered the ledger.
+        await Json(await client.PostAsJsonAsync("/v1/credits/reservations", new { id = "short", credits = 1_000, expires_in_seconds = 10 }), HttpStatusCode.Created);
+        Assert.Equal(1_000L, (long)(await Credits(client))["reserved"]!);
+        app.Time.Advance(TimeSpan.FromSeconds(11));
+        Assert.Equal(0L, (long)(await Credits(client))["reserved"]!);
+        Assert.Equal("expired", (string?)(await Json(await client.GetAsync("/v1/credits/reservations/short"), HttpStatusCode.OK))["status"]);
+        await app.FlushAsync();
+        Assert.True((await app.Get<VerifyLedger>().ExecuteAsync("acme", deep: true)).Intact);
+    }
+
+    [Fact]
+    public async Task BadInput_IsRefusedNamingTheField_AndAnOveragePlanHoldsPastItsAllocation()
+    {
+        await using var app = new ApiFactory();
+        var (_, client) = await app.TenantAsync("acme", "professional"); // 25,000 credits, then overage
+        foreach (var (body, field) in new (object, string)[]
+                 {
+                     (new { id = "a b", credits = 1 }, "id"), (new { id = "x", credits = 0 }, "credits"), (new { id = "x" }, "credits"),
+                     (new { id = "x", credits = 1, expires_in_seconds = 90_000 }, "expires_in_seconds"), (new { id = "x", credits = 1, job_id = new string('j', 129) }, "job_id"),
+                     (new { id = "x", credits = 100_000_000_001L }, "credits"),
+                 })
+        {
+            var problem = await Json(await client.PostAsJsonAsync("/v1/credits/reservations", body), HttpStatusCode.BadRequest);
+            Assert.True(problem["errors"]![field] is not null, $"{field}: {problem}");
+        }
+        var over = await Json(await client.PostAsJsonAsync("/v1/credits/reservations", new { id = "big", credits = 30_000 }), HttpStatusCode.Created);
+        Assert.True((bool)over["into_overage"]!);
+        Assert.Equal(-5_000L, (long)(await Credits(client))["available"]!);
+        await Json(await client.GetAsync("/v1/credits/reservations/nope"), HttpStatusCode.NotFound);
+    }
+
+    /// <summary>64 holds at once on a plan that stops at its allocation: whatever their sizes, they never hold more than was available.</summary>
+    [Fact]
+    public void ParallelHolds_OnABlockedPlan_NeverHoldMoreThanIsAvailable()
+    {
+        Prop.ForAll(Gen.Choose(1, 400).ArrayOf(64).ToArbitrary(), sizes => HoldAllAsync(sizes).GetAwaiter().GetResult())
+            .Check(Config.QuickThrowOnFailure.WithMaxTest(5));
+    }
+
+    private static async Task<bool> HoldAllAsync(int[] sizes)
+    {
+        await using var h = await PortalHarness.StartAsync();
+        await h.CreateTenantAsync("acme", "starter"); // 5,000 credits
+        var reservations = h.Get<Reservations>();
+        var results = await Task.WhenAll(sizes.Select((credits, i) => Task.Run(() => reservations.ReserveAsync("acme", $"h{i}", credits, $"job{i}", 600))));
+        var held = sizes.Where((_, i) => results[i].Outcome == ReservationOutcome.Held).Sum();
+        Assert.All(results, r => Assert.True(r.Outcome is ReservationOutcome.Held or ReservationOutcome.Refused, r.Error));
+        Assert.True(held <= 5_000, $"{held} credits held of 5,000");
+        // Refused only when it did not fit: what was left when it was refused is less than it asked for.
+        Assert.All(results.Where(r => r.Outcome == ReservationOutcome.Refused), r => Assert.True(r.AvailableCredits < 400));
+        Assert.Equal(5_000 - held, h.Balance("acme").Available);
+        return true;
+    }
+}

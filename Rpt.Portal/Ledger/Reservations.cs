@@ -1,0 +1,227 @@
+using System.Data.Common;
+using System.Text.RegularExpressions;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+using Rpt.Portal.Data;
+using Rpt.Portal.Metering;
+using Rpt.Portal.Plans;
+using Rpt.Portal.Tenants;
+
+namespace Rpt.Portal.Ledger;
+
+/// <summary>
+/// A hold on credits for a job: what it holds, what the job has drawn of it since, until it is released or expires.
+/// Holds are not money: they never enter the ledger's chain; they are stored so that a crash loses none.
+/// </summary>
+public sealed class CreditReservation
+{
+    private CreditReservation() { }
+
+    public CreditReservation(string tenantId, string id, string? jobId, long heldMicroCredits, long jobMicroAtHold, DateTimeOffset createdAt, DateTimeOffset expiresAt)
+    {
+        TenantId = tenantId;
+        Id = id;
+        JobId = jobId;
+        HeldMicroCredits = heldMicroCredits;
+        JobMicroAtHold = jobMicroAtHold;
+        CreatedAt = Ms(createdAt);
+        ExpiresAt = Ms(expiresAt);
+    }
+
+    /// <summary>Instants are stored to the millisecond: a hold answers the same before and after it is read back.</summary>
+    private static DateTimeOffset Ms(DateTimeOffset at) => DateTimeOffset.FromUnixTimeMilliseconds(at.ToUnixTimeMilliseconds());
+
+    public string TenantId { get; private set; } = "";
+    /// <summary>The client's id for the hold: a retry with it answers the same hold.</summary>
+    public string Id { get; private set; } = "";
+    /// <summary>The job whose usage draws the hold down (usage events with this <c>job_id</c>).</summary>
+    public string? JobId { get; private set; }
+    public long HeldMicroCredits { get; private set; }
+    /// <summary>What the job had been charged before the hold: only usage after it draws the hold down.</summary>
+    public long JobMicroAtHold { get; private set; }
+    public DateTimeOffset CreatedAt { get; private set; }
+    public DateTimeOffset ExpiresAt { get; private set; }
+    public DateTimeOffset? ReleasedAt { get; private set; }
+    /// <summary>What the job had drawn when the hold was released (kept, so the job page shows it later).</summary>
+    public long? DrawnAtReleaseMicroCredits { get; private set; }
+
+    public bool ActiveAt(DateTimeOffset now) => ReleasedAt is null && ExpiresAt > now;
+
+    public void Release(DateTimeOffset at, long drawn)
+    {
+        ReleasedAt ??= Ms(at);
+        DrawnAtReleaseMicroCredits ??= drawn;
+    }
+
+    public void Extend(DateTimeOffset to) => ExpiresAt = Ms(to);
+}
+
+public sealed class CreditReservationConfiguration : IEntityTypeConfiguration<CreditReservation>
+{
+    public void Configure(EntityTypeBuilder<CreditReservation> b)
+    {
+        b.ToTable("credit_reservations", t => t.HasCheckConstraint("ck_reservation_held_positive", "held_micro_credits > 0"));
+        b.HasKey(r => new { r.TenantId, r.Id });
+        b.Property(r => r.TenantId).HasMaxLength(64);
+        b.Property(r => r.Id).HasMaxLength(Reservations.MaxId);
+        b.Property(r => r.JobId).HasMaxLength(128);
+        // The active holds of a tenant: the balance reads them on every request.
+        b.HasIndex(r => new { r.TenantId, r.ReleasedAt, r.ExpiresAt }).HasDatabaseName("ix_reservations_tenant_active");
+    }
+}
+
+/// <summary>A hold as the API shows it.</summary>
+public sealed record ReservationView(string Id, string Status, long HeldMicroCredits, long DrawnMicroCredits, string? JobId, DateTimeOffset CreatedAt,
+    DateTimeOffset ExpiresAt, DateTimeOffset? ReleasedAt, bool IntoOverage = false)
+{
+    public long RemainingMicroCredits => Status == "held" ? Math.Max(0, HeldMicroCredits - DrawnMicroCredits) : 0;
+}
+
+public enum ReservationOutcome { Held, Repeated, Refused, Invalid, Conflict, NotFound, Done }
+
+public sealed record ReservationResult(ReservationOutcome Outcome, ReservationView? Hold, string? Error = null, string? Field = null, long? AvailableCredits = null);
+
+/// <summary>
+/// Holds credits for long jobs (docs/RULES.md, "Reservations"). A hold is placed under the tenant's lock, so parallel holds
+/// on one tenant, from any number of instances, never hold more than is available: on a plan that stops at its allocation
+/// one that does not fit is refused with what is available; on an overage plan it is granted and runs into overage.
+/// The job's usage draws the hold down as it is accepted (its rated credits since the hold); release frees the rest at
+/// once; a hold expires by itself, and is extended up to 24 h after it was placed.
+/// </summary>
+public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext> dbFactory, PortalDatabase database, IUsageStore usage,
+    GetBalance balances, TimeProvider time, TenantChanges changes)
+{
+    public const int MaxId = 128;
+    public const long MaxCredits = 100_000_000_000;
+    public const int MinSeconds = 10;
+    public const int MaxSeconds = 86_400;
+    public static readonly TimeSpan MaxLifetime = TimeSpan.FromHours(24);
+
+    [GeneratedRegex("^[A-Za-z0-9_.:-]{1,128}$")]
+    private static partial Regex IdPattern();
+
+    public static string? CheckId(string? id, string field = "id") =>
+        id is not null && IdPattern().IsMatch(id) ? null : $"{field}: 1 to {MaxId} of A-Z, a-z, 0-9, '_', '.', ':' and '-'";
+
+    public async Task<ReservationResult> ReserveAsync(string tenantId, string? id, long credits, string? jobId, int? expiresInSeconds,
+        CancellationToken cancellationToken = default)
+    {
+        if (CheckId(id) is { } bad) return new(ReservationOutcome.Invalid, null, bad, "id");
+        if (credits is < 1 or > MaxCredits) return new(ReservationOutcome.Invalid, null, $"credits: 1 to {MaxCredits:N0}", "credits");
+        if (jobId is not null && CheckId(jobId, "job_id") is { } badJob) return new(ReservationOutcome.Invalid, null, badJob, "job_id");
+        var seconds = expiresInSeconds ?? 3600;
+        if (seconds is < MinSeconds or > MaxSeconds)
+            return new(ReservationOutcome.Invalid, null, $"expires_in_seconds: {MinSeconds} to {MaxSeconds} (24 h)", "expires_in_seconds");
+
+        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+        await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
+        if (!await db.Tenants.AnyAsync(t => t.Id == tenantId, cancellationToken)) return new(ReservationOutcome.NotFound, null, $"unknown tenant '{tenantId}'");
+        // Every hold of the tenant is placed under its lock: the balance and the holds read below cannot change meanwhile.
+        await TenantLock.TakeAsync(db, tenantId, cancellationToken);
+        var now = time.GetUtcNow();
+        var micro = Credit.ToMicro(credits);
+        var existing = await db.Reservations.AsNoTracking().FirstOrDefaultAsync(r => r.TenantId == tenantId && r.Id == id, cancellationToken);
+        if (existing is not null)
+            return existing.HeldMicroCredits == micro && existing.JobId == jobId
+                ? new(ReservationOutcome.Repeated, View(existing, now, Drawn(existing)))
+                : new(ReservationOutcome.Conflict, null, $"id: '{id}' already names a hold of {Credit.Format(existing.HeldMicroCredits)} credits for job '{existing.JobId}'", "id");
+
+        var balance = balances.Execute(tenantId, now)!;
+        var intoOverage = false;
+        if (!balance.Unlimited)
+        {
+            var available = checked(balance.AllocatedMicroCredits - balance.ConsumedMicroCredits - balance.ReservedMicroCredits);
+            if (micro > available)
+            {
+                if (balance.Overage != OveragePolicy.Overage)
+                    return new(ReservationOutcome.Refused, null,
+                        $"credits: {credits:N0} do not fit in the {Credit.FloorCredits(Math.Max(0, available)):N0} credits available on the {balance.PlanCode} plan, which stops at its allocation",
+                        "credits", Credit.FloorCredits(Math.Max(0, available)));
+                intoOverage = true;
+            }
+        }
+        var jobAtHold = jobId is null ? 0 : JobMicro(tenantId, jobId);
+        var hold = new CreditReservation(tenantId, id!, jobId, micro, jobAtHold, now, now.AddSeconds(seconds));
+        db.Reservations.Add(hold);
+        await db.SaveChangesAsync(cancellationToken);
+        await tx.CommitAsync(cancellationToken);
+        changes.Publish(TenantChange.GrantChanged, tenantId);
+        return new(ReservationOutcome.Held, View(hold, now, 0) with { IntoOverage = intoOverage });
+    }
+
+    public async Task<ReservationResult> GetAsync(string tenantId, string id, CancellationToken cancellationToken = default)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+        var hold = await db.Reservations.AsNoTracking().FirstOrDefaultAsync(r => r.TenantId == tenantId && r.Id == id, cancellationToken);
+        return hold is null ? new(ReservationOutcome.NotFound, null, $"no hold '{id}'") : new(ReservationOutcome.Done, View(hold, time.GetUtcNow(), Drawn(hold)));
+    }
+
+    public async Task<ReservationResult> ReleaseAsync(string tenantId, string id, CancellationToken cancellationToken = default)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+        var hold = await db.Reservations.FirstOrDefaultAsync(r => r.TenantId == tenantId && r.Id == id, cancellationToken);
+        if (hold is null) return new(ReservationOutcome.NotFound, null, $"no hold '{id}'");
+        var now = time.GetUtcNow();
+        if (hold.ReleasedAt is null)
+        {
+            hold.Release(hold.ExpiresAt <= now ? hold.ExpiresAt : now, Drawn(hold));
+            await db.SaveChangesAsync(cancellationToken);
+            changes.Publish(TenantChange.GrantChanged, tenantId);
+        }
+        return new(ReservationOutcome.Done, View(hold, now, Drawn(hold)));
+    }
+
+    public async Task<ReservationResult> ExtendAsync(string tenantId, string id, int expiresInSeconds, CancellationToken cancellationToken = default)
+    {
+        if (expiresInSeconds is < MinSeconds or > MaxSeconds)
+            return new(ReservationOutcome.Invalid, null, $"expires_in_seconds: {MinSeconds} to {MaxSeconds} (24 h)", "expires_in_seconds");
+        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+        var hold = await db.Reservations.FirstOrDefaultAsync(r => r.TenantId == tenantId && r.Id == id, cancellationToken);
+        if (hold is null) return new(ReservationOutcome.NotFound, null, $"no hold '{id}'");
+        var now = time.GetUtcNow();
+        if (!hold.ActiveAt(now))
+            return new(ReservationOutcome.Conflict, null, $"id: the hold '{id}' was {(hold.ReleasedAt is null ? "expired" : "released")}; place a new one", "id");
+        var wanted = now.AddSeconds(expiresInSeconds);
+        var limit = hold.CreatedAt + MaxLifetime;
+        if (wanted > limit)
+            return new(ReservationOutcome.Invalid, null, $"expires_in_seconds: a hold lasts at most 24 h in all; this one may run until {limit:yyyy-MM-ddTHH:mm:ssZ}", "expires_in_seconds");
+        hold.Extend(wanted);
+        await db.SaveChangesAsync(cancellationToken);
+        return new(ReservationOutcome.Done, View(hold, now, Drawn(hold)));
+    }
+
+    /// <summary>What the tenant's active holds still hold: their amounts less what their jobs drew since. Read inside the caller's snapshot.</summary>
+    internal static long Outstanding(IUsageStore usage, DbConnection connection, DbTransaction tx, string tenantId, DateTimeOffset now)
+    {
+        var holds = new List<(string? Job, long Held, long AtHold)>();
+        using (var cmd = connection.CreateCommand())
+        {
+            cmd.Transaction = tx;
+            cmd.CommandText = "SELECT job_id, held_micro_credits, job_micro_at_hold FROM credit_reservations WHERE tenant_id = @t AND released_at IS NULL AND expires_at > @now";
+            cmd.With("t", tenantId);
+            cmd.With("now", now.ToUnixTimeMilliseconds());
+            using var r = cmd.ExecuteReader();
+            while (r.Read()) holds.Add((r.IsDBNull(0) ? null : r.GetString(0), r.GetInt64(1), r.GetInt64(2)));
+        }
+        long outstanding = 0;
+        foreach (var (job, held, atHold) in holds)
+        {
+            var drawn = job is null ? 0 : Math.Max(0, usage.JobMicroCredits(connection, tx, tenantId, job) - atHold);
+            outstanding = checked(outstanding + Math.Max(0, held - drawn));
+        }
+        return outstanding;
+    }
+
+    private long JobMicro(string tenantId, string jobId)
+    {
+        using var connection = database.Open();
+        return usage.JobMicroCredits(connection, null, tenantId, jobId);
+    }
+
+    private long Drawn(CreditReservation hold) => hold.DrawnAtReleaseMicroCredits
+        ?? (hold.JobId is null ? 0 : Math.Min(hold.HeldMicroCredits, Math.Max(0, JobMicro(hold.TenantId, hold.JobId) - hold.JobMicroAtHold)));
+
+    private static ReservationView View(CreditReservation r, DateTimeOffset now, long drawn) => new(r.Id,
+        r.ReleasedAt is not null ? "released" : r.ExpiresAt <= now ? "expired" : "held",
+        r.HeldMicroCredits, Math.Min(drawn, r.HeldMicroCredits), r.JobId, r.CreatedAt, r.ExpiresAt, r.ReleasedAt);
+}
