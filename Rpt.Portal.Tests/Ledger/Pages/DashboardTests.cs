@@ -28,6 +28,18 @@ public class DashboardTests : PortalComponentTest
         Assert.Contains("gpt-4o", page.Markup);
     }
     [Fact]
+    public async Task Dashboard_SaysWhatHoldsKeepForRunningJobs_AndWhatIsAvailable()
+    {
+        await Harness.CreateTenantAsync("acme", "starter"); // 5,000 credits
+        Assert.Equal(ReservationOutcome.Held, (await Harness.Get<Reservations>().ReserveAsync("acme", "render-42", 1_200, "job-42", 3600)).Outcome);
+        SignIn("acme", PortalRoles.Owner);
+        var page = Render<Dashboard>();
+        page.WaitForAssertion(() => Assert.Equal("1,200 credits are held for running jobs (reservations); 3,800 are available for new jobs.",
+            page.Find("[data-testid=reserved]").TextContent.Trim()));
+        Assert.Equal("5,000", page.Find("[data-testid=remaining]").TextContent); // a hold is not consumption
+    }
+
+    [Fact]
     public async Task Dashboard_SaysWhatExpiresSoon_AndShowsOverageInCreditsAndDollars()
     {
         await Harness.CreateTenantAsync("acme", "professional"); // 25,000 credits, period 1–30 Apr
