@@ -445,9 +445,8 @@ public static class OperatorCli
         var result = await services.GetRequiredService<PriceChanges>().AddAsync(AuditActor.CommandLine(o.Optional("as")), price);
         if (result.Saved is null) return Fail(err, result.Error!);
         await @out.WriteLineAsync($"added: {price.Provider} {(price.IsMeter ? "meter:" : "")}{price.Name} effective from {price.EffectiveFrom:yyyy-MM-ddTHH:mm:ssZ} (price id {price.Id})");
-        if (price.EffectiveFrom > now)
+        if (price.EffectiveFrom > now && result.Preview is { } preview)
         {
-            var preview = services.GetRequiredService<PriceChanges>().Preview(price);
             await @out.WriteLineAsync($"{preview.Tenants.Count} tenant(s) used it in the last {PriceChanges.PreviewDays} days; each is told its estimate by mail and the price.changed webhook");
             foreach (var t in preview.Tenants.Take(20))
                 await @out.WriteLineAsync($"  {t.TenantId}: {t.Calls:N0} calls, charged {Credit.Format(t.ThenMicroCredits)} credits, at the new price {Credit.Format(t.NowMicroCredits)} ({(t.DifferenceMicroCredits >= 0 ? "+" : "")}{Credit.Format(t.DifferenceMicroCredits)})");

@@ -37,7 +37,8 @@ public sealed record RepricePreview(Price Proposed, Price? Current, DateOnly Fro
     public bool AnyonePaysMore => Tenants.Any(t => t.DifferenceMicroCredits > 0);
 }
 
-public sealed record PriceChangeResult(Price? Saved, string? Error = null, string? Field = null);
+/// <param name="Preview">The re-rating the rules were checked against (and the notices will repeat).</param>
+public sealed record PriceChangeResult(Price? Saved, string? Error = null, string? Field = null, RepricePreview? Preview = null);
 
 /// <summary>
 /// The price book's changes: a preview that re-rates every tenant's last 30 days under a proposed version, and adding
@@ -108,7 +109,7 @@ public sealed class PriceChanges(IDbContextFactory<ApplicationDbContext> dbFacto
         prices.Reload();
         await audit.AppendAsync(actor, "price.add", null, $"{proposed.Provider} {(proposed.IsMeter ? "meter:" : "")}{proposed.Name}",
             preview.Current is { } c ? Values(c) : null, Values(proposed), cancellationToken);
-        return new(proposed);
+        return new(proposed, Preview: preview);
     }
 
     public static object Values(Price p) => p.IsMeter

@@ -40,6 +40,11 @@ public sealed class Reconciliation(IDbContextFactory<ApplicationDbContext> dbFac
         var allocations = await db.LedgerEntries.AsNoTracking().Where(e => e.Kind == EntryKind.Allocation || e.Kind == EntryKind.Void)
             .Select(e => new { e.TenantId, e.Seq, e.Kind, e.Source, e.IdempotencyKey, e.PeriodStart, e.CreatedAt, e.AmountMicroCredits }).ToListAsync(cancellationToken);
         var keys = allocations.Select(a => (a.TenantId, a.IdempotencyKey)).ToHashSet();
+        // Built once: which subscriptions a tenant's grants name, and which periods have a plan allocation.
+        var subscriptionsGranted = allocations.Where(a => a.IdempotencyKey.StartsWith("stripe:subscription:", StringComparison.Ordinal))
+            .Select(a => (a.TenantId, a.IdempotencyKey["stripe:subscription:".Length..].Split(':')[0])).ToHashSet();
+        var planPeriods = allocations.Where(a => a.Kind == EntryKind.Allocation && CreditGrants.IsPlanSource(a.Source))
+            .Select(a => (a.TenantId, a.PeriodStart)).ToHashSet();
         var differences = new List<Difference>();
 
         // Stripe → ledger: each paid object has its grant.
@@ -54,15 +59,14 @@ public sealed class Reconciliation(IDbContextFactory<ApplicationDbContext> dbFac
                 continue;
             }
             bool Has(string key) => keys.Contains((tenant, key));
-            bool HasSubscription(string? sub) => sub is not null && allocations.Any(a => a.TenantId == tenant && a.IdempotencyKey.StartsWith($"stripe:subscription:{sub}:", StringComparison.Ordinal));
+            bool HasSubscription(string? sub) => sub is not null && subscriptionsGranted.Contains((tenant, sub));
             var granted = (p.Kind, p.Purpose) switch
             {
                 ("checkout_session", "top_up") => Has($"stripe:checkout:{p.Id}"),
                 ("checkout_session", "plan") => Has($"stripe:checkout:{p.Id}") || p.InvoiceId is { } inv && Has($"stripe:invoice:{inv}") || HasSubscription(p.SubscriptionId),
                 ("invoice", "subscription_create") => Has($"stripe:invoice:{p.Id}") || HasSubscription(p.SubscriptionId)
                     || p.SubscriptionId is { } sub && sessionsBySubscription.GetValueOrDefault(sub, []).Any(cs => Has($"stripe:checkout:{cs}")),
-                ("invoice", "subscription_cycle") => Has($"stripe:invoice:{p.Id}") || p.PeriodStart is { } start && allocations.Any(a =>
-                    a.TenantId == tenant && a.Kind == EntryKind.Allocation && CreditGrants.IsPlanSource(a.Source) && a.PeriodStart == byId[tenant].PeriodAt(start).Start),
+                ("invoice", "subscription_cycle") => Has($"stripe:invoice:{p.Id}") || p.PeriodStart is { } start && planPeriods.Contains((tenant, byId[tenant].PeriodAt(start).Start)),
                 ("payment_intent", "auto_top_up") => p.Key is { } key && Has(key),
                 _ => true, // a paid object that grants nothing (a proration, a one-off invoice)
             };

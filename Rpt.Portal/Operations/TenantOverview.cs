@@ -46,8 +46,7 @@ public sealed class TenantOverview(IDbContextFactory<ApplicationDbContext> dbFac
                                      && db.UserRoles.Any(ur => ur.UserId == u.Id && ur.RoleId == ownerRole)));
         }
         var page = await tenants.OrderBy(t => t.Name).ThenBy(t => t.Id).Take(PageSize + 1).ToListAsync(cancellationToken);
-        var rows = new List<TenantRow>();
-        foreach (var t in page.Take(PageSize)) rows.Add(await RowAsync(db, t, ownerRole, cancellationToken));
+        var rows = await RowsAsync(db, page.Take(PageSize).ToList(), ownerRole, cancellationToken);
         return (rows, page.Count > PageSize);
     }
 
@@ -57,18 +56,26 @@ public sealed class TenantOverview(IDbContextFactory<ApplicationDbContext> dbFac
         var tenant = await db.Tenants.AsNoTracking().FirstOrDefaultAsync(t => t.Id == tenantId, cancellationToken);
         if (tenant is null) return null;
         var ownerRole = await db.Roles.Where(r => r.Name == PortalRoles.Owner).Select(r => r.Id).FirstOrDefaultAsync(cancellationToken) ?? "";
-        var row = await RowAsync(db, tenant, ownerRole, cancellationToken);
+        var row = (await RowsAsync(db, [tenant], ownerRole, cancellationToken))[0];
         var today = DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime);
         return new TenantDetail(row, tenant, reports.DailyCredits(tenantId, today.AddDays(1 - TrendDays), today.AddDays(1)), grants.Current(tenantId),
             await alerts.RulesAsync(tenantId, cancellationToken), await keys.ListAsync(tenantId, cancellationToken));
     }
 
-    private async Task<TenantRow> RowAsync(ApplicationDbContext db, Tenant t, string ownerRole, CancellationToken cancellationToken)
+    /// <summary>The rows of a page: its owners and flush lags in one query each; each balance is its own handful of indexed reads.</summary>
+    private async Task<List<TenantRow>> RowsAsync(ApplicationDbContext db, List<Tenant> page, string ownerRole, CancellationToken cancellationToken)
     {
-        var owners = await db.Users.Where(u => u.TenantId == t.Id && db.UserRoles.Any(ur => ur.UserId == u.Id && ur.RoleId == ownerRole))
-            .OrderBy(u => u.Email).Select(u => u.Email!).ToListAsync(cancellationToken);
-        var lag = await db.FlushLags.AsNoTracking().FirstOrDefaultAsync(l => l.TenantId == t.Id, cancellationToken);
-        var balance = balances.Execute(t.Id);
-        return new TenantRow(t.Id, t.Name, t.PlanCode, balance?.Period ?? t.PeriodAt(time.GetUtcNow()), balance, t.StripeCustomerId, owners, lag);
+        var ids = page.Select(t => t.Id).ToList();
+        var owners = (await db.Users.Where(u => u.TenantId != null && ids.Contains(u.TenantId) && db.UserRoles.Any(ur => ur.UserId == u.Id && ur.RoleId == ownerRole))
+                .Select(u => new { u.TenantId, u.Email }).ToListAsync(cancellationToken))
+            .ToLookup(u => u.TenantId!, u => u.Email!);
+        var lags = await db.FlushLags.AsNoTracking().Where(l => ids.Contains(l.TenantId)).ToDictionaryAsync(l => l.TenantId, cancellationToken);
+        var now = time.GetUtcNow();
+        return page.Select(t =>
+        {
+            var balance = balances.Execute(t.Id);
+            return new TenantRow(t.Id, t.Name, t.PlanCode, balance?.Period ?? t.PeriodAt(now), balance, t.StripeCustomerId,
+                owners[t.Id].Order(StringComparer.Ordinal).ToList(), lags.GetValueOrDefault(t.Id));
+        }).ToList();
     }
 }
