@@ -92,6 +92,12 @@ public sealed class OpenApiContractTests : IAsyncLifetime
         (await admin.GetAsync("/v1/webhooks/deliveries")).EnsureSuccessStatusCode();
         Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/v1/alerts/rules/{(await rule.Content.ReadFromJsonAsync<IdOnly>())!.Id}")).StatusCode);
         Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/v1/webhooks/endpoints/{(await endpoint.Content.ReadFromJsonAsync<IdOnly>())!.Id}")).StatusCode);
+        var budget = await admin.PostAsJsonAsync("/v1/budgets", new { scope = "user", user_id = "*", credits = 50, window = "day" });
+        Assert.Equal(HttpStatusCode.Created, budget.StatusCode);
+        (await admin.GetAsync("/v1/budgets")).EnsureSuccessStatusCode();
+        (await client.GetAsync("/v1/usage/groups?group_by=user")).EnsureSuccessStatusCode();
+        var budgetId = System.Text.Json.Nodes.JsonNode.Parse(await budget.Content.ReadAsStringAsync())!["id"]!.ToString();
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/v1/budgets/{budgetId}")).StatusCode);
 
         // Errors: no key, a key without the scope, a parameter or a body at fault, something that is not there.
         await anonymous.GetAsync("/v1/credits/balance");
@@ -127,6 +133,10 @@ public sealed class OpenApiContractTests : IAsyncLifetime
         await ingestOnly.PatchAsJsonAsync("/v1/credits/reservations/hold-1", new { expires_in_seconds = 600 });                 // 409: released
         await ingestOnly.PatchAsJsonAsync("/v1/credits/reservations/no-such-hold", new { expires_in_seconds = 600 });
         await client.PostAsJsonAsync("/v1/quota/check", new { estimated_credits = 1, reservation_id = "no-such-hold" });
+        await client.GetAsync("/v1/budgets");                                                                                  // 403: not an admin key
+        await admin.PostAsJsonAsync("/v1/budgets", new { scope = "team", credits = 1 });
+        await admin.DeleteAsync($"/v1/budgets/{Guid.NewGuid()}");
+        await client.GetAsync("/v1/usage/groups?group_by=colour");
 
         Assert.True(contract.Violations.IsEmpty, string.Join("\n", contract.Violations));
         foreach (var operation in contract.Operations)

@@ -39,7 +39,9 @@ public sealed record CreditsDto(long? Allocated, long Consumed, long? Remaining,
 /// <summary>A hold on credits for a job (<c>POST /v1/credits/reservations</c>).</summary>
 /// <param name="Id">The client's id: a retry with the same id answers the same hold.</param>
 /// <param name="ExpiresInSeconds">10 to 86,400; 3,600 when omitted. A hold lasts 24 h at most in all.</param>
-public sealed record ReservationRequest(string? Id, long? Credits, string? JobId = null, int? ExpiresInSeconds = null);
+/// <param name="Project">The job's project, for its budgets (a key bound to a project gives its own).</param>
+/// <param name="UserId">The end user the job is for, for their budgets.</param>
+public sealed record ReservationRequest(string? Id, long? Credits, string? JobId = null, int? ExpiresInSeconds = null, string? Project = null, string? UserId = null);
 
 /// <summary>Extends a hold (a heartbeat for a streaming job).</summary>
 public sealed record ReservationExtendRequest(int? ExpiresInSeconds);
@@ -111,8 +113,18 @@ public sealed record EntitlementDto(string Key, string Kind, string Value);
 /// <summary>Either an estimate in credits, or a model and token counts to rate with the published rule.</summary>
 /// <summary>Either <see cref="EstimatedCredits"/>, or a model with token counts to rate; every field may be left out.</summary>
 /// <param name="ReservationId">A hold of the job: the check answers whether the job may go on, counting what is left of its hold.</param>
+/// <param name="Project">The job's project, for its budgets (a key bound to a project gives its own).</param>
+/// <param name="UserId">The end user the job is for, for their budgets (and a budget for each end user).</param>
 public sealed record QuotaCheckRequest(decimal? EstimatedCredits = null, string? Provider = null, string? Model = null, long? InputTokens = null,
-    long? OutputTokens = null, long? CachedInputTokens = null, string? ReservationId = null);
+    long? OutputTokens = null, long? CachedInputTokens = null, string? ReservationId = null, string? Project = null, string? UserId = null);
+
+/// <summary>The hard budget that refused a quota check or a hold.</summary>
+/// <param name="Subject">The key's id, the project or the end user's id whose use reached it.</param>
+public sealed record BudgetRefusalDto(Guid Id, string Scope, string Subject, string Window, DateOnly WindowStart, decimal Credits, decimal Used, decimal Remaining)
+{
+    public static BudgetRefusalDto Of(Budgets.BudgetRefusal r) => new(r.Budget.Id, r.Budget.Scope, r.Subject, r.Budget.Window, r.WindowStart,
+        Credit.ToCredits(r.Budget.MicroCredits), Credit.ToCredits(r.UsedMicroCredits), Credit.ToCredits(r.RemainingMicroCredits));
+}
 
 public sealed record VerifyResponse(string TenantId, bool Intact, long Entries, string HeadHash, bool Deep, IReadOnlyList<string> Problems);
 

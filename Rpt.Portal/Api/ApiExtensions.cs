@@ -66,6 +66,7 @@ public static class ApiExtensions
         app.MapCreditsApi();
         app.MapUsageApi();
         app.MapAlertsApi();
+        Budgets.BudgetsApi.MapBudgetsApi(app);
         return app;
     }
 }

@@ -40,13 +40,16 @@ public sealed class ApiKey
     public DateTimeOffset CreatedAt { get; private set; }
     public DateTimeOffset? LastUsedAt { get; private set; }
     public DateTimeOffset? RevokedAt { get; private set; }
+    /// <summary>The project the key is bound to: it stamps every event it sends (null: the events name their own, if any).</summary>
+    public string? Project { get; private set; }
 
     public bool IsPlatform => TenantId is null;
     public bool IsActive => RevokedAt is null;
 
     /// <summary>Creates a key; the plain text is returned once and never stored.</summary>
-    public static (ApiKey Key, string Secret) Create(string? tenantId, string name, ApiScopes scopes, DateTimeOffset now)
+    public static (ApiKey Key, string Secret) Create(string? tenantId, string name, ApiScopes scopes, DateTimeOffset now, string? project = null)
     {
+        if (tenantId is null && project is not null) throw new ArgumentException("A platform key cannot be bound to a project.");
         if (tenantId is null && scopes != ApiScopes.PlatformIngest)
             throw new ArgumentException("A key without a tenant can only be a platform ingest key.");
         if (tenantId is not null && scopes.HasFlag(ApiScopes.PlatformIngest))
@@ -61,6 +64,7 @@ public sealed class ApiKey
             Hash = HashOf(secret),
             Scopes = scopes,
             CreatedAt = now,
+            Project = project,
         };
         return (key, secret);
     }
@@ -90,6 +94,7 @@ public sealed class ApiKeyConfiguration : IEntityTypeConfiguration<ApiKey>
         b.Property(k => k.Name).HasMaxLength(100);
         b.Property(k => k.Prefix).HasMaxLength(16);
         b.Property(k => k.Hash).HasMaxLength(64);
+        b.Property(k => k.Project).HasMaxLength(128);
         b.Ignore(k => k.IsPlatform);
         b.Ignore(k => k.IsActive);
         b.HasIndex(k => k.Hash).IsUnique();

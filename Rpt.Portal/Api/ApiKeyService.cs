@@ -8,7 +8,7 @@ using Rpt.Portal.Data;
 namespace Rpt.Portal.Api;
 
 /// <summary>The identity behind a request's API key.</summary>
-public sealed record ApiCaller(Guid KeyId, string? TenantId, ApiScopes Scopes)
+public sealed record ApiCaller(Guid KeyId, string? TenantId, ApiScopes Scopes, string? Project = null)
 {
     public bool Has(ApiScopes scope) => (Scopes & scope) == scope;
 }
@@ -58,10 +58,16 @@ public sealed class ApiKeyService : IDisposable
     internal ChannelReader<(Guid KeyId, DateTimeOffset At)> Uses => _uses.Reader;
 
     /// <summary>Creates a key within the plan's max_api_keys (active keys); the plain key is returned once.</summary>
-    public async Task<ApiKeyCreated> TryCreateAsync(string? tenantId, string name, ApiScopes scopes, CancellationToken cancellationToken = default)
+    public async Task<ApiKeyCreated> TryCreateAsync(string? tenantId, string name, ApiScopes scopes, CancellationToken cancellationToken = default,
+        string? project = null)
     {
         name = name.Trim();
         if (name.Length is 0 or > 100) return new(null, "the key name must be 1 to 100 characters long");
+        project = string.IsNullOrWhiteSpace(project) ? null : project.Trim();
+        if (project is { Length: > Metering.UsageLimits.MaxProjectLength })
+            return new(null, $"the project is {project.Length} characters long; at most {Metering.UsageLimits.MaxProjectLength} are allowed");
+        if (project is not null && Metering.RateUsage.NotText(project, "the project") is { } notText) return new(null, notText);
+        if (project is not null && tenantId is null) return new(null, "a platform key cannot be bound to a project");
         await using var db = await _dbFactory.CreateDbContextAsync(cancellationToken);
         if (tenantId is not null)
         {
@@ -74,7 +80,7 @@ public sealed class ApiKeyService : IDisposable
                     return new(null, $"the {plan.Name} plan allows {max} active API key{(max == 1 ? "" : "s")}, and {active} are active; revoke one or upgrade the plan");
             }
         }
-        var (key, secret) = ApiKey.Create(tenantId, name, scopes, _time.GetUtcNow());
+        var (key, secret) = ApiKey.Create(tenantId, name, scopes, _time.GetUtcNow(), project);
         db.ApiKeys.Add(key);
         await db.SaveChangesAsync(cancellationToken);
         return new(secret, null, key);
@@ -102,7 +108,7 @@ public sealed class ApiKeyService : IDisposable
         {
             await using var db = await _dbFactory.CreateDbContextAsync(cancellationToken);
             var key = await db.ApiKeys.AsNoTracking().FirstOrDefaultAsync(k => k.Hash == hash, cancellationToken);
-            caller = key is { IsActive: true } ? new ApiCaller(key.Id, key.TenantId, key.Scopes) : null;
+            caller = key is { IsActive: true } ? new ApiCaller(key.Id, key.TenantId, key.Scopes, key.Project) : null;
             _cache.Set(hash, caller, new MemoryCacheEntryOptions { Size = 1, AbsoluteExpirationRelativeToNow = CacheFor });
         }
         if (caller is not null) Touch(caller.KeyId);

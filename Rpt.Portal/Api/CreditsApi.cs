@@ -112,8 +112,12 @@ public static class CreditsApi
     }
 
     public static async Task<Results<Ok<QuotaDecision>, ValidationProblem>> CheckQuota(HttpContext http, QuotaCheck quota, PriceBookProvider prices,
-        TimeProvider time, Observability.PortalMetrics metrics, Reservations reservations, QuotaCheckRequest request, CancellationToken cancellationToken)
+        TimeProvider time, Observability.PortalMetrics metrics, Reservations reservations, Budgets.BudgetService budgets, QuotaCheckRequest request,
+        CancellationToken cancellationToken)
     {
+        var (project, projectError) = ProjectOf(http.Caller(), request.Project);
+        if (projectError is not null) return Invalid("project", projectError);
+        if (UserIdError(request.UserId) is { } userError) return Invalid("user_id", userError);
         decimal estimate;
         if (request.EstimatedCredits is { } credits)
         {
@@ -157,6 +161,10 @@ public static class CreditsApi
             holdLeft = hold.Hold.RemainingMicroCredits;
         }
         var decision = await quota.ExecuteAsync(http.Caller().TenantId!, estimate, cancellationToken, holdLeft);
+        // A job with a hold has had its budgets checked when it was held; the rest of its hold is its own.
+        if (decision.Allowed && !decision.FailOpen && holdLeft is null
+            && await budgets.CheckAsync(http.Caller().TenantId!, http.Caller().KeyId, project, request.UserId, MicroOf(estimate), cancellationToken) is { } refusal)
+            decision = decision with { Allowed = false, Reason = refusal.Message, Budget = BudgetRefusalDto.Of(refusal) };
         metrics.Outcome(metrics.QuotaChecks, decision.FailOpen ? "fail_open" : decision.Allowed ? "allowed" : "denied");
         return TypedResults.Ok(decision);
     }
@@ -172,9 +180,37 @@ public static class CreditsApi
         _ => TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "Not found", detail: r.Error),
     };
 
-    public static async Task<IResult> Reserve(HttpContext http, Reservations reservations, ReservationRequest request, CancellationToken cancellationToken)
+    /// <summary>The request's project: the key's when it is bound to one (a different one sent is an error), else the one sent.</summary>
+    internal static (string? Project, string? Error) ProjectOf(ApiCaller caller, string? sent)
+    {
+        if (sent is not null && Budgets.BudgetService.CheckProject(sent, "project") is { } bad) return (null, bad);
+        if (caller.Project is { } bound && sent is not null && sent != bound)
+            return (null, $"'{sent}' is not the project '{bound}' the API key is bound to.");
+        return (caller.Project ?? sent, null);
+    }
+
+    internal static string? UserIdError(string? userId) =>
+        userId is null ? null
+        : userId.Length is 0 or > Budgets.BudgetService.MaxUserIdLength ? $"must be 1 to {Budgets.BudgetService.MaxUserIdLength} characters long."
+        : RateUsage.NotText(userId, "user_id") is { } bad ? bad + "." : null;
+
+    private static long MicroOf(decimal credits) => credits >= decimal.MaxValue / Credit.MicroPerCredit ? long.MaxValue / 2
+        : (long)Math.Min(long.MaxValue / 2, Math.Ceiling(credits * Credit.MicroPerCredit));
+
+    public static async Task<IResult> Reserve(HttpContext http, Reservations reservations, Budgets.BudgetService budgets, ReservationRequest request,
+        CancellationToken cancellationToken)
     {
         if (request.Credits is null) return Invalid("credits", "required: the whole credits to hold.");
+        var (project, projectError) = ProjectOf(http.Caller(), request.Project);
+        if (projectError is not null) return Invalid("project", projectError);
+        if (UserIdError(request.UserId) is { } userError) return Invalid("user_id", userError);
+        // A retry of a hold answers the hold; only a new one is measured against the budgets.
+        if (request.Credits > 0 && Reservations.CheckId(request.Id) is null
+            && (await reservations.GetAsync(http.Caller().TenantId!, request.Id!, cancellationToken)).Hold is null
+            && await budgets.CheckAsync(http.Caller().TenantId!, http.Caller().KeyId, project, request.UserId,
+                Credit.ToMicro(Math.Min(request.Credits.Value, Reservations.MaxCredits)), cancellationToken) is { } refusal)
+            return TypedResults.Problem(statusCode: StatusCodes.Status402PaymentRequired, title: "Budget reached", detail: refusal.Message,
+                extensions: new Dictionary<string, object?> { ["budget"] = BudgetRefusalDto.Of(refusal) });
         return Answer(await reservations.ReserveAsync(http.Caller().TenantId!, request.Id, request.Credits.Value, request.JobId, request.ExpiresInSeconds, cancellationToken));
     }
 

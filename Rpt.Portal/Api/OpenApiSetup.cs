@@ -68,6 +68,7 @@ public static class OpenApiSetup
     private static readonly Dictionary<string, string> TagDescriptions = new()
     {
         ["Credits"] = "The balance, grants, consumption records, quota checks and the ledger's verification and statements of the key's tenant.",
+        ["Budgets"] = "Caps below the account on what one API key, one project or one end user (or each end user) may use in a UTC day or a billing period: hard ones refuse quota checks and holds past them, soft ones alert. Key scope admin.",
         ["Published"] = "The plan catalog and the conversion rule with the price book: public, no key needed.",
         ["Ingestion"] = "Usage events in, exactly once per id.",
         ["Usage"] = "Tokens and credits by model, feature and day, and the explanation of a job.",

@@ -79,7 +79,7 @@ public static class UsageApi
         var caller = http.Caller();
         try
         {
-            var result = await ingestor.IngestAsync(events, caller.TenantId, cancellationToken, parsed.Rejected);
+            var result = await ingestor.IngestAsync(events, caller.TenantId, cancellationToken, parsed.Rejected, new IngestKey(caller.KeyId, caller.Project));
             metrics.BatchDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(arrived).TotalSeconds);
             return TypedResults.Json(result, MeteringJson.Default.IngestResult);
         }

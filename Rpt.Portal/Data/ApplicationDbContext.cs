@@ -25,6 +25,8 @@ public class ApplicationDbContext : IdentityDbContext<ApplicationUser>
     public DbSet<UsageTotal> UsageTotals => Set<UsageTotal>();
     public DbSet<UsageDaily> UsageDaily => Set<UsageDaily>();
     public DbSet<UsageJob> UsageJobs => Set<UsageJob>();
+    public DbSet<UsageScope> UsageScopes => Set<UsageScope>();
+    public DbSet<Rpt.Portal.Budgets.Budget> Budgets => Set<Rpt.Portal.Budgets.Budget>();
     public DbSet<LedgerEntry> LedgerEntries => Set<LedgerEntry>();
     public DbSet<CreditReservation> Reservations => Set<CreditReservation>();
     public DbSet<Operations.OperatorAuditRecord> OperatorAudit => Set<Operations.OperatorAuditRecord>();

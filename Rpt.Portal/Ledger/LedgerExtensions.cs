@@ -8,6 +8,7 @@ public static class LedgerExtensions
         builder.Services.AddSingleton<GrantCredits>();
         builder.Services.AddSingleton<VoidGrant>();
         builder.Services.AddSingleton<Reservations>();
+        builder.Services.AddSingleton<Budgets.BudgetService>();
         builder.Services.AddSingleton<FlushUsage>();
         builder.Services.AddSingleton<VerifyLedger>();
         builder.Services.AddSingleton<GetBalance>();

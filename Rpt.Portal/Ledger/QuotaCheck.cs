@@ -15,7 +15,8 @@ public sealed record QuotaDecision(
     long OverageCredits,
     string? Plan,
     long Reserved = 0,
-    decimal? HoldRemaining = null);
+    decimal? HoldRemaining = null,
+    Api.BudgetRefusalDto? Budget = null);
 
 /// <summary>
 /// Answers "may this job start?" from the real-time balance. A hard-capped plan denies an estimate

@@ -10,10 +10,16 @@ namespace Rpt.Portal.Metering;
 /// text itself, and the length counts Unicode characters (scalar values), not bytes; a null is written <c>-;</c>.
 /// The whole form is UTF-8. Version 1 is, byte for byte, what the first releases had SQLite compute
 /// (<c>length(CAST(x AS TEXT)) || ':' || CAST(x AS TEXT) || ';'</c>), so every digest written before verifies.
+/// Version 2 adds two trailing columns, <c>project</c> and <c>api_key_id</c>, written only when either holds a value:
+/// a record without both is written exactly as in version 1, so every earlier digest still verifies.
 /// </summary>
 public static class AuditCanonicalForm
 {
-    public const int Version = 1;
+    public const int Version = 2;
+
+    /// <summary>The columns every record's form has; those after them (<see cref="Columns"/> beyond this) are written only
+    /// when at least one of them is not null.</summary>
+    public const int CoreColumns = 23;
 
     /// <summary>The columns of the form, in order, and whether each holds an integer (else text).</summary>
     public static readonly IReadOnlyList<(string Name, bool Integer)> Columns =
@@ -23,6 +29,7 @@ public static class AuditCanonicalForm
         ("input_tokens", true), ("output_tokens", true), ("cached_input_tokens", true), ("feature", false),
         ("job_id", false), ("user_id", false), ("status", false), ("internal", true), ("billable", true),
         ("price_id", true), ("rule_id", true), ("cost_usd", false), ("micro_credits", true),
+        ("project", false), ("api_key_id", false),
     ];
 
     /// <summary>The Unicode characters of valid UTF-8: every byte that does not continue a character starts one.</summary>

@@ -21,7 +21,8 @@ public sealed class RateUsage(TenantDirectory tenants, IOptions<MeteringOptions>
 
     /// <param name="keyTenant">The tenant of a tenant key; null for a platform key, which must name the tenant per event.</param>
     /// <returns>Null and the rated row, or the reason the event is rejected.</returns>
-    internal string? TryRate(UsageEventInput? e, string? keyTenant, DateTimeOffset now, PriceBook book, out RatedUsage row)
+    /// <param name="key">The API key that sent the event: its id is recorded, and a key bound to a project stamps it.</param>
+    internal string? TryRate(UsageEventInput? e, string? keyTenant, DateTimeOffset now, PriceBook book, out RatedUsage row, IngestKey? key = null)
     {
         row = default;
         if (e is null) return "the event is null";
@@ -55,10 +56,19 @@ public sealed class RateUsage(TenantDirectory tenants, IOptions<MeteringOptions>
         }
 
         var lengthError = TooLong(e.Provider, "provider") ?? TooLong(e.Feature, "feature") ?? TooLong(e.JobId, "job_id")
-            ?? TooLong(e.UserId, "user_id") ?? TooLong(e.Model, "model") ?? TooLong(e.Meter, "meter");
+            ?? TooLong(e.UserId, "user_id") ?? TooLong(e.Model, "model") ?? TooLong(e.Meter, "meter") ?? TooLong(e.Project, "project");
         if (lengthError is not null) return lengthError;
+        if (e.Project is { Length: 0 }) return "project is empty; leave it out for usage outside any project";
+        var project = e.Project;
+        if (key?.Project is { } bound)
+        {
+            if (project is not null && project != bound)
+                return $"project '{Clip(project)}' does not match the project '{bound}' the API key is bound to";
+            project = bound;
+        }
         var textError = NotText(e.Id, "id") ?? NotText(tenantId, "tenant_id") ?? NotText(e.Provider, "provider") ?? NotText(e.Feature, "feature")
-            ?? NotText(e.JobId, "job_id") ?? NotText(e.UserId, "user_id") ?? NotText(e.Model, "model") ?? NotText(e.Meter, "meter");
+            ?? NotText(e.JobId, "job_id") ?? NotText(e.UserId, "user_id") ?? NotText(e.Model, "model") ?? NotText(e.Meter, "meter")
+            ?? NotText(project, "project");
         if (textError is not null) return textError;
 
         var input = e.InputTokens ?? 0;
@@ -112,6 +122,8 @@ public sealed class RateUsage(TenantDirectory tenants, IOptions<MeteringOptions>
             Feature = e.Feature,
             JobId = e.JobId,
             UserId = e.UserId,
+            Project = project,
+            ApiKeyId = key?.IdText,
             Failed = failed,
             Internal = e.Internal ?? false,
             PriceId = price.Id,
@@ -150,4 +162,11 @@ public sealed class RateUsage(TenantDirectory tenants, IOptions<MeteringOptions>
         : value > UsageLimits.MaxTokensPerField
             ? $"{field} {UsageLimits.Number(value)} exceeds the per-call limit of {UsageLimits.Number(UsageLimits.MaxTokensPerField)} tokens"
         : null;
+}
+
+/// <summary>The API key behind an ingestion request: recorded with each event, and a key bound to a project stamps it.</summary>
+public sealed record IngestKey(Guid Id, string? Project)
+{
+    /// <summary>The id as stored in <c>usage_events.api_key_id</c> (made once per request, not per event).</summary>
+    public string IdText { get; } = Id.ToString("D");
 }

@@ -7,7 +7,7 @@ public struct RatedUsage
     /// <summary>The event's position in the batch as sent.</summary>
     public int Index;
     public string TenantId, EventId, PeriodStart, Day, Provider, CostUsd;
-    public string? Model, Meter, Quantity, Feature, JobId, UserId;
+    public string? Model, Meter, Quantity, Feature, JobId, UserId, Project, ApiKeyId;
     public long OccurredAtMs, QuantityMicro, InputTokens, OutputTokens, CachedInputTokens, PriceId, RuleId, MicroCredits;
     public bool Failed, Internal;
 

@@ -44,6 +44,10 @@ public sealed class UsageEvent
     public decimal CostUsd { get; private set; }
     /// <summary>The rated charge; zero for a failed call. Internal calls are rated but not billed.</summary>
     public long MicroCredits { get; private set; }
+    /// <summary>The project the call was made for: sent with the event, or stamped by a key bound to a project.</summary>
+    public string? Project { get; private set; }
+    /// <summary>The id of the API key that sent the event (a tenant's key or the platform's).</summary>
+    public string? ApiKeyId { get; private set; }
 
     public long TotalTokens => InputTokens + OutputTokens + CachedInputTokens;
 }
@@ -69,6 +73,8 @@ public sealed class UsageEventConfiguration : IEntityTypeConfiguration<UsageEven
         b.Property(e => e.Feature).HasMaxLength(128);
         b.Property(e => e.JobId).HasMaxLength(128);
         b.Property(e => e.UserId).HasMaxLength(128);
+        b.Property(e => e.Project).HasMaxLength(128);
+        b.Property(e => e.ApiKeyId).HasMaxLength(36);
         b.Property(e => e.Status).HasConversion(StatusConverter).HasMaxLength(16);
         b.Ignore(e => e.TotalTokens);
         // No unique index on (tenant_id, event_id): exactly-once is kept by the writer's EventIdIndex, which a

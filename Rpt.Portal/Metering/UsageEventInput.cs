@@ -19,6 +19,8 @@ public sealed class UsageEventInput
     public string? Feature { get; set; }
     public string? JobId { get; set; }
     public string? UserId { get; set; }
+    /// <summary>The project the call was made for (optional; a key bound to a project stamps its own).</summary>
+    public string? Project { get; set; }
     public string? Status { get; set; }
     public bool? Internal { get; set; }
 }

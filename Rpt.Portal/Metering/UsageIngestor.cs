@@ -44,7 +44,7 @@ public sealed class UsageIngestor : IDisposable
     /// <param name="keyTenant">The tenant of a tenant key; null for a platform key, which must name the tenant per event.</param>
     /// <param name="rejected">Items already rejected by the caller (a wrong JSON type), by position; they keep their place in the answer.</param>
     public async Task<IngestResult> IngestAsync(IReadOnlyList<UsageEventInput?> events, string? keyTenant, CancellationToken cancellationToken = default,
-        IReadOnlyDictionary<int, IngestItemResult>? rejected = null)
+        IReadOnlyDictionary<int, IngestItemResult>? rejected = null, IngestKey? key = null)
     {
         if (events.Count == 0) return new IngestResult(0, 0, 0, []); // nothing to rent an array for
         var arrived = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -65,7 +65,7 @@ public sealed class UsageIngestor : IDisposable
                     _metrics.Rejected("malformed");
                     continue;
                 }
-                var error = _rate.TryRate(events[i], keyTenant, now, book, out var row);
+                var error = _rate.TryRate(events[i], keyTenant, now, book, out var row, key);
                 if (error is null)
                 {
                     row.Index = i;

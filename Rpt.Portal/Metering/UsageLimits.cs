@@ -28,5 +28,8 @@ public static class UsageLimits
     /// <summary>The longest range a usage report sums over (13 periods at the cap stay far below 2^63).</summary>
     public static readonly TimeSpan MaxReportRange = TimeSpan.FromDays(400);
 
+    /// <summary>Characters of a project's name (on usage events, API keys and budgets).</summary>
+    public const int MaxProjectLength = 128;
+
     public static string Number(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
 }

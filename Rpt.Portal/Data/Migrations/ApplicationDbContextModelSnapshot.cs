@@ -610,6 +610,11 @@ namespace Rpt.Portal.Data.Migrations
                         .HasColumnType("TEXT")
                         .HasColumnName("prefix");
 
+                    b.Property<string>("Project")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("project");
+
                     b.Property<long?>("RevokedAt")
                         .HasColumnType("INTEGER")
                         .HasColumnName("revoked_at");
@@ -863,6 +868,76 @@ namespace Rpt.Portal.Data.Migrations
                         .HasDatabaseName("IX_stripe_events_tenant_id_type");
 
                     b.ToTable("stripe_events", (string)null);
+                });
+
+            modelBuilder.Entity("Rpt.Portal.Budgets.Budget", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("id");
+
+                    b.Property<string>("AlertAt")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("alert_at");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("CreatedBy")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_by");
+
+                    b.Property<long>("MicroCredits")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("micro_credits");
+
+                    b.Property<string>("Mode")
+                        .IsRequired()
+                        .HasMaxLength(8)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("mode");
+
+                    b.Property<string>("Scope")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("scope");
+
+                    b.Property<string>("Subject")
+                        .IsRequired()
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("subject");
+
+                    b.Property<string>("TenantId")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<string>("Window")
+                        .IsRequired()
+                        .HasMaxLength(8)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("window_kind");
+
+                    b.HasKey("Id")
+                        .HasName("PK_budgets");
+
+                    b.HasIndex("TenantId", "Scope", "Subject", "Window")
+                        .IsUnique()
+                        .HasDatabaseName("ix_budgets_subject");
+
+                    b.ToTable("budgets", null, t =>
+                        {
+                            t.HasCheckConstraint("ck_budget_positive", "micro_credits > 0");
+                        });
                 });
 
             modelBuilder.Entity("Rpt.Portal.Data.ApplicationUser", b =>
@@ -1373,6 +1448,11 @@ namespace Rpt.Portal.Data.Migrations
                         .HasColumnName("seq")
                         .HasAnnotation("Sqlite:Autoincrement", false);
 
+                    b.Property<string>("ApiKeyId")
+                        .HasMaxLength(36)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("api_key_id");
+
                     b.Property<bool>("Billable")
                         .HasColumnType("INTEGER")
                         .HasColumnName("billable");
@@ -1442,6 +1522,11 @@ namespace Rpt.Portal.Data.Migrations
                     b.Property<long?>("PriceId")
                         .HasColumnType("INTEGER")
                         .HasColumnName("price_id");
+
+                    b.Property<string>("Project")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("project");
 
                     b.Property<string>("Provider")
                         .IsRequired()
@@ -1542,6 +1627,46 @@ namespace Rpt.Portal.Data.Migrations
                         .HasDatabaseName("ix_usage_jobs_tenant_first");
 
                     b.ToTable("usage_jobs", (string)null);
+                });
+
+            modelBuilder.Entity("Rpt.Portal.Metering.UsageScope", b =>
+                {
+                    b.Property<string>("TenantId")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<string>("Scope")
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("scope");
+
+                    b.Property<string>("Window")
+                        .HasMaxLength(8)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("window_kind");
+
+                    b.Property<DateOnly>("WindowStart")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("window_start");
+
+                    b.Property<string>("Value")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("value");
+
+                    b.Property<long>("Calls")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("calls");
+
+                    b.Property<long>("MicroCredits")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("micro_credits");
+
+                    b.HasKey("TenantId", "Scope", "Window", "WindowStart", "Value")
+                        .HasName("PK_usage_scopes");
+
+                    b.ToTable("usage_scopes", (string)null);
                 });
 
             modelBuilder.Entity("Rpt.Portal.Metering.UsageTotal", b =>

@@ -48,7 +48,7 @@ public sealed partial class PostgresUsageStore
             $"INSERT INTO usage_events ({string.Join(", ", Written.Select(Quote))}) SELECT * FROM unnest("
             + "@tenant::text[], @event::text[], @occurred::bigint[], @received::bigint[], @period::date[], @provider::text[], @model::text[], @meter::text[], "
             + "@quantity::numeric[], @input::bigint[], @output::bigint[], @cached::bigint[], @feature::text[], @job::text[], @user::text[], @status::text[], "
-            + "@internal::boolean[], @billable::boolean[], @price::bigint[], @rule::bigint[], @cost::numeric[], @micro::bigint[], @jobref::bigint[]) "
+            + "@internal::boolean[], @billable::boolean[], @price::bigint[], @rule::bigint[], @cost::numeric[], @micro::bigint[], @project::text[], @apikey::text[], @jobref::bigint[]) "
             + "ON CONFLICT (tenant_id, event_id) DO NOTHING";
 
         public WriteOutcome[][] Write(IReadOnlyList<ArraySegment<RatedUsage>> batches, long receivedAtMs, long maxPeriodMicroCredits, long maxPeriodTokens,
@@ -73,6 +73,7 @@ public sealed partial class PostgresUsageStore
             var totals = new Dictionary<(string, string, string, string, string), long[]>();
             var days = new Dictionary<(string, string, string, string, string, string), long[]>();
             var jobs = new Dictionary<(string, string), long[]>();
+            var scopes = new Dictionary<(string, string, string, string, string), long[]>();
             for (var b = 0; b < batches.Count; b++)
             {
                 var (rows, offset, length) = (batches[b].Array!, batches[b].Offset, batches[b].Count);
@@ -107,6 +108,7 @@ public sealed partial class PostgresUsageStore
                     accepted.Add((b, offset + i));
                     Add(totals, (r.TenantId, r.PeriodStart, r.Category, r.Provider, r.Name), in r);
                     Add(days, (r.TenantId, r.Day, r.Category, r.Provider, r.Name, r.Feature ?? UsageDaily.NoFeature), in r);
+                    if (r.Billable) UsageScopeSums.Add(scopes, in r);
                     if (r.JobId is not null)
                     {
                         if (!jobs.TryGetValue((r.TenantId, r.JobId), out var job))
@@ -139,6 +141,7 @@ public sealed partial class PostgresUsageStore
                 }
                 UpsertTotals(tx, totals);
                 UpsertDays(tx, days);
+                UpsertScopes(tx, scopes);
             }
             tx.Commit();
             return outcomes;
@@ -154,7 +157,7 @@ public sealed partial class PostgresUsageStore
             var input = new long[n]; var output = new long[n]; var cached = new long[n]; var feature = new string?[n];
             var job = new string?[n]; var user = new string?[n]; var status = new string[n]; var @internal = new bool[n];
             var billable = new bool[n]; var price = new long[n]; var rule = new long[n]; var cost = new decimal[n];
-            var micro = new long[n]; var jobref = new long?[n];
+            var micro = new long[n]; var jobref = new long?[n]; var project = new string?[n]; var apiKey = new string?[n];
             for (var k = 0; k < n; k++)
             {
                 var (b, index) = accepted[k];
@@ -180,6 +183,8 @@ public sealed partial class PostgresUsageStore
                 rule[k] = r.RuleId;
                 cost[k] = decimal.Parse(r.CostUsd, NumberStyles.Number, CultureInfo.InvariantCulture);
                 micro[k] = r.MicroCredits;
+                project[k] = r.Project;
+                apiKey[k] = r.ApiKeyId;
                 jobref[k] = r.JobId is null ? null : jobRefs[(r.TenantId, r.JobId)];
             }
             using var cmd = new NpgsqlCommand(InsertSql, _connection!, tx);
@@ -207,6 +212,8 @@ public sealed partial class PostgresUsageStore
             cmd.Parameters.AddWithValue("rule", rule);
             cmd.Parameters.AddWithValue("cost", cost);
             cmd.Parameters.AddWithValue("micro", micro);
+            cmd.Parameters.AddWithValue("project", project);
+            cmd.Parameters.AddWithValue("apikey", apiKey);
             cmd.Parameters.AddWithValue("jobref", jobref);
             return cmd.ExecuteNonQuery();
         }
@@ -342,6 +349,27 @@ public sealed partial class PostgresUsageStore
             cmd.Parameters.AddWithValue("f", list.Select(x => x.Key.Item6).ToArray());
             cmd.Parameters.AddWithValue("m", list.Select(x => x.Value[0] == 1).ToArray());
             for (var c = 1; c < 7; c++) cmd.Parameters.AddWithValue($"v{c}", list.Select(x => x.Value[c]).ToArray());
+            cmd.ExecuteNonQuery();
+        }
+
+        private void UpsertScopes(NpgsqlTransaction tx, Dictionary<(string, string, string, string, string), long[]> scopes)
+        {
+            if (scopes.Count == 0) return;
+            using var cmd = new NpgsqlCommand("""
+                INSERT INTO usage_scopes (tenant_id, scope, window_kind, window_start, value, calls, micro_credits)
+                SELECT * FROM unnest(@t::text[], @s::text[], @w::text[], @d::date[], @v::text[], @c::bigint[], @m::bigint[])
+                ON CONFLICT (tenant_id, scope, window_kind, window_start, value) DO UPDATE SET
+                  calls = usage_scopes.calls + excluded.calls,
+                  micro_credits = usage_scopes.micro_credits + excluded.micro_credits
+                """, _connection!, tx);
+            var list = scopes.ToList();
+            cmd.Parameters.AddWithValue("t", list.Select(x => x.Key.Item1).ToArray());
+            cmd.Parameters.AddWithValue("s", list.Select(x => x.Key.Item2).ToArray());
+            cmd.Parameters.AddWithValue("w", list.Select(x => x.Key.Item3).ToArray());
+            cmd.Parameters.AddWithValue("d", list.Select(x => PortableSql.ParseDay(x.Key.Item4)).ToArray());
+            cmd.Parameters.AddWithValue("v", list.Select(x => x.Key.Item5).ToArray());
+            cmd.Parameters.AddWithValue("c", list.Select(x => x.Value[0]).ToArray());
+            cmd.Parameters.AddWithValue("m", list.Select(x => x.Value[1]).ToArray());
             cmd.ExecuteNonQuery();
         }
 

@@ -59,7 +59,10 @@ public sealed partial class PostgresUsageStore(PostgresDatabase database) : IUsa
                 while (r.Read())
                 {
                     form.Clear();
-                    for (var i = 0; i < columns.Count; i++)
+                    var count = AuditCanonicalForm.CoreColumns;
+                    for (var i = count; i < columns.Count; i++)
+                        if (!r.IsDBNull(i)) count = columns.Count;
+                    for (var i = 0; i < count; i++)
                     {
                         if (r.IsDBNull(i)) form.Null();
                         else switch (r.GetFieldType(i))

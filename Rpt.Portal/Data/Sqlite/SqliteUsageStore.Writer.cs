@@ -67,6 +67,14 @@ public sealed partial class SqliteUsageStore
               last_at = max(last_at, excluded.last_at)
             """;
 
+        private const string ScopeSql = """
+            INSERT INTO usage_scopes (tenant_id, scope, window_kind, window_start, value, calls, micro_credits)
+            VALUES (?1,?2,?3,?4,?5,?6,?7)
+            ON CONFLICT (tenant_id, scope, window_kind, window_start, value) DO UPDATE SET
+              calls = calls + excluded.calls,
+              micro_credits = micro_credits + excluded.micro_credits
+            """;
+
         // first_at is indexed: assigning it in the upsert would rewrite the index entry of every job touched by
         // every commit. A job's calls arrive in order nearly always, so the rare earlier call is a separate update
         // whose WHERE is false (a key lookup, no write) in the common case.
@@ -92,7 +100,7 @@ public sealed partial class SqliteUsageStore
               micro_credits, internal_micro_credits, first_at, last_at) VALUES (?1, ?2, 0, 0, 0, 0, 0, 0, 0, ?3, ?3)
             """;
 
-        private readonly sqlite3_stmt _insert, _upsert, _daily, _job, _jobFirst, _periodUseQuery, _confirm, _since, _jobRef, _jobCreate;
+        private readonly sqlite3_stmt _insert, _upsert, _daily, _scope, _job, _jobFirst, _periodUseQuery, _confirm, _since, _jobRef, _jobCreate;
         private readonly Dictionary<(string, string), long> _jobRefs = new();
         private readonly EventIdIndex _ids;
         private long _indexedSeq;
@@ -100,6 +108,7 @@ public sealed partial class SqliteUsageStore
         private readonly List<(ulong Hash, long Seq)> _added = new();
         private readonly Dictionary<(string, string, string, string, string, string), long[]> _days = new();
         private readonly Dictionary<(string, string), long[]> _jobs = new();
+        private readonly Dictionary<(string, string, string, string, string), long[]> _scopes = new();
         private readonly Dictionary<(string, string, string, string, string), long[]> _totals = new();
         private readonly Dictionary<(string, string), long[]> _periodUse = new();
 
@@ -118,6 +127,7 @@ public sealed partial class SqliteUsageStore
             Check(raw.sqlite3_prepare_v2(_db, InsertSql, out _insert), "prepare");
             Check(raw.sqlite3_prepare_v2(_db, UpsertSql, out _upsert), "prepare");
             Check(raw.sqlite3_prepare_v2(_db, DailySql, out _daily), "prepare");
+            Check(raw.sqlite3_prepare_v2(_db, ScopeSql, out _scope), "prepare");
             Check(raw.sqlite3_prepare_v2(_db, JobSql, out _job), "prepare");
             Check(raw.sqlite3_prepare_v2(_db, JobFirstSql, out _jobFirst), "prepare");
             Check(raw.sqlite3_prepare_v2(_db, PeriodUseSql, out _periodUseQuery), "prepare");
@@ -236,6 +246,7 @@ public sealed partial class SqliteUsageStore
             _totals.Clear();
             _days.Clear();
             _jobs.Clear();
+            _scopes.Clear();
             _periodUse.Clear();
             _inCommit.Clear();
             _added.Clear();
@@ -294,6 +305,8 @@ public sealed partial class SqliteUsageStore
                         day[5] += r.MicroCredits;
                         day[6] += r.QuantityMicro;
 
+                        if (r.Billable) UsageScopeSums.Add(_scopes, in r);
+
                         if (r.JobId is not null)
                         {
                             if (!_jobs.TryGetValue((r.TenantId, r.JobId), out var job))
@@ -336,6 +349,17 @@ public sealed partial class SqliteUsageStore
                     Text(_daily, 6, feature);
                     for (var i = 0; i < 7; i++) raw.sqlite3_bind_int64(_daily, 7 + i, acc[i]);
                     Step(_daily, "daily rollup");
+                }
+                foreach (var ((tenant, scope, window, start, value), acc) in _scopes)
+                {
+                    Text(_scope, 1, tenant);
+                    Text(_scope, 2, scope);
+                    Text(_scope, 3, window);
+                    Text(_scope, 4, start);
+                    Text(_scope, 5, value);
+                    raw.sqlite3_bind_int64(_scope, 6, acc[0]);
+                    raw.sqlite3_bind_int64(_scope, 7, acc[1]);
+                    Step(_scope, "scope rollup");
                 }
                 foreach (var ((tenant, jobId), acc) in _jobs)
                 {
@@ -417,6 +441,7 @@ public sealed partial class SqliteUsageStore
             _upsert.Dispose();
             _periodUseQuery.Dispose();
             _daily.Dispose();
+            _scope.Dispose();
             _job.Dispose();
             _jobFirst.Dispose();
             _confirm.Dispose();

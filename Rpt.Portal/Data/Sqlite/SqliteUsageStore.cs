@@ -44,6 +44,8 @@ public sealed partial class SqliteUsageStore(SqliteDatabase database) : IUsageSt
         ("rule_id", (s, i, in r, _) => raw.sqlite3_bind_int64(s, i, r.RuleId)),
         ("cost_usd", (s, i, in r, _) => Text(s, i, r.CostUsd)),
         ("micro_credits", (s, i, in r, _) => raw.sqlite3_bind_int64(s, i, r.MicroCredits)),
+        ("project", (s, i, in r, _) => Text(s, i, r.Project)),
+        ("api_key_id", (s, i, in r, _) => Text(s, i, r.ApiKeyId)),
     ];
 
     private static readonly (string Name, Binder Bind)[] Written = Columns.Where(c => c.Bind is not null).Select(c => (c.Name, c.Bind!)).ToArray();
@@ -107,7 +109,10 @@ public sealed partial class SqliteUsageStore(SqliteDatabase database) : IUsageSt
                     {
                         // The form is built from the stored values in C# (AuditCanonicalForm), not by the engine's text formatting.
                         form.Clear();
-                        for (var i = 0; i < columns.Count; i++)
+                        var count = AuditCanonicalForm.CoreColumns;
+                        for (var i = count; i < columns.Count; i++)
+                            if (raw.sqlite3_column_type(stmt, i) != raw.SQLITE_NULL) count = columns.Count;
+                        for (var i = 0; i < count; i++)
                         {
                             var type = raw.sqlite3_column_type(stmt, i);
                             if (type == raw.SQLITE_NULL) form.Null();

@@ -30,6 +30,14 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
 #endif
         /// <summary>The output_tokens property</summary>
         public long? OutputTokens { get; set; }
+        /// <summary>The project property</summary>
+#if NETSTANDARD2_1_OR_GREATER || NETCOREAPP3_1_OR_GREATER
+#nullable enable
+        public string? Project { get; set; }
+#nullable restore
+#else
+        public string Project { get; set; }
+#endif
         /// <summary>The provider property</summary>
 #if NETSTANDARD2_1_OR_GREATER || NETCOREAPP3_1_OR_GREATER
 #nullable enable
@@ -45,6 +53,14 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
 #nullable restore
 #else
         public string ReservationId { get; set; }
+#endif
+        /// <summary>The user_id property</summary>
+#if NETSTANDARD2_1_OR_GREATER || NETCOREAPP3_1_OR_GREATER
+#nullable enable
+        public string? UserId { get; set; }
+#nullable restore
+#else
+        public string UserId { get; set; }
 #endif
         /// <summary>
         /// Instantiates a new <see cref="global::Rpt.Portal.Tests.Generated.CreditsApi.Models.QuotaCheckRequest"/> and sets the default values.
@@ -76,8 +92,10 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
                 { "input_tokens", n => { InputTokens = n.GetLongValue(); } },
                 { "model", n => { Model = n.GetStringValue(); } },
                 { "output_tokens", n => { OutputTokens = n.GetLongValue(); } },
+                { "project", n => { Project = n.GetStringValue(); } },
                 { "provider", n => { Provider = n.GetStringValue(); } },
                 { "reservation_id", n => { ReservationId = n.GetStringValue(); } },
+                { "user_id", n => { UserId = n.GetStringValue(); } },
             };
         }
         /// <summary>
@@ -92,8 +110,10 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
             writer.WriteLongValue("input_tokens", InputTokens);
             writer.WriteStringValue("model", Model);
             writer.WriteLongValue("output_tokens", OutputTokens);
+            writer.WriteStringValue("project", Project);
             writer.WriteStringValue("provider", Provider);
             writer.WriteStringValue("reservation_id", ReservationId);
+            writer.WriteStringValue("user_id", UserId);
             writer.WriteAdditionalData(AdditionalData);
         }
     }

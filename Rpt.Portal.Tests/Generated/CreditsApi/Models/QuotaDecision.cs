@@ -16,6 +16,14 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
         public IDictionary<string, object> AdditionalData { get; set; }
         /// <summary>The allowed property</summary>
         public bool? Allowed { get; set; }
+        /// <summary>The budget property</summary>
+#if NETSTANDARD2_1_OR_GREATER || NETCOREAPP3_1_OR_GREATER
+#nullable enable
+        public global::Rpt.Portal.Tests.Generated.CreditsApi.Models.BudgetRefusalDto? Budget { get; set; }
+#nullable restore
+#else
+        public global::Rpt.Portal.Tests.Generated.CreditsApi.Models.BudgetRefusalDto Budget { get; set; }
+#endif
         /// <summary>The estimated_credits property</summary>
         public decimal? EstimatedCredits { get; set; }
         /// <summary>The fail_open property</summary>
@@ -71,6 +79,7 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
             return new Dictionary<string, Action<IParseNode>>
             {
                 { "allowed", n => { Allowed = n.GetBoolValue(); } },
+                { "budget", n => { Budget = n.GetObjectValue<global::Rpt.Portal.Tests.Generated.CreditsApi.Models.BudgetRefusalDto>(global::Rpt.Portal.Tests.Generated.CreditsApi.Models.BudgetRefusalDto.CreateFromDiscriminatorValue); } },
                 { "estimated_credits", n => { EstimatedCredits = n.GetDecimalValue(); } },
                 { "fail_open", n => { FailOpen = n.GetBoolValue(); } },
                 { "hold_remaining", n => { HoldRemaining = n.GetDecimalValue(); } },
@@ -89,6 +98,7 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
         {
             if(ReferenceEquals(writer, null)) throw new ArgumentNullException(nameof(writer));
             writer.WriteBoolValue("allowed", Allowed);
+            writer.WriteObjectValue<global::Rpt.Portal.Tests.Generated.CreditsApi.Models.BudgetRefusalDto>("budget", Budget);
             writer.WriteDecimalValue("estimated_credits", EstimatedCredits);
             writer.WriteBoolValue("fail_open", FailOpen);
             writer.WriteDecimalValue("hold_remaining", HoldRemaining);

@@ -34,6 +34,22 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
 #else
         public string JobId { get; set; }
 #endif
+        /// <summary>The project property</summary>
+#if NETSTANDARD2_1_OR_GREATER || NETCOREAPP3_1_OR_GREATER
+#nullable enable
+        public string? Project { get; set; }
+#nullable restore
+#else
+        public string Project { get; set; }
+#endif
+        /// <summary>The user_id property</summary>
+#if NETSTANDARD2_1_OR_GREATER || NETCOREAPP3_1_OR_GREATER
+#nullable enable
+        public string? UserId { get; set; }
+#nullable restore
+#else
+        public string UserId { get; set; }
+#endif
         /// <summary>
         /// Instantiates a new <see cref="global::Rpt.Portal.Tests.Generated.CreditsApi.Models.ReservationRequest"/> and sets the default values.
         /// </summary>
@@ -63,6 +79,8 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
                 { "expires_in_seconds", n => { ExpiresInSeconds = n.GetIntValue(); } },
                 { "id", n => { Id = n.GetStringValue(); } },
                 { "job_id", n => { JobId = n.GetStringValue(); } },
+                { "project", n => { Project = n.GetStringValue(); } },
+                { "user_id", n => { UserId = n.GetStringValue(); } },
             };
         }
         /// <summary>
@@ -76,6 +94,8 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
             writer.WriteIntValue("expires_in_seconds", ExpiresInSeconds);
             writer.WriteStringValue("id", Id);
             writer.WriteStringValue("job_id", JobId);
+            writer.WriteStringValue("project", Project);
+            writer.WriteStringValue("user_id", UserId);
             writer.WriteAdditionalData(AdditionalData);
         }
     }

@@ -64,6 +64,14 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
         public DateTimeOffset? OccurredAt { get; set; }
         /// <summary>The output_tokens property</summary>
         public long? OutputTokens { get; set; }
+        /// <summary>The project property</summary>
+#if NETSTANDARD2_1_OR_GREATER || NETCOREAPP3_1_OR_GREATER
+#nullable enable
+        public string? Project { get; set; }
+#nullable restore
+#else
+        public string Project { get; set; }
+#endif
         /// <summary>The provider property</summary>
 #if NETSTANDARD2_1_OR_GREATER || NETCOREAPP3_1_OR_GREATER
 #nullable enable
@@ -133,6 +141,7 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
                 { "model", n => { Model = n.GetStringValue(); } },
                 { "occurred_at", n => { OccurredAt = n.GetDateTimeOffsetValue(); } },
                 { "output_tokens", n => { OutputTokens = n.GetLongValue(); } },
+                { "project", n => { Project = n.GetStringValue(); } },
                 { "provider", n => { Provider = n.GetStringValue(); } },
                 { "quantity", n => { Quantity = n.GetDecimalValue(); } },
                 { "status", n => { Status = n.GetStringValue(); } },
@@ -157,6 +166,7 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.Models
             writer.WriteStringValue("model", Model);
             writer.WriteDateTimeOffsetValue("occurred_at", OccurredAt);
             writer.WriteLongValue("output_tokens", OutputTokens);
+            writer.WriteStringValue("project", Project);
             writer.WriteStringValue("provider", Provider);
             writer.WriteDecimalValue("quantity", Quantity);
             writer.WriteStringValue("status", Status);

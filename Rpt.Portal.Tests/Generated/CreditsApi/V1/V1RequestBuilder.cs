@@ -3,6 +3,7 @@
 using Microsoft.Kiota.Abstractions.Extensions;
 using Microsoft.Kiota.Abstractions;
 using Rpt.Portal.Tests.Generated.CreditsApi.V1.Alerts;
+using Rpt.Portal.Tests.Generated.CreditsApi.V1.Budgets;
 using Rpt.Portal.Tests.Generated.CreditsApi.V1.Credits;
 using Rpt.Portal.Tests.Generated.CreditsApi.V1.Ledger;
 using Rpt.Portal.Tests.Generated.CreditsApi.V1.Plans;
@@ -25,6 +26,11 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.V1
         public global::Rpt.Portal.Tests.Generated.CreditsApi.V1.Alerts.AlertsRequestBuilder Alerts
         {
             get => new global::Rpt.Portal.Tests.Generated.CreditsApi.V1.Alerts.AlertsRequestBuilder(PathParameters, RequestAdapter);
+        }
+        /// <summary>The budgets property</summary>
+        public global::Rpt.Portal.Tests.Generated.CreditsApi.V1.Budgets.BudgetsRequestBuilder Budgets
+        {
+            get => new global::Rpt.Portal.Tests.Generated.CreditsApi.V1.Budgets.BudgetsRequestBuilder(PathParameters, RequestAdapter);
         }
         /// <summary>The credits property</summary>
         public global::Rpt.Portal.Tests.Generated.CreditsApi.V1.Credits.CreditsRequestBuilder Credits

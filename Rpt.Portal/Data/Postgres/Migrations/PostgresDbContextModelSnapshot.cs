@@ -652,6 +652,11 @@ namespace Rpt.Portal.Data.Postgres.Migrations
                         .HasColumnType("character varying(16)")
                         .HasColumnName("prefix");
 
+                    b.Property<string>("Project")
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)")
+                        .HasColumnName("project");
+
                     b.Property<long?>("RevokedAt")
                         .HasColumnType("bigint")
                         .HasColumnName("revoked_at");
@@ -905,6 +910,76 @@ namespace Rpt.Portal.Data.Postgres.Migrations
                         .HasDatabaseName("IX_stripe_events_tenant_id_type");
 
                     b.ToTable("stripe_events", (string)null);
+                });
+
+            modelBuilder.Entity("Rpt.Portal.Budgets.Budget", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<string>("AlertAt")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)")
+                        .HasColumnName("alert_at");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("CreatedBy")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)")
+                        .HasColumnName("created_by");
+
+                    b.Property<long>("MicroCredits")
+                        .HasColumnType("bigint")
+                        .HasColumnName("micro_credits");
+
+                    b.Property<string>("Mode")
+                        .IsRequired()
+                        .HasMaxLength(8)
+                        .HasColumnType("character varying(8)")
+                        .HasColumnName("mode");
+
+                    b.Property<string>("Scope")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("scope");
+
+                    b.Property<string>("Subject")
+                        .IsRequired()
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)")
+                        .HasColumnName("subject");
+
+                    b.Property<string>("TenantId")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<string>("Window")
+                        .IsRequired()
+                        .HasMaxLength(8)
+                        .HasColumnType("character varying(8)")
+                        .HasColumnName("window_kind");
+
+                    b.HasKey("Id")
+                        .HasName("PK_budgets");
+
+                    b.HasIndex("TenantId", "Scope", "Subject", "Window")
+                        .IsUnique()
+                        .HasDatabaseName("ix_budgets_subject");
+
+                    b.ToTable("budgets", null, t =>
+                        {
+                            t.HasCheckConstraint("ck_budget_positive", "micro_credits > 0");
+                        });
                 });
 
             modelBuilder.Entity("Rpt.Portal.Data.ApplicationUser", b =>
@@ -1425,6 +1500,11 @@ namespace Rpt.Portal.Data.Postgres.Migrations
 
                     NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Seq"));
 
+                    b.Property<string>("ApiKeyId")
+                        .HasMaxLength(36)
+                        .HasColumnType("character varying(36)")
+                        .HasColumnName("api_key_id");
+
                     b.Property<bool>("Billable")
                         .HasColumnType("boolean")
                         .HasColumnName("billable");
@@ -1494,6 +1574,11 @@ namespace Rpt.Portal.Data.Postgres.Migrations
                     b.Property<long?>("PriceId")
                         .HasColumnType("bigint")
                         .HasColumnName("price_id");
+
+                    b.Property<string>("Project")
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)")
+                        .HasColumnName("project");
 
                     b.Property<string>("Provider")
                         .IsRequired()
@@ -1609,6 +1694,46 @@ namespace Rpt.Portal.Data.Postgres.Migrations
                         .HasDatabaseName("ix_usage_jobs_tenant_first");
 
                     b.ToTable("usage_jobs", (string)null);
+                });
+
+            modelBuilder.Entity("Rpt.Portal.Metering.UsageScope", b =>
+                {
+                    b.Property<string>("TenantId")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<string>("Scope")
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("scope");
+
+                    b.Property<string>("Window")
+                        .HasMaxLength(8)
+                        .HasColumnType("character varying(8)")
+                        .HasColumnName("window_kind");
+
+                    b.Property<DateOnly>("WindowStart")
+                        .HasColumnType("date")
+                        .HasColumnName("window_start");
+
+                    b.Property<string>("Value")
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)")
+                        .HasColumnName("value");
+
+                    b.Property<long>("Calls")
+                        .HasColumnType("bigint")
+                        .HasColumnName("calls");
+
+                    b.Property<long>("MicroCredits")
+                        .HasColumnType("bigint")
+                        .HasColumnName("micro_credits");
+
+                    b.HasKey("TenantId", "Scope", "Window", "WindowStart", "Value")
+                        .HasName("PK_usage_scopes");
+
+                    b.ToTable("usage_scopes", (string)null);
                 });
 
             modelBuilder.Entity("Rpt.Portal.Metering.UsageTotal", b =>

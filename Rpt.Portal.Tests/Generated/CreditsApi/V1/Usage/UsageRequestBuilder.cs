@@ -4,6 +4,7 @@ using Microsoft.Kiota.Abstractions.Extensions;
 using Microsoft.Kiota.Abstractions;
 using Rpt.Portal.Tests.Generated.CreditsApi.V1.Usage.Daily;
 using Rpt.Portal.Tests.Generated.CreditsApi.V1.Usage.Events;
+using Rpt.Portal.Tests.Generated.CreditsApi.V1.Usage.Groups;
 using Rpt.Portal.Tests.Generated.CreditsApi.V1.Usage.Jobs;
 using Rpt.Portal.Tests.Generated.CreditsApi.V1.Usage.Tokens;
 using System.Collections.Generic;
@@ -27,6 +28,11 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.V1.Usage
         public global::Rpt.Portal.Tests.Generated.CreditsApi.V1.Usage.Events.EventsRequestBuilder Events
         {
             get => new global::Rpt.Portal.Tests.Generated.CreditsApi.V1.Usage.Events.EventsRequestBuilder(PathParameters, RequestAdapter);
+        }
+        /// <summary>The groups property</summary>
+        public global::Rpt.Portal.Tests.Generated.CreditsApi.V1.Usage.Groups.GroupsRequestBuilder Groups
+        {
+            get => new global::Rpt.Portal.Tests.Generated.CreditsApi.V1.Usage.Groups.GroupsRequestBuilder(PathParameters, RequestAdapter);
         }
         /// <summary>The jobs property</summary>
         public global::Rpt.Portal.Tests.Generated.CreditsApi.V1.Usage.Jobs.JobsRequestBuilder Jobs

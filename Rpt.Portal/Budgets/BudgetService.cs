@@ -1,0 +1,222 @@
+using System.Globalization;
+using Microsoft.EntityFrameworkCore;
+using Rpt.Portal.Data;
+using Rpt.Portal.Metering;
+using Rpt.Portal.Tenants;
+
+namespace Rpt.Portal.Budgets;
+
+/// <summary>A budget as the API and the portal send it; every field is checked by <see cref="BudgetService.CreateAsync"/>.</summary>
+public sealed record BudgetRequest(string? Scope, string? ApiKeyId = null, string? Project = null, string? UserId = null, decimal? Credits = null,
+    string? Window = null, string? Mode = null, IReadOnlyList<int>? AlertAt = null);
+
+/// <summary>A budget and its use in the window that holds <c>now</c>. For an each-end-user budget, the use is the end user's who used most.</summary>
+public sealed record BudgetUse(Budget Budget, DateOnly WindowStart, DateOnly WindowEndExclusive, long UsedMicroCredits, string? TopUser, long UsersAtLimit)
+{
+    public long RemainingMicroCredits => Math.Max(0, Budget.MicroCredits - UsedMicroCredits);
+    /// <summary>Used, in percent of the budget (may pass 100: usage is never dropped).</summary>
+    public decimal Share => Budget.MicroCredits == 0 ? 0 : Math.Round(UsedMicroCredits * 100m / Budget.MicroCredits, 1);
+}
+
+/// <summary>Why a hard budget refuses: which budget, whose use, and what is left of it.</summary>
+public sealed record BudgetRefusal(Budget Budget, string Subject, DateOnly WindowStart, long UsedMicroCredits, string Message)
+{
+    public long RemainingMicroCredits => Math.Max(0, Budget.MicroCredits - UsedMicroCredits);
+}
+
+public sealed record BudgetResult(Budget? Budget, string? Field, string? Error, bool Conflict = false);
+
+/// <summary>
+/// Budgets below the account (docs/RULES.md, "Budgets"): creates and deletes them, reads each one's use from
+/// <c>usage_scopes</c> (one row per budget, whatever the number of events or end users), and answers whether a request
+/// goes past a hard budget. A budget counts billed credits of its window; holds are the account's, not a budget's.
+/// </summary>
+public sealed class BudgetService(IDbContextFactory<ApplicationDbContext> dbFactory, TenantDirectory tenants, TimeProvider time)
+{
+    /// <summary>Budgets one tenant may have: a thousand projects and their keys, with room to spare.</summary>
+    public const int MaxPerTenant = 2_000;
+    /// <summary>The largest budget: a tenant's limit for one period.</summary>
+    public const decimal MaxCredits = UsageLimits.MaxMicroCreditsPerTenantPeriod / Credit.MicroPerCredit;
+    public const int MaxUserIdLength = 128;
+    public static readonly IReadOnlyList<int> HardDefaults = [50, 75, 90];
+    public static readonly IReadOnlyList<int> SoftDefaults = [100];
+
+    public async Task<BudgetResult> CreateAsync(string tenantId, BudgetRequest r, string createdBy, CancellationToken ct = default)
+    {
+        string scope, subject;
+        switch (r.Scope)
+        {
+            case UsageScope.ApiKey:
+                if (!Guid.TryParseExact(r.ApiKeyId ?? "", "D", out var keyId)) return new(null, "api_key_id", $"'{Clip(r.ApiKeyId)}' is not an API key id (a UUID such as the one GET /v1/api-keys and the API keys page show).");
+                await using (var db = await dbFactory.CreateDbContextAsync(ct))
+                {
+                    if (!await db.ApiKeys.AnyAsync(k => k.Id == keyId && k.TenantId == tenantId && k.RevokedAt == null, ct))
+                        return new(null, "api_key_id", $"the account has no active API key {keyId}.");
+                }
+                (scope, subject) = (UsageScope.ApiKey, keyId.ToString("D"));
+                break;
+            case UsageScope.Project:
+                if (CheckProject(r.Project, "project") is { } bad) return new(null, "project", bad);
+                (scope, subject) = (UsageScope.Project, r.Project!);
+                break;
+            case UsageScope.User:
+                if (string.IsNullOrEmpty(r.UserId)) return new(null, "user_id", "required for a user budget: an end user's id, or \"*\" for each end user.");
+                if (r.UserId.Length > MaxUserIdLength) return new(null, "user_id", $"is {r.UserId.Length} characters long; at most {MaxUserIdLength} are allowed.");
+                if (RateUsage.NotText(r.UserId, "user_id") is { } notText) return new(null, "user_id", notText + ".");
+                (scope, subject) = (UsageScope.User, r.UserId);
+                break;
+            default:
+                return new(null, "scope", $"'{Clip(r.Scope)}' is not one of: api_key, project, user.");
+        }
+        if (r.Credits is not { } credits || credits <= 0 || credits > MaxCredits || decimal.Round(credits, 6) != credits)
+            return new(null, "credits", $"must be more than 0 and at most {MaxCredits:N0}, with at most 6 decimals.");
+        var window = r.Window ?? UsageScope.Day;
+        if (window is not (UsageScope.Day or UsageScope.Period)) return new(null, "window", $"'{Clip(window)}' is not one of: day, period.");
+        var mode = r.Mode ?? Budget.Hard;
+        if (mode is not (Budget.Hard or Budget.Soft)) return new(null, "mode", $"'{Clip(mode)}' is not one of: hard, soft.");
+        var shares = r.AlertAt ?? (mode == Budget.Hard ? HardDefaults : SoftDefaults);
+        if (shares.Count > 5 || shares.Any(s => s is < 1 or > 100) || shares.Distinct().Count() != shares.Count)
+            return new(null, "alert_at", "at most 5 different percentages, each from 1 to 100 (an empty list: no alert).");
+
+        await using var write = await dbFactory.CreateDbContextAsync(ct);
+        if (await write.Budgets.CountAsync(b => b.TenantId == tenantId, ct) >= MaxPerTenant)
+            return new(null, "scope", $"the account has {MaxPerTenant:N0} budgets, the most it may have; delete one first.");
+        if (await write.Budgets.AnyAsync(b => b.TenantId == tenantId && b.Scope == scope && b.Subject == subject && b.Window == window, ct))
+            return new(null, "scope", $"a {window} budget for this {scope.Replace('_', ' ')} exists already; delete it first to change it.", Conflict: true);
+        var budget = new Budget(tenantId, scope, subject, decimal.ToInt64(credits * Credit.MicroPerCredit), window, mode,
+            string.Join(',', shares.Order()), time.GetUtcNow(), createdBy);
+        write.Budgets.Add(budget);
+        try
+        {
+            await write.SaveChangesAsync(ct);
+        }
+        catch (DbUpdateException)
+        {
+            return new(null, "scope", $"a {window} budget for this {scope.Replace('_', ' ')} exists already; delete it first to change it.", Conflict: true);
+        }
+        return new(budget, null, null);
+    }
+
+    /// <summary>Null when the project's name is acceptable (on a budget, a key or an event), else why not.</summary>
+    public static string? CheckProject(string? project, string field)
+    {
+        if (string.IsNullOrEmpty(project)) return $"{field} is required: the project's name.";
+        if (project.Length > UsageLimits.MaxProjectLength) return $"{field} is {project.Length} characters long; at most {UsageLimits.MaxProjectLength} are allowed.";
+        return RateUsage.NotText(project, field) is { } bad ? bad + "." : null;
+    }
+
+    public async Task<bool> DeleteAsync(string tenantId, Guid id, CancellationToken ct = default)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        return await db.Budgets.Where(b => b.Id == id && b.TenantId == tenantId).ExecuteDeleteAsync(ct) > 0;
+    }
+
+    /// <summary>The window of <paramref name="window"/> that holds <paramref name="now"/>: the UTC day, or the tenant's billing period.</summary>
+    public (DateOnly Start, DateOnly EndExclusive) WindowOf(string tenantId, string window, DateTimeOffset now)
+    {
+        var today = DateOnly.FromDateTime(now.UtcDateTime);
+        if (window == UsageScope.Day) return (today, today.AddDays(1));
+        var period = tenants.TryGetAnchor(tenantId, out var anchor) ? BillingPeriod.Containing(anchor, today) : new BillingPeriod(today, today.AddDays(1));
+        return (period.Start, period.EndExclusive);
+    }
+
+    /// <summary>Every budget of the tenant with its use now, in the order they were created.</summary>
+    public async Task<IReadOnlyList<BudgetUse>> ListAsync(string tenantId, CancellationToken ct = default)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var budgets = await db.Budgets.AsNoTracking().Where(b => b.TenantId == tenantId).ToListAsync(ct);
+        var now = time.GetUtcNow();
+        var uses = new List<BudgetUse>(budgets.Count);
+        foreach (var b in budgets.OrderBy(b => b.CreatedAt))
+        {
+            var (start, end) = WindowOf(tenantId, b.Window, now);
+            if (b.Subject == Budget.EachUser && b.Scope == UsageScope.User)
+            {
+                var rows = db.UsageScopes.AsNoTracking().Where(s => s.TenantId == tenantId && s.Scope == UsageScope.User && s.Window == b.Window && s.WindowStart == start);
+                var top = await rows.OrderByDescending(s => s.MicroCredits).Select(s => new { s.Value, s.MicroCredits }).FirstOrDefaultAsync(ct);
+                var atLimit = await rows.CountAsync(s => s.MicroCredits >= b.MicroCredits, ct);
+                uses.Add(new BudgetUse(b, start, end, top?.MicroCredits ?? 0, top?.Value, atLimit));
+            }
+            else
+            {
+                var used = await UsedAsync(db, tenantId, b.Scope, b.Window, start, b.Subject, ct);
+                uses.Add(new BudgetUse(b, start, end, used, null, used >= b.MicroCredits ? 1 : 0));
+            }
+        }
+        return uses;
+    }
+
+    private static async Task<long> UsedAsync(ApplicationDbContext db, string tenantId, string scope, string window, DateOnly start, string value, CancellationToken ct) =>
+        await db.UsageScopes.AsNoTracking()
+            .Where(s => s.TenantId == tenantId && s.Scope == scope && s.Window == window && s.WindowStart == start && s.Value == value)
+            .Select(s => (long?)s.MicroCredits).FirstOrDefaultAsync(ct) ?? 0;
+
+    /// <summary>
+    /// The first hard budget a request of <paramref name="estimateMicro"/> would go past (its use plus the estimate above it,
+    /// or none left), for the request's key, project and end user; null when none does. Reads only the budgets that name them
+    /// (one index range) and one usage row each.
+    /// </summary>
+    public async Task<BudgetRefusal?> CheckAsync(string tenantId, Guid? apiKeyId, string? project, string? userId, long estimateMicro, CancellationToken ct = default)
+    {
+        var key = apiKeyId?.ToString("D");
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var budgets = await db.Budgets.AsNoTracking()
+            .Where(b => b.TenantId == tenantId && b.Mode == Budget.Hard && (
+                (b.Scope == UsageScope.ApiKey && b.Subject == key)
+                || (b.Scope == UsageScope.Project && b.Subject == project)
+                || (b.Scope == UsageScope.User && (b.Subject == userId || (userId != null && b.Subject == Budget.EachUser)))))
+            .ToListAsync(ct);
+        if (budgets.Count == 0) return null;
+        var now = time.GetUtcNow();
+        foreach (var b in budgets.OrderBy(b => b.Scope).ThenBy(b => b.Window))
+        {
+            var subject = b.Subject == Budget.EachUser ? userId! : b.Subject;
+            var (start, _) = WindowOf(tenantId, b.Window, now);
+            var used = await UsedAsync(db, tenantId, b.Scope, b.Window, start, subject, ct);
+            if (used < b.MicroCredits && checked(used + estimateMicro) <= b.MicroCredits) continue;
+            var what = b.Scope switch
+            {
+                UsageScope.ApiKey => $"API key {subject}",
+                UsageScope.Project => $"project '{subject}'",
+                _ => b.Subject == Budget.EachUser ? $"end user '{subject}' (each end user's budget)" : $"end user '{subject}'",
+            };
+            var window = b.Window == UsageScope.Day ? $"today ({start:yyyy-MM-dd} UTC)" : $"this billing period (from {start:yyyy-MM-dd})";
+            return new BudgetRefusal(b, subject, start, used,
+                $"The hard budget of {Credit.Format(b.MicroCredits)} credits a {b.Window} for {what} is reached: {Credit.Format(used)} used {window}, "
+                + $"{Credit.Format(Math.Max(0, b.MicroCredits - used))} left, {Credit.Format(estimateMicro)} asked. Usage already sent is still recorded and billed.");
+        }
+        return null;
+    }
+
+    /// <summary>The most rows one report page holds.</summary>
+    public const int MaxReportRows = 1_000;
+
+    /// <summary>
+    /// Billed use per project, end user or API key in one window (a UTC day, or the billing period that starts on
+    /// <paramref name="windowStart"/>), most credits first, at most <paramref name="limit"/> rows: one index range of
+    /// <c>usage_scopes</c>, however many events made it.
+    /// </summary>
+    public async Task<IReadOnlyList<UsageScope>> ReportAsync(string tenantId, string scope, string window, DateOnly windowStart, int limit,
+        CancellationToken ct = default)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        return await db.UsageScopes.AsNoTracking()
+            .Where(s => s.TenantId == tenantId && s.Scope == scope && s.Window == window && s.WindowStart == windowStart)
+            .OrderByDescending(s => s.MicroCredits).ThenBy(s => s.Value).Take(limit).ToListAsync(ct);
+    }
+
+    /// <summary>Every row of a window, by value, for the CSV download (streamed: 100,000 end users are 100,000 rows, never a list in memory).</summary>
+    public async IAsyncEnumerable<UsageScope> StreamAsync(string tenantId, string scope, string window, DateOnly windowStart,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        await foreach (var row in db.UsageScopes.AsNoTracking()
+            .Where(s => s.TenantId == tenantId && s.Scope == scope && s.Window == window && s.WindowStart == windowStart)
+            .OrderBy(s => s.Value).AsAsyncEnumerable().WithCancellation(ct))
+            yield return row;
+    }
+
+    private static string Clip(string? s) => s is null ? "" : s.Length > 40 ? s[..40] + "…" : s;
+
+    internal static string Day(DateOnly d) => d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+}
