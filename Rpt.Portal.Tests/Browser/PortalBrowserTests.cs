@@ -12,7 +12,7 @@ namespace Rpt.Portal.Tests.Browser;
 [Trait("Kind", "Browser")]
 public class PortalBrowserTests(BrowserFixture fx)
 {
-    private static readonly string[] Pages = ["", "usage", "jobs", "jobs/job_browser", "credits", "allocations", "plans", "billing", "alerts", "keys", "team", "pricing"];
+    private static readonly string[] Pages = ["", "usage", "jobs", "jobs/job_browser", "credits", "allocations", "plans", "billing", "budgets", "alerts", "keys", "team", "pricing"];
 
     /// <summary>Registers through the pages, confirms with the link from the mail the SMTP listener received, signs in.</summary>
     private async Task RegisterAndSignInAsync(IPage page, string organisation, string email, string password)
@@ -170,7 +170,7 @@ public class PortalBrowserTests(BrowserFixture fx)
         // A new model that costs more moves gpt-4o to second place; its colour stays.
         (await http.PostAsJsonAsync("/v1/usage/events", new
         {
-            events = new object[] { new { id = "b3", occurred_at = DateTimeOffset.UtcNow, model = "claude-sonnet-4", input_tokens = 1_000_000, output_tokens = 0, job_id = "job_other", feature = "search" } },
+            events = new object[] { new { id = "b3", occurred_at = DateTimeOffset.UtcNow, model = "claude-sonnet-4", input_tokens = 1_000_000, output_tokens = 0, job_id = "job_other", feature = "search", project = "search", user_id = "u_browser" } },
         })).EnsureSuccessStatusCode();
         await page.GotoAsync("/");
         await WaitInteractiveAsync(page);
@@ -178,6 +178,16 @@ public class PortalBrowserTests(BrowserFixture fx)
         Assert.Equal(dashboardColour, await BackgroundAsync(swatch));
         Assert.NotEqual(dashboardColour, await BackgroundAsync(page.Locator("[data-testid=swatch][data-series='claude-sonnet-4']")));
         await page.ScreenshotAsync(new() { Path = Shot("dashboard-colours"), FullPage = true });
+
+        // The owner caps the project the last call was for, on the Budgets page; its gauge shows that call.
+        await page.GotoAsync("/budgets");
+        await WaitInteractiveAsync(page);
+        await page.GetByTestId("budget-subject").FillAsync("search");
+        await page.GetByTestId("budget-credits").FillAsync("5000");
+        await page.GetByTestId("add-budget").ClickAsync();
+        await Assertions.Expect(page.GetByTestId("budget-message")).ToContainTextAsync("Added: Project search, 5,000 credits a day, hard.");
+        await Assertions.Expect(page.GetByTestId("budget-use")).ToContainTextAsync(new Regex(@"^\s*[1-9][\d,]* used \("));
+        await Assertions.Expect(page.GetByTestId("use-by-user")).ToContainTextAsync("u_browser");
     }
 
     /// <summary>"78, 121, 167" of "rgb(78, 121, 167)" or "rgba(78,121,167,0.85)": the colour without its opacity.</summary>

@@ -108,12 +108,18 @@ public class UsageRollupsTests
     {
         await using var h = await PortalHarness.StartAsync();
         await h.CreateTenantAsync("acme");
-        await h.IngestAsync("acme", Events.Call("a"), Events.Call("b", job: "job_2"));
+        var withUser = Events.Call("c", job: "job_3");
+        withUser.UserId = "u_7";
+        withUser.Project = "search";
+        await h.IngestAsync("acme", Events.Call("a"), Events.Call("b", job: "job_2"), withUser);
         await h.FlushAsync();
-        Assert.True((await h.Get<VerifyLedger>().ExecuteAsync("acme", deep: true)).Intact);
+        var intact = await h.Get<VerifyLedger>().ExecuteAsync("acme", deep: true);
+        Assert.True(intact.Intact, string.Join("; ", intact.Problems));
         h.Execute("UPDATE usage_daily SET micro_credits = micro_credits + 1");
         h.Execute("UPDATE usage_jobs SET calls = calls + 1 WHERE job_id = 'job_2'");
+        h.Execute("UPDATE usage_scopes SET micro_credits = micro_credits - 1 WHERE scope = 'user' AND window_kind = 'day'");
         var v = await h.Get<VerifyLedger>().ExecuteAsync("acme", deep: true);
+        Assert.Contains(v.Problems, p => p.StartsWith("usage by key, project and end user rollup user|day|", StringComparison.Ordinal));
         Assert.Contains(v.Problems, p => p.StartsWith("daily usage rollup", StringComparison.Ordinal));
         Assert.Contains(v.Problems, p => p.StartsWith("job rollup job_2", StringComparison.Ordinal));
     }

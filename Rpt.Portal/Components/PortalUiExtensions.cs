@@ -62,6 +62,7 @@ public static class PortalUiExtensions
         app.MapAdditionalIdentityEndpoints();
         app.MapThemeChoice();
         app.MapGet("/portal/usage.csv", Metering.Pages.UsageCsv.ExportAsync).RequireAuthorization().ExcludeFromDescription();
+        app.MapGet("/portal/usage-groups.csv", Budgets.Pages.UsageGroupsCsv.ExportAsync).RequireAuthorization().ExcludeFromDescription();
         app.MapGet("/operations/audit.csv", Operations.AuditCsv.ExportAsync).RequireAuthorization(p => p.RequireRole(Tenants.PortalRoles.Operator)).ExcludeFromDescription();
         app.MapGet("/portal/statement.json", Ledger.Pages.StatementDownload.StatementAsync).RequireAuthorization().ExcludeFromDescription();
         app.MapGet("/portal/statement-records.txt", Ledger.Pages.StatementDownload.RecordsAsync).RequireAuthorization().ExcludeFromDescription();

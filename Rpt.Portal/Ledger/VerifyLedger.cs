@@ -155,6 +155,7 @@ public sealed class VerifyLedger(IDbContextFactory<ApplicationDbContext> dbFacto
         {
             Reconcile("daily usage", usage.DailyReconciliation(connection, tx, tenantId), problems);
             Reconcile("job", usage.JobReconciliation(connection, tx, tenantId), problems);
+            Reconcile("usage by key, project and end user", usage.ScopeReconciliation(connection, tx, tenantId), problems);
         }
         catch (OverflowException ex)
         {

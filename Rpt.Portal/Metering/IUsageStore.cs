@@ -104,6 +104,9 @@ public interface IUsageStore
     /// <summary>The job rollups as stored and as recomputed from the tenant's audit records, each row as text by its key.</summary>
     (Dictionary<string, string> Stored, Dictionary<string, string> Recomputed) JobReconciliation(DbConnection connection, DbTransaction tx, string tenantId);
 
+    /// <summary>The rollups by API key, project and end user (<c>usage_scopes</c>) as stored and as recomputed from the tenant's billed audit records.</summary>
+    (Dictionary<string, string> Stored, Dictionary<string, string> Recomputed) ScopeReconciliation(DbConnection connection, DbTransaction tx, string tenantId);
+
     /// <summary>
     /// The SQL (with EF Core's {0} placeholders) that lists a tenant's matching audit records by seq, newest first or oldest
     /// first, through the plan the engine reads fastest given <paramref name="matching"/> of <paramref name="stored"/> records.

@@ -56,6 +56,28 @@ public sealed partial class PostgresUsageStore
         FROM usage_events WHERE tenant_id = @t AND job_id IS NOT NULL GROUP BY job_id
         """;
 
+    private const string ScopesStoredSql = """
+        SELECT scope || '|' || window_kind || '|' || to_char(window_start, 'YYYY-MM-DD') || '|' || value, calls || ' ' || micro_credits
+        FROM usage_scopes WHERE tenant_id = @t
+        """;
+
+    private const string ScopesRecomputedSql = """
+        WITH e AS (
+          SELECT api_key_id, project, user_id, micro_credits, to_char(period_start, 'YYYY-MM-DD') AS p,
+                 to_char((TIMESTAMP '1970-01-01' + occurred_at * INTERVAL '1 millisecond')::date, 'YYYY-MM-DD') AS d
+          FROM usage_events WHERE tenant_id = @t AND billable),
+        s AS (
+          SELECT 'api_key' AS scope, api_key_id AS value, d, p, micro_credits FROM e WHERE api_key_id IS NOT NULL
+          UNION ALL SELECT 'project', project, d, p, micro_credits FROM e WHERE project IS NOT NULL
+          UNION ALL SELECT 'user', user_id, d, p, micro_credits FROM e WHERE user_id IS NOT NULL)
+        SELECT scope || '|day|' || d || '|' || value, COUNT(*) || ' ' || SUM(micro_credits) FROM s GROUP BY scope, d, value
+        UNION ALL
+        SELECT scope || '|period|' || p || '|' || value, COUNT(*) || ' ' || SUM(micro_credits) FROM s GROUP BY scope, p, value
+        """;
+
+    public (Dictionary<string, string> Stored, Dictionary<string, string> Recomputed) ScopeReconciliation(DbConnection connection, DbTransaction tx, string tenantId) =>
+        (Keyed(connection, tx, tenantId, ScopesStoredSql), Keyed(connection, tx, tenantId, ScopesRecomputedSql));
+
     public (Dictionary<string, string> Stored, Dictionary<string, string> Recomputed) DailyReconciliation(DbConnection connection, DbTransaction tx, string tenantId) =>
         (Keyed(connection, tx, tenantId, DailyStoredSql), Keyed(connection, tx, tenantId, DailyRecomputedSql));
 

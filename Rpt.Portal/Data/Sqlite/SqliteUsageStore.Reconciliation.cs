@@ -64,6 +64,28 @@ public sealed partial class SqliteUsageStore
         FROM usage_events WHERE tenant_id = $t AND job_id IS NOT NULL GROUP BY job_id
         """;
 
+    private const string ScopesStoredSql = """
+        SELECT scope || '|' || window_kind || '|' || window_start || '|' || value, calls || ' ' || micro_credits
+        FROM usage_scopes WHERE tenant_id = $t
+        """;
+
+    private const string ScopesRecomputedSql = """
+        WITH s AS (
+          SELECT 'api_key' AS scope, api_key_id AS value, date(occurred_at / 1000, 'unixepoch') AS d, period_start AS p, micro_credits
+            FROM usage_events WHERE tenant_id = $t AND billable = 1 AND api_key_id IS NOT NULL
+          UNION ALL SELECT 'project', project, date(occurred_at / 1000, 'unixepoch'), period_start, micro_credits
+            FROM usage_events WHERE tenant_id = $t AND billable = 1 AND project IS NOT NULL
+          UNION ALL SELECT 'user', user_id, date(occurred_at / 1000, 'unixepoch'), period_start, micro_credits
+            FROM usage_events WHERE tenant_id = $t AND billable = 1 AND user_id IS NOT NULL)
+        SELECT scope || '|day|' || d || '|' || value, COUNT(*) || ' ' || SUM(micro_credits) FROM s GROUP BY scope, d, value
+        UNION ALL
+        SELECT scope || '|period|' || p || '|' || value, COUNT(*) || ' ' || SUM(micro_credits) FROM s GROUP BY scope, p, value
+        """;
+
+    /// <inheritdoc cref="DailyReconciliation"/>
+    public (Dictionary<string, string> Stored, Dictionary<string, string> Recomputed) ScopeReconciliation(DbConnection connection, DbTransaction tx, string tenantId) =>
+        (Keyed(connection, tx, tenantId, ScopesStoredSql), Keyed(connection, tx, tenantId, ScopesRecomputedSql));
+
     /// <summary>
     /// The rollups as stored and as recomputed from the tenant's audit records, each row as text by its key,
     /// for the deep verifier: derived data must equal what it is derived from.
