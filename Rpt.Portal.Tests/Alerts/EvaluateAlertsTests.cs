@@ -80,6 +80,30 @@ public sealed class EvaluateAlertsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AProjectsHardBudget_AlertsAt50_75And90PercentOfItself_OnceEach_ByEmailToOwners()
+    {
+        var budgets = _h.Get<Rpt.Portal.Budgets.BudgetService>();
+        Assert.NotNull((await budgets.CreateAsync("acme", new("project", Project: "search", Credits: 100, Window: "day"), "owner@acme.test")).Budget);
+        Assert.NotNull((await budgets.CreateAsync("acme", new("project", Project: "billing", Credits: 1_000, Window: "period", Mode: "soft"), "owner@acme.test")).Budget);
+        var calls = Enumerable.Range(0, 3).Select(i =>
+        {
+            var e = Events.Call($"p{i}", "gpt-4o", 100_000, 0, at: _h.Time.GetUtcNow()); // 30 credits each
+            e.Project = "search";
+            return e;
+        }).ToArray();
+        await _h.IngestAsync("acme", calls);
+        await _h.FlushAsync();
+
+        var fired = await _h.Get<EvaluateAlerts>().ExecuteAsync("acme");
+        Assert.Equal(3, fired.Count); // 90 of 100: 50, 75 and 90 %; the account (90 of 5,000) and the soft budget (0 of 1,000) are far from theirs
+        Assert.Equal(["Rpt Portal: 50 % of a budget is used", "Rpt Portal: 75 % of a budget is used", "Rpt Portal: 90 % of a budget is used"], Subjects());
+        Assert.All(_smtp.Messages, m => Assert.Equal("owner@acme.test", m.To.Mailboxes.Single().Address));
+        Assert.Contains("Project search has used 90 % of its hard budget of 100 credits a day: 90 used on", _smtp.Messages.Last().TextBody);
+        Assert.Contains("10 left. Past it, quota checks and new holds for it are refused", _smtp.Messages.Last().TextBody);
+        Assert.Empty(await _h.Get<EvaluateAlerts>().ExecuteAsync("acme")); // once per window
+    }
+
+    [Fact]
     public async Task OneFlushCrossing50_75And90Percent_FiresEachOnce_InOrder_ByPlainEmailToOwners()
     {
         await SpendAsync(_h, 154); // 4,620 of 5,000 = 92.4 %

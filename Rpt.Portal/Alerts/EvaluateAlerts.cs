@@ -27,15 +27,17 @@ public sealed class AlertOptions
 /// order of their thresholds. Every tenant starts with the defaults: 50, 75 and 90 % consumed, by email to owners.
 /// </summary>
 public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFactory, GetBalance balances, Metering.UsageReports reports, IServiceScopeFactory scopes,
-    AlertMails alertMails, Webhooks webhooks, IOptions<AlertOptions> options, TimeProvider time, TenantChanges changes, Observability.PortalMetrics metrics)
+    AlertMails alertMails, Webhooks webhooks, IOptions<AlertOptions> options, TimeProvider time, TenantChanges changes, Observability.PortalMetrics metrics,
+    Budgets.BudgetService budgets)
 {
     public async Task<IReadOnlyList<AlertFiring>> ExecuteAsync(string tenantId, CancellationToken ct = default)
     {
         var rules = await RulesAsync(tenantId, ct);
         var balance = balances.Execute(tenantId);
-        if (balance is null || rules.Count == 0) return [];
+        if (balance is null) return [];
         var now = time.GetUtcNow();
         var fired = new List<AlertFiring>();
+        await BudgetAlertsAsync(tenantId, balance, now, fired, ct);
         bool? anomalyHints = null;
         foreach (var rule in rules.Where(r => r.Enabled).OrderBy(r => r.Kind).ThenBy(r => r.Kind == AlertKind.CreditsRemaining || r.Kind == AlertKind.RunwayDays ? -r.Threshold : r.Threshold))
         {
@@ -67,6 +69,67 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
         }
         if (fired.Count > 0) changes.Publish(TenantChange.AlertFired, tenantId);
         return fired;
+    }
+
+    /// <summary>
+    /// A budget's alerts (docs/RULES.md, "Budgets"): each share of its <c>alert_at</c> fires once per window, when the budget's use
+    /// reaches it (for each end user's budget, when the end user who used most does), by email to the owners and the
+    /// <c>budget.threshold</c> webhook; inserted under a unique key first, like every alert, so it is never sent twice.
+    /// </summary>
+    private async Task BudgetAlertsAsync(string tenantId, Balance balance, DateTimeOffset now, List<AlertFiring> fired, CancellationToken ct)
+    {
+        var uses = await budgets.ListAsync(tenantId, ct);
+        foreach (var use in uses)
+        {
+            var b = use.Budget;
+            foreach (var share in b.AlertShares.Where(s => use.UsedMicroCredits * 100m >= b.MicroCredits * (decimal)s).Order())
+            {
+                var key = $"{tenantId}:budget:{b.Id:N}:{Budgets.BudgetService.Day(use.WindowStart)}:{share}";
+                var who = b.Scope switch
+                {
+                    Metering.UsageScope.ApiKey => $"API key {b.Subject}",
+                    Metering.UsageScope.Project => $"Project {b.Subject}",
+                    _ => b.Subject == Budgets.Budget.EachUser ? $"End user {use.TopUser} (each end user's budget)" : $"End user {b.Subject}",
+                };
+                var window = b.Window == Metering.UsageScope.Day ? $"on {use.WindowStart:d MMM yyyy} (UTC)" : $"in the period from {use.WindowStart:d MMM yyyy}";
+                var message = $"{who} has used {share} % of its {b.Mode} budget of {Credit.Format(b.MicroCredits)} credits a {b.Window}: "
+                    + $"{Credit.Format(use.UsedMicroCredits)} used {window}, {Credit.Format(use.RemainingMicroCredits)} left."
+                    + (b.IsHard ? " Past it, quota checks and new holds for it are refused; usage already sent is still billed." : "");
+                await using var db = await dbFactory.CreateDbContextAsync(ct);
+                var inserted = await db.Database.ExecuteSqlInterpolatedAsync($"""
+                    INSERT INTO alert_firings (key, tenant_id, rule_id, period_start, message, fired_at)
+                    VALUES ({key}, {tenantId}, {0L}, {balance.Period.Start}, {message}, {now.ToUnixTimeMilliseconds()})
+                    ON CONFLICT (key) DO NOTHING
+                    """, ct);
+                if (inserted == 0) continue;
+                var firing = new AlertFiring(key, tenantId, 0, balance.Period.Start, message, now);
+                fired.Add(firing);
+                metrics.AlertsFired.Add(1, new KeyValuePair<string, object?>("kind", "budget"));
+                if (await PlanAllowsAsync(tenantId, "webhook_alerts", ct))
+                    await webhooks.EnqueueAsync(tenantId, "budget.threshold", new
+                    {
+                        alert_id = key,
+                        budget = new { id = b.Id, scope = b.Scope, subject = b.Subject, credits = Credit.ToCredits(b.MicroCredits), window = b.Window, mode = b.Mode },
+                        share,
+                        end_user = b.Subject == Budgets.Budget.EachUser ? use.TopUser : null,
+                        window_start = use.WindowStart,
+                        used = Credit.ToCredits(use.UsedMicroCredits),
+                        remaining = Credit.ToCredits(use.RemainingMicroCredits),
+                        message,
+                    }, ct);
+                List<string> owners;
+                using (var scope = scopes.CreateScope())
+                    owners = (await scope.ServiceProvider.GetRequiredService<TeamMembers>().ListAsync(tenantId))
+                        .Where(m => m.Role == PortalRoles.Owner).Select(m => m.Email).ToList();
+                var body = $"""
+                    {message}
+
+                    See and change budgets on the Budgets page: {new Uri(new Uri(options.Value.PortalUrl), "/budgets")}
+                    You receive this because you own the account.
+                    """;
+                await alertMails.EnqueueAsync(owners.Select(to => new AlertMail(key, tenantId, to, $"Rpt Portal: {share} % of a budget is used", body, now)).ToList(), ct);
+            }
+        }
     }
 
     /// <summary>Below this, a day's consumption is never an anomaly, whatever the baseline (a quiet week makes any use look large).</summary>
