@@ -156,6 +156,16 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
         return hold is null ? new(ReservationOutcome.NotFound, null, $"no hold '{id}'") : new(ReservationOutcome.Done, View(hold, time.GetUtcNow(), Drawn(hold)));
     }
 
+    /// <summary>The holds placed for a job, newest first (at most <paramref name="limit"/>): the job page shows them beside what it cost.</summary>
+    public async Task<IReadOnlyList<ReservationView>> ForJobAsync(string tenantId, string jobId, int limit = 20, CancellationToken cancellationToken = default)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+        var holds = await db.Reservations.AsNoTracking().Where(r => r.TenantId == tenantId && r.JobId == jobId)
+            .OrderByDescending(r => r.CreatedAt).Take(limit).ToListAsync(cancellationToken);
+        var now = time.GetUtcNow();
+        return holds.Select(h => View(h, now, Drawn(h))).ToList();
+    }
+
     public async Task<ReservationResult> ReleaseAsync(string tenantId, string id, CancellationToken cancellationToken = default)
     {
         await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);

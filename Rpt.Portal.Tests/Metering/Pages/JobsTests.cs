@@ -27,6 +27,24 @@ public class JobsTests : PortalComponentTest
         Assert.Contains("in $0.15 · out $0.60 · cached $0.075 per 1M tokens", job.Markup); // prices as published, to the cent at least
     }
     [Fact]
+    public async Task JobDetail_ShowsTheJobsHold_BesideWhatTheJobReallyCost()
+    {
+        await Harness.CreateTenantAsync("acme");
+        var reservations = Harness.Get<Rpt.Portal.Ledger.Reservations>();
+        Assert.Equal(Rpt.Portal.Ledger.ReservationOutcome.Held, (await reservations.ReserveAsync("acme", "render-7", 500, "job_7", 3600)).Outcome);
+        await Harness.IngestAsync("acme", Events.Call("h1", "gpt-4o", 100_000, 0, job: "job_7"), Events.Call("h2", "gpt-4o", 100_000, 0, job: "job_7")); // 60 credits
+        await reservations.ReleaseAsync("acme", "render-7");
+        SignIn("acme", PortalRoles.Member);
+        var job = Render<JobDetail>(p => p.Add(j => j.JobId, "job_7"));
+        job.WaitForAssertion(() => Assert.Single(job.FindAll("[data-testid=job-hold]")), TimeSpan.FromSeconds(10));
+        var hold = job.Find("[data-testid=job-hold]").TextContent;
+        Assert.Contains("render-7", hold);
+        Assert.Contains("500 credits held, 60 used of it", hold);
+        Assert.Contains("released", hold);
+        Assert.Contains("The job cost 60 credits in all", job.Find("[data-testid=job-holds]").TextContent);
+    }
+
+    [Fact]
     public async Task Jobs_ListsTokenUsagePerJob_AndSaysWhenThereIsNone()
     {
         await Harness.CreateTenantAsync("acme");
