@@ -123,6 +123,15 @@ public sealed class PortalServer : IAsyncDisposable
         return Task.FromResult(line["api_key: ".Length..].Trim());
     }
 
+    /// <summary>Another key of the tenant (through the command line): its secret and its id.</summary>
+    public (string Secret, string Id) CreateKey(string tenant, string scopes, string name)
+    {
+        var output = Run("dotnet", $"\"{_dll}\" keys create --tenant {tenant} --scopes {scopes} --name {name}", Path.GetDirectoryName(_dll)!, _env);
+        string Line(string prefix) => output.Split('\n').FirstOrDefault(l => l.StartsWith(prefix, StringComparison.Ordinal))?[prefix.Length..].Trim()
+            ?? throw new InvalidOperationException("keys create printed no " + prefix + output);
+        return (Line("api_key: "), Line("key_id: "));
+    }
+
     private static string Run(string file, string arguments, string workingDirectory, Dictionary<string, string>? env = null)
     {
         var psi = new ProcessStartInfo(file, arguments) { WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true };

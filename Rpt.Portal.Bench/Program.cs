@@ -15,10 +15,11 @@ using Rpt.Portal.Bench;
 //   dotnet run -c Release --project Rpt.Portal.Bench -- ingest --events 10000000 --provider postgres   (issue 19: the same on PostgreSQL)
 //   dotnet run -c Release --project Rpt.Portal.Bench -- ingest --events 10000000 --provider postgres --instances 2 --dashboards 20   (issue 20: two instances on one database)
 //   dotnet run -c Release --project Rpt.Portal.Bench -- dedupe --keys 12000000   (the exactly-once check alone, two engines)
+//   dotnet run -c Release --project Rpt.Portal.Bench -- budgets --events 10000000 --users 100000 --projects 1000 [--provider postgres]   (issue 22)
 var mode = args.FirstOrDefault();
-if (mode is not ("ingest" or "balance" or "reads" or "dedupe"))
+if (mode is not ("ingest" or "balance" or "reads" or "dedupe" or "budgets"))
 {
-    Console.Error.WriteLine("usage: Rpt.Portal.Bench ingest|balance|reads|dedupe [--keys N] [--events N] [--batch N] [--concurrency N] [--ids random|sequential|both] [--restart] [--requests N] [--dashboards N] [--keep] [--provider sqlite|postgres] [--instances N]");
+    Console.Error.WriteLine("usage: Rpt.Portal.Bench ingest|balance|reads|dedupe|budgets [--users N] [--projects N] [--compare-events N] [--keys N] [--events N] [--batch N] [--concurrency N] [--ids random|sequential|both] [--restart] [--requests N] [--dashboards N] [--keep] [--provider sqlite|postgres] [--instances N]");
     return 2;
 }
 var options = Args.Parse(args.Skip(1));
@@ -32,6 +33,7 @@ Console.WriteLine($"provider: {PortalServer.Provider}");
 if (mode == "reads") return await ReadsMode.RunAsync(options);
 if (mode == "ingest") return await IngestMode.RunAsync(options);
 if (mode == "dedupe") return DedupeMode.Run(options);
+if (mode == "budgets") return await BudgetsMode.RunAsync(options);
 var events = options.Long("events", mode == "ingest" ? 5_000_000 : 10_000_000);
 var batch = (int)options.Long("batch", 1_000);
 var concurrency = (int)options.Long("concurrency", 8);

@@ -59,7 +59,7 @@ public static class Workload
     /// <param name="ids">Random UUIDs for events and jobs (the default of every mode: what real clients send), or sequential names.</param>
     public static async Task<IngestRun> IngestAsync(HttpClient http, long events, int batchSize, int concurrency, PriceSheet prices,
         DateTimeOffset? from = null, string idPrefix = "call_", Action<long>? acked = null, CancellationToken stop = default, IdKind ids = IdKind.Random,
-        IReadOnlyList<HttpClient>? instances = null)
+        IReadOnlyList<HttpClient>? instances = null, int users = 0, int projects = 0, double eventsPerSecond = 0)
     {
         // With several instances, client w sends to instance w mod n: the load split evenly, as a load balancer would.
         instances ??= [http];
@@ -93,6 +93,16 @@ public static class Workload
             {
                 var b = Interlocked.Increment(ref next);
                 if (b >= batches || stop.IsCancellationRequested) break;
+                if (eventsPerSecond > 0)
+                {
+                    // Paced: batch b leaves when the steady rate reaches it, as a product's traffic does.
+                    var wait = TimeSpan.FromSeconds(b * batchSize / eventsPerSecond) - clock.Elapsed;
+                    if (wait > TimeSpan.Zero)
+                    {
+                        try { await Task.Delay(wait, stop); }
+                        catch (OperationCanceledException) { break; }
+                    }
+                }
                 var batchExpected = 0L;
                 buffer.ResetWrittenCount();
                 using (var json = new Utf8JsonWriter(buffer))
@@ -119,6 +129,9 @@ public static class Workload
                             json.WriteString("job_id", jobGuid);
                         }
                         else json.WriteString("job_id", "job_" + (n / 25).ToString(System.Globalization.CultureInfo.InvariantCulture));
+                        // End users and projects spread over the calls as a product's traffic spreads: every id in use, in no order.
+                        if (users > 0) json.WriteString("user_id", "u_" + (n * 2_654_435_761L % users).ToString(System.Globalization.CultureInfo.InvariantCulture));
+                        if (projects > 0) json.WriteString("project", "p_" + (n * 40_503L % projects).ToString(System.Globalization.CultureInfo.InvariantCulture));
                         json.WriteString("status", "succeeded");
                         json.WriteEndObject();
                         batchExpected += charge[n % Cycle];

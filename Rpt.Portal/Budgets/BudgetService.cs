@@ -24,6 +24,9 @@ public sealed record BudgetRefusal(Budget Budget, string Subject, DateOnly Windo
     public long RemainingMicroCredits => Math.Max(0, Budget.MicroCredits - UsedMicroCredits);
 }
 
+/// <summary>One project's, end user's or key's billed use in a report's window.</summary>
+public sealed record ScopeRow(string Value, long Calls, long MicroCredits);
+
 public sealed record BudgetResult(Budget? Budget, string? Field, string? Error, bool Conflict = false);
 
 /// <summary>
@@ -120,36 +123,80 @@ public sealed class BudgetService(IDbContextFactory<ApplicationDbContext> dbFact
         return (period.Start, period.EndExclusive);
     }
 
-    /// <summary>Every budget of the tenant with its use now, in the order they were created.</summary>
+    /// <summary>How long the figures of an each-end-user budget (who used most, how many are at the budget) are reused.</summary>
+    public static readonly TimeSpan EachUserFor = TimeSpan.FromSeconds(5);
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string, Guid, DateOnly), (DateTimeOffset At, string? Top, long Micro, long AtLimit)> _eachUser = new();
+
+    /// <summary>Every budget of the tenant with its use now, in the order they were created: one read of the rows they name per
+    /// scope, and for each end user's budget the end user who used most and how many are at the budget.</summary>
     public async Task<IReadOnlyList<BudgetUse>> ListAsync(string tenantId, CancellationToken ct = default)
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var budgets = await db.Budgets.AsNoTracking().Where(b => b.TenantId == tenantId).ToListAsync(ct);
         var now = time.GetUtcNow();
+        var today = DateOnly.FromDateTime(now.UtcDateTime);
+        var (period, _) = WindowOf(tenantId, UsageScope.Period, now);
+        var rows = new Dictionary<(string Scope, string Value), UsageScope>();
+        foreach (var group in budgets.Where(b => b.Subject != Budget.EachUser || b.Scope != UsageScope.User).GroupBy(b => b.Scope))
+        {
+            var values = group.Select(b => b.Subject).Distinct().ToList();
+            foreach (var row in await db.UsageScopes.AsNoTracking()
+                         .Where(s => s.TenantId == tenantId && s.Scope == group.Key && s.PeriodStart == period && values.Contains(s.Value)).ToListAsync(ct))
+                rows[(row.Scope, row.Value)] = row;
+        }
         var uses = new List<BudgetUse>(budgets.Count);
         foreach (var b in budgets.OrderBy(b => b.CreatedAt))
         {
             var (start, end) = WindowOf(tenantId, b.Window, now);
             if (b.Subject == Budget.EachUser && b.Scope == UsageScope.User)
             {
-                var rows = db.UsageScopes.AsNoTracking().Where(s => s.TenantId == tenantId && s.Scope == UsageScope.User && s.Window == b.Window && s.WindowStart == start);
-                var top = await rows.OrderByDescending(s => s.MicroCredits).Select(s => new { s.Value, s.MicroCredits }).FirstOrDefaultAsync(ct);
-                var atLimit = await rows.CountAsync(s => s.MicroCredits >= b.MicroCredits, ct);
-                uses.Add(new BudgetUse(b, start, end, top?.MicroCredits ?? 0, top?.Value, atLimit));
+                // Finding who used most reads every end user's row of the period: kept a few seconds, so that the Budgets
+                // page, the API and the alerts (evaluated on every flush) read it at most once per EachUserFor.
+                var cacheKey = (tenantId, b.Id, start);
+                if (_eachUser.TryGetValue(cacheKey, out var cached) && now - cached.At < EachUserFor)
+                {
+                    uses.Add(new BudgetUse(b, start, end, cached.Micro, cached.Top, cached.AtLimit));
+                    continue;
+                }
+                var users = db.UsageScopes.AsNoTracking().Where(s => s.TenantId == tenantId && s.Scope == UsageScope.User && s.PeriodStart == period);
+                (string Value, long Micro)? top;
+                long atLimit;
+                if (b.Window == UsageScope.Day)
+                {
+                    var todays = users.Where(s => s.LastDay == today);
+                    var t = await todays.OrderByDescending(s => s.DayMicroCredits).Select(s => new { s.Value, s.DayMicroCredits }).FirstOrDefaultAsync(ct);
+                    top = t is null ? null : (t.Value, t.DayMicroCredits);
+                    atLimit = await todays.CountAsync(s => s.DayMicroCredits >= b.MicroCredits, ct);
+                }
+                else
+                {
+                    var t = await users.OrderByDescending(s => s.MicroCredits).Select(s => new { s.Value, s.MicroCredits }).FirstOrDefaultAsync(ct);
+                    top = t is null ? null : (t.Value, t.MicroCredits);
+                    atLimit = await users.CountAsync(s => s.MicroCredits >= b.MicroCredits, ct);
+                }
+                if (_eachUser.Count > 10_000) _eachUser.Clear();
+                _eachUser[cacheKey] = (now, top?.Value, top?.Micro ?? 0, atLimit);
+                uses.Add(new BudgetUse(b, start, end, top?.Micro ?? 0, top?.Value, atLimit));
             }
             else
             {
-                var used = await UsedAsync(db, tenantId, b.Scope, b.Window, start, b.Subject, ct);
+                var used = rows.TryGetValue((b.Scope, b.Subject), out var row) ? Used(row, b.Window, today) : 0;
                 uses.Add(new BudgetUse(b, start, end, used, null, used >= b.MicroCredits ? 1 : 0));
             }
         }
         return uses;
     }
 
-    private static async Task<long> UsedAsync(ApplicationDbContext db, string tenantId, string scope, string window, DateOnly start, string value, CancellationToken ct) =>
-        await db.UsageScopes.AsNoTracking()
-            .Where(s => s.TenantId == tenantId && s.Scope == scope && s.Window == window && s.WindowStart == start && s.Value == value)
-            .Select(s => (long?)s.MicroCredits).FirstOrDefaultAsync(ct) ?? 0;
+    private static long Used(UsageScope row, string window, DateOnly today) => window == UsageScope.Day ? row.On(today).MicroCredits : row.MicroCredits;
+
+    private async Task<long> UsedAsync(ApplicationDbContext db, string tenantId, string scope, string window, string value, DateTimeOffset now, CancellationToken ct)
+    {
+        var (period, _) = WindowOf(tenantId, UsageScope.Period, now);
+        var row = await db.UsageScopes.AsNoTracking()
+            .FirstOrDefaultAsync(s => s.TenantId == tenantId && s.Scope == scope && s.PeriodStart == period && s.Value == value, ct);
+        return row is null ? 0 : Used(row, window, DateOnly.FromDateTime(now.UtcDateTime));
+    }
 
     /// <summary>
     /// The first hard budget a request of <paramref name="estimateMicro"/> would go past (its use plus the estimate above it,
@@ -172,7 +219,7 @@ public sealed class BudgetService(IDbContextFactory<ApplicationDbContext> dbFact
         {
             var subject = b.Subject == Budget.EachUser ? userId! : b.Subject;
             var (start, _) = WindowOf(tenantId, b.Window, now);
-            var used = await UsedAsync(db, tenantId, b.Scope, b.Window, start, subject, ct);
+            var used = await UsedAsync(db, tenantId, b.Scope, b.Window, subject, now, ct);
             if (used < b.MicroCredits && checked(used + estimateMicro) <= b.MicroCredits) continue;
             var what = b.Scope switch
             {
@@ -192,28 +239,35 @@ public sealed class BudgetService(IDbContextFactory<ApplicationDbContext> dbFact
     public const int MaxReportRows = 1_000;
 
     /// <summary>
-    /// Billed use per project, end user or API key in one window (a UTC day, or the billing period that starts on
-    /// <paramref name="windowStart"/>), most credits first, at most <paramref name="limit"/> rows: one index range of
+    /// Billed use per project, end user or API key in the billing period that starts on <paramref name="periodStart"/>, or
+    /// (<paramref name="window"/> day) today, most credits first, at most <paramref name="limit"/> rows: one index range of
     /// <c>usage_scopes</c>, however many events made it.
     /// </summary>
-    public async Task<IReadOnlyList<UsageScope>> ReportAsync(string tenantId, string scope, string window, DateOnly windowStart, int limit,
+    public async Task<IReadOnlyList<ScopeRow>> ReportAsync(string tenantId, string scope, string window, DateOnly periodStart, int limit,
         CancellationToken ct = default)
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
-        return await db.UsageScopes.AsNoTracking()
-            .Where(s => s.TenantId == tenantId && s.Scope == scope && s.Window == window && s.WindowStart == windowStart)
-            .OrderByDescending(s => s.MicroCredits).ThenBy(s => s.Value).Take(limit).ToListAsync(ct);
+        var rows = db.UsageScopes.AsNoTracking().Where(s => s.TenantId == tenantId && s.Scope == scope && s.PeriodStart == periodStart);
+        if (window == UsageScope.Day)
+        {
+            var today = DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime);
+            return await rows.Where(s => s.LastDay == today).OrderByDescending(s => s.DayMicroCredits).ThenBy(s => s.Value).Take(limit)
+                .Select(s => new ScopeRow(s.Value, s.DayCalls, s.DayMicroCredits)).ToListAsync(ct);
+        }
+        return await rows.OrderByDescending(s => s.MicroCredits).ThenBy(s => s.Value).Take(limit)
+            .Select(s => new ScopeRow(s.Value, s.Calls, s.MicroCredits)).ToListAsync(ct);
     }
 
     /// <summary>Every row of a window, by value, for the CSV download (streamed: 100,000 end users are 100,000 rows, never a list in memory).</summary>
-    public async IAsyncEnumerable<UsageScope> StreamAsync(string tenantId, string scope, string window, DateOnly windowStart,
+    public async IAsyncEnumerable<ScopeRow> StreamAsync(string tenantId, string scope, string window, DateOnly periodStart,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
-        await foreach (var row in db.UsageScopes.AsNoTracking()
-            .Where(s => s.TenantId == tenantId && s.Scope == scope && s.Window == window && s.WindowStart == windowStart)
-            .OrderBy(s => s.Value).AsAsyncEnumerable().WithCancellation(ct))
-            yield return row;
+        var today = DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime);
+        var rows = db.UsageScopes.AsNoTracking().Where(s => s.TenantId == tenantId && s.Scope == scope && s.PeriodStart == periodStart);
+        if (window == UsageScope.Day) rows = rows.Where(s => s.LastDay == today);
+        await foreach (var row in rows.OrderBy(s => s.Value).AsAsyncEnumerable().WithCancellation(ct))
+            yield return window == UsageScope.Day ? new ScopeRow(row.Value, row.DayCalls, row.DayMicroCredits) : new ScopeRow(row.Value, row.Calls, row.MicroCredits);
     }
 
     private static string Clip(string? s) => s is null ? "" : s.Length > 40 ? s[..40] + "…" : s;

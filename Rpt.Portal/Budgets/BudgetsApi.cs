@@ -40,7 +40,7 @@ public static class BudgetsApi
         var read = app.MapGroup("/v1/usage").WithTags("Usage").RequireApiKey(ApiScopes.Read).RateLimitedPerKey();
         read.MapGet("/groups", Groups).WithName("GetUsageGroups")
             .WithSummary("Billed credits and calls per project, end user or API key, in a UTC day or a billing period")
-            .WithDescription("group_by: project, user or api_key; window: period (default; the billing period holding day) or day; day: yyyy-MM-dd (today by default). Most credits first, at most limit rows (1–1,000, default 100). The portal's Budgets page downloads every row as CSV.");
+            .WithDescription("group_by: project, user or api_key; window: period (default: the billing period that holds day, yyyy-MM-dd, today by default) or day (today, UTC; the use of earlier days is kept by period only). Most credits first, at most limit rows (1–1,000, default 100). The portal's Budgets page downloads every row as CSV.");
     }
 
     public static async Task<Ok<IReadOnlyList<BudgetDto>>> List(HttpContext http, BudgetService budgets, CancellationToken ct) =>
@@ -64,16 +64,16 @@ public static class BudgetsApi
         string? group_by, string? window, string? day, int? limit, CancellationToken ct)
     {
         var errors = new Dictionary<string, string[]>();
-        var (scope, windowKind, start, end) = Parse(errors, http.Caller().TenantId!, budgets, time, group_by, window, day);
+        var (scope, windowKind, start, end, periodStart) = Parse(errors, http.Caller().TenantId!, budgets, time, group_by, window, day);
         if (limit is < 1 or > BudgetService.MaxReportRows) errors["limit"] = [$"must be from 1 to {BudgetService.MaxReportRows:N0}."];
         if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
-        var rows = await budgets.ReportAsync(http.Caller().TenantId!, scope!, windowKind!, start, limit ?? 100, ct);
+        var rows = await budgets.ReportAsync(http.Caller().TenantId!, scope!, windowKind!, periodStart, limit ?? 100, ct);
         return TypedResults.Ok(new UsageGroupsResponse(group_by!, windowKind!, start, end.AddDays(-1),
             rows.Select(r => new UsageGroupRow(r.Value, r.Calls, Credit.ToCredits(r.MicroCredits), r.MicroCredits)).ToList()));
     }
 
-    /// <summary>Checks a report's group_by, window and day (the API and the CSV download share it).</summary>
-    public static (string? Scope, string? Window, DateOnly Start, DateOnly EndExclusive) Parse(Dictionary<string, string[]> errors, string tenantId,
+    /// <summary>Checks a report's group_by, window and day (the API and the CSV download share it); answers the window's first day and its end.</summary>
+    public static (string? Scope, string? Window, DateOnly Start, DateOnly EndExclusive, DateOnly PeriodStart) Parse(Dictionary<string, string[]> errors, string tenantId,
         BudgetService budgets, TimeProvider time, string? groupBy, string? window, string? day)
     {
         string? scope = groupBy switch
@@ -91,11 +91,13 @@ public static class BudgetsApi
         {
             if (!DateOnly.TryParseExact(day, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var d))
                 errors["day"] = [$"'{Clip(day)}' is not a date of the form yyyy-MM-dd."];
+            else if (window == UsageScope.Day && d != DateOnly.FromDateTime(at.UtcDateTime))
+                errors["day"] = [$"a day's use by {Clip(groupBy)} is kept for today only ({at:yyyy-MM-dd}); ask window=period for the period that holds {Clip(day)}."];
             else at = new DateTimeOffset(d.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero);
         }
-        if (errors.Count > 0) return (null, null, default, default);
+        if (errors.Count > 0) return (null, null, default, default, default);
         var (start, end) = budgets.WindowOf(tenantId, window, at);
-        return (scope, window, start, end);
+        return (scope, window, start, end, budgets.WindowOf(tenantId, UsageScope.Period, at).Start);
     }
 
     private static string Clip(string? s) => s is null ? "" : s.Length > 40 ? s[..40] + "…" : s;

@@ -26,6 +26,7 @@ internal static class CommandTree
         [
             new("tenant", "the tenant", Value: "ID"), new("platform", "a platform ingest key", Switch: true), new("name", "what the key is for"),
             new("scopes", "read, ingest, admin (comma-separated; default read,ingest)"),
+            new("project", "bind the key to a project: it stamps every event it sends"),
         ]),
         new("keys", "list", "Every key with its prefix, scopes, last use and status.",
             [new("tenant", "the tenant's keys", Value: "ID"), new("platform", "the platform keys", Switch: true)]),

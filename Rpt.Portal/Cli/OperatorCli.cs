@@ -187,10 +187,12 @@ public static class OperatorCli
                 _ => throw new CliUsageException($"unknown scope '{s}'; tenant keys take read, ingest and admin"),
             };
         }
-        var created = await keys.TryCreateAsync(tenant, o.Optional("name") ?? "Created by keys create", scopes);
+        var created = await keys.TryCreateAsync(tenant, o.Optional("name") ?? "Created by keys create", scopes, project: o.Optional("project"));
         if (created.Secret is null) return Fail(err, created.Error!);
-        await AuditAsync(services, o, "key.create", tenant, o.Optional("name") ?? "Created by keys create", null, new { scopes = scopes.ToString().ToLowerInvariant() });
+        await AuditAsync(services, o, "key.create", tenant, o.Optional("name") ?? "Created by keys create", null,
+            new { scopes = scopes.ToString().ToLowerInvariant(), project = created.Key!.Project });
         await @out.WriteLineAsync($"api_key: {created.Secret}");
+        await @out.WriteLineAsync($"key_id: {created.Key.Id:D}");
         return 0;
     }
 

@@ -38,6 +38,14 @@ public abstract class PortalDatabase
     public virtual ValueTask<IAsyncDisposable> HoldStartupLockAsync(CancellationToken cancellationToken) => ValueTask.FromResult<IAsyncDisposable>(NothingHeld.Instance);
 
     /// <summary>Where this database is, for messages: a file, or a host and database (never a password).</summary>
+    /// <summary>
+    /// A turn at the engine's write lock for a short interactive write (a hold placed, released or extended), taken before
+    /// its transaction begins. SQLite has one write lock per file, which the ingestion writer takes commit after commit: a
+    /// caller that only polled for it (the busy timeout) could wait for seconds; with a turn it waits for one commit at
+    /// most. PostgreSQL locks rows: nothing to wait for here.
+    /// </summary>
+    public virtual ValueTask<IDisposable?> TakeWriteTurnAsync(CancellationToken cancellationToken) => ValueTask.FromResult<IDisposable?>(null);
+
     public abstract string Describe();
 
     /// <summary>Why this instance cannot write to the database now (a standby, a read-only file), or null when it can.</summary>

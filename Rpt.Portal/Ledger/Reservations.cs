@@ -114,6 +114,7 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
             return new(ReservationOutcome.Invalid, null, $"expires_in_seconds: {MinSeconds} to {MaxSeconds} (24 h)", "expires_in_seconds");
 
         await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+        using var turn = await database.TakeWriteTurnAsync(cancellationToken);
         await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
         if (!await db.Tenants.AnyAsync(t => t.Id == tenantId, cancellationToken)) return new(ReservationOutcome.NotFound, null, $"unknown tenant '{tenantId}'");
         // Every hold of the tenant is placed under its lock: the balance and the holds read below cannot change meanwhile.
@@ -175,7 +176,7 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
         if (hold.ReleasedAt is null)
         {
             hold.Release(hold.ExpiresAt <= now ? hold.ExpiresAt : now, Drawn(hold));
-            await db.SaveChangesAsync(cancellationToken);
+            using (await database.TakeWriteTurnAsync(cancellationToken)) await db.SaveChangesAsync(cancellationToken);
             changes.Publish(TenantChange.GrantChanged, tenantId);
         }
         return new(ReservationOutcome.Done, View(hold, now, Drawn(hold)));
@@ -196,7 +197,7 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
         if (wanted > limit)
             return new(ReservationOutcome.Invalid, null, $"expires_in_seconds: a hold lasts at most 24 h in all; this one may run until {limit:yyyy-MM-ddTHH:mm:ssZ}", "expires_in_seconds");
         hold.Extend(wanted);
-        await db.SaveChangesAsync(cancellationToken);
+        using (await database.TakeWriteTurnAsync(cancellationToken)) await db.SaveChangesAsync(cancellationToken);
         return new(ReservationOutcome.Done, View(hold, now, Drawn(hold)));
     }
 

@@ -84,9 +84,11 @@ public sealed class UsageJobConfiguration : IEntityTypeConfiguration<UsageJob>
 }
 
 /// <summary>
-/// A tenant's billed usage per API key, project and end user, per UTC day and per billing period: kept by the ingestion
-/// writer in the same transaction as the events, so that a budget's use is one row read, whatever the number of events,
-/// keys, projects or end users. Derived data: the deep verifier recomputes it from the audit records.
+/// A tenant's billed usage per API key, project and end user in a billing period, with the figures of the last UTC day
+/// that had any (so "today" is exact while today is that day): one row per subject and period, kept by the ingestion
+/// writer in the same transaction as the events, so that a budget's use is one row read whatever the number of events,
+/// keys, projects or end users, and an event adds to one row per subject (not one per window). Derived data: the deep
+/// verifier recomputes it from the audit records.
 /// </summary>
 public sealed class UsageScope
 {
@@ -98,14 +100,19 @@ public sealed class UsageScope
     public string TenantId { get; private set; } = "";
     /// <summary><see cref="ApiKey"/>, <see cref="Project"/> or <see cref="User"/>.</summary>
     public string Scope { get; private set; } = "";
-    /// <summary><see cref="Day"/> or <see cref="Period"/>.</summary>
-    public string Window { get; private set; } = "";
-    /// <summary>The UTC day, or the first day of the billing period.</summary>
-    public DateOnly WindowStart { get; private set; }
+    public DateOnly PeriodStart { get; private set; }
     /// <summary>The key's id, the project or the end user's id.</summary>
     public string Value { get; private set; } = "";
+    /// <summary>Billed calls and µcr in the period.</summary>
     public long Calls { get; private set; }
     public long MicroCredits { get; private set; }
+    /// <summary>The last UTC day of the period with billed usage (an event of an earlier day, arriving late, counts for the period only).</summary>
+    public DateOnly LastDay { get; private set; }
+    public long DayCalls { get; private set; }
+    public long DayMicroCredits { get; private set; }
+
+    /// <summary>Calls and µcr on <paramref name="day"/>: known while it is the row's last day (today, for budgets and reports).</summary>
+    public (long Calls, long MicroCredits) On(DateOnly day) => LastDay == day ? (DayCalls, DayMicroCredits) : (0, 0);
 }
 
 public sealed class UsageScopeConfiguration : IEntityTypeConfiguration<UsageScope>
@@ -113,35 +120,49 @@ public sealed class UsageScopeConfiguration : IEntityTypeConfiguration<UsageScop
     public void Configure(EntityTypeBuilder<UsageScope> b)
     {
         b.ToTable("usage_scopes");
-        b.HasKey(s => new { s.TenantId, s.Scope, s.Window, s.WindowStart, s.Value });
+        b.HasKey(s => new { s.TenantId, s.Scope, s.PeriodStart, s.Value });
         b.Property(s => s.TenantId).HasMaxLength(64);
         b.Property(s => s.Scope).HasMaxLength(16);
-        b.Property(s => s.Window).HasMaxLength(8).HasColumnName("window_kind"); // WINDOW is a keyword of SQL
         b.Property(s => s.Value).HasMaxLength(128);
     }
 }
 
-/// <summary>The sums a commit adds to <c>usage_scopes</c>, by (tenant, scope, window, window start, value): calls and µcr.</summary>
+/// <summary>What a commit adds to one <c>usage_scopes</c> row: the period's sums and those of the latest day among its events.</summary>
+public sealed class ScopeSum
+{
+    public long Calls, MicroCredits, DayCalls, DayMicroCredits;
+    public string Day = "";
+
+    /// <summary>Adds a call; only the latest day's figures are kept (the rule the upsert applies to the stored row).</summary>
+    public void Add(string day, long micro)
+    {
+        Calls++;
+        MicroCredits += micro;
+        var order = string.CompareOrdinal(day, Day);
+        if (order > 0) (Day, DayCalls, DayMicroCredits) = (day, 1, micro);
+        else if (order == 0)
+        {
+            DayCalls++;
+            DayMicroCredits += micro;
+        }
+    }
+}
+
+/// <summary>The sums a commit adds to <c>usage_scopes</c>, by (tenant, scope, period start, value).</summary>
 public static class UsageScopeSums
 {
-    /// <summary>Adds one billed call to its key's, project's and end user's day and period.</summary>
-    public static void Add(Dictionary<(string, string, string, string, string), long[]> sums, in RatedUsage r)
+    /// <summary>Adds one billed call to its key's, project's and end user's rows.</summary>
+    public static void Add(Dictionary<(string, string, string, string), ScopeSum> sums, in RatedUsage r)
     {
         if (r.ApiKeyId is { } key) Add(sums, in r, UsageScope.ApiKey, key);
         if (r.Project is { } project) Add(sums, in r, UsageScope.Project, project);
         if (r.UserId is { } user) Add(sums, in r, UsageScope.User, user);
     }
 
-    private static void Add(Dictionary<(string, string, string, string, string), long[]> sums, in RatedUsage r, string scope, string value)
+    private static void Add(Dictionary<(string, string, string, string), ScopeSum> sums, in RatedUsage r, string scope, string value)
     {
-        Add(sums, (r.TenantId, scope, UsageScope.Day, r.Day, value), r.MicroCredits);
-        Add(sums, (r.TenantId, scope, UsageScope.Period, r.PeriodStart, value), r.MicroCredits);
-    }
-
-    private static void Add(Dictionary<(string, string, string, string, string), long[]> sums, (string, string, string, string, string) key, long micro)
-    {
-        if (!sums.TryGetValue(key, out var acc)) sums[key] = acc = [0, 0];
-        acc[0]++;
-        acc[1] += micro;
+        var key = (r.TenantId, scope, r.PeriodStart, value);
+        if (!sums.TryGetValue(key, out var sum)) sums[key] = sum = new ScopeSum();
+        sum.Add(r.Day, r.MicroCredits);
     }
 }

@@ -15,7 +15,7 @@ public static class UsageGroupsCsv
         var tenantId = http.User.TenantId();
         if (tenantId is null) return TypedResults.Forbid();
         var errors = new Dictionary<string, string[]>();
-        var (scope, windowKind, start, end) = BudgetsApi.Parse(errors, tenantId, budgets, time, group_by, window, day);
+        var (scope, windowKind, start, end, periodStart) = BudgetsApi.Parse(errors, tenantId, budgets, time, group_by, window, day);
         if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
         await using (var db = await dbFactory.CreateDbContextAsync())
         {
@@ -28,7 +28,7 @@ public static class UsageGroupsCsv
         http.Response.Headers.ContentDisposition = $"attachment; filename=\"usage-by-{group_by}-{BudgetService.Day(start)}.csv\"";
         await using var writer = new StreamWriter(http.Response.Body, new System.Text.UTF8Encoding(false));
         await writer.WriteLineAsync($"{group_by},window,window_start,window_end,calls,micro_credits,credits");
-        await foreach (var row in budgets.StreamAsync(tenantId, scope!, windowKind!, start, http.RequestAborted))
+        await foreach (var row in budgets.StreamAsync(tenantId, scope!, windowKind!, periodStart, http.RequestAborted))
             await writer.WriteLineAsync(string.Join(',', Csv(row.Value), windowKind, BudgetService.Day(start), BudgetService.Day(end.AddDays(-1)),
                 row.Calls, row.MicroCredits, Credit.Format(row.MicroCredits)));
         return TypedResults.Empty;

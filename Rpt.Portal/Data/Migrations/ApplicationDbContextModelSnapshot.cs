@@ -1641,14 +1641,9 @@ namespace Rpt.Portal.Data.Migrations
                         .HasColumnType("TEXT")
                         .HasColumnName("scope");
 
-                    b.Property<string>("Window")
-                        .HasMaxLength(8)
+                    b.Property<DateOnly>("PeriodStart")
                         .HasColumnType("TEXT")
-                        .HasColumnName("window_kind");
-
-                    b.Property<DateOnly>("WindowStart")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("window_start");
+                        .HasColumnName("period_start");
 
                     b.Property<string>("Value")
                         .HasMaxLength(128)
@@ -1659,11 +1654,23 @@ namespace Rpt.Portal.Data.Migrations
                         .HasColumnType("INTEGER")
                         .HasColumnName("calls");
 
+                    b.Property<long>("DayCalls")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("day_calls");
+
+                    b.Property<long>("DayMicroCredits")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("day_micro_credits");
+
+                    b.Property<DateOnly>("LastDay")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("last_day");
+
                     b.Property<long>("MicroCredits")
                         .HasColumnType("INTEGER")
                         .HasColumnName("micro_credits");
 
-                    b.HasKey("TenantId", "Scope", "Window", "WindowStart", "Value")
+                    b.HasKey("TenantId", "Scope", "PeriodStart", "Value")
                         .HasName("PK_usage_scopes");
 
                     b.ToTable("usage_scopes", (string)null);

@@ -57,7 +57,8 @@ public sealed partial class PostgresUsageStore
         """;
 
     private const string ScopesStoredSql = """
-        SELECT scope || '|' || window_kind || '|' || to_char(window_start, 'YYYY-MM-DD') || '|' || value, calls || ' ' || micro_credits
+        SELECT scope || '|' || to_char(period_start, 'YYYY-MM-DD') || '|' || value,
+               calls || ' ' || micro_credits || ' ' || to_char(last_day, 'YYYY-MM-DD') || ' ' || day_calls || ' ' || day_micro_credits
         FROM usage_scopes WHERE tenant_id = @t
         """;
 
@@ -69,10 +70,11 @@ public sealed partial class PostgresUsageStore
         s AS (
           SELECT 'api_key' AS scope, api_key_id AS value, d, p, micro_credits FROM e WHERE api_key_id IS NOT NULL
           UNION ALL SELECT 'project', project, d, p, micro_credits FROM e WHERE project IS NOT NULL
-          UNION ALL SELECT 'user', user_id, d, p, micro_credits FROM e WHERE user_id IS NOT NULL)
-        SELECT scope || '|day|' || d || '|' || value, COUNT(*) || ' ' || SUM(micro_credits) FROM s GROUP BY scope, d, value
-        UNION ALL
-        SELECT scope || '|period|' || p || '|' || value, COUNT(*) || ' ' || SUM(micro_credits) FROM s GROUP BY scope, p, value
+          UNION ALL SELECT 'user', user_id, d, p, micro_credits FROM e WHERE user_id IS NOT NULL),
+        g AS (SELECT scope, p, value, COUNT(*) AS c, SUM(micro_credits) AS m, MAX(d) AS last FROM s GROUP BY scope, p, value),
+        t AS (SELECT scope, p, value, d, COUNT(*) AS c, SUM(micro_credits) AS m FROM s GROUP BY scope, p, value, d)
+        SELECT g.scope || '|' || g.p || '|' || g.value, g.c || ' ' || g.m || ' ' || g.last || ' ' || t.c || ' ' || t.m
+        FROM g JOIN t ON t.scope = g.scope AND t.p = g.p AND t.value = g.value AND t.d = g.last
         """;
 
     public (Dictionary<string, string> Stored, Dictionary<string, string> Recomputed) ScopeReconciliation(DbConnection connection, DbTransaction tx, string tenantId) =>

@@ -73,7 +73,7 @@ public sealed partial class PostgresUsageStore
             var totals = new Dictionary<(string, string, string, string, string), long[]>();
             var days = new Dictionary<(string, string, string, string, string, string), long[]>();
             var jobs = new Dictionary<(string, string), long[]>();
-            var scopes = new Dictionary<(string, string, string, string, string), long[]>();
+            var scopes = new Dictionary<(string, string, string, string), ScopeSum>();
             for (var b = 0; b < batches.Count; b++)
             {
                 var (rows, offset, length) = (batches[b].Array!, batches[b].Offset, batches[b].Count);
@@ -352,24 +352,32 @@ public sealed partial class PostgresUsageStore
             cmd.ExecuteNonQuery();
         }
 
-        private void UpsertScopes(NpgsqlTransaction tx, Dictionary<(string, string, string, string, string), long[]> scopes)
+        private void UpsertScopes(NpgsqlTransaction tx, Dictionary<(string, string, string, string), ScopeSum> scopes)
         {
             if (scopes.Count == 0) return;
             using var cmd = new NpgsqlCommand("""
-                INSERT INTO usage_scopes (tenant_id, scope, window_kind, window_start, value, calls, micro_credits)
-                SELECT * FROM unnest(@t::text[], @s::text[], @w::text[], @d::date[], @v::text[], @c::bigint[], @m::bigint[])
-                ON CONFLICT (tenant_id, scope, window_kind, window_start, value) DO UPDATE SET
+                INSERT INTO usage_scopes (tenant_id, scope, period_start, value, calls, micro_credits, last_day, day_calls, day_micro_credits)
+                SELECT * FROM unnest(@t::text[], @s::text[], @p::date[], @v::text[], @c::bigint[], @m::bigint[], @d::date[], @dc::bigint[], @dm::bigint[])
+                ON CONFLICT (tenant_id, scope, period_start, value) DO UPDATE SET
                   calls = usage_scopes.calls + excluded.calls,
-                  micro_credits = usage_scopes.micro_credits + excluded.micro_credits
+                  micro_credits = usage_scopes.micro_credits + excluded.micro_credits,
+                  day_calls = CASE WHEN excluded.last_day > usage_scopes.last_day THEN excluded.day_calls
+                                   WHEN excluded.last_day = usage_scopes.last_day THEN usage_scopes.day_calls + excluded.day_calls ELSE usage_scopes.day_calls END,
+                  day_micro_credits = CASE WHEN excluded.last_day > usage_scopes.last_day THEN excluded.day_micro_credits
+                                           WHEN excluded.last_day = usage_scopes.last_day THEN usage_scopes.day_micro_credits + excluded.day_micro_credits
+                                           ELSE usage_scopes.day_micro_credits END,
+                  last_day = GREATEST(usage_scopes.last_day, excluded.last_day)
                 """, _connection!, tx);
             var list = scopes.ToList();
             cmd.Parameters.AddWithValue("t", list.Select(x => x.Key.Item1).ToArray());
             cmd.Parameters.AddWithValue("s", list.Select(x => x.Key.Item2).ToArray());
-            cmd.Parameters.AddWithValue("w", list.Select(x => x.Key.Item3).ToArray());
-            cmd.Parameters.AddWithValue("d", list.Select(x => PortableSql.ParseDay(x.Key.Item4)).ToArray());
-            cmd.Parameters.AddWithValue("v", list.Select(x => x.Key.Item5).ToArray());
-            cmd.Parameters.AddWithValue("c", list.Select(x => x.Value[0]).ToArray());
-            cmd.Parameters.AddWithValue("m", list.Select(x => x.Value[1]).ToArray());
+            cmd.Parameters.AddWithValue("p", list.Select(x => PortableSql.ParseDay(x.Key.Item3)).ToArray());
+            cmd.Parameters.AddWithValue("v", list.Select(x => x.Key.Item4).ToArray());
+            cmd.Parameters.AddWithValue("c", list.Select(x => x.Value.Calls).ToArray());
+            cmd.Parameters.AddWithValue("m", list.Select(x => x.Value.MicroCredits).ToArray());
+            cmd.Parameters.AddWithValue("d", list.Select(x => PortableSql.ParseDay(x.Value.Day)).ToArray());
+            cmd.Parameters.AddWithValue("dc", list.Select(x => x.Value.DayCalls).ToArray());
+            cmd.Parameters.AddWithValue("dm", list.Select(x => x.Value.DayMicroCredits).ToArray());
             cmd.ExecuteNonQuery();
         }
 

@@ -37,6 +37,26 @@ public sealed class SqliteDatabase : PortalDatabase
 
     public override string Describe() => FilePath;
 
+    /// <summary>Turns at the write lock among this process's writers: the ingestion writer takes one per commit, holds and
+    /// their releases one per transaction. A waiting hold is served when the current commit ends (waiters on the
+    /// synchronous side, the writer, are served before a second asynchronous one), so neither starves the other.</summary>
+    internal SemaphoreSlim WriteTurn { get; } = new(1, 1);
+
+    public override async ValueTask<IDisposable?> TakeWriteTurnAsync(CancellationToken cancellationToken)
+    {
+        await WriteTurn.WaitAsync(cancellationToken);
+        return new Turn(WriteTurn);
+    }
+
+    private sealed class Turn(SemaphoreSlim gate) : IDisposable
+    {
+        private int _released;
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0) gate.Release();
+        }
+    }
+
     /// <summary>Busy or locked past the busy timeout, a read-only file, an I/O error, a full disk, a file that cannot be opened.</summary>
     protected override bool IsEngineUnavailable(Exception exception) =>
         exception is SqliteException { SqliteErrorCode: 5 or 6 or 8 or 10 or 13 or 14 };

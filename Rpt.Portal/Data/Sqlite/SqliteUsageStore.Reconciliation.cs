@@ -65,7 +65,8 @@ public sealed partial class SqliteUsageStore
         """;
 
     private const string ScopesStoredSql = """
-        SELECT scope || '|' || window_kind || '|' || window_start || '|' || value, calls || ' ' || micro_credits
+        SELECT scope || '|' || period_start || '|' || value,
+               calls || ' ' || micro_credits || ' ' || last_day || ' ' || day_calls || ' ' || day_micro_credits
         FROM usage_scopes WHERE tenant_id = $t
         """;
 
@@ -76,10 +77,11 @@ public sealed partial class SqliteUsageStore
           UNION ALL SELECT 'project', project, date(occurred_at / 1000, 'unixepoch'), period_start, micro_credits
             FROM usage_events WHERE tenant_id = $t AND billable = 1 AND project IS NOT NULL
           UNION ALL SELECT 'user', user_id, date(occurred_at / 1000, 'unixepoch'), period_start, micro_credits
-            FROM usage_events WHERE tenant_id = $t AND billable = 1 AND user_id IS NOT NULL)
-        SELECT scope || '|day|' || d || '|' || value, COUNT(*) || ' ' || SUM(micro_credits) FROM s GROUP BY scope, d, value
-        UNION ALL
-        SELECT scope || '|period|' || p || '|' || value, COUNT(*) || ' ' || SUM(micro_credits) FROM s GROUP BY scope, p, value
+            FROM usage_events WHERE tenant_id = $t AND billable = 1 AND user_id IS NOT NULL),
+        g AS (SELECT scope, p, value, COUNT(*) AS c, SUM(micro_credits) AS m, MAX(d) AS last FROM s GROUP BY scope, p, value),
+        t AS (SELECT scope, p, value, d, COUNT(*) AS c, SUM(micro_credits) AS m FROM s GROUP BY scope, p, value, d)
+        SELECT g.scope || '|' || g.p || '|' || g.value, g.c || ' ' || g.m || ' ' || g.last || ' ' || t.c || ' ' || t.m
+        FROM g JOIN t ON t.scope = g.scope AND t.p = g.p AND t.value = g.value AND t.d = g.last
         """;
 
     /// <inheritdoc cref="DailyReconciliation"/>

@@ -67,12 +67,19 @@ public sealed partial class SqliteUsageStore
               last_at = max(last_at, excluded.last_at)
             """;
 
+        // Each row keeps its period's sums and those of its latest day: an event of a later day starts the day over, one of
+        // the same day adds to it, one of an earlier day (late) adds to the period only. Every SET reads the row as it was.
         private const string ScopeSql = """
-            INSERT INTO usage_scopes (tenant_id, scope, window_kind, window_start, value, calls, micro_credits)
-            VALUES (?1,?2,?3,?4,?5,?6,?7)
-            ON CONFLICT (tenant_id, scope, window_kind, window_start, value) DO UPDATE SET
+            INSERT INTO usage_scopes (tenant_id, scope, period_start, value, calls, micro_credits, last_day, day_calls, day_micro_credits)
+            VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)
+            ON CONFLICT (tenant_id, scope, period_start, value) DO UPDATE SET
               calls = calls + excluded.calls,
-              micro_credits = micro_credits + excluded.micro_credits
+              micro_credits = micro_credits + excluded.micro_credits,
+              day_calls = CASE WHEN excluded.last_day > last_day THEN excluded.day_calls
+                               WHEN excluded.last_day = last_day THEN day_calls + excluded.day_calls ELSE day_calls END,
+              day_micro_credits = CASE WHEN excluded.last_day > last_day THEN excluded.day_micro_credits
+                                       WHEN excluded.last_day = last_day THEN day_micro_credits + excluded.day_micro_credits ELSE day_micro_credits END,
+              last_day = max(last_day, excluded.last_day)
             """;
 
         // first_at is indexed: assigning it in the upsert would rewrite the index entry of every job touched by
@@ -108,7 +115,7 @@ public sealed partial class SqliteUsageStore
         private readonly List<(ulong Hash, long Seq)> _added = new();
         private readonly Dictionary<(string, string, string, string, string, string), long[]> _days = new();
         private readonly Dictionary<(string, string), long[]> _jobs = new();
-        private readonly Dictionary<(string, string, string, string, string), long[]> _scopes = new();
+        private readonly Dictionary<(string, string, string, string), ScopeSum> _scopes = new();
         private readonly Dictionary<(string, string, string, string, string), long[]> _totals = new();
         private readonly Dictionary<(string, string), long[]> _periodUse = new();
 
@@ -252,7 +259,16 @@ public sealed partial class SqliteUsageStore
             _added.Clear();
             _jobRefs.Clear();
             var outcomes = new WriteOutcome[batches.Count][];
-            Exec("BEGIN IMMEDIATE");
+            _database.WriteTurn.Wait();
+            try
+            {
+                Exec("BEGIN IMMEDIATE");
+            }
+            catch
+            {
+                _database.WriteTurn.Release();
+                throw;
+            }
             try
             {
                 CatchUp();
@@ -350,15 +366,17 @@ public sealed partial class SqliteUsageStore
                     for (var i = 0; i < 7; i++) raw.sqlite3_bind_int64(_daily, 7 + i, acc[i]);
                     Step(_daily, "daily rollup");
                 }
-                foreach (var ((tenant, scope, window, start, value), acc) in _scopes)
+                foreach (var ((tenant, scope, period, value), sum) in _scopes)
                 {
                     Text(_scope, 1, tenant);
                     Text(_scope, 2, scope);
-                    Text(_scope, 3, window);
-                    Text(_scope, 4, start);
-                    Text(_scope, 5, value);
-                    raw.sqlite3_bind_int64(_scope, 6, acc[0]);
-                    raw.sqlite3_bind_int64(_scope, 7, acc[1]);
+                    Text(_scope, 3, period);
+                    Text(_scope, 4, value);
+                    raw.sqlite3_bind_int64(_scope, 5, sum.Calls);
+                    raw.sqlite3_bind_int64(_scope, 6, sum.MicroCredits);
+                    Text(_scope, 7, sum.Day);
+                    raw.sqlite3_bind_int64(_scope, 8, sum.DayCalls);
+                    raw.sqlite3_bind_int64(_scope, 9, sum.DayMicroCredits);
                     Step(_scope, "scope rollup");
                 }
                 foreach (var ((tenant, jobId), acc) in _jobs)
@@ -378,6 +396,10 @@ public sealed partial class SqliteUsageStore
             {
                 raw.sqlite3_exec(_db, "ROLLBACK");
                 throw;
+            }
+            finally
+            {
+                _database.WriteTurn.Release();
             }
             // Only what was committed enters the index; a rolled-back commit leaves it as it was.
             foreach (var (hash, seq) in _added) _ids.Add(hash, seq);

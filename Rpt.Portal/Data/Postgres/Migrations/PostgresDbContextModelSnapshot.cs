@@ -1708,14 +1708,9 @@ namespace Rpt.Portal.Data.Postgres.Migrations
                         .HasColumnType("character varying(16)")
                         .HasColumnName("scope");
 
-                    b.Property<string>("Window")
-                        .HasMaxLength(8)
-                        .HasColumnType("character varying(8)")
-                        .HasColumnName("window_kind");
-
-                    b.Property<DateOnly>("WindowStart")
+                    b.Property<DateOnly>("PeriodStart")
                         .HasColumnType("date")
-                        .HasColumnName("window_start");
+                        .HasColumnName("period_start");
 
                     b.Property<string>("Value")
                         .HasMaxLength(128)
@@ -1726,11 +1721,23 @@ namespace Rpt.Portal.Data.Postgres.Migrations
                         .HasColumnType("bigint")
                         .HasColumnName("calls");
 
+                    b.Property<long>("DayCalls")
+                        .HasColumnType("bigint")
+                        .HasColumnName("day_calls");
+
+                    b.Property<long>("DayMicroCredits")
+                        .HasColumnType("bigint")
+                        .HasColumnName("day_micro_credits");
+
+                    b.Property<DateOnly>("LastDay")
+                        .HasColumnType("date")
+                        .HasColumnName("last_day");
+
                     b.Property<long>("MicroCredits")
                         .HasColumnType("bigint")
                         .HasColumnName("micro_credits");
 
-                    b.HasKey("TenantId", "Scope", "Window", "WindowStart", "Value")
+                    b.HasKey("TenantId", "Scope", "PeriodStart", "Value")
                         .HasName("PK_usage_scopes");
 
                     b.ToTable("usage_scopes", (string)null);

@@ -34,7 +34,7 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.V1.Usage.Groups
         {
         }
         /// <summary>
-        /// group_by: project, user or api_key; window: period (default; the billing period holding day) or day; day: yyyy-MM-dd (today by default). Most credits first, at most limit rows (1–1,000, default 100). The portal&apos;s Budgets page downloads every row as CSV.
+        /// group_by: project, user or api_key; window: period (default: the billing period that holds day, yyyy-MM-dd, today by default) or day (today, UTC; the use of earlier days is kept by period only). Most credits first, at most limit rows (1–1,000, default 100). The portal&apos;s Budgets page downloads every row as CSV.
         /// </summary>
         /// <returns>A <see cref="global::Rpt.Portal.Tests.Generated.CreditsApi.Models.UsageGroupsResponse"/></returns>
         /// <param name="cancellationToken">Cancellation token to use when cancelling requests</param>
@@ -65,7 +65,7 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.V1.Usage.Groups
             return await RequestAdapter.SendAsync<global::Rpt.Portal.Tests.Generated.CreditsApi.Models.UsageGroupsResponse>(requestInfo, global::Rpt.Portal.Tests.Generated.CreditsApi.Models.UsageGroupsResponse.CreateFromDiscriminatorValue, errorMapping, cancellationToken).ConfigureAwait(false);
         }
         /// <summary>
-        /// group_by: project, user or api_key; window: period (default; the billing period holding day) or day; day: yyyy-MM-dd (today by default). Most credits first, at most limit rows (1–1,000, default 100). The portal&apos;s Budgets page downloads every row as CSV.
+        /// group_by: project, user or api_key; window: period (default: the billing period that holds day, yyyy-MM-dd, today by default) or day (today, UTC; the use of earlier days is kept by period only). Most credits first, at most limit rows (1–1,000, default 100). The portal&apos;s Budgets page downloads every row as CSV.
         /// </summary>
         /// <returns>A <see cref="RequestInformation"/></returns>
         /// <param name="requestConfiguration">Configuration for the request such as headers, query parameters, and middleware options.</param>
@@ -93,7 +93,7 @@ namespace Rpt.Portal.Tests.Generated.CreditsApi.V1.Usage.Groups
             return new global::Rpt.Portal.Tests.Generated.CreditsApi.V1.Usage.Groups.GroupsRequestBuilder(rawUrl, RequestAdapter);
         }
         /// <summary>
-        /// group_by: project, user or api_key; window: period (default; the billing period holding day) or day; day: yyyy-MM-dd (today by default). Most credits first, at most limit rows (1–1,000, default 100). The portal&apos;s Budgets page downloads every row as CSV.
+        /// group_by: project, user or api_key; window: period (default: the billing period that holds day, yyyy-MM-dd, today by default) or day (today, UTC; the use of earlier days is kept by period only). Most credits first, at most limit rows (1–1,000, default 100). The portal&apos;s Budgets page downloads every row as CSV.
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Kiota", "1.0.0")]
         public partial class GroupsRequestBuilderGetQueryParameters 

@@ -3,10 +3,10 @@ using Microsoft.EntityFrameworkCore.Migrations;
 
 #nullable disable
 
-namespace Rpt.Portal.Data.Postgres.Migrations
+namespace Rpt.Portal.Data.Migrations
 {
     /// <inheritdoc />
-    public partial class BudgetsPostgres : Migration
+    public partial class Budgets : Migration
     {
         /// <inheritdoc />
         protected override void Up(MigrationBuilder migrationBuilder)
@@ -14,21 +14,21 @@ namespace Rpt.Portal.Data.Postgres.Migrations
             migrationBuilder.AddColumn<string>(
                 name: "api_key_id",
                 table: "usage_events",
-                type: "character varying(36)",
+                type: "TEXT",
                 maxLength: 36,
                 nullable: true);
 
             migrationBuilder.AddColumn<string>(
                 name: "project",
                 table: "usage_events",
-                type: "character varying(128)",
+                type: "TEXT",
                 maxLength: 128,
                 nullable: true);
 
             migrationBuilder.AddColumn<string>(
                 name: "project",
                 table: "api_keys",
-                type: "character varying(128)",
+                type: "TEXT",
                 maxLength: 128,
                 nullable: true);
 
@@ -36,16 +36,16 @@ namespace Rpt.Portal.Data.Postgres.Migrations
                 name: "budgets",
                 columns: table => new
                 {
-                    id = table.Column<Guid>(type: "uuid", nullable: false),
-                    tenant_id = table.Column<string>(type: "character varying(64)", maxLength: 64, nullable: false),
-                    scope = table.Column<string>(type: "character varying(16)", maxLength: 16, nullable: false),
-                    subject = table.Column<string>(type: "character varying(128)", maxLength: 128, nullable: false),
-                    micro_credits = table.Column<long>(type: "bigint", nullable: false),
-                    window_kind = table.Column<string>(type: "character varying(8)", maxLength: 8, nullable: false),
-                    mode = table.Column<string>(type: "character varying(8)", maxLength: 8, nullable: false),
-                    alert_at = table.Column<string>(type: "character varying(32)", maxLength: 32, nullable: false),
-                    created_at = table.Column<long>(type: "bigint", nullable: false),
-                    created_by = table.Column<string>(type: "character varying(256)", maxLength: 256, nullable: false)
+                    id = table.Column<Guid>(type: "TEXT", nullable: false),
+                    tenant_id = table.Column<string>(type: "TEXT", maxLength: 64, nullable: false),
+                    scope = table.Column<string>(type: "TEXT", maxLength: 16, nullable: false),
+                    subject = table.Column<string>(type: "TEXT", maxLength: 128, nullable: false),
+                    micro_credits = table.Column<long>(type: "INTEGER", nullable: false),
+                    window_kind = table.Column<string>(type: "TEXT", maxLength: 8, nullable: false),
+                    mode = table.Column<string>(type: "TEXT", maxLength: 8, nullable: false),
+                    alert_at = table.Column<string>(type: "TEXT", maxLength: 32, nullable: false),
+                    created_at = table.Column<long>(type: "INTEGER", nullable: false),
+                    created_by = table.Column<string>(type: "TEXT", maxLength: 256, nullable: false)
                 },
                 constraints: table =>
                 {
@@ -57,17 +57,19 @@ namespace Rpt.Portal.Data.Postgres.Migrations
                 name: "usage_scopes",
                 columns: table => new
                 {
-                    tenant_id = table.Column<string>(type: "character varying(64)", maxLength: 64, nullable: false),
-                    scope = table.Column<string>(type: "character varying(16)", maxLength: 16, nullable: false),
-                    window_kind = table.Column<string>(type: "character varying(8)", maxLength: 8, nullable: false),
-                    window_start = table.Column<DateOnly>(type: "date", nullable: false),
-                    value = table.Column<string>(type: "character varying(128)", maxLength: 128, nullable: false),
-                    calls = table.Column<long>(type: "bigint", nullable: false),
-                    micro_credits = table.Column<long>(type: "bigint", nullable: false)
+                    tenant_id = table.Column<string>(type: "TEXT", maxLength: 64, nullable: false),
+                    scope = table.Column<string>(type: "TEXT", maxLength: 16, nullable: false),
+                    period_start = table.Column<DateOnly>(type: "TEXT", nullable: false),
+                    value = table.Column<string>(type: "TEXT", maxLength: 128, nullable: false),
+                    calls = table.Column<long>(type: "INTEGER", nullable: false),
+                    micro_credits = table.Column<long>(type: "INTEGER", nullable: false),
+                    last_day = table.Column<DateOnly>(type: "TEXT", nullable: false),
+                    day_calls = table.Column<long>(type: "INTEGER", nullable: false),
+                    day_micro_credits = table.Column<long>(type: "INTEGER", nullable: false)
                 },
                 constraints: table =>
                 {
-                    table.PrimaryKey("PK_usage_scopes", x => new { x.tenant_id, x.scope, x.window_kind, x.window_start, x.value });
+                    table.PrimaryKey("PK_usage_scopes", x => new { x.tenant_id, x.scope, x.period_start, x.value });
                 });
 
             migrationBuilder.CreateIndex(

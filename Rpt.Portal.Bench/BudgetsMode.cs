@@ -1,0 +1,161 @@
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+
+namespace Rpt.Portal.Bench;
+
+/// <summary>
+/// Budgets and holds at scale (issue 22). Two measures, each on a fresh server and database:
+/// 1. Ingestion with a hard budget on every key against ingestion with none: the same events (random ids, end users and
+///    projects), the same keys; the aim is within 10 %.
+/// 2. A tenant with --events calls from --users end users and --projects projects, sent through --keys keys, with a hard
+///    daily budget on every key, one for each end user and one per project: quota checks (each with an end user and a
+///    project) and holds (placed, then released) one after another while other clients keep ingesting; the aim is p99 under
+///    5 ms for each. The budgets list and the report by end user are timed too (they read one row per budget, and one
+///    window's rows).
+/// </summary>
+public static class BudgetsMode
+{
+    public static async Task<int> RunAsync(Args options)
+    {
+        var events = options.Long("events", 10_000_000);
+        var compare = options.Long("compare-events", 2_000_000);
+        var users = (int)options.Long("users", 100_000);
+        var projects = (int)options.Long("projects", 1_000);
+        var keyCount = (int)options.Long("keys", 8);
+        var requests = (int)options.Long("requests", 5_000);
+        var batch = (int)options.Long("batch", 1_000);
+        var concurrency = (int)options.Long("concurrency", 8);
+        var background = (double)options.Long("background-rate", 20_000);
+        Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {Machine.MemoryGiB():0.#} GiB, {Machine.Cpu()}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}");
+        var ok = true;
+
+        Console.WriteLine();
+        Console.WriteLine($"== ingestion: {compare:N0} events (random ids, {users:N0} end users, {projects:N0} projects) through {keyCount} keys, {concurrency} clients, without and with a hard budget on every key");
+        var rates = new List<double>();
+        foreach (var withBudgets in new[] { false, true })
+        {
+            await using var server = await PortalServer.StartAsync(false);
+            var (admin, keys) = await TenantAsync(server, keyCount, concurrency);
+            if (withBudgets)
+                foreach (var (_, id) in keys)
+                    await Created(admin.PostAsJsonAsync("/v1/budgets", new { scope = "api_key", api_key_id = id, credits = 1_000_000, window = "day", mode = "hard" }));
+            var prices = await Workload.LoadPricesAsync(admin);
+            var run = await Workload.IngestAsync(admin, compare, batch, concurrency, prices, instances: keys.Select(k => k.Client).ToList(), users: users, projects: projects);
+            var check = await Workload.CheckChargesAsync(admin, run.ExpectedMicroCredits);
+            Console.WriteLine($"  {(withBudgets ? "with a budget on every key" : "without budgets"),-28} {run.EventsPerSecond,10:N0} events/s (batch p50 {run.Latency.P50:0.0} ms, p99 {run.Latency.P99:0.0} ms); charged {(check.Exact ? "exact" : "MISMATCH")}");
+            ok &= check.Exact && run.Accepted == compare;
+            rates.Add(run.EventsPerSecond);
+            foreach (var (c, _) in keys) c.Dispose();
+            admin.Dispose();
+        }
+        var ratio = rates[1] / rates[0];
+        Console.WriteLine($"  with / without: {ratio:0.00} (aim: within 10 %)");
+        ok &= ratio >= 0.9;
+
+        Console.WriteLine();
+        Console.WriteLine($"== quota checks and holds at {events:N0} events, {users:N0} end users, {projects:N0} projects, {keyCount} keys, while ingesting {background:N0} events/s");
+        await using (var server = await PortalServer.StartAsync(options.Flag("keep")))
+        {
+            var (admin, keys) = await TenantAsync(server, keyCount, concurrency);
+            var prices = await Workload.LoadPricesAsync(admin);
+            var load = await Workload.IngestAsync(admin, events, batch, concurrency, prices, instances: keys.Select(k => k.Client).ToList(), users: users, projects: projects);
+            Console.WriteLine($"  loaded: {load.Accepted:N0} events at {load.EventsPerSecond:N0} events/s");
+            var clock = Stopwatch.StartNew();
+            foreach (var (_, id) in keys)
+                await Created(admin.PostAsJsonAsync("/v1/budgets", new { scope = "api_key", api_key_id = id, credits = 10_000_000, window = "day" }));
+            await Created(admin.PostAsJsonAsync("/v1/budgets", new { scope = "user", user_id = "*", credits = 50, window = "day" }));
+            for (var p = 0; p < projects; p++)
+                await Created(admin.PostAsJsonAsync("/v1/budgets", new { scope = "project", project = $"p_{p}", credits = 1_000_000, window = "period" }));
+            Console.WriteLine($"  budgets: {keys.Count + 1 + projects:N0} created in {clock.Elapsed.TotalSeconds:0.0} s");
+
+            using var stop = new CancellationTokenSource();
+            var ingesting = Workload.IngestAsync(admin, 100_000_000, batch, 2, prices, idPrefix: "bg_", stop: stop.Token,
+                instances: keys.Take(2).Select(k => k.Client).ToList(), users: users, projects: projects, eventsPerSecond: background);
+            await Task.Delay(2_000);
+            var (runner, _) = keys[^1];
+            var random = new Random(42);
+            var quota = await TimeAsync(requests, async i =>
+            {
+                using var r = await runner.PostAsJsonAsync("/v1/quota/check", new { estimated_credits = 1, user_id = $"u_{random.Next(users)}", project = $"p_{random.Next(projects)}" });
+                r.EnsureSuccessStatusCode();
+                return JsonNode.Parse(await r.Content.ReadAsStringAsync())!["allowed"]!.GetValue<bool>();
+            });
+            // Holds for a project (one of its budgets) placed and released one after another: each call timed.
+            for (var i = 0; i < 100; i++) await HoldAndReleaseAsync(runner, $"p_{random.Next(projects)}", null);
+            var holdMs = new List<double>(requests);
+            var held = 0;
+            for (var i = 0; i < requests / 2; i++)
+                if (await HoldAndReleaseAsync(runner, $"p_{random.Next(projects)}", holdMs)) held++;
+            var holds = (Latency: Latency.Of(holdMs), Yes: held);
+            var list = await TimeAsync(50, async _ => { (await admin.GetAsync("/v1/budgets")).EnsureSuccessStatusCode(); return true; });
+            var report = await TimeAsync(50, async _ => { (await admin.GetAsync("/v1/usage/groups?group_by=user&limit=100")).EnsureSuccessStatusCode(); return true; });
+            await stop.CancelAsync();
+            var ingested = await ingesting;
+            Console.WriteLine($"  meanwhile ingested: {ingested.Accepted:N0} events at {ingested.EventsPerSecond:N0} events/s from 2 clients (paced at {background:N0}; batch p50 {ingested.Latency.P50:0.0} ms, p99 {ingested.Latency.P99:0.0} ms)");
+            Console.WriteLine($"  quota check (key + project + end user budgets): p50 {quota.Latency.P50:0.00} ms, p99 {quota.Latency.P99:0.00} ms, max {quota.Latency.Max:0.0} ms over {requests:N0}; allowed {quota.Yes:N0}, refused by a budget {requests - quota.Yes:N0}");
+            Console.WriteLine($"  holds placed (project budget checked) and released: p50 {holds.Latency.P50:0.00} ms, p99 {holds.Latency.P99:0.00} ms, max {holds.Latency.Max:0.0} ms over {holdMs.Count:N0} calls; held {holds.Yes:N0} of {requests / 2:N0}");
+            Console.WriteLine($"  GET /v1/budgets ({keys.Count + 1 + projects:N0} budgets, each with its use): p50 {list.Latency.P50:0.0} ms, p99 {list.Latency.P99:0.0} ms");
+            Console.WriteLine($"  GET /v1/usage/groups?group_by=user (top 100 of {users:N0}): p50 {report.Latency.P50:0.0} ms, p99 {report.Latency.P99:0.0} ms");
+            Console.WriteLine($"  server peak memory (VmHWM): {Machine.PeakRss(server.Pid) / 1048576.0:N0} MiB; database {server.DatabaseBytes() / 1048576.0:N0} MiB on disk");
+            ok &= quota.Latency.P99 < 5 && holds.Latency.P99 < 5;
+            foreach (var (c, _) in keys) c.Dispose();
+            admin.Dispose();
+        }
+        Console.WriteLine(ok ? "result: PASS" : "result: FAIL");
+        return ok ? 0 : 1;
+    }
+
+    private static async Task Created(Task<HttpResponseMessage> call)
+    {
+        using var r = await call;
+        if ((int)r.StatusCode != 201) throw new InvalidOperationException($"POST /v1/budgets: {(int)r.StatusCode} {await r.Content.ReadAsStringAsync()}");
+    }
+
+    /// <summary>The tenant "bench" (enterprise) with an admin client and <paramref name="count"/> ingesting keys.</summary>
+    private static async Task<(HttpClient Admin, List<(HttpClient Client, string Id)> Keys)> TenantAsync(PortalServer server, int count, int concurrency)
+    {
+        await server.CreateTenantAsync("bench", "enterprise");
+        var admin = Reads.Client(server, server.CreateKey("bench", "read,ingest,admin", "admin").Secret, concurrency);
+        var keys = new List<(HttpClient, string)>();
+        for (var i = 0; i < count; i++)
+        {
+            var (secret, id) = server.CreateKey("bench", "read,ingest", $"worker-{i}");
+            keys.Add((Reads.Client(server, secret, concurrency), id));
+        }
+        return (admin, keys);
+    }
+
+    /// <summary>Places a hold of one credit for a project and releases it, each call's time added to <paramref name="ms"/>; whether it was held.</summary>
+    private static async Task<bool> HoldAndReleaseAsync(HttpClient client, string project, List<double>? ms)
+    {
+        var id = $"hold-{Guid.NewGuid():N}";
+        var started = Stopwatch.GetTimestamp();
+        using var r = await client.PostAsJsonAsync("/v1/credits/reservations", new { id, credits = 1, project });
+        await r.Content.ReadAsByteArrayAsync();
+        ms?.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        if ((int)r.StatusCode == 402) return false;
+        if ((int)r.StatusCode != 201) throw new InvalidOperationException($"reservation: {(int)r.StatusCode} {await r.Content.ReadAsStringAsync()}");
+        started = Stopwatch.GetTimestamp();
+        using var released = await client.PostAsync($"/v1/credits/reservations/{id}/release", null);
+        released.EnsureSuccessStatusCode();
+        ms?.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        return true;
+    }
+
+    /// <summary>Times <paramref name="count"/> sequential calls after 200 unmeasured ones.</summary>
+    private static async Task<(Latency Latency, int Yes)> TimeAsync(int count, Func<int, Task<bool>> call)
+    {
+        for (var i = 0; i < Math.Min(200, count); i++) await call(-1 - i);
+        var ms = new List<double>(count);
+        var yes = 0;
+        for (var i = 0; i < count; i++)
+        {
+            var started = Stopwatch.GetTimestamp();
+            if (await call(i)) yes++;
+            var elapsed = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+            ms.Add(elapsed);
+        }
+        return (Latency.Of(ms), yes);
+    }
+}
