@@ -20,6 +20,7 @@ import sys
 FORMAT = "rpt-statement/1"
 GENESIS = "0" * 64
 RECORD_COLUMNS = 23  # docs/LEDGER-FORMAT.md, "An audit record"
+TRAILING_COLUMNS = 2  # version 2: project and api_key_id, after the marker "+;", only when either is set
 
 
 def utf16_length(text):
@@ -45,24 +46,29 @@ def entry_hash(tenant_id, entry):
 
 
 def parse_records(text):
-    """Splits back-to-back audit records into lists of 23 values (None for null); lengths count Unicode characters."""
+    """Splits back-to-back audit records into lists of values (None for null): 23, or 25 when the version-2 marker "+;"
+    follows the 23rd (project and api_key_id); lengths count Unicode characters."""
     records, i, n = [], 0, len(text)
     while i < n:
         record = []
-        for _ in range(RECORD_COLUMNS):
+        columns = RECORD_COLUMNS
+        while len(record) < columns:
             if text.startswith("-;", i):
                 record.append(None)
                 i += 2
-                continue
-            colon = text.find(":", i)
-            if colon < 0 or colon - i > 20 or not text[i:colon].isdigit():
-                raise ValueError("record %d is not in canonical form at character %d" % (len(records) + 1, i))
-            length = int(text[i:colon])
-            end = colon + 1 + length
-            if end >= n + 1 or text[end:end + 1] != ";":
-                raise ValueError("record %d: a value of length %d does not end with ';' at character %d" % (len(records) + 1, length, end))
-            record.append(text[colon + 1:end])
-            i = end + 1
+            else:
+                colon = text.find(":", i)
+                if colon < 0 or colon - i > 20 or not text[i:colon].isdigit():
+                    raise ValueError("record %d is not in canonical form at character %d" % (len(records) + 1, i))
+                length = int(text[i:colon])
+                end = colon + 1 + length
+                if end >= n + 1 or text[end:end + 1] != ";":
+                    raise ValueError("record %d: a value of length %d does not end with ';' at character %d" % (len(records) + 1, length, end))
+                record.append(text[colon + 1:end])
+                i = end + 1
+            if len(record) == RECORD_COLUMNS and columns == RECORD_COLUMNS and text.startswith("+;", i):
+                columns += TRAILING_COLUMNS
+                i += 2
         records.append(record)
     return records
 

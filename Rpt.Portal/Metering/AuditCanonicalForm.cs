@@ -10,7 +10,8 @@ namespace Rpt.Portal.Metering;
 /// text itself, and the length counts Unicode characters (scalar values), not bytes; a null is written <c>-;</c>.
 /// The whole form is UTF-8. Version 1 is, byte for byte, what the first releases had SQLite compute
 /// (<c>length(CAST(x AS TEXT)) || ':' || CAST(x AS TEXT) || ';'</c>), so every digest written before verifies.
-/// Version 2 adds two trailing columns, <c>project</c> and <c>api_key_id</c>, written only when either holds a value:
+/// Version 2 adds two trailing columns, <c>project</c> and <c>api_key_id</c>, written only when either holds a value and
+/// then after the marker <c>+;</c> (which no column's form starts with, so back-to-back records still split unambiguously):
 /// a record without both is written exactly as in version 1, so every earlier digest still verifies.
 /// </summary>
 public static class AuditCanonicalForm
@@ -52,6 +53,9 @@ public static class AuditCanonicalForm
         public void Clear() => _length = 0;
 
         public void Null() => Append("-;"u8);
+
+        /// <summary>The marker before the trailing columns of version 2.</summary>
+        public void Trailing() => Append("+;"u8);
 
         public void Integer(long value)
         {

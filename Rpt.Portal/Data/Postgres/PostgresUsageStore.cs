@@ -64,6 +64,7 @@ public sealed partial class PostgresUsageStore(PostgresDatabase database) : IUsa
                         if (!r.IsDBNull(i)) count = columns.Count;
                     for (var i = 0; i < count; i++)
                     {
+                        if (i == AuditCanonicalForm.CoreColumns) form.Trailing();
                         if (r.IsDBNull(i)) form.Null();
                         else switch (r.GetFieldType(i))
                         {

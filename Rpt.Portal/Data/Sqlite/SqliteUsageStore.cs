@@ -114,6 +114,7 @@ public sealed partial class SqliteUsageStore(SqliteDatabase database) : IUsageSt
                             if (raw.sqlite3_column_type(stmt, i) != raw.SQLITE_NULL) count = columns.Count;
                         for (var i = 0; i < count; i++)
                         {
+                            if (i == AuditCanonicalForm.CoreColumns) form.Trailing();
                             var type = raw.sqlite3_column_type(stmt, i);
                             if (type == raw.SQLITE_NULL) form.Null();
                             else if (type == raw.SQLITE_INTEGER) form.Integer(raw.sqlite3_column_int64(stmt, i));
