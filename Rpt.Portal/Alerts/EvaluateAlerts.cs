@@ -79,6 +79,7 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
     private async Task BudgetAlertsAsync(string tenantId, Balance balance, DateTimeOffset now, List<AlertFiring> fired, CancellationToken ct)
     {
         var uses = await budgets.ListAsync(tenantId, ct);
+        List<string>? owners = null; // read once, when the first budget alert fires
         foreach (var use in uses)
         {
             var b = use.Budget;
@@ -117,10 +118,7 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
                         remaining = Credit.ToCredits(use.RemainingMicroCredits),
                         message,
                     }, ct);
-                List<string> owners;
-                using (var scope = scopes.CreateScope())
-                    owners = (await scope.ServiceProvider.GetRequiredService<TeamMembers>().ListAsync(tenantId))
-                        .Where(m => m.Role == PortalRoles.Owner).Select(m => m.Email).ToList();
+                owners ??= await RecipientsAsync(tenantId, []);
                 var body = $"""
                     {message}
 
@@ -130,6 +128,16 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
                 await alertMails.EnqueueAsync(owners.Select(to => new AlertMail(key, tenantId, to, $"Rpt Portal: {share} % of a budget is used", body, now)).ToList(), ct);
             }
         }
+    }
+
+    /// <summary>The chosen members who are still members; the owners when none were chosen.</summary>
+    private async Task<List<string>> RecipientsAsync(string tenantId, IReadOnlyList<string> chosen)
+    {
+        using var scope = scopes.CreateScope();
+        var members = await scope.ServiceProvider.GetRequiredService<TeamMembers>().ListAsync(tenantId);
+        return chosen.Count > 0
+            ? members.Where(m => chosen.Contains(m.Email, StringComparer.OrdinalIgnoreCase)).Select(m => m.Email).ToList()
+            : members.Where(m => m.Role == PortalRoles.Owner).Select(m => m.Email).ToList();
     }
 
     /// <summary>Below this, a day's consumption is never an anomaly, whatever the baseline (a quiet week makes any use look large).</summary>
@@ -193,15 +201,7 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
                 }, ct);
         }
         if (!rule.Channels.HasFlag(AlertChannels.Email)) return;
-        List<string> owners;
-        using (var scope = scopes.CreateScope())
-        {
-            var members = await scope.ServiceProvider.GetRequiredService<TeamMembers>().ListAsync(firing.TenantId);
-            // The chosen members who are still members; the owners when none were chosen.
-            owners = rule.RecipientList.Count > 0
-                ? members.Where(m => rule.RecipientList.Contains(m.Email, StringComparer.OrdinalIgnoreCase)).Select(m => m.Email).ToList()
-                : members.Where(m => m.Role == PortalRoles.Owner).Select(m => m.Email).ToList();
-        }
+        var owners = await RecipientsAsync(firing.TenantId, rule.RecipientList);
         var dashboard = new Uri(new Uri(options.Value.PortalUrl), "/").ToString();
         var subject = rule.Kind switch
         {
