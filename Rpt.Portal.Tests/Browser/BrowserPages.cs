@@ -65,8 +65,18 @@ public static class BrowserPages
         await page.FillAsync("#Input\\.Email", email);
         await page.FillAsync("#Input\\.Password", password);
         await page.ClickAsync("button[type=submit]");
-        await page.WaitForURLAsync(new Regex("/$"));
-        await WaitInteractiveAsync(page);
+        try
+        {
+            // The home page renders the dashboard before its load event; on a loaded 2-core run of both engines that
+            // has taken longer than an action's 30 s, so the wait is for the address and then for the live page.
+            await page.WaitForURLAsync(new Regex("/$"), new() { WaitUntil = WaitUntilState.Commit, Timeout = 60_000 });
+        }
+        catch (TimeoutException e)
+        {
+            var text = await page.Locator("body").InnerTextAsync(new() { Timeout = 5_000 }).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : "(no page text)");
+            throw new TimeoutException($"Signing in as {email} did not reach the home page; the browser is at {page.Url} showing: {text[..Math.Min(text.Length, 600)]}", e);
+        }
+        await Assertions.Expect(page.Locator(".mud-layout[data-interactive='true']")).ToBeVisibleAsync(new() { Timeout = 30_000 });
         return page;
     }
 
