@@ -1,3 +1,4 @@
+using Rpt.Portal.Billing.Marketplace;
 using Rpt.Portal.Alerts;
 using Rpt.Portal.Api;
 using Rpt.Portal.Billing;
@@ -24,6 +25,7 @@ public static class PortalExtensions
         .AddLedger()
         .AddPlans()
         .AddBilling()
+        .AddMarketplace()
         .AddAlerts()
         .AddOperations()
         .AddCreditsApi()
@@ -39,6 +41,7 @@ public static class PortalExtensions
         app.UsePortalSecurityHeaders();
         app.MapPortalApi();
         app.MapStripeWebhook();
+        app.MapMarketplace();
         app.MapPortalUi();
         return app;
     }

@@ -21,7 +21,7 @@ internal static class CommandTree
             new("id", "the tenant id (default: from the name)"),
             new("subscription-start", "the day billing periods are anchored on, e.g. for an account moved from another system", Value: "DATE"),
         ]),
-        new("tenants", "list", "Every tenant with its plan and balance.", []),
+        new("tenants", "list", "Every tenant with its plan, balance and billing source (stripe, or aws_marketplace with its AWS account id).", []),
         new("keys", "create", "An API key of a tenant, or (--platform) a platform ingest key that names the tenant per event.",
         [
             new("tenant", "the tenant", Value: "ID"), new("platform", "a platform ingest key", Switch: true), new("name", "what the key is for"),

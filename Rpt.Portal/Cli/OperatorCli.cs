@@ -155,11 +155,14 @@ public static class OperatorCli
     {
         await using var db = await services.GetRequiredService<IDbContextFactory<ApplicationDbContext>>().CreateDbContextAsync();
         var balances = services.GetRequiredService<GetBalance>();
-        await @out.WriteLineAsync($"{"tenant_id",-24} {"plan",-13} {"period",-23} {"allocated",10} {"consumed",10} {"remaining",10}");
+        await @out.WriteLineAsync($"{"tenant_id",-24} {"plan",-13} {"period",-23} {"allocated",10} {"consumed",10} {"remaining",10} {"billing",-15} aws_account");
+        var marketplace = await db.MarketplaceAccounts.AsNoTracking().ToDictionaryAsync(a => a.TenantId);
         foreach (var t in await db.Tenants.AsNoTracking().OrderBy(t => t.Id).ToListAsync())
         {
             var b = balances.Execute(t.Id)!;
-            await @out.WriteLineAsync($"{t.Id,-24} {t.PlanCode,-13} {b.Period.Start:yyyy-MM-dd} to {b.Period.End:yyyy-MM-dd} {b.Allocated?.ToString(CultureInfo.InvariantCulture) ?? "unlimited",10} {b.Consumed,10} {b.Remaining?.ToString(CultureInfo.InvariantCulture) ?? "unlimited",10}");
+            var aws = marketplace.GetValueOrDefault(t.Id);
+            var billing = aws is null ? "stripe" : Billing.Marketplace.MarketplaceAccount.BillingSource;
+            await @out.WriteLineAsync($"{t.Id,-24} {t.PlanCode,-13} {b.Period.Start:yyyy-MM-dd} to {b.Period.End:yyyy-MM-dd} {b.Allocated?.ToString(CultureInfo.InvariantCulture) ?? "unlimited",10} {b.Consumed,10} {b.Remaining?.ToString(CultureInfo.InvariantCulture) ?? "unlimited",10} {billing,-15} {aws?.CustomerAwsAccountId ?? "-"}");
         }
         return 0;
     }

@@ -39,6 +39,10 @@ public class ApplicationDbContext : IdentityDbContext<ApplicationUser>
     public DbSet<Billing.AutoTopUpSetting> AutoTopUps => Set<Billing.AutoTopUpSetting>();
     public DbSet<Billing.AutoTopUpAttempt> AutoTopUpAttempts => Set<Billing.AutoTopUpAttempt>();
     public DbSet<Billing.MeterReport> MeterReports => Set<Billing.MeterReport>();
+    public DbSet<Billing.Marketplace.MarketplaceAccount> MarketplaceAccounts => Set<Billing.Marketplace.MarketplaceAccount>();
+    public DbSet<Billing.Marketplace.MarketplaceRegistration> MarketplaceRegistrations => Set<Billing.Marketplace.MarketplaceRegistration>();
+    public DbSet<Billing.Marketplace.MarketplaceReport> MarketplaceReports => Set<Billing.Marketplace.MarketplaceReport>();
+    public DbSet<Billing.Marketplace.MarketplaceNotification> MarketplaceNotifications => Set<Billing.Marketplace.MarketplaceNotification>();
     public DbSet<Alerts.AlertRule> AlertRules => Set<Alerts.AlertRule>();
     public DbSet<Alerts.AlertFiring> AlertFirings => Set<Alerts.AlertFiring>();
     public DbSet<Alerts.AlertDelivery> AlertDeliveries => Set<Alerts.AlertDelivery>();

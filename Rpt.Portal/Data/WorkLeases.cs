@@ -23,6 +23,8 @@ public static class Lease
     public const string OverageReports = "overage-reports";
     public const string TestModeRenewals = "test-mode-renewals";
     public const string PriceNotices = "price-notices";
+    public const string MarketplaceReports = "marketplace-reports";
+    public const string MarketplaceNotices = "marketplace-notices";
 }
 
 /// <summary>SQLite: one machine and one file, whose write lock already keeps writers apart; this instance does all the work.</summary>

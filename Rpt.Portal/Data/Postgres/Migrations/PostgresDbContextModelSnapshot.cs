@@ -783,6 +783,246 @@ namespace Rpt.Portal.Data.Postgres.Migrations
                     b.ToTable("auto_top_ups", (string)null);
                 });
 
+            modelBuilder.Entity("Rpt.Portal.Billing.Marketplace.MarketplaceAccount", b =>
+                {
+                    b.Property<string>("TenantId")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<long>("BaselineMicroCredits")
+                        .HasColumnType("bigint")
+                        .HasColumnName("baseline_micro_credits");
+
+                    b.Property<string>("CustomerAwsAccountId")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)")
+                        .HasColumnName("customer_aws_account_id");
+
+                    b.Property<string>("CustomerIdentifier")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)")
+                        .HasColumnName("customer_identifier");
+
+                    b.Property<long>("LinkedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("linked_at");
+
+                    b.Property<string>("ProductCode")
+                        .IsRequired()
+                        .HasMaxLength(255)
+                        .HasColumnType("character varying(255)")
+                        .HasColumnName("product_code");
+
+                    b.Property<string>("ReportingStopped")
+                        .HasMaxLength(500)
+                        .HasColumnType("character varying(500)")
+                        .HasColumnName("reporting_stopped");
+
+                    b.Property<long?>("ReportingStoppedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("reporting_stopped_at");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)")
+                        .HasColumnName("status");
+
+                    b.Property<long>("StatusAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("status_at");
+
+                    b.HasKey("TenantId")
+                        .HasName("PK_marketplace_accounts");
+
+                    b.HasIndex("CustomerIdentifier")
+                        .IsUnique()
+                        .HasDatabaseName("IX_marketplace_accounts_customer_identifier");
+
+                    b.ToTable("marketplace_accounts", (string)null);
+                });
+
+            modelBuilder.Entity("Rpt.Portal.Billing.Marketplace.MarketplaceNotification", b =>
+                {
+                    b.Property<string>("MessageId")
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)")
+                        .HasColumnName("message_id");
+
+                    b.Property<string>("Action")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("action");
+
+                    b.Property<string>("CustomerIdentifier")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)")
+                        .HasColumnName("customer_identifier");
+
+                    b.Property<string>("Outcome")
+                        .IsRequired()
+                        .HasMaxLength(500)
+                        .HasColumnType("character varying(500)")
+                        .HasColumnName("outcome");
+
+                    b.Property<long>("ReceivedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("received_at");
+
+                    b.Property<long>("SentAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("sent_at");
+
+                    b.HasKey("MessageId")
+                        .HasName("PK_marketplace_notifications");
+
+                    b.HasIndex("CustomerIdentifier", "SentAt")
+                        .HasDatabaseName("IX_marketplace_notifications_customer_identifier_sent_at");
+
+                    b.ToTable("marketplace_notifications", (string)null);
+                });
+
+            modelBuilder.Entity("Rpt.Portal.Billing.Marketplace.MarketplaceRegistration", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("id");
+
+                    b.Property<long?>("CompletedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("completed_at");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("CustomerAwsAccountId")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)")
+                        .HasColumnName("customer_aws_account_id");
+
+                    b.Property<string>("CustomerIdentifier")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)")
+                        .HasColumnName("customer_identifier");
+
+                    b.Property<string>("ProductCode")
+                        .IsRequired()
+                        .HasMaxLength(255)
+                        .HasColumnType("character varying(255)")
+                        .HasColumnName("product_code");
+
+                    b.Property<string>("TenantId")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<string>("TokenHash")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("token_hash");
+
+                    b.HasKey("Id")
+                        .HasName("PK_marketplace_registrations");
+
+                    b.HasIndex("TokenHash")
+                        .IsUnique()
+                        .HasDatabaseName("IX_marketplace_registrations_token_hash");
+
+                    b.ToTable("marketplace_registrations", (string)null);
+                });
+
+            modelBuilder.Entity("Rpt.Portal.Billing.Marketplace.MarketplaceReport", b =>
+                {
+                    b.Property<string>("TenantId")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<long>("Sequence")
+                        .HasColumnType("bigint")
+                        .HasColumnName("sequence");
+
+                    b.Property<long?>("AnsweredAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("answered_at");
+
+                    b.Property<int>("Attempts")
+                        .HasColumnType("integer")
+                        .HasColumnName("attempts");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("created_at");
+
+                    b.Property<long>("Cumulative")
+                        .HasColumnType("bigint")
+                        .HasColumnName("cumulative");
+
+                    b.Property<string>("CustomerAwsAccountId")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)")
+                        .HasColumnName("customer_aws_account_id");
+
+                    b.Property<string>("Dimension")
+                        .IsRequired()
+                        .HasMaxLength(255)
+                        .HasColumnType("character varying(255)")
+                        .HasColumnName("dimension");
+
+                    b.Property<string>("LastError")
+                        .HasMaxLength(500)
+                        .HasColumnType("character varying(500)")
+                        .HasColumnName("last_error");
+
+                    b.Property<string>("MeteringRecordId")
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)")
+                        .HasColumnName("metering_record_id");
+
+                    b.Property<long>("NextAttemptAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("next_attempt_at");
+
+                    b.Property<string>("ProductCode")
+                        .IsRequired()
+                        .HasMaxLength(255)
+                        .HasColumnType("character varying(255)")
+                        .HasColumnName("product_code");
+
+                    b.Property<long>("Quantity")
+                        .HasColumnType("bigint")
+                        .HasColumnName("quantity");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("status");
+
+                    b.Property<long>("Timestamp")
+                        .HasColumnType("bigint")
+                        .HasColumnName("timestamp");
+
+                    b.HasKey("TenantId", "Sequence")
+                        .HasName("PK_marketplace_reports");
+
+                    b.HasIndex("Status", "NextAttemptAt")
+                        .HasDatabaseName("IX_marketplace_reports_status_next_attempt_at");
+
+                    b.ToTable("marketplace_reports", (string)null);
+                });
+
             modelBuilder.Entity("Rpt.Portal.Billing.MeterReport", b =>
                 {
                     b.Property<string>("Identifier")
