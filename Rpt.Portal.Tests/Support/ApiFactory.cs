@@ -25,8 +25,10 @@ public sealed class ApiFactory : WebApplicationFactory<Program>
     /// <param name="fakeClock">False for browser tests: live pages refresh on the real clock.</param>
     /// <param name="environment">Testing by default; Development for the browser walk, which confirms its account
     /// with the link that Development shows the visitor who registered.</param>
-    public ApiFactory(Dictionary<string, string?>? settings = null, bool fakeClock = true, string environment = "Testing")
+    public ApiFactory(Dictionary<string, string?>? settings = null, bool fakeClock = true, string environment = "Testing",
+        Action<IServiceCollection>? services = null)
     {
+        _services = services;
         _environment = environment;
         Directory = PortalHarness.NewDirectory();
         _settings = settings ?? [];
@@ -49,7 +51,10 @@ public sealed class ApiFactory : WebApplicationFactory<Program>
         foreach (var (key, value) in _settings) builder.UseSetting(key, value);
         builder.ConfigureLogging(l => l.ClearProviders());
         if (_fakeClock) builder.ConfigureServices(s => s.AddSingleton<TimeProvider>(Time));
+        if (_services is not null) builder.ConfigureServices(_services);
     }
+
+    private readonly Action<IServiceCollection>? _services;
 
     public T Get<T>() where T : notnull => Services.GetRequiredService<T>();
 

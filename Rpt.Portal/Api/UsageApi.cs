@@ -43,7 +43,7 @@ public static class UsageApi
     }
 
     public static async Task<IResult> PostEvents(HttpContext http, UsageIngestor ingestor, IOptions<MeteringOptions> options,
-        Observability.PortalMetrics metrics, CancellationToken cancellationToken)
+        Observability.PortalMetrics metrics, Billing.Marketplace.MarketplaceEntitlements marketplace, CancellationToken cancellationToken)
     {
         var arrived = System.Diagnostics.Stopwatch.GetTimestamp();
         var max = options.Value.MaxBatchSize;
@@ -53,6 +53,9 @@ public static class UsageApi
                 extensions: new Dictionary<string, object?> { ["header"] = "Content-Type" });
         if (http.Request.ContentLength > MaxBodyBytes)
             return TooLarge($"The body is {http.Request.ContentLength} bytes; at most {MaxBodyBytes} are accepted. Send at most {max} events per request.");
+        // A tenant that pays through AWS Marketplace and whose subscription ended (its last usage reported) ingests no more.
+        if (http.Caller().TenantId is { } payer && await marketplace.RefusalAsync(payer, cancellationToken) is { } refusal)
+            return TypedResults.Problem(statusCode: StatusCodes.Status403Forbidden, title: "Subscription ended", detail: refusal);
 
         // The body is read into a pooled buffer: a batch of 1,000 events is a third of a megabyte, and a fresh array per
         // request would be a large object, whose heap's budget triggers full collections that stop every thread.

@@ -18,8 +18,7 @@ public sealed class MarketplaceCrashTests : IAsyncDisposable
 
     private sealed class StaticCredentials : AwsCredentialSource
     {
-        public override Task<ImmutableCredentials> GetAsync(CancellationToken cancellationToken) =>
-            Task.FromResult(new ImmutableCredentials(AwsMeteringServer.AccessKey, AwsMeteringServer.SecretKey, null));
+        public override AWSCredentials Resolve() => new BasicAWSCredentials(AwsMeteringServer.AccessKey, AwsMeteringServer.SecretKey);
     }
 
     private Dictionary<string, string?> Settings(Uri aws) => new(TestEngine.DatabaseSettings(_dir))

@@ -46,7 +46,7 @@ public sealed class MarketplaceReportingTests : IAsyncLifetime
 
     private sealed class StaticCredentials(string key, string secret) : AwsCredentialSource
     {
-        public override Task<ImmutableCredentials> GetAsync(CancellationToken cancellationToken) => Task.FromResult(new ImmutableCredentials(key, secret, null));
+        public override AWSCredentials Resolve() => new BasicAWSCredentials(key, secret);
     }
 
     private ReportMarketplaceUsage Report => _harness.Get<ReportMarketplaceUsage>();

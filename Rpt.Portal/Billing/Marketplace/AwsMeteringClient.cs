@@ -33,12 +33,10 @@ public sealed class AwsServiceException(string type, string message, int status)
 /// <summary>The credentials calls are signed with: the standard AWS chain (environment, profile, instance role).</summary>
 public class AwsCredentialSource
 {
-    public virtual async Task<ImmutableCredentials> GetAsync(CancellationToken cancellationToken)
-    {
-        var credentials = await DefaultAWSCredentialsIdentityResolver.GetCredentialsAsync(null)
-            ?? throw new InvalidOperationException("No AWS credentials were found (environment, profile or instance role).");
-        return await credentials.GetCredentialsAsync();
-    }
+    public virtual AWSCredentials Resolve() => DefaultAWSCredentialsIdentityResolver.GetCredentials(null)
+        ?? throw new InvalidOperationException("No AWS credentials were found (environment, profile or instance role).");
+
+    public async Task<ImmutableCredentials> GetAsync(CancellationToken cancellationToken) => await Resolve().GetCredentialsAsync();
 }
 
 /// <summary>

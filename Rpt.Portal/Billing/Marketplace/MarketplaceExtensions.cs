@@ -15,6 +15,9 @@ public static class MarketplaceExtensions
         builder.Services.AddSingleton<ReportMarketplaceUsage>();
         builder.Services.AddSingleton<MarketplaceRegistrations>();
         builder.Services.AddHostedService<MarketplaceReportScheduler>();
+        builder.Services.AddSingleton<MarketplaceEntitlements>();
+        builder.Services.AddSingleton<MarketplaceNotifications>();
+        builder.Services.AddHostedService<MarketplaceNotificationReader>();
         builder.Services.AddHostedService<MarketplaceStartupNote>();
         return builder;
     }

@@ -90,7 +90,7 @@ public sealed class MarketplaceRegistrations(IDbContextFactory<ApplicationDbCont
         // What the tenant consumed before linking was paid for by its plan: only what follows is reported to AWS.
         var baseline = checked((long)report.ConsumedMicroCredits(tenantId));
         var account = new MarketplaceAccount(tenantId, registration.CustomerIdentifier, registration.CustomerAwsAccountId, registration.ProductCode, baseline, now);
-        account.Apply(MarketplaceStatus.Subscribed, now);
+        // Subscribed until the marketplace's notifications say otherwise: any notification, whenever sent, outranks linking.
         db.MarketplaceAccounts.Add(account);
         registration.Complete(tenantId, now);
         try

@@ -1,0 +1,105 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using Amazon.Runtime;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Rpt.Portal.Billing.Marketplace;
+using Rpt.Portal.Data;
+using Rpt.Portal.Metering;
+
+namespace Rpt.Portal.Tests.Billing.Marketplace;
+
+/// <summary>
+/// Entitlement notifications read with AWSSDK.SQS from a queue on loopback: each applied once whatever the order and
+/// the number of deliveries; an ended subscription's last usage is reported, then its keys stop ingesting.
+/// </summary>
+[Trait("Kind", "Http")]
+public sealed class MarketplaceNotificationTests : IAsyncLifetime
+{
+    private AwsMeteringServer _aws = null!;
+    private SqsQueueServer _sqs = null!;
+    private ApiFactory _app = null!;
+
+    private sealed class Credentials : AwsCredentialSource
+    {
+        public override AWSCredentials Resolve() => new BasicAWSCredentials(AwsMeteringServer.AccessKey, AwsMeteringServer.SecretKey);
+    }
+
+    public async Task InitializeAsync()
+    {
+        _aws = await AwsMeteringServer.StartAsync();
+        _sqs = await SqsQueueServer.StartAsync();
+        _app = new ApiFactory(new()
+        {
+            ["Rpt:Marketplace:Aws:ProductCode"] = MarketplaceReportingTests.Product,
+            ["Rpt:Marketplace:Aws:ServiceUrl"] = _aws.Address.ToString(),
+            ["Rpt:Marketplace:Aws:QueueUrl"] = _sqs.QueueUrl.ToString(),
+        }, services: s => s.AddSingleton<AwsCredentialSource>(new Credentials()));
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _app.DisposeAsync();
+        await _sqs.DisposeAsync();
+        await _aws.DisposeAsync();
+    }
+
+    private static object Batch(int n) => new
+    {
+        events = Enumerable.Range(0, n).Select(i => new { id = Guid.NewGuid().ToString(), occurred_at = DateTimeOffset.UtcNow, model = "gpt-4o", input_tokens = 12_345 + i, output_tokens = 678 }),
+    };
+
+    [Fact]
+    public async Task EachNotificationIsAppliedOnce_InAnyOrder_AndAnEndedSubscriptionReportsItsLastUsage_ThenItsKeysStopIngesting()
+    {
+        var (_, client) = await _app.TenantAsync("acme", "enterprise");
+        _aws.Tokens["tok"] = ("cust-acme", "111122223333", MarketplaceReportingTests.Product);
+        var registrations = _app.Get<MarketplaceRegistrations>();
+        var (_, id) = await registrations.RegisterAsync("tok");
+        Assert.Null(await registrations.CompleteAsync(id!, "acme"));
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsJsonAsync("/v1/usage/events", Batch(40))).StatusCode);
+
+        // Sent in this order; delivered out of it, the last one twice, and one not ours and one unreadable.
+        var t0 = _app.Time.GetUtcNow().AddMinutes(-10);
+        _sqs.Publish("sns-3", "unsubscribe-success", "cust-acme", MarketplaceReportingTests.Product, t0.AddMinutes(2));
+        _sqs.Publish("sns-1", "subscribe-success", "cust-acme", MarketplaceReportingTests.Product, t0);
+        _sqs.Publish("sns-3", "unsubscribe-success", "cust-acme", MarketplaceReportingTests.Product, t0.AddMinutes(2));
+        _sqs.Publish("sns-2", "unsubscribe-pending", "cust-acme", MarketplaceReportingTests.Product, t0.AddMinutes(1));
+        _sqs.Publish("sns-x", "subscribe-success", "cust-acme", "someone-elses-product", t0.AddMinutes(3));
+        _sqs.PublishRaw("{not json");
+
+        var notifications = _app.Get<MarketplaceNotifications>();
+        Assert.Equal(1, await notifications.ReadAsync());
+        Assert.Equal(0, _sqs.Count);
+        await using (var db = await _app.Get<IDbContextFactory<ApplicationDbContext>>().CreateDbContextAsync())
+        {
+            Assert.Equal(MarketplaceStatus.Unsubscribed, (await db.MarketplaceAccounts.SingleAsync()).Status);
+            var recorded = await db.MarketplaceNotifications.ToDictionaryAsync(n => n.MessageId);
+            Assert.Equal(5, recorded.Count); // sns-1, -2, -3, -x and the unreadable one: the second sns-3 is the same notification
+            Assert.StartsWith("applied to tenant acme: unsubscribed", recorded["sns-3"].Outcome);
+            Assert.StartsWith("older than the state applied", recorded["sns-1"].Outcome);
+            Assert.StartsWith("older than the state applied", recorded["sns-2"].Outcome);
+            Assert.StartsWith("for another product", recorded["sns-x"].Outcome);
+        }
+        _sqs.Publish("sns-3", "unsubscribe-success", "cust-acme", MarketplaceReportingTests.Product, t0.AddMinutes(2));
+        Assert.Equal(0, await notifications.ReadAsync()); // delivered once more: applied once
+
+        // The last usage is reported: AWS bills every whole credit consumed.
+        await _app.Get<ReportMarketplaceUsage>().ExecuteAsync();
+        var report = _app.Get<ReportMarketplaceUsage>();
+        Assert.Equal((long)(report.ConsumedMicroCredits("acme") / Credit.MicroPerCredit), _aws.Total("111122223333"));
+
+        // Then the keys stop ingesting, and say why.
+        using var refused = await client.PostAsJsonAsync("/v1/usage/events", Batch(1));
+        Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        var problem = JsonNode.Parse(await refused.Content.ReadAsStringAsync())!;
+        Assert.Equal("Subscription ended", (string?)problem["title"]);
+        Assert.Contains("AWS Marketplace subscription has ended", (string?)problem["detail"]);
+
+        // Subscribing again (a later notification) lets them in again.
+        _sqs.Publish("sns-4", "subscribe-success", "cust-acme", MarketplaceReportingTests.Product, t0.AddMinutes(5));
+        Assert.Equal(1, await notifications.ReadAsync());
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsJsonAsync("/v1/usage/events", Batch(1))).StatusCode);
+    }
+}
