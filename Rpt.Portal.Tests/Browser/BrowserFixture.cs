@@ -36,7 +36,20 @@ public sealed class BrowserFixture : IAsyncLifetime
     {
         var settings = Mail.Settings();
         settings["Rpt:Ledger:FlushInterval"] = "00:00:01";
-        App = new(settings, fakeClock: false, environment: "Development");
+        // AWS Marketplace is on, against a metering server on loopback, for the buyer who arrives from it.
+        Aws = AwsMeteringServer.StartAsync().GetAwaiter().GetResult();
+        settings["Rpt:Marketplace:Aws:ProductCode"] = MarketplaceProduct;
+        settings["Rpt:Marketplace:Aws:ServiceUrl"] = Aws.Address.ToString();
+        App = new(settings, fakeClock: false, environment: "Development",
+            services: s => s.AddSingleton<Rpt.Portal.Billing.Marketplace.AwsCredentialSource>(new MeteringCredentials()));
+    }
+
+    public const string MarketplaceProduct = "rpt-browser-product";
+    public AwsMeteringServer Aws { get; }
+
+    private sealed class MeteringCredentials : Rpt.Portal.Billing.Marketplace.AwsCredentialSource
+    {
+        public override Amazon.Runtime.AWSCredentials Resolve() => new Amazon.Runtime.BasicAWSCredentials(AwsMeteringServer.AccessKey, AwsMeteringServer.SecretKey);
     }
 
     /// <summary>The first message to <paramref name="to"/> whose subject contains <paramref name="subject"/>, waited for.</summary>
@@ -84,6 +97,7 @@ public sealed class BrowserFixture : IAsyncLifetime
         Playwright.Dispose();
         await App.DisposeAsync();
         await Mail.DisposeAsync();
+        await Aws.DisposeAsync();
     }
 
     public static string RepositoryRoot()
