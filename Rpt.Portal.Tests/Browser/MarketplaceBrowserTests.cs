@@ -83,4 +83,46 @@ public class MarketplaceBrowserTests(BrowserFixture fx)
         await using var check = await fx.App.Get<IDbContextFactory<ApplicationDbContext>>().CreateDbContextAsync();
         Assert.Equal(1, await check.MarketplaceAccounts.CountAsync(a => a.CustomerIdentifier.StartsWith("cust-browser-")));
     }
+
+    [Fact]
+    public async Task AnOwnerWhoHasAnAccount_SignsInAndLinksIt_AndThePlansPageThenSaysItPaysThroughAwsMarketplace()
+    {
+        await CreateOwnerAsync(fx, "Linked Co", "owner@linked.test", "starter");
+        fx.Aws.Tokens["mp-link"] = ("cust-linked", "112233445566", BrowserFixture.MarketplaceProduct);
+        var violations = new List<string>();
+        foreach (var theme in new[] { "light", "dark" })
+        {
+            var context = await NewContextAsync(fx, theme: theme);
+            try
+            {
+                var page = await SignInAsync(context, "owner@linked.test", "Secret-123!");
+                if (theme == "light")
+                {
+                    await PostTokenAsync(page, "mp-link");
+                    await page.WaitForURLAsync(new Regex(@"/Account/Register\?marketplace="));
+                    await page.GetByText("Already have an account? Sign in and link it").ClickAsync();
+                    await page.WaitForURLAsync(new Regex("/marketplace/aws/link/"));
+                    await Assertions.Expect(page.Locator("h1")).ToHaveTextAsync("Pay through AWS Marketplace");
+                    await page.ScreenshotAsync(new() { Path = Shot("marketplace-link-light"), FullPage = true });
+                    violations.AddRange(await AxeAsync(page, "marketplace link"));
+                    await page.GetByRole(AriaRole.Button, new() { Name = "Link my organisation" }).ClickAsync();
+                    await page.WaitForURLAsync(new Regex("/plans$"));
+                }
+                else
+                {
+                    await page.GotoAsync("/plans");
+                }
+                await WaitInteractiveAsync(page);
+                await Assertions.Expect(page.GetByTestId("marketplace-billing")).ToContainTextAsync("AWS account 112233445566");
+                await Assertions.Expect(page.GetByTestId("header-remaining")).ToHaveTextAsync("Unlimited"); // on the marketplace plan: no allocation to run out of
+                await page.ScreenshotAsync(new() { Path = Shot($"marketplace-plans-{theme}"), FullPage = true });
+                violations.AddRange(await AxeAsync(page, "plans of a marketplace tenant " + theme));
+            }
+            finally
+            {
+                await context.CloseAsync();
+            }
+        }
+        Assert.Empty(violations);
+    }
 }

@@ -102,4 +102,28 @@ public sealed class MarketplaceNotificationTests : IAsyncLifetime
         Assert.Equal(1, await notifications.ReadAsync());
         Assert.Equal(HttpStatusCode.OK, (await client.PostAsJsonAsync("/v1/usage/events", Batch(1))).StatusCode);
     }
+
+    [Fact]
+    public async Task TheRegistrationEndpoint_AnswersEveryHostilePostWithAPage_NeverAnError()
+    {
+        var client = _app.CreateClient(new Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactoryClientOptions { AllowAutoRedirect = false });
+        async Task<string> PostAsync(HttpContent? content)
+        {
+            using var response = await client.PostAsync("/marketplace/aws/register", content);
+            Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
+            return response.Headers.Location!.ToString();
+        }
+        Assert.Equal("/marketplace/aws/registration/missing", await PostAsync(null));
+        Assert.Equal("/marketplace/aws/registration/missing", await PostAsync(new StringContent("{\"x-amzn-marketplace-token\":\"a\"}", System.Text.Encoding.UTF8, "application/json")));
+        Assert.Equal("/marketplace/aws/registration/missing", await PostAsync(new FormUrlEncodedContent([new("x-amzn-marketplace-token", new string('t', 5_000))])));
+        Assert.Equal("/marketplace/aws/registration/missing", await PostAsync(new ByteArrayContent(new byte[1_000_000]) { Headers = { ContentType = new("application/x-www-form-urlencoded") } }));
+        Assert.Equal("/marketplace/aws/registration/missing", await PostAsync(new FormUrlEncodedContent([new("x-amzn-marketplace-token", "\u0000<script>")])));
+        Assert.Equal("/marketplace/aws/registration/invalid", await PostAsync(new FormUrlEncodedContent([new("x-amzn-marketplace-token", "<script>never-issued")])));
+        _aws.Tokens["ok"] = ("cust-ok", "999988887777", MarketplaceReportingTests.Product);
+        Assert.StartsWith("/Account/Register?marketplace=", await PostAsync(new FormUrlEncodedContent([new("x-amzn-marketplace-token", "ok")])));
+        Assert.Equal("/marketplace/aws/registration/replayed", await PostAsync(new FormUrlEncodedContent([new("x-amzn-marketplace-token", "ok")])));
+        using var page = await client.GetAsync("/marketplace/aws/registration/%3Cscript%3E");
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.DoesNotContain("<script>", await page.Content.ReadAsStringAsync());
+    }
 }

@@ -63,4 +63,31 @@ public sealed class MarketplacePagesTests : OperatorComponentTest
         Assert.Contains("duplicate (mr-2)", rows[0]);
         Assert.Contains("accepted (mr-1)", rows[1]);
     }
+
+    [Fact]
+    public async Task ASignedInOwner_LinksTheirOrganisation_AndWhatItUsedBeforeIsNeverReported()
+    {
+        await Harness.CreateTenantAsync("acme", "starter");
+        Assert.Equal(3, (await Harness.IngestAsync("acme", Events.Call("b1"), Events.Call("b2"), Events.Call("b3"))).Accepted);
+        await using (var db = await Harness.Get<IDbContextFactory<ApplicationDbContext>>().CreateDbContextAsync())
+        {
+            db.MarketplaceRegistrations.Add(new MarketplaceRegistration("0123456789abcdef0123456789abcdef", new string('a', 64), "cust-link", "210987654321", "rpt-product", Harness.Time.GetUtcNow()));
+            await db.SaveChangesAsync();
+        }
+        SignIn("acme", PortalRoles.Owner);
+        var page = Render<Rpt.Portal.Components.Account.Pages.MarketplaceLink>(p => p.Add(x => x.Id, "0123456789abcdef0123456789abcdef"));
+        page.WaitForAssertion(() => Assert.Contains("AWS account 210987654321", page.Markup), Wait);
+        await page.InvokeAsync(() => page.Find("form[data-testid=marketplace-link]").Submit());
+
+        var linked = await Harness.Get<MarketplaceRegistrations>().AccountAsync("acme");
+        Assert.NotNull(linked);
+        Assert.Equal("210987654321", linked.CustomerAwsAccountId);
+        // Its plan paid for what it used before: the baseline is that, so the first record starts from zero.
+        var consumed = Harness.Get<ReportMarketplaceUsage>().ConsumedMicroCredits("acme");
+        Assert.True(consumed > 0);
+        Assert.Equal((long)consumed, linked.BaselineMicroCredits);
+
+        var again = Render<Rpt.Portal.Components.Account.Pages.MarketplaceLink>(p => p.Add(x => x.Id, "0123456789abcdef0123456789abcdef"));
+        again.WaitForAssertion(() => Assert.Contains("This registration is not open", again.Markup), Wait);
+    }
 }

@@ -34,8 +34,15 @@ public static class MarketplaceExtensions
             string? token = null;
             if (request.HasFormContentType && (request.ContentLength ?? 0) <= 64 * 1024)
             {
-                var form = await request.ReadFormAsync(ct);
-                token = form["x-amzn-marketplace-token"].ToString();
+                try
+                {
+                    var form = await request.ReadFormAsync(ct);
+                    token = form["x-amzn-marketplace-token"].ToString();
+                }
+                catch (Exception ex) when (ex is InvalidDataException or BadHttpRequestException)
+                {
+                    token = null; // a form that cannot be read (a NUL, too many fields) carries no token
+                }
             }
             var (outcome, id) = await registrations.RegisterAsync(token, ct);
             return outcome == RegistrationOutcome.Resolved

@@ -93,6 +93,10 @@ public sealed class MarketplaceRegistrations(IDbContextFactory<ApplicationDbCont
         // Subscribed until the marketplace's notifications say otherwise: any notification, whenever sent, outranks linking.
         db.MarketplaceAccounts.Add(account);
         registration.Complete(tenantId, now);
+        // From now on AWS bills every credit: the tenant moves to the marketplace plan, which has no allocation to run out of.
+        var tenant = await db.Tenants.FirstOrDefaultAsync(t => t.Id == tenantId, cancellationToken);
+        if (tenant is null) return $"Unknown organisation '{tenantId}'.";
+        if (tenant.PlanCode != options.Value.PlanCode) tenant.ChangePlan(options.Value.PlanCode);
         try
         {
             await db.SaveChangesAsync(cancellationToken);
