@@ -126,4 +126,21 @@ public sealed class MarketplaceNotificationTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, page.StatusCode);
         Assert.DoesNotContain("<script>", await page.Content.ReadAsStringAsync());
     }
+
+    [Fact]
+    public async Task ANotificationThatArrivesBeforeTheBuyerFinishesRegistering_IsAppliedWhenTheyDo()
+    {
+        var (_, client) = await _app.TenantAsync("early", "enterprise");
+        _sqs.Publish("sns-early", "subscribe-fail", "cust-early", MarketplaceReportingTests.Product, _app.Time.GetUtcNow().AddMinutes(-1));
+        Assert.Equal(0, await _app.Get<MarketplaceNotifications>().ReadAsync()); // no tenant yet: recorded, not lost
+
+        _aws.Tokens["tok-early"] = ("cust-early", "555566667777", MarketplaceReportingTests.Product);
+        var registrations = _app.Get<MarketplaceRegistrations>();
+        var (_, id) = await registrations.RegisterAsync("tok-early");
+        Assert.Null(await registrations.CompleteAsync(id!, "early"));
+        Assert.Equal(MarketplaceStatus.SubscribeFailed, (await registrations.AccountAsync("early"))!.Status);
+        using var refused = await client.PostAsJsonAsync("/v1/usage/events", Batch(1));
+        Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        Assert.Contains("did not go through", await refused.Content.ReadAsStringAsync());
+    }
 }

@@ -133,7 +133,7 @@ public sealed class MarketplaceNotifications(IDbContextFactory<ApplicationDbCont
 /// Which marketplace tenants may not ingest (their subscription ended or failed), read from the database at most every
 /// few seconds, so that every instance learns of a change made by another.
 /// </summary>
-public sealed class MarketplaceEntitlements(IDbContextFactory<ApplicationDbContext> dbFactory, TimeProvider time)
+public sealed class MarketplaceEntitlements(IDbContextFactory<ApplicationDbContext> dbFactory, TimeProvider time, ILogger<MarketplaceEntitlements> logger)
 {
     public static readonly TimeSpan ReadEvery = TimeSpan.FromSeconds(5);
     private volatile IReadOnlyDictionary<string, MarketplaceStatus> _ended = new Dictionary<string, MarketplaceStatus>();
@@ -153,11 +153,19 @@ public sealed class MarketplaceEntitlements(IDbContextFactory<ApplicationDbConte
             {
                 if (Interlocked.Read(ref _readAt) == long.MinValue || time.GetElapsedTime(Interlocked.Read(ref _readAt), time.GetTimestamp()) > ReadEvery)
                 {
-                    await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
-                    _ended = (await db.MarketplaceAccounts.AsNoTracking()
-                            .Where(a => a.Status == MarketplaceStatus.Unsubscribed || a.Status == MarketplaceStatus.SubscribeFailed)
-                            .Select(a => new { a.TenantId, a.Status }).ToListAsync(cancellationToken))
-                        .ToDictionary(a => a.TenantId, a => a.Status);
+                    try
+                    {
+                        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+                        _ended = (await db.MarketplaceAccounts.AsNoTracking()
+                                .Where(a => a.Status == MarketplaceStatus.Unsubscribed || a.Status == MarketplaceStatus.SubscribeFailed)
+                                .Select(a => new { a.TenantId, a.Status }).ToListAsync(cancellationToken))
+                            .ToDictionary(a => a.TenantId, a => a.Status);
+                    }
+                    catch (Exception ex) when (ex is System.Data.Common.DbException or InvalidOperationException or TimeoutException && !cancellationToken.IsCancellationRequested)
+                    {
+                        // The database is away (a failover, a restart): ingestion answers for itself; the last known set stands.
+                        logger.LogWarning("The ended marketplace subscriptions could not be read; the last known are used: {Error}", ex.Message);
+                    }
                     Interlocked.Exchange(ref _readAt, time.GetTimestamp());
                 }
             }

@@ -90,7 +90,14 @@ public sealed class MarketplaceRegistrations(IDbContextFactory<ApplicationDbCont
         // What the tenant consumed before linking was paid for by its plan: only what follows is reported to AWS.
         var baseline = checked((long)report.ConsumedMicroCredits(tenantId));
         var account = new MarketplaceAccount(tenantId, registration.CustomerIdentifier, registration.CustomerAwsAccountId, registration.ProductCode, baseline, now);
-        // Subscribed until the marketplace's notifications say otherwise: any notification, whenever sent, outranks linking.
+        // Subscribed until the marketplace's notifications say otherwise: any notification, whenever sent, outranks linking,
+        // including one that arrived before the buyer finished here (kept as "no tenant is linked to this customer yet").
+        var earlier = await db.MarketplaceNotifications.AsNoTracking()
+            .Where(n => n.CustomerIdentifier == registration.CustomerIdentifier || n.CustomerIdentifier == registration.CustomerAwsAccountId)
+            .ToListAsync(cancellationToken);
+        foreach (var n in earlier.OrderBy(n => n.SentAt))
+            if (MarketplaceNotifications.StatusOf(n.Action) is { } status && !n.Outcome.StartsWith("for another product", StringComparison.Ordinal))
+                account.Apply(status, n.SentAt);
         db.MarketplaceAccounts.Add(account);
         registration.Complete(tenantId, now);
         // From now on AWS bills every credit: the tenant moves to the marketplace plan, which has no allocation to run out of.
