@@ -77,9 +77,14 @@ public sealed class MarketplacePagesTests : OperatorComponentTest
         SignIn("acme", PortalRoles.Owner);
         var page = Render<Rpt.Portal.Components.Account.Pages.MarketplaceLink>(p => p.Add(x => x.Id, "0123456789abcdef0123456789abcdef"));
         page.WaitForAssertion(() => Assert.Contains("AWS account 210987654321", page.Markup), Wait);
-        await page.InvokeAsync(() => page.Find("form[data-testid=marketplace-link]").Submit());
-
-        var linked = await Harness.Get<MarketplaceRegistrations>().AccountAsync("acme");
+        // The submit handler reads and writes the database; its task is awaited to the end, then the link is looked for.
+        await page.InvokeAsync(() => page.Find("form[data-testid=marketplace-link]").SubmitAsync(EventArgs.Empty));
+        MarketplaceAccount? linked = null;
+        for (var i = 0; i < 100 && linked is null; i++)
+        {
+            linked = await Harness.Get<MarketplaceRegistrations>().AccountAsync("acme");
+            if (linked is null) await Task.Delay(100);
+        }
         Assert.NotNull(linked);
         Assert.Equal("210987654321", linked.CustomerAwsAccountId);
         // Its plan paid for what it used before: the baseline is that, so the first record starts from zero.
