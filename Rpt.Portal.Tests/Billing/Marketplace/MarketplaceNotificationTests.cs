@@ -122,6 +122,13 @@ public sealed class MarketplaceNotificationTests : IAsyncLifetime
         _aws.Tokens["ok"] = ("cust-ok", "999988887777", MarketplaceReportingTests.Product);
         Assert.StartsWith("/Account/Register?marketplace=", await PostAsync(new FormUrlEncodedContent([new("x-amzn-marketplace-token", "ok")])));
         Assert.Equal("/marketplace/aws/registration/replayed", await PostAsync(new FormUrlEncodedContent([new("x-amzn-marketplace-token", "ok")])));
+        // One address gets 20 registrations a minute (each may cost a call to AWS); past that, a page asking it to wait.
+        // (45 more posts: a one-minute window may turn over once during the test, so at most 40 are let through.)
+        var answers = new List<string>();
+        for (var i = 0; i < 45; i++)
+            answers.Add(await PostAsync(new FormUrlEncodedContent([new("x-amzn-marketplace-token", $"flood-{i}")])));
+        Assert.All(answers, a => Assert.Matches("/registration/(invalid|busy)$", a));
+        Assert.Contains("/marketplace/aws/registration/busy", answers);
         using var page = await client.GetAsync("/marketplace/aws/registration/%3Cscript%3E");
         Assert.Equal(HttpStatusCode.OK, page.StatusCode);
         Assert.DoesNotContain("<script>", await page.Content.ReadAsStringAsync());

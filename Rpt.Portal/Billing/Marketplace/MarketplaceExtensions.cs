@@ -1,9 +1,12 @@
+using System.Threading.RateLimiting;
 using Microsoft.Extensions.Options;
 
 namespace Rpt.Portal.Billing.Marketplace;
 
 public static class MarketplaceExtensions
 {
+    public const int RegistrationsPerMinute = 20;
+
     public static IHostApplicationBuilder AddMarketplace(this IHostApplicationBuilder builder)
     {
         builder.Services.AddOptions<AwsMarketplaceOptions>().BindConfiguration("Rpt:Marketplace:Aws")
@@ -29,8 +32,14 @@ public static class MarketplaceExtensions
     /// </summary>
     public static IEndpointRouteBuilder MapMarketplace(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/marketplace/aws/register", async (HttpRequest request, MarketplaceRegistrations registrations, CancellationToken ct) =>
+        // Each post may cost a call to AWS: one address gets RegistrationsPerMinute a minute, then a page asking it to wait.
+        var perAddress = PartitionedRateLimiter.Create<HttpContext, string>(http => RateLimitPartition.GetFixedWindowLimiter(
+            http.Connection.RemoteIpAddress?.ToString() ?? "unknown",
+            _ => new FixedWindowRateLimiterOptions { PermitLimit = RegistrationsPerMinute, Window = TimeSpan.FromMinutes(1), QueueLimit = 0 }));
+        app.MapPost("/marketplace/aws/register", async (HttpContext http, HttpRequest request, MarketplaceRegistrations registrations, CancellationToken ct) =>
         {
+            using var lease = perAddress.AttemptAcquire(http);
+            if (!lease.IsAcquired) return Results.Redirect("/marketplace/aws/registration/busy");
             string? token = null;
             if (request.HasFormContentType && (request.ContentLength ?? 0) <= 64 * 1024)
             {
