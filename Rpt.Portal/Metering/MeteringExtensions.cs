@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Rpt.Portal.Tenants;
 
 namespace Rpt.Portal.Metering;
@@ -9,6 +10,7 @@ public static class MeteringExtensions
         builder.Services.AddOptions<CreditsOptions>().BindConfiguration("Rpt:Credits").ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddOptions<MeteringOptions>().BindConfiguration("Rpt:Metering").ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton<PriceBookProvider>();
+        builder.Services.TryAddSingleton<IIngestGate, OpenIngestGate>();
         builder.Services.AddSingleton<RateUsage>();
         builder.Services.AddSingleton<UsageIngestor>();
         builder.Services.AddSingleton<UsageReports>();

@@ -9,7 +9,7 @@ namespace Rpt.Portal.Metering;
 /// Validates one usage event as a platform sent it and rates it at the price and conversion rule in
 /// effect when it occurred. Every problem is answered for that event alone, naming the field or limit.
 /// </summary>
-public sealed class RateUsage(TenantDirectory tenants, IOptions<MeteringOptions> options)
+public sealed class RateUsage(TenantDirectory tenants, IOptions<MeteringOptions> options, IIngestGate gate)
 {
     public const int MaxIdLength = 128;
     public const int MaxTextLength = 128;
@@ -43,6 +43,7 @@ public sealed class RateUsage(TenantDirectory tenants, IOptions<MeteringOptions>
             tenantId = keyTenant;
         }
         if (!tenants.TryGetAnchor(tenantId, out var anchor)) return $"unknown tenant '{Clip(tenantId)}'";
+        if (gate.Refusal(tenantId) is { } closed) return $"tenant '{Clip(tenantId)}': {closed}";
 
         if (e.OccurredAt is not { } occurredAt) return "occurred_at is required";
         if (occurredAt > now + _options.MaxFutureSkew)

@@ -97,6 +97,18 @@ public sealed class MarketplaceNotificationTests : IAsyncLifetime
         Assert.Equal("Subscription ended", (string?)problem["title"]);
         Assert.Contains("AWS Marketplace subscription has ended", (string?)problem["detail"]);
 
+        // A platform key's events for the tenant are rejected one by one, with the same reason; another tenant's go in.
+        await _app.TenantAsync("other", "enterprise");
+        var platform = await _app.PlatformClientAsync();
+        using var mixed = await platform.PostAsJsonAsync("/v1/usage/events", new
+        {
+            events = new[] { "acme", "other" }.Select(t => new { id = Guid.NewGuid().ToString(), tenant_id = t, occurred_at = DateTimeOffset.UtcNow, model = "gpt-4o", input_tokens = 100, output_tokens = 10 }),
+        });
+        var answer = JsonNode.Parse(await mixed.Content.ReadAsStringAsync())!;
+        Assert.Equal((1, 1), ((int)answer["accepted"]!, (int)answer["rejected"]!));
+        var rejected = answer["results"]!.AsArray().Single(r => (string?)r!["status"] == "rejected")!;
+        Assert.StartsWith("tenant 'acme': The account's AWS Marketplace subscription has ended", (string?)rejected["error"]);
+
         // Subscribing again (a later notification) lets them in again.
         _sqs.Publish("sns-4", "subscribe-success", "cust-acme", MarketplaceReportingTests.Product, t0.AddMinutes(5));
         Assert.Equal(1, await notifications.ReadAsync());

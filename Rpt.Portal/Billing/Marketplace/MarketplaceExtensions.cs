@@ -19,6 +19,7 @@ public static class MarketplaceExtensions
         builder.Services.AddSingleton<MarketplaceRegistrations>();
         builder.Services.AddHostedService<MarketplaceReportScheduler>();
         builder.Services.AddSingleton<MarketplaceEntitlements>();
+        builder.Services.AddSingleton<Metering.IIngestGate>(sp => sp.GetRequiredService<MarketplaceEntitlements>());
         builder.Services.AddSingleton<MarketplaceNotifications>();
         builder.Services.AddHostedService<MarketplaceNotificationReader>();
         builder.Services.AddHostedService<MarketplaceStartupNote>();

@@ -133,7 +133,7 @@ public sealed class MarketplaceNotifications(IDbContextFactory<ApplicationDbCont
 /// Which marketplace tenants may not ingest (their subscription ended or failed), read from the database at most every
 /// few seconds, so that every instance learns of a change made by another.
 /// </summary>
-public sealed class MarketplaceEntitlements(IDbContextFactory<ApplicationDbContext> dbFactory, TimeProvider time, ILogger<MarketplaceEntitlements> logger)
+public sealed class MarketplaceEntitlements(IDbContextFactory<ApplicationDbContext> dbFactory, TimeProvider time, ILogger<MarketplaceEntitlements> logger) : Metering.IIngestGate
 {
     public static readonly TimeSpan ReadEvery = TimeSpan.FromSeconds(5);
     private volatile IReadOnlyDictionary<string, MarketplaceStatus> _ended = new Dictionary<string, MarketplaceStatus>();
@@ -142,43 +142,46 @@ public sealed class MarketplaceEntitlements(IDbContextFactory<ApplicationDbConte
 
     public void Invalidate() => Interlocked.Exchange(ref _readAt, long.MinValue);
 
-    /// <summary>Why the tenant may not ingest, or null.</summary>
+    /// <summary>Why the tenant may not ingest, or null, after reading the ended subscriptions again if they are stale.</summary>
     public async ValueTask<string?> RefusalAsync(string tenantId, CancellationToken cancellationToken)
     {
-        var now = time.GetTimestamp();
-        if (Interlocked.Read(ref _readAt) == long.MinValue || time.GetElapsedTime(Interlocked.Read(ref _readAt), now) > ReadEvery)
+        await RefreshAsync(cancellationToken);
+        return Refusal(tenantId);
+    }
+
+    /// <summary>Why the tenant may not ingest, or null, from the ended subscriptions last read.</summary>
+    public string? Refusal(string tenantId) => _ended.TryGetValue(tenantId, out var status)
+        ? status == MarketplaceStatus.Unsubscribed
+            ? "The account's AWS Marketplace subscription has ended: usage is no longer accepted. Subscribe again in AWS Marketplace to go on."
+            : "The account's AWS Marketplace subscription did not go through: usage is not accepted until it does."
+        : null;
+
+    public async ValueTask RefreshAsync(CancellationToken cancellationToken)
+    {
+        if (Interlocked.Read(ref _readAt) != long.MinValue && time.GetElapsedTime(Interlocked.Read(ref _readAt), time.GetTimestamp()) <= ReadEvery) return;
+        await _reading.WaitAsync(cancellationToken);
+        try
         {
-            await _reading.WaitAsync(cancellationToken);
+            if (Interlocked.Read(ref _readAt) != long.MinValue && time.GetElapsedTime(Interlocked.Read(ref _readAt), time.GetTimestamp()) <= ReadEvery) return;
             try
             {
-                if (Interlocked.Read(ref _readAt) == long.MinValue || time.GetElapsedTime(Interlocked.Read(ref _readAt), time.GetTimestamp()) > ReadEvery)
-                {
-                    try
-                    {
-                        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
-                        _ended = (await db.MarketplaceAccounts.AsNoTracking()
-                                .Where(a => a.Status == MarketplaceStatus.Unsubscribed || a.Status == MarketplaceStatus.SubscribeFailed)
-                                .Select(a => new { a.TenantId, a.Status }).ToListAsync(cancellationToken))
-                            .ToDictionary(a => a.TenantId, a => a.Status);
-                    }
-                    catch (Exception ex) when (ex is System.Data.Common.DbException or InvalidOperationException or TimeoutException && !cancellationToken.IsCancellationRequested)
-                    {
-                        // The database is away (a failover, a restart): ingestion answers for itself; the last known set stands.
-                        logger.LogWarning("The ended marketplace subscriptions could not be read; the last known are used: {Error}", ex.Message);
-                    }
-                    Interlocked.Exchange(ref _readAt, time.GetTimestamp());
-                }
+                await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+                _ended = (await db.MarketplaceAccounts.AsNoTracking()
+                        .Where(a => a.Status == MarketplaceStatus.Unsubscribed || a.Status == MarketplaceStatus.SubscribeFailed)
+                        .Select(a => new { a.TenantId, a.Status }).ToListAsync(cancellationToken))
+                    .ToDictionary(a => a.TenantId, a => a.Status);
             }
-            finally
+            catch (Exception ex) when (ex is System.Data.Common.DbException or InvalidOperationException or TimeoutException && !cancellationToken.IsCancellationRequested)
             {
-                _reading.Release();
+                // The database is away (a failover, a restart): ingestion answers for itself; the last known set stands.
+                logger.LogWarning("The ended marketplace subscriptions could not be read; the last known are used: {Error}", ex.Message);
             }
+            Interlocked.Exchange(ref _readAt, time.GetTimestamp());
         }
-        return _ended.TryGetValue(tenantId, out var status)
-            ? status == MarketplaceStatus.Unsubscribed
-                ? "The account's AWS Marketplace subscription has ended: usage is no longer accepted. Subscribe again in AWS Marketplace to go on."
-                : "The account's AWS Marketplace subscription did not go through: usage is not accepted until it does."
-            : null;
+        finally
+        {
+            _reading.Release();
+        }
     }
 }
 
