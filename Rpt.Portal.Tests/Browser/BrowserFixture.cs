@@ -41,16 +41,12 @@ public sealed class BrowserFixture : IAsyncLifetime
         settings["Rpt:Marketplace:Aws:ProductCode"] = MarketplaceProduct;
         settings["Rpt:Marketplace:Aws:ServiceUrl"] = Aws.Address.ToString();
         App = new(settings, fakeClock: false, environment: "Development",
-            services: s => s.AddSingleton<Rpt.Portal.Billing.Marketplace.AwsCredentialSource>(new MeteringCredentials()));
+            services: s => s.AddSingleton(AwsMeteringServer.Credentials()));
     }
 
     public const string MarketplaceProduct = "rpt-browser-product";
     public AwsMeteringServer Aws { get; }
 
-    private sealed class MeteringCredentials : Rpt.Portal.Billing.Marketplace.AwsCredentialSource
-    {
-        public override Amazon.Runtime.AWSCredentials Resolve() => new Amazon.Runtime.BasicAWSCredentials(AwsMeteringServer.AccessKey, AwsMeteringServer.SecretKey);
-    }
 
     /// <summary>The first message to <paramref name="to"/> whose subject contains <paramref name="subject"/>, waited for.</summary>
     public async Task<MimeKit.MimeMessage> MailAsync(string to, string subject)

@@ -58,6 +58,14 @@ public sealed class AwsMeteringServer : IAsyncDisposable
     /// <summary>Run after a call's records are stored and before it is answered (the crash test kills the portal here).</summary>
     public Func<Task>? BeforeAnswer;
 
+    /// <summary>What a portal under test signs with: this server's key, or another secret to be refused.</summary>
+    public static Rpt.Portal.Billing.Marketplace.AwsCredentialSource Credentials(string secret = SecretKey) => new FixedCredentials(secret);
+
+    private sealed class FixedCredentials(string secret) : Rpt.Portal.Billing.Marketplace.AwsCredentialSource
+    {
+        public override AWSCredentials Resolve() => new BasicAWSCredentials(AccessKey, secret);
+    }
+
     public long Total(string account) => Accepted.Where(kv => kv.Key.Account == account).Sum(kv => kv.Value);
 
     public static async Task<AwsMeteringServer> StartAsync(TimeProvider? time = null)

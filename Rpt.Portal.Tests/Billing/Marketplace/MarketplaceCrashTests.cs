@@ -16,11 +16,6 @@ public sealed class MarketplaceCrashTests : IAsyncDisposable
     private readonly string _dir = PortalHarness.NewDirectory();
     private PortalProcess? _portal;
 
-    private sealed class StaticCredentials : AwsCredentialSource
-    {
-        public override AWSCredentials Resolve() => new BasicAWSCredentials(AwsMeteringServer.AccessKey, AwsMeteringServer.SecretKey);
-    }
-
     private Dictionary<string, string?> Settings(Uri aws) => new(TestEngine.DatabaseSettings(_dir))
     {
         ["Rpt:Marketplace:Aws:ProductCode"] = MarketplaceReportingTests.Product,
@@ -31,7 +26,7 @@ public sealed class MarketplaceCrashTests : IAsyncDisposable
     };
 
     private Task<PortalHarness> HarnessAsync(Uri aws) => PortalHarness.StartAsync(Settings(aws), start: DateTimeOffset.UtcNow, directory: _dir,
-        services: s => s.AddSingleton<AwsCredentialSource>(new StaticCredentials()));
+        services: s => s.AddSingleton(AwsMeteringServer.Credentials()));
 
     [Fact]
     public async Task KilledBetweenTheSendAndTheLogWrite_SendsTheIdenticalRecordAgain_AndAwsBillsFloorOfConsumedOnce()

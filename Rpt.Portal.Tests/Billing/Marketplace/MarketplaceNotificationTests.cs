@@ -21,11 +21,6 @@ public sealed class MarketplaceNotificationTests : IAsyncLifetime
     private SqsQueueServer _sqs = null!;
     private ApiFactory _app = null!;
 
-    private sealed class Credentials : AwsCredentialSource
-    {
-        public override AWSCredentials Resolve() => new BasicAWSCredentials(AwsMeteringServer.AccessKey, AwsMeteringServer.SecretKey);
-    }
-
     public async Task InitializeAsync()
     {
         _aws = await AwsMeteringServer.StartAsync();
@@ -35,7 +30,7 @@ public sealed class MarketplaceNotificationTests : IAsyncLifetime
             ["Rpt:Marketplace:Aws:ProductCode"] = MarketplaceReportingTests.Product,
             ["Rpt:Marketplace:Aws:ServiceUrl"] = _aws.Address.ToString(),
             ["Rpt:Marketplace:Aws:QueueUrl"] = _sqs.QueueUrl.ToString(),
-        }, services: s => s.AddSingleton<AwsCredentialSource>(new Credentials()));
+        }, services: s => s.AddSingleton(AwsMeteringServer.Credentials()));
     }
 
     public async Task DisposeAsync()

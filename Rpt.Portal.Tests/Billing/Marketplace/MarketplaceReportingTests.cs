@@ -33,7 +33,7 @@ public sealed class MarketplaceReportingTests(Xunit.Abstractions.ITestOutputHelp
         ["Rpt:Marketplace:Aws:ServiceUrl"] = "http://placeholder.invalid/",
     }, directory: directory, services: s =>
     {
-        s.AddSingleton<AwsCredentialSource>(new StaticCredentials(AwsMeteringServer.AccessKey, secret));
+        s.AddSingleton(AwsMeteringServer.Credentials(secret));
         // The server's address is known only once it runs; the options read it through this.
         s.PostConfigure<AwsMarketplaceOptions>(o => o.ServiceUrl = _aws.Address);
     });
@@ -42,11 +42,6 @@ public sealed class MarketplaceReportingTests(Xunit.Abstractions.ITestOutputHelp
     {
         await _harness.DisposeAsync();
         await _aws.DisposeAsync();
-    }
-
-    private sealed class StaticCredentials(string key, string secret) : AwsCredentialSource
-    {
-        public override AWSCredentials Resolve() => new BasicAWSCredentials(key, secret);
     }
 
     private ReportMarketplaceUsage Report => _harness.Get<ReportMarketplaceUsage>();
