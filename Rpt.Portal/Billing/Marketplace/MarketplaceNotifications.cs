@@ -142,13 +142,6 @@ public sealed class MarketplaceEntitlements(IDbContextFactory<ApplicationDbConte
 
     public void Invalidate() => Interlocked.Exchange(ref _readAt, long.MinValue);
 
-    /// <summary>Why the tenant may not ingest, or null, after reading the ended subscriptions again if they are stale.</summary>
-    public async ValueTask<string?> RefusalAsync(string tenantId, CancellationToken cancellationToken)
-    {
-        await RefreshAsync(cancellationToken);
-        return Refusal(tenantId);
-    }
-
     /// <summary>Why the tenant may not ingest, or null, from the ended subscriptions last read.</summary>
     public string? Refusal(string tenantId) => _ended.TryGetValue(tenantId, out var status)
         ? status == MarketplaceStatus.Unsubscribed
