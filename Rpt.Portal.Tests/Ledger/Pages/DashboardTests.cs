@@ -49,7 +49,7 @@ public class DashboardTests : PortalComponentTest
         await Harness.FlushAsync();
         SignIn("acme", PortalRoles.Member);
         var page = Render<Dashboard>();
-        page.WaitForAssertion(() => Assert.Contains("Overage so far this period: 2,000 credits ($24.00).", page.Find("[data-testid=overage]").TextContent));
+        page.WaitForAssertion(() => Assert.Contains("Overage so far this period: 2,000 credits ($24.00).", page.Find("[data-testid=overage]").TextContent), TimeSpan.FromSeconds(10));
         Assert.Empty(page.FindAll("[data-testid=expiring-soon]")); // nothing left to expire
 
         await DisposeComponentsAsync();
@@ -57,7 +57,7 @@ public class DashboardTests : PortalComponentTest
         await Harness.Get<GrantCredits>().ExecuteAsync("acme", EntrySource.TopUp, 5_000, "top_up:more", expiresAt: Harness.Time.GetUtcNow().AddDays(2));
         Harness.Time.Advance(DashboardSnapshots.MaxAge);
         var after = Render<Dashboard>();
-        after.WaitForAssertion(() => Assert.Equal("3,000 credits expire on 1 May unless used before. See every grant", after.Find("[data-testid=expiring-soon]").TextContent.Trim()));
+        after.WaitForAssertion(() => Assert.Equal("3,000 credits expire on 1 May unless used before. See every grant", after.Find("[data-testid=expiring-soon]").TextContent.Trim()), TimeSpan.FromSeconds(10));
         Assert.Empty(after.FindAll("[data-testid=overage]"));
         Assert.Equal("3,000", after.Find("[data-testid=remaining]").TextContent);
     }
