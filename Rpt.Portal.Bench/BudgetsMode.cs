@@ -75,12 +75,14 @@ public static class BudgetsMode
             await Task.Delay(2_000);
             var (runner, _) = keys[^1];
             var random = new Random(42);
+            var scraped = await ServerMetrics.ScrapeAsync(server.BaseAddress);
             var quota = await TimeAsync(requests, async i =>
             {
                 using var r = await runner.PostAsJsonAsync("/v1/quota/check", new { estimated_credits = 1, user_id = $"u_{random.Next(users)}", project = $"p_{random.Next(projects)}" });
                 r.EnsureSuccessStatusCode();
                 return JsonNode.Parse(await r.Content.ReadAsStringAsync())!["allowed"]!.GetValue<bool>();
             });
+            var quotaServer = ServerMetrics.Between(scraped, scraped = await ServerMetrics.ScrapeAsync(server.BaseAddress), "/v1/quota/check");
             // Holds for a project (one of its budgets) placed and released one after another: each call timed.
             for (var i = 0; i < 100; i++) await HoldAndReleaseAsync(runner, $"p_{random.Next(projects)}", null);
             var holdMs = new List<double>(requests);
@@ -88,13 +90,16 @@ public static class BudgetsMode
             for (var i = 0; i < requests / 2; i++)
                 if (await HoldAndReleaseAsync(runner, $"p_{random.Next(projects)}", holdMs)) held++;
             var holds = (Latency: Latency.Of(holdMs), Yes: held);
+            var holdServer = ServerMetrics.Between(scraped, await ServerMetrics.ScrapeAsync(server.BaseAddress), "/v1/credits/reservations");
             var list = await TimeAsync(50, async _ => { (await admin.GetAsync("/v1/budgets")).EnsureSuccessStatusCode(); return true; });
             var report = await TimeAsync(50, async _ => { (await admin.GetAsync("/v1/usage/groups?group_by=user&limit=100")).EnsureSuccessStatusCode(); return true; });
             await stop.CancelAsync();
             var ingested = await ingesting;
             Console.WriteLine($"  meanwhile ingested: {ingested.Accepted:N0} events at {ingested.EventsPerSecond:N0} events/s from 2 clients (paced at {background:N0}; batch p50 {ingested.Latency.P50:0.0} ms, p99 {ingested.Latency.P99:0.0} ms)");
             Console.WriteLine($"  quota check (key + project + end user budgets): p50 {quota.Latency.P50:0.00} ms, p99 {quota.Latency.P99:0.00} ms, max {quota.Latency.Max:0.0} ms over {requests:N0}; allowed {quota.Yes:N0}, refused by a budget {requests - quota.Yes:N0}");
+            Console.WriteLine($"    {quotaServer}");
             Console.WriteLine($"  holds placed (project budget checked) and released: p50 {holds.Latency.P50:0.00} ms, p99 {holds.Latency.P99:0.00} ms, max {holds.Latency.Max:0.0} ms over {holdMs.Count:N0} calls; held {holds.Yes:N0} of {requests / 2:N0}");
+            Console.WriteLine($"    {holdServer} (placing; releases are another route)");
             Console.WriteLine($"  GET /v1/budgets ({keys.Count + 1 + projects:N0} budgets, each with its use): p50 {list.Latency.P50:0.0} ms, p99 {list.Latency.P99:0.0} ms");
             Console.WriteLine($"  GET /v1/usage/groups?group_by=user (top 100 of {users:N0}): p50 {report.Latency.P50:0.0} ms, p99 {report.Latency.P99:0.0} ms");
             Console.WriteLine($"  server peak memory (VmHWM): {Machine.PeakRss(server.Pid) / 1048576.0:N0} MiB; database {server.DatabaseBytes() / 1048576.0:N0} MiB on disk");

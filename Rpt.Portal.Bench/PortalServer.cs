@@ -28,6 +28,9 @@ public sealed class PortalServer : IAsyncDisposable
     /// <summary>The engine of every server this run starts (--provider sqlite|postgres).</summary>
     public static string Provider { get; set; } = "sqlite";
 
+    /// <summary>Settings added to every server's environment (--server-env NAME=VALUE,…), e.g. a runtime setting to compare.</summary>
+    public static Dictionary<string, string> ExtraEnv { get; } = new();
+
     /// <summary>The database on disk: the SQLite file with its WAL, or the PostgreSQL database's size.</summary>
     public long DatabaseBytes() => _env.TryGetValue("Rpt__Data__Provider", out _)
         ? BenchPostgres.DatabaseBytes(_env["ConnectionStrings__Rpt"])
@@ -51,6 +54,7 @@ public sealed class PortalServer : IAsyncDisposable
             ["Logging__LogLevel__Default"] = "Warning",
         };
         if (Provider == "postgres") env["Rpt__Data__Provider"] = "Postgres";
+        foreach (var (k, v) in ExtraEnv) env[k] = v;
         var baseAddress = new Uri($"http://127.0.0.1:{port}");
         var process = await LaunchAsync(dll, env, baseAddress);
         var server = new PortalServer(process, dll, env, dataDir, baseAddress, keep);

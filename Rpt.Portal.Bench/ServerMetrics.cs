@@ -1,0 +1,48 @@
+using System.Globalization;
+
+namespace Rpt.Portal.Bench;
+
+/// <summary>
+/// The server's own view of a measurement, from its Prometheus scrape (/metrics, loopback): how long the runtime paused
+/// for garbage collection and how many collections of each generation ran, and what share of a route's requests the
+/// server answered within 5 ms. A client's latency includes the loopback, its own scheduling and the server's; this
+/// separates the server's part.
+/// </summary>
+public sealed class ServerMetrics
+{
+    private readonly Dictionary<string, double> _values;
+
+    private ServerMetrics(Dictionary<string, double> values) => _values = values;
+
+    public static async Task<ServerMetrics> ScrapeAsync(Uri server)
+    {
+        using var client = new HttpClient { BaseAddress = server };
+        var text = await client.GetStringAsync("/metrics");
+        var values = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var line in text.Split('\n'))
+        {
+            if (line.Length == 0 || line[0] == '#') continue;
+            // "name{labels} value" or "name{labels} value timestamp"
+            var nameEnd = line.IndexOf('}') is var brace and > 0 ? brace + 1 : line.IndexOf(' ');
+            if (nameEnd <= 0) continue;
+            var rest = line[nameEnd..].Trim().Split(' ');
+            if (double.TryParse(rest[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var v)) values[line[..nameEnd]] = v;
+        }
+        return new ServerMetrics(values);
+    }
+
+    private double Sum(Func<string, bool> match) => _values.Where(kv => match(kv.Key)).Sum(kv => kv.Value);
+
+    /// <summary>What ran on the server between two scrapes: GC pause seconds, collections by generation, and for the route the requests and the share within 5 ms.</summary>
+    public static string Between(ServerMetrics before, ServerMetrics after, string route)
+    {
+        double Delta(Func<string, bool> m) => after.Sum(m) - before.Sum(m);
+        var pause = Delta(k => k.Contains("gc_pause_time", StringComparison.Ordinal) && !k.Contains("_bucket", StringComparison.Ordinal));
+        string Gen(string g) => Delta(k => k.Contains("gc_collections", StringComparison.Ordinal) && k.Contains($"\"{g}\"", StringComparison.Ordinal)).ToString("0", CultureInfo.InvariantCulture);
+        bool Route(string k) => k.StartsWith("http_server_request_duration_seconds", StringComparison.Ordinal) && k.Contains($"http_route=\"{route}\"", StringComparison.Ordinal);
+        var count = Delta(k => Route(k) && k.StartsWith("http_server_request_duration_seconds_count", StringComparison.Ordinal));
+        var within = Delta(k => Route(k) && k.StartsWith("http_server_request_duration_seconds_bucket", StringComparison.Ordinal) && k.Contains("le=\"0.005\"", StringComparison.Ordinal));
+        return string.Create(CultureInfo.InvariantCulture,
+            $"server side: {count:0} requests to {route}, {(count > 0 ? 100 * within / count : 0):0.00} % answered within 5 ms; GC paused {pause * 1000:0} ms in all (collections gen0 {Gen("gen0")}, gen1 {Gen("gen1")}, gen2 {Gen("gen2")})");
+    }
+}
