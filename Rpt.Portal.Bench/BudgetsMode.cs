@@ -99,7 +99,7 @@ public static class BudgetsMode
             Console.WriteLine($"  quota check (key + project + end user budgets): p50 {quota.Latency.P50:0.00} ms, p99 {quota.Latency.P99:0.00} ms, max {quota.Latency.Max:0.0} ms over {requests:N0}; allowed {quota.Yes:N0}, refused by a budget {requests - quota.Yes:N0}");
             Console.WriteLine($"    {quotaServer}");
             Console.WriteLine($"  holds placed (project budget checked) and released: p50 {holds.Latency.P50:0.00} ms, p99 {holds.Latency.P99:0.00} ms, max {holds.Latency.Max:0.0} ms over {holdMs.Count:N0} calls; held {holds.Yes:N0} of {requests / 2:N0}");
-            Console.WriteLine($"    {holdServer} (placing; releases are another route)");
+            Console.WriteLine($"    {holdServer} (placed and released)");
             Console.WriteLine($"  GET /v1/budgets ({keys.Count + 1 + projects:N0} budgets, each with its use): p50 {list.Latency.P50:0.0} ms, p99 {list.Latency.P99:0.0} ms");
             Console.WriteLine($"  GET /v1/usage/groups?group_by=user (top 100 of {users:N0}): p50 {report.Latency.P50:0.0} ms, p99 {report.Latency.P99:0.0} ms");
             Console.WriteLine($"  server peak memory (VmHWM): {Machine.PeakRss(server.Pid) / 1048576.0:N0} MiB; database {server.DatabaseBytes() / 1048576.0:N0} MiB on disk");

@@ -33,16 +33,16 @@ public sealed class ServerMetrics
 
     private double Sum(Func<string, bool> match) => _values.Where(kv => match(kv.Key)).Sum(kv => kv.Value);
 
-    /// <summary>What ran on the server between two scrapes: GC pause seconds, collections by generation, and for the route the requests and the share within 5 ms.</summary>
+    /// <summary>What ran on the server between two scrapes: GC pause seconds, collections by generation, and for the routes under a prefix the requests and the share within 5 ms.</summary>
     public static string Between(ServerMetrics before, ServerMetrics after, string route)
     {
         double Delta(Func<string, bool> m) => after.Sum(m) - before.Sum(m);
         var pause = Delta(k => k.Contains("gc_pause_time", StringComparison.Ordinal) && !k.Contains("_bucket", StringComparison.Ordinal));
         string Gen(string g) => Delta(k => k.Contains("gc_collections", StringComparison.Ordinal) && k.Contains($"\"{g}\"", StringComparison.Ordinal)).ToString("0", CultureInfo.InvariantCulture);
-        bool Route(string k) => k.StartsWith("http_server_request_duration_seconds", StringComparison.Ordinal) && k.Contains($"http_route=\"{route}\"", StringComparison.Ordinal);
+        bool Route(string k) => k.StartsWith("http_server_request_duration_seconds", StringComparison.Ordinal) && k.Contains($"http_route=\"{route}", StringComparison.Ordinal);
         var count = Delta(k => Route(k) && k.StartsWith("http_server_request_duration_seconds_count", StringComparison.Ordinal));
         var within = Delta(k => Route(k) && k.StartsWith("http_server_request_duration_seconds_bucket", StringComparison.Ordinal) && k.Contains("le=\"0.005\"", StringComparison.Ordinal));
         return string.Create(CultureInfo.InvariantCulture,
-            $"server side: {count:0} requests to {route}, {(count > 0 ? 100 * within / count : 0):0.00} % answered within 5 ms; GC paused {pause * 1000:0} ms in all (collections gen0 {Gen("gen0")}, gen1 {Gen("gen1")}, gen2 {Gen("gen2")})");
+            $"server side: {count:0} requests to {route}…, {(count > 0 ? 100 * within / count : 0):0.00} % answered within 5 ms; GC paused {pause * 1000:0} ms in all (collections gen0 {Gen("gen0")}, gen1 {Gen("gen1")}, gen2 {Gen("gen2")})");
     }
 }
