@@ -76,6 +76,33 @@ public sealed class ReservationTests
         Assert.True((await app.Get<VerifyLedger>().ExecuteAsync("acme", deep: true)).Intact);
     }
 
+    /// <summary>Several jobs running at once, each with its hold: the balance reserves what is left of each, drawn down by its own job only.</summary>
+    [Fact]
+    public async Task SeveralRunningJobs_EachHoldIsDrawnDownByItsOwnJob_AndTheBalanceReservesWhatIsLeftOfEach()
+    {
+        await using var app = new ApiFactory();
+        var (_, client) = await app.TenantAsync("acme", "starter"); // 5,000 credits, stops there
+        foreach (var (id, credits, job, seconds) in new[] { ("a", 1_000, "job-a", 3600), ("b", 500, "job-b", 3600), ("c", 300, (string?)null, 3600), ("d", 200, "job-d", 3600), ("e", 100, "job-e", 10) })
+            await Json(await client.PostAsJsonAsync("/v1/credits/reservations", new { id, credits, job_id = job, expires_in_seconds = seconds }), HttpStatusCode.Created);
+        var now = app.Time.GetUtcNow();
+        // job-a uses 300 of its 1,000; job-b 600, more than its 500; a job without a hold uses 90; d is released unused.
+        var calls = Enumerable.Range(0, 10).Select(i => Call($"a{i}", "job-a", now))
+            .Concat(Enumerable.Range(0, 20).Select(i => Call($"b{i}", "job-b", now)))
+            .Concat(Enumerable.Range(0, 3).Select(i => Call($"x{i}", "job-x", now)));
+        (await client.PostAsJsonAsync("/v1/usage/events", new { events = calls })).EnsureSuccessStatusCode();
+        await Json(await client.PostAsync("/v1/credits/reservations/d/release", null), HttpStatusCode.OK);
+
+        // Held: a 700 left, b 0 (its job drew it all), c 300 (no job draws it), e 100; consumed 300 + 600 + 90 = 990.
+        var balance = await Credits(client);
+        Assert.Equal((990L, 4_010L, 1_100L, 2_910L), ((long)balance["consumed"]!, (long)balance["remaining"]!, (long)balance["reserved"]!, (long)balance["available"]!));
+        var quota = await Json(await client.PostAsJsonAsync("/v1/quota/check", new { estimated_credits = 2_911 }), HttpStatusCode.OK);
+        Assert.False((bool)quota["allowed"]!);
+        Assert.Equal(1_100L, (long)quota["reserved"]!);
+        // e expires by itself.
+        app.Time.Advance(TimeSpan.FromSeconds(11));
+        Assert.Equal((1_000L, 3_010L), ((long)(await Credits(client))["reserved"]!, (long)(await Credits(client))["available"]!));
+    }
+
     [Fact]
     public async Task BadInput_IsRefusedNamingTheField_AndAnOveragePlanHoldsPastItsAllocation()
     {

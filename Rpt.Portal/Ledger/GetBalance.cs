@@ -132,7 +132,7 @@ public sealed class GetBalance(PortalDatabase database, IUsageStore usage, Credi
         return new Balance(tenantId, planCode, overage, period, allocated, consumed, flushed, internalMicro, tokens, byModel, byMeter)
         {
             OverageUsdPerCredit = overageRate,
-            ReservedMicroCredits = Reservations.Outstanding(usage, connection, tx, tenantId, time.GetUtcNow()),
+            ReservedMicroCredits = Reservations.Outstanding(connection, tx, tenantId, time.GetUtcNow()),
         };
     }
 }

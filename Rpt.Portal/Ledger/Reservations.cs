@@ -201,26 +201,27 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
         return new(ReservationOutcome.Done, View(hold, now, Drawn(hold)));
     }
 
-    /// <summary>What the tenant's active holds still hold: their amounts less what their jobs drew since. Read inside the caller's snapshot.</summary>
-    internal static long Outstanding(IUsageStore usage, DbConnection connection, DbTransaction tx, string tenantId, DateTimeOffset now)
+    /// <summary>
+    /// What the tenant's active holds still hold: their amounts less what their jobs drew since. Read inside the caller's
+    /// snapshot, as one sum over the active holds (each joined to its job's running total), so a tenant with a thousand
+    /// running jobs costs the balance one query, not one per job.
+    /// </summary>
+    internal static long Outstanding(DbConnection connection, DbTransaction tx, string tenantId, DateTimeOffset now)
     {
-        var holds = new List<(string? Job, long Held, long AtHold)>();
-        using (var cmd = connection.CreateCommand())
-        {
-            cmd.Transaction = tx;
-            cmd.CommandText = "SELECT job_id, held_micro_credits, job_micro_at_hold FROM credit_reservations WHERE tenant_id = @t AND released_at IS NULL AND expires_at > @now";
-            cmd.With("t", tenantId);
-            cmd.With("now", now.ToUnixTimeMilliseconds());
-            using var r = cmd.ExecuteReader();
-            while (r.Read()) holds.Add((r.IsDBNull(0) ? null : r.GetString(0), r.GetInt64(1), r.GetInt64(2)));
-        }
-        long outstanding = 0;
-        foreach (var (job, held, atHold) in holds)
-        {
-            var drawn = job is null ? 0 : Math.Max(0, usage.JobMicroCredits(connection, tx, tenantId, job) - atHold);
-            outstanding = checked(outstanding + Math.Max(0, held - drawn));
-        }
-        return outstanding;
+        using var cmd = connection.CreateCommand();
+        cmd.Transaction = tx;
+        // drawn = max(0, the job's µcr now − at the hold); what is left = max(0, held − drawn). CASE rather than the engines'
+        // own MAX/GREATEST, so the text is the same on both; the cast makes an overflowing sum an error on both.
+        cmd.CommandText = """
+            SELECT CAST(COALESCE(SUM(CASE WHEN d.drawn >= d.held THEN 0 ELSE d.held - d.drawn END), 0) AS BIGINT) FROM (
+              SELECT r.held_micro_credits AS held,
+                CASE WHEN j.micro_credits IS NULL OR j.micro_credits <= r.job_micro_at_hold THEN 0 ELSE j.micro_credits - r.job_micro_at_hold END AS drawn
+              FROM credit_reservations r LEFT JOIN usage_jobs j ON r.job_id IS NOT NULL AND j.tenant_id = r.tenant_id AND j.job_id = r.job_id
+              WHERE r.tenant_id = @t AND r.released_at IS NULL AND r.expires_at > @now) d
+            """;
+        cmd.With("t", tenantId);
+        cmd.With("now", now.ToUnixTimeMilliseconds());
+        return Convert.ToInt64(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
     }
 
     private long JobMicro(string tenantId, string jobId)
