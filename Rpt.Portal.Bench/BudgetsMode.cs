@@ -11,7 +11,7 @@ namespace Rpt.Portal.Bench;
 /// 2. A tenant with --events calls from --users end users and --projects projects, sent through --keys keys, with a hard
 ///    daily budget on every key, one for each end user and one per project: quota checks (each with an end user and a
 ///    project) and holds (placed, then released) one after another while other clients keep ingesting; the aim is p99 under
-///    5 ms for each. The budgets list and the report by end user are timed too (they read one row per budget, and one
+///    5 ms for each, with --running-jobs jobs (1,000) running under holds of their own meanwhile. The budgets list and the report by end user are timed too (they read one row per budget, and one
 ///    window's rows).
 /// </summary>
 public static class BudgetsMode
@@ -27,6 +27,7 @@ public static class BudgetsMode
         var batch = (int)options.Long("batch", 1_000);
         var concurrency = (int)options.Long("concurrency", 8);
         var background = (double)options.Long("background-rate", 20_000);
+        var running = (int)options.Long("running-jobs", 1_000);
         Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {Machine.MemoryGiB():0.#} GiB, {Machine.Cpu()}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}");
         var ok = true;
 
@@ -54,7 +55,7 @@ public static class BudgetsMode
         ok &= ratio >= 0.9;
 
         Console.WriteLine();
-        Console.WriteLine($"== quota checks and holds at {events:N0} events, {users:N0} end users, {projects:N0} projects, {keyCount} keys, while ingesting {background:N0} events/s");
+        Console.WriteLine($"== quota checks and holds at {events:N0} events, {users:N0} end users, {projects:N0} projects, {keyCount} keys, {running:N0} jobs running under holds, while ingesting {background:N0} events/s");
         await using (var server = await PortalServer.StartAsync(options.Flag("keep")))
         {
             var (admin, keys) = await TenantAsync(server, keyCount, concurrency);
@@ -68,6 +69,14 @@ public static class BudgetsMode
             for (var p = 0; p < projects; p++)
                 await Created(admin.PostAsJsonAsync("/v1/budgets", new { scope = "project", project = $"p_{p}", credits = 1_000_000, window = "period" }));
             Console.WriteLine($"  budgets: {keys.Count + 1 + projects:N0} created in {clock.Elapsed.TotalSeconds:0.0} s");
+            // Jobs running meanwhile, each under a hold of its own: every balance read and quota check counts what they still hold.
+            clock.Restart();
+            for (var j = 0; j < running; j++)
+            {
+                using var r = await keys[0].Client.PostAsJsonAsync("/v1/credits/reservations", new { id = $"running-{j}", credits = 1, job_id = $"running-job-{j}", expires_in_seconds = 86_400 });
+                if ((int)r.StatusCode != 201) throw new InvalidOperationException($"reservation: {(int)r.StatusCode} {await r.Content.ReadAsStringAsync()}");
+            }
+            Console.WriteLine($"  running jobs: {running:N0}, each under a hold, placed in {clock.Elapsed.TotalSeconds:0.0} s");
 
             using var stop = new CancellationTokenSource();
             var ingesting = Workload.IngestAsync(admin, 100_000_000, batch, 2, prices, idPrefix: "bg_", stop: stop.Token,
