@@ -2,6 +2,7 @@ using System.Data.Common;
 using System.Text.RegularExpressions;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
+using Microsoft.EntityFrameworkCore.Storage;
 using Rpt.Portal.Data;
 using Rpt.Portal.Metering;
 using Rpt.Portal.Plans;
@@ -127,7 +128,10 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
                 ? new(ReservationOutcome.Repeated, View(existing, now, Drawn(existing)))
                 : new(ReservationOutcome.Conflict, null, $"id: '{id}' already names a hold of {Credit.Format(existing.HeldMicroCredits)} credits for job '{existing.JobId}'", "id");
 
-        var balance = balances.Execute(tenantId, now)!;
+        // Read on the hold's own connection, inside its transaction: no second connection, and what it reads is what the lock guards.
+        var connection = db.Database.GetDbConnection();
+        var dbTx = tx.GetDbTransaction();
+        var balance = balances.Read(connection, dbTx, tenantId, now)!;
         var intoOverage = false;
         if (!balance.Unlimited)
         {
@@ -141,7 +145,7 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
                 intoOverage = true;
             }
         }
-        var jobAtHold = jobId is null ? 0 : JobMicro(tenantId, jobId);
+        var jobAtHold = jobId is null ? 0 : usage.JobMicroCredits(connection, dbTx, tenantId, jobId);
         var hold = new CreditReservation(tenantId, id!, jobId, micro, jobAtHold, now, now.AddSeconds(seconds));
         db.Reservations.Add(hold);
         await db.SaveChangesAsync(cancellationToken);
