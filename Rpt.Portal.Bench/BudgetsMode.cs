@@ -78,6 +78,24 @@ public static class BudgetsMode
             }
             Console.WriteLine($"  running jobs: {running:N0}, each under a hold, placed in {clock.Elapsed.TotalSeconds:0.0} s");
 
+            // The same calls with nothing else running first: what the product itself costs, apart from sharing the machine.
+            var (idleRunner, _) = keys[^1];
+            var idleRandom = new Random(7);
+            var idleQuota = await OnOwnThread(() => Time(1_000, i =>
+            {
+                using var r = Post(idleRunner, "/v1/quota/check", new { estimated_credits = 1, user_id = $"u_{idleRandom.Next(users)}", project = $"p_{idleRandom.Next(projects)}" });
+                r.EnsureSuccessStatusCode();
+                return true;
+            }));
+            var idleHoldMs = new List<double>();
+            await OnOwnThread(() =>
+            {
+                for (var i = 0; i < 500; i++) HoldAndRelease(idleRunner, $"p_{idleRandom.Next(projects)}", i < 100 ? null : idleHoldMs);
+                return true;
+            });
+            var idleHolds = Latency.Of(idleHoldMs);
+            Console.WriteLine($"  with nothing else running: quota check p50 {idleQuota.Latency.P50:0.00} ms, p99 {idleQuota.Latency.P99:0.00} ms (1,000); holds placed and released p50 {idleHolds.P50:0.00} ms, p99 {idleHolds.P99:0.00} ms ({idleHoldMs.Count:N0} calls)");
+
             using var stop = new CancellationTokenSource();
             var ingesting = Workload.IngestAsync(admin, 100_000_000, batch, 2, prices, idPrefix: "bg_", stop: stop.Token,
                 instances: keys.Take(2).Select(k => k.Client).ToList(), users: users, projects: projects, eventsPerSecond: background);
