@@ -78,51 +78,42 @@ public static class BudgetsMode
             }
             Console.WriteLine($"  running jobs: {running:N0}, each under a hold, placed in {clock.Elapsed.TotalSeconds:0.0} s");
 
-            // The same calls with nothing else running first: what the product itself costs, apart from sharing the machine.
-            var (idleRunner, _) = keys[^1];
-            var idleRandom = new Random(7);
-            var idleQuota = await OnOwnThread(() => Time(1_000, i =>
+            var (runner, _) = keys[^1];
+            // A quota check with a random end user and project; whether it was allowed.
+            bool Check(Random random)
             {
-                using var r = Post(idleRunner, "/v1/quota/check", new { estimated_credits = 1, user_id = $"u_{idleRandom.Next(users)}", project = $"p_{idleRandom.Next(projects)}" });
+                using var r = Post(runner, "/v1/quota/check", new { estimated_credits = 1, user_id = $"u_{random.Next(users)}", project = $"p_{random.Next(projects)}" });
                 r.EnsureSuccessStatusCode();
-                return true;
-            }));
-            var idleHoldMs = new List<double>();
-            await OnOwnThread(() =>
+                return JsonNode.Parse(r.Content.ReadAsStream())!["allowed"]!.GetValue<bool>();
+            }
+            // Holds for a project (one of its budgets) placed and released one after another, after 100 untimed: each call timed.
+            (Latency Latency, int Yes, int Calls) Holds(Random random, int count)
             {
-                for (var i = 0; i < 500; i++) HoldAndRelease(idleRunner, $"p_{idleRandom.Next(projects)}", i < 100 ? null : idleHoldMs);
-                return true;
-            });
-            var idleHolds = Latency.Of(idleHoldMs);
-            Console.WriteLine($"  with nothing else running: quota check p50 {idleQuota.Latency.P50:0.00} ms, p99 {idleQuota.Latency.P99:0.00} ms (1,000); holds placed and released p50 {idleHolds.P50:0.00} ms, p99 {idleHolds.P99:0.00} ms ({idleHoldMs.Count:N0} calls)");
+                for (var i = 0; i < 100; i++) HoldAndRelease(runner, $"p_{random.Next(projects)}", null);
+                var ms = new List<double>(2 * count);
+                var yes = 0;
+                for (var i = 0; i < count; i++)
+                    if (HoldAndRelease(runner, $"p_{random.Next(projects)}", ms)) yes++;
+                return (Latency.Of(ms), yes, ms.Count);
+            }
+
+            // The same calls with nothing else running first: what the product itself costs, apart from sharing the machine.
+            // The measured calls run on a thread of their own with synchronous HTTP, as a product's own process would make them:
+            // the benchmark's ingestion clients, which share this process, cannot queue ahead of them in its thread pool.
+            var idleRandom = new Random(7);
+            var idleQuota = await OnOwnThread(() => Time(1_000, _ => Check(idleRandom)));
+            var idleHolds = await OnOwnThread(() => Holds(idleRandom, 400));
+            Console.WriteLine($"  with nothing else running: quota check p50 {idleQuota.Latency.P50:0.00} ms, p99 {idleQuota.Latency.P99:0.00} ms (1,000); holds placed and released p50 {idleHolds.Latency.P50:0.00} ms, p99 {idleHolds.Latency.P99:0.00} ms ({idleHolds.Calls:N0} calls)");
 
             using var stop = new CancellationTokenSource();
             var ingesting = Workload.IngestAsync(admin, 100_000_000, batch, 2, prices, idPrefix: "bg_", stop: stop.Token,
                 instances: keys.Take(2).Select(k => k.Client).ToList(), users: users, projects: projects, eventsPerSecond: background);
             await Task.Delay(2_000);
-            var (runner, _) = keys[^1];
             var random = new Random(42);
             var scraped = await ServerMetrics.ScrapeAsync(server.BaseAddress);
-            // The measured calls run on a thread of their own with synchronous HTTP, as a product's own process would make them:
-            // the benchmark's ingestion clients, which share this process, cannot queue ahead of them in its thread pool.
-            var quota = await OnOwnThread(() => Time(requests, i =>
-            {
-                using var r = Post(runner, "/v1/quota/check", new { estimated_credits = 1, user_id = $"u_{random.Next(users)}", project = $"p_{random.Next(projects)}" });
-                r.EnsureSuccessStatusCode();
-                return JsonNode.Parse(r.Content.ReadAsStream())!["allowed"]!.GetValue<bool>();
-            }));
+            var quota = await OnOwnThread(() => Time(requests, _ => Check(random)));
             var quotaServer = ServerMetrics.Between(scraped, scraped = await ServerMetrics.ScrapeAsync(server.BaseAddress), "/v1/quota/check");
-            // Holds for a project (one of its budgets) placed and released one after another: each call timed.
-            var holdMs = new List<double>(requests);
-            var held = await OnOwnThread(() =>
-            {
-                for (var i = 0; i < 100; i++) HoldAndRelease(runner, $"p_{random.Next(projects)}", null);
-                var yes = 0;
-                for (var i = 0; i < requests / 2; i++)
-                    if (HoldAndRelease(runner, $"p_{random.Next(projects)}", holdMs)) yes++;
-                return yes;
-            });
-            var holds = (Latency: Latency.Of(holdMs), Yes: held);
+            var holds = await OnOwnThread(() => Holds(random, requests / 2));
             var holdServer = ServerMetrics.Between(scraped, await ServerMetrics.ScrapeAsync(server.BaseAddress), "/v1/credits/reservations");
             var list = await TimeAsync(50, async _ => { (await admin.GetAsync("/v1/budgets")).EnsureSuccessStatusCode(); return true; });
             var report = await TimeAsync(50, async _ => { (await admin.GetAsync("/v1/usage/groups?group_by=user&limit=100")).EnsureSuccessStatusCode(); return true; });
@@ -131,7 +122,7 @@ public static class BudgetsMode
             Console.WriteLine($"  meanwhile ingested: {ingested.Accepted:N0} events at {ingested.EventsPerSecond:N0} events/s from 2 clients (paced at {background:N0}; batch p50 {ingested.Latency.P50:0.0} ms, p99 {ingested.Latency.P99:0.0} ms)");
             Console.WriteLine($"  quota check (key + project + end user budgets): p50 {quota.Latency.P50:0.00} ms, p99 {quota.Latency.P99:0.00} ms, max {quota.Latency.Max:0.0} ms over {requests:N0}; allowed {quota.Yes:N0}, refused by a budget {requests - quota.Yes:N0}");
             Console.WriteLine($"    {quotaServer}");
-            Console.WriteLine($"  holds placed (project budget checked) and released: p50 {holds.Latency.P50:0.00} ms, p99 {holds.Latency.P99:0.00} ms, max {holds.Latency.Max:0.0} ms over {holdMs.Count:N0} calls; held {holds.Yes:N0} of {requests / 2:N0}");
+            Console.WriteLine($"  holds placed (project budget checked) and released: p50 {holds.Latency.P50:0.00} ms, p99 {holds.Latency.P99:0.00} ms, max {holds.Latency.Max:0.0} ms over {holds.Calls:N0} calls; held {holds.Yes:N0} of {requests / 2:N0}");
             Console.WriteLine($"    {holdServer} (placed and released)");
             Console.WriteLine($"  GET /v1/budgets ({keys.Count + 1 + projects:N0} budgets, each with its use): p50 {list.Latency.P50:0.0} ms, p99 {list.Latency.P99:0.0} ms");
             Console.WriteLine($"  GET /v1/usage/groups?group_by=user (top 100 of {users:N0}): p50 {report.Latency.P50:0.0} ms, p99 {report.Latency.P99:0.0} ms");
