@@ -43,7 +43,7 @@ public static class UsageApi
     }
 
     public static async Task<IResult> PostEvents(HttpContext http, UsageIngestor ingestor, IOptions<MeteringOptions> options,
-        Observability.PortalMetrics metrics, IIngestGate marketplace, CancellationToken cancellationToken)
+        Observability.PortalMetrics metrics, IIngestGate gate, CancellationToken cancellationToken)
     {
         var arrived = System.Diagnostics.Stopwatch.GetTimestamp();
         var max = options.Value.MaxBatchSize;
@@ -55,8 +55,8 @@ public static class UsageApi
             return TooLarge($"The body is {http.Request.ContentLength} bytes; at most {MaxBodyBytes} are accepted. Send at most {max} events per request.");
         // A tenant that pays through AWS Marketplace and whose subscription ended (its last usage reported) ingests no more.
         // (A platform key's events for such a tenant are rejected one by one, with the same reason.)
-        await marketplace.RefreshAsync(cancellationToken);
-        if (http.Caller().TenantId is { } payer && marketplace.Refusal(payer) is { } refusal)
+        await gate.RefreshAsync(cancellationToken);
+        if (http.Caller().TenantId is { } payer && gate.Refusal(payer) is { } refusal)
             return TypedResults.Problem(statusCode: StatusCodes.Status403Forbidden, title: "Subscription ended", detail: refusal);
 
         // The body is read into a pooled buffer: a batch of 1,000 events is a third of a megabyte, and a fresh array per
