@@ -190,45 +190,45 @@ public sealed class BudgetService(IDbContextFactory<ApplicationDbContext> dbFact
 
     private static long Used(UsageScope row, string window, DateOnly today) => window == UsageScope.Day ? row.On(today).MicroCredits : row.MicroCredits;
 
-    private async Task<long> UsedAsync(ApplicationDbContext db, string tenantId, string scope, string window, string value, DateTimeOffset now, CancellationToken ct)
-    {
-        var (period, _) = WindowOf(tenantId, UsageScope.Period, now);
-        var row = await db.UsageScopes.AsNoTracking()
-            .FirstOrDefaultAsync(s => s.TenantId == tenantId && s.Scope == scope && s.PeriodStart == period && s.Value == value, ct);
-        return row is null ? 0 : Used(row, window, DateOnly.FromDateTime(now.UtcDateTime));
-    }
-
     /// <summary>
     /// The first hard budget a request of <paramref name="estimateMicro"/> would go past (its use plus the estimate above it,
-    /// or none left), for the request's key, project and end user; null when none does. Reads only the budgets that name them
-    /// (one index range) and one usage row each.
+    /// or none left), for the request's key, project and end user; null when none does. One query: the budgets that name
+    /// them (one index range), each beside its usage row of the period (one index lookup each).
     /// </summary>
     public async Task<BudgetRefusal?> CheckAsync(string tenantId, Guid? apiKeyId, string? project, string? userId, long estimateMicro, CancellationToken ct = default)
     {
         var key = apiKeyId?.ToString("D");
-        await using var db = await dbFactory.CreateDbContextAsync(ct);
-        var budgets = await db.Budgets.AsNoTracking()
-            .Where(b => b.TenantId == tenantId && b.Mode == Budget.Hard && (
-                (b.Scope == UsageScope.ApiKey && b.Subject == key)
-                || (b.Scope == UsageScope.Project && b.Subject == project)
-                || (b.Scope == UsageScope.User && (b.Subject == userId || (userId != null && b.Subject == Budget.EachUser)))))
-            .ToListAsync(ct);
-        if (budgets.Count == 0) return null;
         var now = time.GetUtcNow();
-        foreach (var b in budgets.OrderBy(b => b.Scope).ThenBy(b => b.Window))
+        var today = DateOnly.FromDateTime(now.UtcDateTime);
+        var (period, _) = WindowOf(tenantId, UsageScope.Period, now);
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var budgets = await (
+                from b in db.Budgets.AsNoTracking()
+                where b.TenantId == tenantId && b.Mode == Budget.Hard && (
+                    (b.Scope == UsageScope.ApiKey && b.Subject == key)
+                    || (b.Scope == UsageScope.Project && b.Subject == project)
+                    || (b.Scope == UsageScope.User && (b.Subject == userId || (userId != null && b.Subject == Budget.EachUser))))
+                // An each-end-user budget counts the request's end user.
+                let subject = b.Scope == UsageScope.User && b.Subject == Budget.EachUser ? userId! : b.Subject
+                join s in db.UsageScopes.AsNoTracking().Where(s => s.TenantId == tenantId && s.PeriodStart == period)
+                    on new { b.Scope, Value = subject } equals new { s.Scope, s.Value } into uses
+                from s in uses.DefaultIfEmpty()
+                select new { Budget = b, Subject = subject, Use = s })
+            .ToListAsync(ct);
+        foreach (var x in budgets.OrderBy(x => x.Budget.Scope).ThenBy(x => x.Budget.Window))
         {
-            var subject = b.Subject == Budget.EachUser ? userId! : b.Subject;
+            var b = x.Budget;
             var (start, _) = WindowOf(tenantId, b.Window, now);
-            var used = await UsedAsync(db, tenantId, b.Scope, b.Window, subject, now, ct);
+            var used = x.Use is null ? 0 : Used(x.Use, b.Window, today);
             if (used < b.MicroCredits && checked(used + estimateMicro) <= b.MicroCredits) continue;
             var what = b.Scope switch
             {
-                UsageScope.ApiKey => $"API key {subject}",
-                UsageScope.Project => $"project '{subject}'",
-                _ => b.Subject == Budget.EachUser ? $"end user '{subject}' (each end user's budget)" : $"end user '{subject}'",
+                UsageScope.ApiKey => $"API key {x.Subject}",
+                UsageScope.Project => $"project '{x.Subject}'",
+                _ => b.Subject == Budget.EachUser ? $"end user '{x.Subject}' (each end user's budget)" : $"end user '{x.Subject}'",
             };
             var window = b.Window == UsageScope.Day ? $"today ({start:yyyy-MM-dd} UTC)" : $"this billing period (from {start:yyyy-MM-dd})";
-            return new BudgetRefusal(b, subject, start, used,
+            return new BudgetRefusal(b, x.Subject, start, used,
                 $"The hard budget of {Credit.Format(b.MicroCredits)} credits a {b.Window} for {what} is reached: {Credit.Format(used)} used {window}, "
                 + $"{Credit.Format(Math.Max(0, b.MicroCredits - used))} left, {Credit.Format(estimateMicro)} asked. Usage already sent is still recorded and billed.");
         }

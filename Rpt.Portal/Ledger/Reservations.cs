@@ -117,9 +117,8 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
         await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
         using var turn = await database.TakeWriteTurnAsync(cancellationToken);
         await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
-        if (!await db.Tenants.AnyAsync(t => t.Id == tenantId, cancellationToken)) return new(ReservationOutcome.NotFound, null, $"unknown tenant '{tenantId}'");
         // Every hold of the tenant is placed under its lock: the balance and the holds read below cannot change meanwhile.
-        await TenantLock.TakeAsync(db, tenantId, cancellationToken);
+        if (!await TenantLock.TakeIfExistsAsync(db, tenantId, cancellationToken)) return new(ReservationOutcome.NotFound, null, $"unknown tenant '{tenantId}'");
         var now = time.GetUtcNow();
         var micro = Credit.ToMicro(credits);
         var existing = await db.Reservations.AsNoTracking().FirstOrDefaultAsync(r => r.TenantId == tenantId && r.Id == id, cancellationToken);
@@ -206,27 +205,23 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
     }
 
     /// <summary>
-    /// What the tenant's active holds still hold: their amounts less what their jobs drew since. Read inside the caller's
-    /// snapshot, as one sum over the active holds (each joined to its job's running total), so a tenant with a thousand
-    /// running jobs costs the balance one query, not one per job.
+    /// The statement that sums what the tenant's (<c>@t</c>) active holds still hold at <c>@now</c>: each hold's amount less
+    /// what its job drew since (max(0, the job's µcr now − at the hold), at most the amount). It is read in the balance's
+    /// batch, in its snapshot. Each hold looks up its own job's running total by the job's key, so the cost follows the
+    /// active holds, never the tenant's jobs or events: joined instead, PostgreSQL hashed every job of the tenant (a scan
+    /// that grows with usage) to serve a thousand holds. MATERIALIZED keeps each lookup to one per hold (inlined, the
+    /// CASE would repeat it); CASE rather than the engines' MAX/GREATEST keeps one text for both; the cast makes an
+    /// overflowing sum an error on both.
     /// </summary>
-    internal static long Outstanding(DbConnection connection, DbTransaction tx, string tenantId, DateTimeOffset now)
-    {
-        using var cmd = connection.CreateCommand();
-        cmd.Transaction = tx;
-        // drawn = max(0, the job's µcr now − at the hold); what is left = max(0, held − drawn). CASE rather than the engines'
-        // own MAX/GREATEST, so the text is the same on both; the cast makes an overflowing sum an error on both.
-        cmd.CommandText = """
-            SELECT CAST(COALESCE(SUM(CASE WHEN d.drawn >= d.held THEN 0 ELSE d.held - d.drawn END), 0) AS BIGINT) FROM (
-              SELECT r.held_micro_credits AS held,
-                CASE WHEN j.micro_credits IS NULL OR j.micro_credits <= r.job_micro_at_hold THEN 0 ELSE j.micro_credits - r.job_micro_at_hold END AS drawn
-              FROM credit_reservations r LEFT JOIN usage_jobs j ON r.job_id IS NOT NULL AND j.tenant_id = r.tenant_id AND j.job_id = r.job_id
-              WHERE r.tenant_id = @t AND r.released_at IS NULL AND r.expires_at > @now) d
-            """;
-        cmd.With("t", tenantId);
-        cmd.With("now", now.ToUnixTimeMilliseconds());
-        return Convert.ToInt64(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
-    }
+    internal const string OutstandingSql = """
+        WITH h AS MATERIALIZED (
+          SELECT r.held_micro_credits AS held, r.job_micro_at_hold AS at_hold,
+            COALESCE((SELECT j.micro_credits FROM usage_jobs j WHERE j.tenant_id = r.tenant_id AND j.job_id = r.job_id), 0) AS job
+          FROM credit_reservations r
+          WHERE r.tenant_id = @t AND r.released_at IS NULL AND r.expires_at > @now)
+        SELECT CAST(COALESCE(SUM(CASE WHEN h.job <= h.at_hold THEN h.held WHEN h.job - h.at_hold >= h.held THEN 0
+          ELSE h.held - (h.job - h.at_hold) END), 0) AS BIGINT) FROM h;
+        """;
 
     private long JobMicro(string tenantId, string jobId)
     {

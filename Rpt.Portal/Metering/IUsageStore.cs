@@ -37,8 +37,6 @@ public readonly record struct DailyRow(DateOnly Day, string Category, string Pro
 public readonly record struct JobRow(long RowId, string JobId, long Calls, long BillableCalls, long InputTokens, long OutputTokens, long CachedInputTokens,
     long MicroCredits, long InternalMicroCredits, long FirstAtMs, long LastAtMs);
 
-/// <summary>One row of <c>usage_totals</c>: a tenant's usage in a period, by category and model (or meter).</summary>
-public readonly record struct UsageTotalRow(string Category, string Name, bool IsMeter, long Events, long Tokens, long QuantityMicro, long MicroCredits);
 
 /// <summary>
 /// What metering and the ledger need of the audit records (<c>usage_events</c>) and their rollups (<c>usage_totals</c>,
@@ -61,9 +59,6 @@ public interface IUsageStore
     /// </summary>
     void VisitRange(DbConnection connection, DbTransaction? tx, long fromSeq, long throughSeq, string? tenantId, string? periodStart,
         AuditRecordVisitor visit);
-
-    /// <summary>The running totals of a tenant's period.</summary>
-    List<UsageTotalRow> Totals(DbConnection connection, DbTransaction tx, string tenantId, string periodStart);
 
     /// <summary>Billable µcr per period of a tenant, from the audit records (all, or those with seq ≤ <paramref name="throughSeq"/>), in 128 bits.</summary>
     Dictionary<string, Int128> BillablePerPeriod(DbConnection connection, DbTransaction tx, string tenantId, long throughSeq = long.MaxValue);

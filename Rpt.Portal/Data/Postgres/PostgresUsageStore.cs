@@ -104,21 +104,6 @@ public sealed partial class PostgresUsageStore(PostgresDatabase database) : IUsa
     private static readonly int MicroCreditsColumn = CanonicalIndex("micro_credits");
     private static readonly int JobIdColumn = CanonicalIndex("job_id");
 
-    public List<UsageTotalRow> Totals(DbConnection connection, DbTransaction tx, string tenantId, string periodStart)
-    {
-        using var cmd = Command(connection, tx, """
-            SELECT category, name, is_meter, events, input_tokens + output_tokens + cached_input_tokens, quantity_micro, micro_credits
-            FROM usage_totals WHERE tenant_id = @t AND period_start = @p
-            """);
-        cmd.Parameters.AddWithValue("t", tenantId);
-        cmd.Parameters.AddWithValue("p", PortableSql.ParseDay(periodStart));
-        using var r = cmd.ExecuteReader();
-        var rows = new List<UsageTotalRow>();
-        while (r.Read())
-            rows.Add(new UsageTotalRow(r.GetString(0), r.GetString(1), r.GetBoolean(2), r.GetInt64(3), r.GetInt64(4), r.GetInt64(5), r.GetInt64(6)));
-        return rows;
-    }
-
     public Dictionary<string, Int128> BillablePerPeriod(DbConnection connection, DbTransaction tx, string tenantId, long throughSeq = long.MaxValue) =>
         SumPerPeriod(connection, tx, "SELECT period_start, micro_credits FROM usage_events WHERE tenant_id = @t AND billable AND seq <= @w", tenantId, throughSeq);
 

@@ -144,24 +144,6 @@ public sealed partial class SqliteUsageStore(SqliteDatabase database) : IUsageSt
     private static readonly int MicroCreditsColumn = CanonicalIndex("micro_credits");
     private static readonly int JobIdColumn = CanonicalIndex("job_id");
 
-    /// <summary>The running totals of a tenant's period.</summary>
-    public List<UsageTotalRow> Totals(DbConnection connection, DbTransaction tx, string tenantId, string periodStart)
-    {
-        using var cmd = ((SqliteConnection)connection).CreateCommand();
-        cmd.Transaction = (SqliteTransaction?)tx;
-        cmd.CommandText = """
-            SELECT category, name, is_meter, events, input_tokens + output_tokens + cached_input_tokens, quantity_micro, micro_credits
-            FROM usage_totals WHERE tenant_id = $t AND period_start = $p
-            """;
-        cmd.Parameters.AddWithValue("$t", tenantId);
-        cmd.Parameters.AddWithValue("$p", periodStart);
-        using var r = cmd.ExecuteReader();
-        var rows = new List<UsageTotalRow>();
-        while (r.Read())
-            rows.Add(new UsageTotalRow(r.GetString(0), r.GetString(1), r.GetInt64(2) == 1, r.GetInt64(3), r.GetInt64(4), r.GetInt64(5), r.GetInt64(6)));
-        return rows;
-    }
-
     /// <summary>Billable µcr per period of a tenant, from the audit records (all, or those with seq ≤ <paramref name="throughSeq"/>).
     /// Summed in 128 bits: the verifier must be able to read a ledger that passed every limit.</summary>
     public Dictionary<string, Int128> BillablePerPeriod(DbConnection connection, DbTransaction tx, string tenantId, long throughSeq = long.MaxValue) =>
