@@ -44,7 +44,9 @@ public static class DataExtensions
                 protection.ProtectKeysWithCertificate(System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadPkcs12FromFile(
                     Path.GetFullPath(Path.Combine(builder.Environment.ContentRootPath, pfx)), builder.Configuration["Rpt:Data:KeysCertificatePassword"]));
             }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+            // Whatever the loader throws means the file cannot be used: a file of random bytes has made it throw more than
+            // CryptographicException (the process then died of the unhandled exception, exit code 134, in a CI run).
+            catch (Exception ex) when (ex is not OutOfMemoryException)
             {
                 throw new StorageSettingException($"Rpt:Data:KeysCertificate ({pfx}) cannot be read as a PKCS#12 certificate with Rpt:Data:KeysCertificatePassword: {ex.Message}", ex);
             }
