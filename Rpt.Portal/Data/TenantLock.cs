@@ -13,8 +13,7 @@ public static class TenantLock
 {
     public static async Task TakeAsync(ApplicationDbContext db, string tenantId, CancellationToken cancellationToken)
     {
-        if (db.Database.CurrentTransaction is null)
-            throw new InvalidOperationException("A tenant's chain is appended to inside a transaction: begin one first.");
+        RequireTransaction(db);
         if (db.Database.IsNpgsql())
             await db.Database.ExecuteSqlInterpolatedAsync($"SELECT 1 FROM tenants WHERE id = {tenantId} FOR UPDATE", cancellationToken);
     }
@@ -23,10 +22,15 @@ public static class TenantLock
     /// answers it (one round trip, not two); false when there is no such tenant.</summary>
     public static async Task<bool> TakeIfExistsAsync(ApplicationDbContext db, string tenantId, CancellationToken cancellationToken)
     {
-        if (db.Database.CurrentTransaction is null)
-            throw new InvalidOperationException("A tenant's chain is appended to inside a transaction: begin one first.");
+        RequireTransaction(db);
         if (db.Database.IsNpgsql())
             return (await db.Database.SqlQuery<int>($"SELECT 1 AS \"Value\" FROM tenants WHERE id = {tenantId} FOR UPDATE").ToListAsync(cancellationToken)).Count > 0;
         return await db.Tenants.AnyAsync(t => t.Id == tenantId, cancellationToken);
+    }
+
+    private static void RequireTransaction(ApplicationDbContext db)
+    {
+        if (db.Database.CurrentTransaction is null)
+            throw new InvalidOperationException("A tenant's chain is appended to inside a transaction: begin one first.");
     }
 }

@@ -197,6 +197,13 @@ public sealed class CreditGrants(PortalDatabase database)
         new SortedDictionary<DateOnly, long>(state.Uncovered), state.Discrepancies.ToList());
 
     /// <summary>
+    /// Whether a grant of an earlier period (<c>@p</c>, the period's first day) may still hold credits at the period's start
+    /// (<c>@start</c>, ms): one row or none. The balance sends it in its batch; <see cref="CarriedInto"/> runs it alone.
+    /// </summary>
+    internal const string CarryProbeSql =
+        "SELECT 1 FROM ledger_entries WHERE tenant_id = @t AND kind = 'allocation' AND period_start < @p AND expires_at > @start LIMIT 1";
+
+    /// <summary>
     /// What grants of earlier periods still held at the start of <paramref name="period"/>: granted less what consumption
     /// of earlier periods drew. No draw-down is read when no such grant can exist (most tenants, most periods).
     /// </summary>
@@ -205,15 +212,18 @@ public sealed class CreditGrants(PortalDatabase database)
         using (var cmd = connection.CreateCommand())
         {
             cmd.Transaction = tx;
-            cmd.CommandText = """
-                SELECT 1 FROM ledger_entries
-                WHERE tenant_id = @t AND kind = 'allocation' AND period_start < @p AND expires_at > @start LIMIT 1
-                """;
+            cmd.CommandText = CarryProbeSql;
             cmd.With("t", tenantId);
             cmd.With("p", period.Start);
             cmd.With("start", period.StartInstant.ToUnixTimeMilliseconds());
             if (cmd.ExecuteScalar() is null) return 0;
         }
+        return ReplayCarriedInto(connection, tx, tenantId, period);
+    }
+
+    /// <summary>The same, once <see cref="CarryProbeSql"/> has found that such a grant may exist: the grants are replayed.</summary>
+    internal long ReplayCarriedInto(DbConnection connection, DbTransaction tx, string tenantId, BillingPeriod period)
+    {
         var state = Advance(connection, tx, tenantId);
         return state.Grants.Values
             .Where(g => g.Row.PeriodStart < period.Start && g.ExpiresAt > period.StartInstant)

@@ -79,10 +79,10 @@ public sealed class GetBalance(PortalDatabase database, TenantDirectory tenants,
     /// whether a grant of an earlier period may still hold credits; the period's running totals; what active holds keep
     /// (each hold less what its job drew since, one sum however many jobs run). Named parameters only, SQL both engines run.
     /// </summary>
-    private const string Batch = """
+    private const string Batch = $$"""
         SELECT t.plan_code, p.overage_policy, p.overage_usd_per_credit FROM tenants t JOIN plans p ON p.code = t.plan_code WHERE t.id = @t;
         SELECT kind, COALESCE(SUM(amount_micro_credits), 0) FROM ledger_entries WHERE tenant_id = @t AND period_start = @p GROUP BY kind;
-        SELECT 1 FROM ledger_entries WHERE tenant_id = @t AND kind = 'allocation' AND period_start < @p AND expires_at > @start LIMIT 1;
+        {{CreditGrants.CarryProbeSql}};
         SELECT category, name, is_meter, input_tokens + output_tokens + cached_input_tokens, quantity_micro, micro_credits
           FROM usage_totals WHERE tenant_id = @t AND period_start = @p;
         """ + Reservations.OutstandingSql;
@@ -153,7 +153,7 @@ public sealed class GetBalance(PortalDatabase database, TenantDirectory tenants,
         }
         // What top-ups and adjustments of earlier periods still hold counts in this period's allocation (docs/RULES.md,
         // "Credit grants"); only when one may still hold credits are the grants replayed.
-        if (carried) allocated = checked(allocated + grants.CarriedInto(connection, tx, tenantId, period));
+        if (carried) allocated = checked(allocated + grants.ReplayCarriedInto(connection, tx, tenantId, period));
         return new Balance(tenantId, planCode, overage, period, allocated, consumed, flushed, internalMicro, tokens, byModel, byMeter)
         {
             OverageUsdPerCredit = overageRate,

@@ -124,7 +124,7 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
         var existing = await db.Reservations.AsNoTracking().FirstOrDefaultAsync(r => r.TenantId == tenantId && r.Id == id, cancellationToken);
         if (existing is not null)
             return existing.HeldMicroCredits == micro && existing.JobId == jobId
-                ? new(ReservationOutcome.Repeated, View(existing, now, Drawn(existing)))
+                ? new(ReservationOutcome.Repeated, View(existing, now, Drawn(db, existing)))
                 : new(ReservationOutcome.Conflict, null, $"id: '{id}' already names a hold of {Credit.Format(existing.HeldMicroCredits)} credits for job '{existing.JobId}'", "id");
 
         // Read on the hold's own connection, inside its transaction: no second connection, and what it reads is what the lock guards.
@@ -157,7 +157,7 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
     {
         await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
         var hold = await db.Reservations.AsNoTracking().FirstOrDefaultAsync(r => r.TenantId == tenantId && r.Id == id, cancellationToken);
-        return hold is null ? new(ReservationOutcome.NotFound, null, $"no hold '{id}'") : new(ReservationOutcome.Done, View(hold, time.GetUtcNow(), Drawn(hold)));
+        return hold is null ? new(ReservationOutcome.NotFound, null, $"no hold '{id}'") : new(ReservationOutcome.Done, View(hold, time.GetUtcNow(), Drawn(db, hold)));
     }
 
     /// <summary>The holds placed for a job, newest first (at most <paramref name="limit"/>): the job page shows them beside what it cost.</summary>
@@ -167,7 +167,7 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
         var holds = await db.Reservations.AsNoTracking().Where(r => r.TenantId == tenantId && r.JobId == jobId)
             .OrderByDescending(r => r.CreatedAt).Take(limit).ToListAsync(cancellationToken);
         var now = time.GetUtcNow();
-        return holds.Select(h => View(h, now, Drawn(h))).ToList();
+        return holds.Select(h => View(h, now, Drawn(db, h))).ToList();
     }
 
     public async Task<ReservationResult> ReleaseAsync(string tenantId, string id, CancellationToken cancellationToken = default)
@@ -178,11 +178,11 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
         var now = time.GetUtcNow();
         if (hold.ReleasedAt is null)
         {
-            hold.Release(hold.ExpiresAt <= now ? hold.ExpiresAt : now, Drawn(hold));
+            hold.Release(hold.ExpiresAt <= now ? hold.ExpiresAt : now, Drawn(db, hold));
             using (await database.TakeWriteTurnAsync(cancellationToken)) await db.SaveChangesAsync(cancellationToken);
             changes.Publish(TenantChange.GrantChanged, tenantId);
         }
-        return new(ReservationOutcome.Done, View(hold, now, Drawn(hold)));
+        return new(ReservationOutcome.Done, View(hold, now, Drawn(db, hold)));
     }
 
     public async Task<ReservationResult> ExtendAsync(string tenantId, string id, int expiresInSeconds, CancellationToken cancellationToken = default)
@@ -201,7 +201,7 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
             return new(ReservationOutcome.Invalid, null, $"expires_in_seconds: a hold lasts at most 24 h in all; this one may run until {limit:yyyy-MM-ddTHH:mm:ssZ}", "expires_in_seconds");
         hold.Extend(wanted);
         using (await database.TakeWriteTurnAsync(cancellationToken)) await db.SaveChangesAsync(cancellationToken);
-        return new(ReservationOutcome.Done, View(hold, now, Drawn(hold)));
+        return new(ReservationOutcome.Done, View(hold, now, Drawn(db, hold)));
     }
 
     /// <summary>
@@ -223,14 +223,15 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
           ELSE h.held - (h.job - h.at_hold) END), 0) AS BIGINT) FROM h;
         """;
 
-    private long JobMicro(string tenantId, string jobId)
+    /// <summary>What the hold's job has drawn of it: read on the caller's own connection (and in its transaction, if it holds one).</summary>
+    private long Drawn(ApplicationDbContext db, CreditReservation hold)
     {
-        using var connection = database.Open();
-        return usage.JobMicroCredits(connection, null, tenantId, jobId);
+        if (hold.DrawnAtReleaseMicroCredits is { } drawn) return drawn;
+        if (hold.JobId is null) return 0;
+        db.Database.OpenConnection();
+        var job = usage.JobMicroCredits(db.Database.GetDbConnection(), db.Database.CurrentTransaction?.GetDbTransaction(), hold.TenantId, hold.JobId);
+        return Math.Min(hold.HeldMicroCredits, Math.Max(0, job - hold.JobMicroAtHold));
     }
-
-    private long Drawn(CreditReservation hold) => hold.DrawnAtReleaseMicroCredits
-        ?? (hold.JobId is null ? 0 : Math.Min(hold.HeldMicroCredits, Math.Max(0, JobMicro(hold.TenantId, hold.JobId) - hold.JobMicroAtHold)));
 
     private static ReservationView View(CreditReservation r, DateTimeOffset now, long drawn) => new(r.Id,
         r.ReleasedAt is not null ? "released" : r.ExpiresAt <= now ? "expired" : "held",
