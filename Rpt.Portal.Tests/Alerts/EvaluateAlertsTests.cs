@@ -50,7 +50,7 @@ public sealed class EvaluateAlertsTests : IAsyncLifetime
         h.Time.Advance(TimeSpan.FromSeconds(1));
     }
 
-    private List<string> Subjects() => _smtp.Messages.Select(m => m.Subject).ToList();
+    private List<string> Subjects() => _smtp.Messages.Select(m => m.Subject ?? "").ToList();
 
     [Fact]
     public async Task AMailServerThatRefuses_DelaysTheAlertMail_ItIsRetriedOnTheSchedule_AndArrivesOnce()
@@ -120,7 +120,7 @@ public sealed class EvaluateAlertsTests : IAsyncLifetime
         var dir = Path.Combine(Browser.BrowserFixture.RepositoryRoot(), "artifacts");
         Directory.CreateDirectory(dir);
         var m = _smtp.Messages.Last();
-        await File.WriteAllTextAsync(Path.Combine(dir, "alert-mail.txt"), $"From: {m.From}\nTo: {m.To}\nSubject: {m.Subject}\nContent-Type: {m.Body.ContentType.MimeType}\n\n{m.TextBody}");
+        await File.WriteAllTextAsync(Path.Combine(dir, "alert-mail.txt"), $"From: {m.From}\nTo: {m.To}\nSubject: {m.Subject}\nContent-Type: {m.Body?.ContentType.MimeType}\n\n{m.TextBody}");
 
         Assert.Empty(await _h.Get<EvaluateAlerts>().ExecuteAsync("acme")); // once a period
         await SpendAsync(_h, 5);

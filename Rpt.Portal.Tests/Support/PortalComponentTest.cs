@@ -26,7 +26,7 @@ public abstract class PortalComponentTest : BunitContext, IAsyncLifetime
         Services.AddFallbackServiceProvider(Harness.Services);
     }
 
-    public async Task DisposeAsync()
+    async Task IAsyncLifetime.DisposeAsync()
     {
         await base.DisposeAsync();
         await Harness.DisposeAsync();
