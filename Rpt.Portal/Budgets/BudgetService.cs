@@ -34,7 +34,7 @@ public sealed record BudgetResult(Budget? Budget, string? Field, string? Error, 
 /// <c>usage_scopes</c> (one row per budget, whatever the number of events or end users), and answers whether a request
 /// goes past a hard budget. A budget counts billed credits of its window; holds are the account's, not a budget's.
 /// </summary>
-public sealed class BudgetService(IDbContextFactory<ApplicationDbContext> dbFactory, TenantDirectory tenants, TimeProvider time)
+public sealed class BudgetService(IDbContextFactory<ApplicationDbContext> dbFactory, PortalDatabase database, TenantDirectory tenants, TimeProvider time)
 {
     /// <summary>Budgets one tenant may have: a thousand projects and their keys, with room to spare.</summary>
     public const int MaxPerTenant = 2_000;
@@ -192,47 +192,69 @@ public sealed class BudgetService(IDbContextFactory<ApplicationDbContext> dbFact
 
     /// <summary>
     /// The first hard budget a request of <paramref name="estimateMicro"/> would go past (its use plus the estimate above it,
-    /// or none left), for the request's key, project and end user; null when none does. One query: the budgets that name
-    /// them (one index range), each beside its usage row of the period (one index lookup each).
+    /// or none left), for the request's key, project and end user; null when none does. One statement
+    /// (<see cref="HardBudgetsSql"/>) finds the budgets and their use; only a refusal reads more.
     /// </summary>
     public async Task<BudgetRefusal?> CheckAsync(string tenantId, Guid? apiKeyId, string? project, string? userId, long estimateMicro, CancellationToken ct = default)
     {
-        var key = apiKeyId?.ToString("D");
         var now = time.GetUtcNow();
         var today = DateOnly.FromDateTime(now.UtcDateTime);
         var (period, _) = WindowOf(tenantId, UsageScope.Period, now);
-        await using var db = await dbFactory.CreateDbContextAsync(ct);
-        var budgets = await (
-                from b in db.Budgets.AsNoTracking()
-                where b.TenantId == tenantId && b.Mode == Budget.Hard && (
-                    (b.Scope == UsageScope.ApiKey && b.Subject == key)
-                    || (b.Scope == UsageScope.Project && b.Subject == project)
-                    || (b.Scope == UsageScope.User && (b.Subject == userId || (userId != null && b.Subject == Budget.EachUser))))
-                // An each-end-user budget counts the request's end user.
-                let subject = b.Scope == UsageScope.User && b.Subject == Budget.EachUser ? userId! : b.Subject
-                join s in db.UsageScopes.AsNoTracking().Where(s => s.TenantId == tenantId && s.PeriodStart == period)
-                    on new { b.Scope, Value = subject } equals new { s.Scope, s.Value } into uses
-                from s in uses.DefaultIfEmpty()
-                select new { Budget = b, Subject = subject, Use = s })
-            .ToListAsync(ct);
-        foreach (var x in budgets.OrderBy(x => x.Budget.Scope).ThenBy(x => x.Budget.Window))
+        var found = HardBudgets(tenantId, apiKeyId, project, userId, period);
+        foreach (var x in found.OrderBy(x => x.Scope, StringComparer.Ordinal).ThenBy(x => x.Window, StringComparer.Ordinal))
         {
-            var b = x.Budget;
+            var used = x.Window == UsageScope.Day ? (x.LastDay == today ? x.DayMicro : 0) : x.PeriodMicro;
+            if (used < x.MicroCredits && checked(used + estimateMicro) <= x.MicroCredits) continue;
+            // Past a budget: the rare path loads the whole budget for the answer.
+            await using var db = await dbFactory.CreateDbContextAsync(ct);
+            var b = await db.Budgets.AsNoTracking().SingleAsync(b => b.Id == x.Id, ct);
             var (start, _) = WindowOf(tenantId, b.Window, now);
-            var used = x.Use is null ? 0 : Used(x.Use, b.Window, today);
-            if (used < b.MicroCredits && checked(used + estimateMicro) <= b.MicroCredits) continue;
             var what = b.Scope switch
             {
-                UsageScope.ApiKey => $"API key {x.Subject}",
-                UsageScope.Project => $"project '{x.Subject}'",
-                _ => b.Subject == Budget.EachUser ? $"end user '{x.Subject}' (each end user's budget)" : $"end user '{x.Subject}'",
+                UsageScope.ApiKey => $"API key {x.Counted}",
+                UsageScope.Project => $"project '{x.Counted}'",
+                _ => b.Subject == Budget.EachUser ? $"end user '{x.Counted}' (each end user's budget)" : $"end user '{x.Counted}'",
             };
             var window = b.Window == UsageScope.Day ? $"today ({start:yyyy-MM-dd} UTC)" : $"this billing period (from {start:yyyy-MM-dd})";
-            return new BudgetRefusal(b, x.Subject, start, used,
+            return new BudgetRefusal(b, x.Counted, start, used,
                 $"The hard budget of {Credit.Format(b.MicroCredits)} credits a {b.Window} for {what} is reached: {Credit.Format(used)} used {window}, "
                 + $"{Credit.Format(Math.Max(0, b.MicroCredits - used))} left, {Credit.Format(estimateMicro)} asked. Usage already sent is still recorded and billed.");
         }
         return null;
+    }
+
+    /// <summary>
+    /// The hard budgets that name a request's key, project and end user (or each end user), each beside the
+    /// <c>usage_scopes</c> row it counts: four keyed lookups of the budgets' unique index, one of the usage rows each. An
+    /// absent subject is sent as the empty text, which no budget names (every subject is checked to be non-empty).
+    /// </summary>
+    internal const string HardBudgetsSql = """
+        WITH asked(scope, subject, counted) AS (
+          SELECT 'api_key', @k, @k UNION ALL SELECT 'project', @j, @j UNION ALL SELECT 'user', @u, @u UNION ALL SELECT 'user', @each, @u)
+        SELECT b.id, b.scope, b.window_kind, b.micro_credits, a.counted, s.last_day, s.day_micro_credits, s.micro_credits
+        FROM asked a
+        JOIN budgets b ON b.tenant_id = @t AND b.scope = a.scope AND b.subject = a.subject
+        LEFT JOIN usage_scopes s ON s.tenant_id = @t AND s.scope = a.scope AND s.period_start = @p AND s.value = a.counted
+        WHERE b.mode = 'hard'
+        """;
+
+    private sealed record HardBudget(Guid Id, string Scope, string Window, long MicroCredits, string Counted, DateOnly? LastDay, long DayMicro, long PeriodMicro);
+
+    /// <summary>One statement on a pooled connection of the engine's own (no context, no query translation): the quota
+    /// check and every hold run it.</summary>
+    private List<HardBudget> HardBudgets(string tenantId, Guid? apiKeyId, string? project, string? userId, DateOnly period)
+    {
+        using var connection = database.Open();
+        using var cmd = connection.Command(HardBudgetsSql)
+            .With("t", tenantId).With("p", period)
+            .With("k", apiKeyId?.ToString("D") ?? "").With("j", project ?? "").With("u", userId ?? "")
+            .With("each", userId is null ? "" : Budget.EachUser);
+        using var r = cmd.ExecuteReader();
+        var found = new List<HardBudget>();
+        while (r.Read())
+            found.Add(new HardBudget(r.GetFieldValue<Guid>(0), r.GetString(1), r.GetString(2), r.GetInt64(3), r.GetString(4),
+                r.IsDBNull(5) ? null : r.GetDate(5), r.IsDBNull(6) ? 0 : r.GetInt64(6), r.IsDBNull(7) ? 0 : r.GetInt64(7)));
+        return found;
     }
 
     /// <summary>The most rows one report page holds.</summary>

@@ -149,8 +149,17 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
         db.Reservations.Add(hold);
         await db.SaveChangesAsync(cancellationToken);
         await tx.CommitAsync(cancellationToken);
-        changes.Publish(TenantChange.GrantChanged, tenantId);
+        changes.Publish(TenantChange.HoldChanged, tenantId);
         return new(ReservationOutcome.Held, View(hold, now, 0) with { IntoOverage = intoOverage });
+    }
+
+    /// <summary>Whether the tenant has a hold of this id (one keyed lookup, no context): a retry of a hold is not measured
+    /// against the budgets again.</summary>
+    public bool Exists(string tenantId, string id)
+    {
+        using var connection = database.Open();
+        using var cmd = connection.Command("SELECT 1 FROM credit_reservations WHERE tenant_id = @t AND id = @i").With("t", tenantId).With("i", id);
+        return cmd.ExecuteScalar() is not null;
     }
 
     public async Task<ReservationResult> GetAsync(string tenantId, string id, CancellationToken cancellationToken = default)
@@ -180,7 +189,7 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
         {
             hold.Release(hold.ExpiresAt <= now ? hold.ExpiresAt : now, Drawn(db, hold));
             using (await database.TakeWriteTurnAsync(cancellationToken)) await db.SaveChangesAsync(cancellationToken);
-            changes.Publish(TenantChange.GrantChanged, tenantId);
+            changes.Publish(TenantChange.HoldChanged, tenantId);
         }
         return new(ReservationOutcome.Done, View(hold, now, Drawn(db, hold)));
     }

@@ -19,6 +19,10 @@ public enum TenantChange
     AlertFired,
     /// <summary>An API key was revoked (Api); the tenant is "" for a platform key. Every instance forgets what it cached.</summary>
     ApiKeyRevoked,
+    /// <summary>A hold was placed or released (Ledger): what is available moved, not the balance. Open pages refresh; alerts
+    /// and auto top-up, which follow the balance, are not evaluated (a job placing and releasing holds would otherwise make
+    /// every hold read every budget of its tenant).</summary>
+    HoldChanged,
 }
 
 /// <summary>
