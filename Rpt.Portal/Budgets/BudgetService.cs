@@ -188,7 +188,12 @@ public sealed class BudgetService(IDbContextFactory<ApplicationDbContext> dbFact
         return uses;
     }
 
-    private static long Used(UsageScope row, string window, DateOnly today) => window == UsageScope.Day ? row.On(today).MicroCredits : row.MicroCredits;
+    private static long Used(UsageScope row, string window, DateOnly today) => Used(window, today, row.LastDay, row.DayMicroCredits, row.MicroCredits);
+
+    /// <summary>What a budget's window holds of a <c>usage_scopes</c> row: the period's credits, or today's while today is
+    /// the row's last day (an earlier last day means nothing today).</summary>
+    private static long Used(string window, DateOnly today, DateOnly? lastDay, long dayMicro, long periodMicro) =>
+        window == UsageScope.Day ? (lastDay == today ? dayMicro : 0) : periodMicro;
 
     /// <summary>
     /// The first hard budget a request of <paramref name="estimateMicro"/> would go past (its use plus the estimate above it,
@@ -203,7 +208,7 @@ public sealed class BudgetService(IDbContextFactory<ApplicationDbContext> dbFact
         var found = HardBudgets(tenantId, apiKeyId, project, userId, period);
         foreach (var x in found.OrderBy(x => x.Scope, StringComparer.Ordinal).ThenBy(x => x.Window, StringComparer.Ordinal))
         {
-            var used = x.Window == UsageScope.Day ? (x.LastDay == today ? x.DayMicro : 0) : x.PeriodMicro;
+            var used = Used(x.Window, today, x.LastDay, x.DayMicro, x.PeriodMicro);
             if (used < x.MicroCredits && checked(used + estimateMicro) <= x.MicroCredits) continue;
             // Past a budget: the rare path loads the whole budget for the answer.
             await using var db = await dbFactory.CreateDbContextAsync(ct);

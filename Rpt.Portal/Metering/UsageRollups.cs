@@ -110,9 +110,6 @@ public sealed class UsageScope
     public DateOnly LastDay { get; private set; }
     public long DayCalls { get; private set; }
     public long DayMicroCredits { get; private set; }
-
-    /// <summary>Calls and µcr on <paramref name="day"/>: known while it is the row's last day (today, for budgets and reports).</summary>
-    public (long Calls, long MicroCredits) On(DateOnly day) => LastDay == day ? (DayCalls, DayMicroCredits) : (0, 0);
 }
 
 public sealed class UsageScopeConfiguration : IEntityTypeConfiguration<UsageScope>
