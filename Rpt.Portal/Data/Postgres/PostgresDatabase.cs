@@ -17,6 +17,11 @@ public sealed class PostgresDatabase : PortalDatabase, IDisposable
         Host = csb.Host ?? "";
         Port = csb.Port;
         Name = csb.Database ?? csb.Username ?? "";
+        // The statements sent many times a second (the balance's batch, the quota check's budget statement, a hold's) are
+        // prepared on each connection after a few uses, then only bound and run: the server no longer parses and plans them
+        // each time. A connection string that names Max Auto Prepare keeps its own (0 turns it off, for a pooler in
+        // transaction mode that does not keep prepared statements).
+        if (!connectionString.Contains("Auto Prepare", StringComparison.OrdinalIgnoreCase)) csb.MaxAutoPrepare = AutoPreparedStatements;
         ConnectionString = csb.ConnectionString;
         DataSource = NpgsqlDataSource.Create(csb);
         // The leases' connections sit in the lock library's pg_sleep between keepalives, and a backend in a query does
@@ -26,6 +31,9 @@ public sealed class PostgresDatabase : PortalDatabase, IDisposable
         leases.Options = $"{leases.Options} -c client_connection_check_interval={ClientCheckMilliseconds}".Trim();
         LeaseDataSource = NpgsqlDataSource.Create(leases);
     }
+
+    /// <summary>Statements kept prepared per connection unless the connection string says otherwise.</summary>
+    public const int AutoPreparedStatements = 64;
 
     /// <summary>How often a lease's backend checks that its client still lives (PostgreSQL's client_connection_check_interval).</summary>
     public const int ClientCheckMilliseconds = 2_000;
