@@ -116,9 +116,7 @@ public interface IUsageStore
 /// <summary>The ingestion writer: one per thread, disposed when the thread stops.</summary>
 public interface IUsageWriter : IDisposable
 {
-    /// <summary>Writes every row of every batch, exactly once per (tenant, event id) for all time; one outcome per row. One
-    /// transaction as a rule; SQLite's writer commits early when a hold waits for the write lock, so after a failure part of
-    /// the rows may be stored (a retry with the same ids counts them once). <paramref name="tenants"/> names the tenants written.</summary>
+    /// <summary>Writes every row of every batch in one transaction, exactly once per (tenant, event id) for all time; one outcome per row.</summary>
     WriteOutcome[][] Write(IReadOnlyList<ArraySegment<RatedUsage>> batches, long receivedAtMs, long maxPeriodMicroCredits, long maxPeriodTokens,
         out HashSet<string> tenants);
 

@@ -152,8 +152,8 @@ public sealed class UsageIngestor : IDisposable
             }
             catch (Exception ex)
             {
-                // Rows committed before the failure (a writer that stepped aside for a hold) are stored: their tenants are told.
                 foreach (var b in batches) b.Done.TrySetException(new IngestUnavailableException(ex));
+                tenants = null;
             }
             batches.Clear();
             rows.Clear();
@@ -176,7 +176,6 @@ public sealed class UsageIngestor : IDisposable
     }
 }
 
-/// <summary>The database could not take the whole batch. Events of it stored before the failure stay stored (a writer commits
-/// early when a hold waits); a retry with the same ids counts each event once.</summary>
+/// <summary>The database could not take the batch; nothing of it was accepted.</summary>
 public sealed class IngestUnavailableException(Exception inner)
-    : Exception("The usage store could not commit the batch. Retry it with the same ids: an event of it stored before the failure is counted once and answers as a duplicate.", inner);
+    : Exception("The usage store could not commit the batch; nothing in it was accepted. Retry with the same ids.", inner);

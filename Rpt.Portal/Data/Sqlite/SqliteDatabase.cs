@@ -38,34 +38,15 @@ public sealed class SqliteDatabase : PortalDatabase
     public override string Describe() => FilePath;
 
     /// <summary>Turns at the write lock among this process's writers: the ingestion writer takes one per commit, holds and
-    /// their releases one per transaction. A waiting hold is served when the writer next commits: at the end of its group
-    /// commit, or earlier when the writer sees it waiting (<see cref="TurnWanted"/>). The writer, waiting on the synchronous
-    /// side, is served before a second asynchronous waiter, so neither starves the other.</summary>
+    /// their releases one per transaction. A waiting hold is served when the current commit ends (waiters on the
+    /// synchronous side, the writer, are served before a second asynchronous one), so neither starves the other.</summary>
     internal SemaphoreSlim WriteTurn { get; } = new(1, 1);
 
     public override async ValueTask<IDisposable?> TakeWriteTurnAsync(CancellationToken cancellationToken)
     {
-        if (!WriteTurn.Wait(0))
-        {
-            // Counted while it waits: the ingestion writer, seeing a turn wanted, commits what it has and steps aside
-            // (SqliteUsageStore.Writer), so a hold waits for a few rows and a commit, not for a whole group commit.
-            Interlocked.Increment(ref _turnsWanted);
-            try
-            {
-                await WriteTurn.WaitAsync(cancellationToken);
-            }
-            finally
-            {
-                Interlocked.Decrement(ref _turnsWanted);
-            }
-        }
+        await WriteTurn.WaitAsync(cancellationToken);
         return new Turn(WriteTurn);
     }
-
-    private int _turnsWanted;
-
-    /// <summary>Whether a hold or a release waits for the write turn now.</summary>
-    internal bool TurnWanted => Volatile.Read(ref _turnsWanted) > 0;
 
     private sealed class Turn(SemaphoreSlim gate) : IDisposable
     {

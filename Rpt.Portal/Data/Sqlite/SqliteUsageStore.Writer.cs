@@ -245,7 +245,7 @@ public sealed partial class SqliteUsageStore
             }
         }
 
-        /// <summary>Writes every row of every batch in one transaction (several when a hold waits: <see cref="StepAside"/>); one outcome per row.</summary>
+        /// <summary>Writes every row of every batch in one transaction; one outcome per row.</summary>
         public WriteOutcome[][] Write(IReadOnlyList<ArraySegment<RatedUsage>> batches, long receivedAtMs, long maxPeriodMicroCredits, long maxPeriodTokens,
             out HashSet<string> tenants)
         {
@@ -272,7 +272,6 @@ public sealed partial class SqliteUsageStore
             try
             {
                 CatchUp();
-                var sinceCheck = 0;
                 for (var b = 0; b < batches.Count; b++)
                 {
                     var (rows, offset, length) = (batches[b].Array!, batches[b].Offset, batches[b].Count);
@@ -344,14 +343,53 @@ public sealed partial class SqliteUsageStore
                             job[7] = Math.Min(job[7], r.OccurredAtMs);
                             job[8] = Math.Max(job[8], r.OccurredAtMs);
                         }
-                        if (++sinceCheck == YieldCheckRows)
-                        {
-                            sinceCheck = 0;
-                            if (_database.TurnWanted) StepAside();
-                        }
                     }
                 }
-                WriteRollups();
+                foreach (var ((tenant, period, category, provider, name), acc) in _totals)
+                {
+                    Text(_upsert, 1, tenant);
+                    Text(_upsert, 2, period);
+                    Text(_upsert, 3, category);
+                    Text(_upsert, 4, provider);
+                    Text(_upsert, 5, name);
+                    for (var i = 0; i < 7; i++) raw.sqlite3_bind_int64(_upsert, 6 + i, acc[i]);
+                    Step(_upsert, "totals");
+                }
+                foreach (var ((tenant, dayText, category, provider, name, feature), acc) in _days)
+                {
+                    Text(_daily, 1, tenant);
+                    Text(_daily, 2, dayText);
+                    Text(_daily, 3, category);
+                    Text(_daily, 4, provider);
+                    Text(_daily, 5, name);
+                    Text(_daily, 6, feature);
+                    for (var i = 0; i < 7; i++) raw.sqlite3_bind_int64(_daily, 7 + i, acc[i]);
+                    Step(_daily, "daily rollup");
+                }
+                foreach (var ((tenant, scope, period, value), sum) in _scopes)
+                {
+                    Text(_scope, 1, tenant);
+                    Text(_scope, 2, scope);
+                    Text(_scope, 3, period);
+                    Text(_scope, 4, value);
+                    raw.sqlite3_bind_int64(_scope, 5, sum.Calls);
+                    raw.sqlite3_bind_int64(_scope, 6, sum.MicroCredits);
+                    Text(_scope, 7, sum.Day);
+                    raw.sqlite3_bind_int64(_scope, 8, sum.DayCalls);
+                    raw.sqlite3_bind_int64(_scope, 9, sum.DayMicroCredits);
+                    Step(_scope, "scope rollup");
+                }
+                foreach (var ((tenant, jobId), acc) in _jobs)
+                {
+                    Text(_job, 1, tenant);
+                    Text(_job, 2, jobId);
+                    for (var i = 0; i < 9; i++) raw.sqlite3_bind_int64(_job, 3 + i, acc[i]);
+                    Step(_job, "job rollup");
+                    Text(_jobFirst, 1, tenant);
+                    Text(_jobFirst, 2, jobId);
+                    raw.sqlite3_bind_int64(_jobFirst, 3, acc[7]);
+                    Step(_jobFirst, "job start");
+                }
                 Exec("COMMIT");
             }
             catch
@@ -363,98 +401,10 @@ public sealed partial class SqliteUsageStore
             {
                 _database.WriteTurn.Release();
             }
-            Indexed();
-            return outcomes;
-        }
-
-        /// <summary>Rows between two looks at whether a hold waits for the write turn: about a millisecond of inserts.</summary>
-        private const int YieldCheckRows = 64;
-
-        /// <summary>Commits this writer made early, to let a waiting hold or release take its turn.</summary>
-        public long CommitsForHolds { get; private set; }
-
-        /// <summary>
-        /// A hold waits for the write turn: what this call has written so far is committed (its rows and their rollups), the
-        /// turn passes to the hold, and the call goes on in a new transaction once the hold has committed. A hold then waits
-        /// for at most <see cref="YieldCheckRows"/> rows and one commit instead of a group commit of thousands. The cost is one
-        /// more commit per hold while ingesting; the rows of one call may span transactions, so a failure later in the call
-        /// leaves these stored (a retry with the same ids counts them once, see IngestUnavailableException).
-        /// </summary>
-        private void StepAside()
-        {
-            WriteRollups();
-            Exec("COMMIT");
-            Indexed();
-            CommitsForHolds++;
-            _database.WriteTurn.Release();
-            _database.WriteTurn.Wait();
-            // From here the outer call owns the turn again, and its catch rolls back whatever fails.
-            Exec("BEGIN IMMEDIATE");
-            CatchUp();
-            // Another process may have written meanwhile: the period's use is read again in the new transaction.
-            _periodUse.Clear();
-        }
-
-        /// <summary>The rollups of the rows written since the last commit, then cleared.</summary>
-        private void WriteRollups()
-        {
-            foreach (var ((tenant, period, category, provider, name), acc) in _totals)
-            {
-                Text(_upsert, 1, tenant);
-                Text(_upsert, 2, period);
-                Text(_upsert, 3, category);
-                Text(_upsert, 4, provider);
-                Text(_upsert, 5, name);
-                for (var i = 0; i < 7; i++) raw.sqlite3_bind_int64(_upsert, 6 + i, acc[i]);
-                Step(_upsert, "totals");
-            }
-            foreach (var ((tenant, dayText, category, provider, name, feature), acc) in _days)
-            {
-                Text(_daily, 1, tenant);
-                Text(_daily, 2, dayText);
-                Text(_daily, 3, category);
-                Text(_daily, 4, provider);
-                Text(_daily, 5, name);
-                Text(_daily, 6, feature);
-                for (var i = 0; i < 7; i++) raw.sqlite3_bind_int64(_daily, 7 + i, acc[i]);
-                Step(_daily, "daily rollup");
-            }
-            foreach (var ((tenant, scope, period, value), sum) in _scopes)
-            {
-                Text(_scope, 1, tenant);
-                Text(_scope, 2, scope);
-                Text(_scope, 3, period);
-                Text(_scope, 4, value);
-                raw.sqlite3_bind_int64(_scope, 5, sum.Calls);
-                raw.sqlite3_bind_int64(_scope, 6, sum.MicroCredits);
-                Text(_scope, 7, sum.Day);
-                raw.sqlite3_bind_int64(_scope, 8, sum.DayCalls);
-                raw.sqlite3_bind_int64(_scope, 9, sum.DayMicroCredits);
-                Step(_scope, "scope rollup");
-            }
-            foreach (var ((tenant, jobId), acc) in _jobs)
-            {
-                Text(_job, 1, tenant);
-                Text(_job, 2, jobId);
-                for (var i = 0; i < 9; i++) raw.sqlite3_bind_int64(_job, 3 + i, acc[i]);
-                Step(_job, "job rollup");
-                Text(_jobFirst, 1, tenant);
-                Text(_jobFirst, 2, jobId);
-                raw.sqlite3_bind_int64(_jobFirst, 3, acc[7]);
-                Step(_jobFirst, "job start");
-            }
-            _totals.Clear();
-            _days.Clear();
-            _scopes.Clear();
-            _jobs.Clear();
-        }
-
-        /// <summary>Only what was committed enters the index; a rolled-back commit leaves it as it was.</summary>
-        private void Indexed()
-        {
+            // Only what was committed enters the index; a rolled-back commit leaves it as it was.
             foreach (var (hash, seq) in _added) _ids.Add(hash, seq);
             if (_added.Count > 0) _indexedSeq = _added[^1].Seq;
-            _added.Clear();
+            return outcomes;
         }
 
         /// <summary>After an attempt that waited for readers in vain, the commits of this long go on before the next attempt.</summary>
