@@ -101,6 +101,17 @@ public sealed class ReservationTests
         // e expires by itself.
         app.Time.Advance(TimeSpan.FromSeconds(11));
         Assert.Equal((1_000L, 3_010L), ((long)(await Credits(client))["reserved"]!, (long)(await Credits(client))["available"]!));
+
+        // Released: b shows what its job drew of it, at most the hold (600 drawn of 500); a retry answers the same; e, released
+        // after it expired, is stamped released at its expiry; an id never placed is not found.
+        var releasedB = await Json(await client.PostAsync("/v1/credits/reservations/b/release", null), HttpStatusCode.OK);
+        Assert.Equal(("released", 500m, 0m), ((string?)releasedB["status"], (decimal)releasedB["used"]!, (decimal)releasedB["remaining"]!));
+        var againB = await Json(await client.PostAsync("/v1/credits/reservations/b/release", null), HttpStatusCode.OK);
+        Assert.Equal(((string?)releasedB["released_at"], 500m), ((string?)againB["released_at"], (decimal)againB["used"]!));
+        var releasedE = await Json(await client.PostAsync("/v1/credits/reservations/e/release", null), HttpStatusCode.OK);
+        Assert.Equal(("released", (string?)releasedE["expires_at"], 0m), ((string?)releasedE["status"], (string?)releasedE["released_at"], (decimal)releasedE["used"]!));
+        await Json(await client.PostAsync("/v1/credits/reservations/never/release", null), HttpStatusCode.NotFound);
+        Assert.Equal((1_000L, 3_010L), ((long)(await Credits(client))["reserved"]!, (long)(await Credits(client))["available"]!));
     }
 
     [Fact]
