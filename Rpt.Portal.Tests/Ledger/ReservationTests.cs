@@ -112,6 +112,13 @@ public sealed class ReservationTests
         Assert.Equal(("released", (string?)releasedE["expires_at"], 0m), ((string?)releasedE["status"], (string?)releasedE["released_at"], (decimal)releasedE["used"]!));
         await Json(await client.PostAsync("/v1/credits/reservations/never/release", null), HttpStatusCode.NotFound);
         Assert.Equal((1_000L, 3_010L), ((long)(await Credits(client))["reserved"]!, (long)(await Credits(client))["available"]!));
+
+        // A hold on a job that ran before it (job-x, 90 credits): only the calls after the hold draw it down.
+        var x = await Json(await client.PostAsJsonAsync("/v1/credits/reservations", new { id = "x", credits = 500, job_id = "job-x" }), HttpStatusCode.Created);
+        Assert.Equal(0m, (decimal)x["used"]!);
+        (await client.PostAsJsonAsync("/v1/usage/events", new { events = new[] { Call("x3", "job-x", now), Call("x4", "job-x", now) } })).EnsureSuccessStatusCode();
+        Assert.Equal((60m, 440m), ((decimal)(await Json(await client.GetAsync("/v1/credits/reservations/x"), HttpStatusCode.OK))["used"]!,
+            (decimal)(await Json(await client.GetAsync("/v1/credits/reservations/x"), HttpStatusCode.OK))["remaining"]!));
     }
 
     [Fact]

@@ -28,18 +28,6 @@ public static class TenantLock
         return await db.Tenants.AnyAsync(t => t.Id == tenantId, cancellationToken);
     }
 
-    /// <summary><see cref="TakeIfExistsAsync"/> for a caller on a connection of its own, inside its transaction (on SQLite
-    /// one begun IMMEDIATE, which holds the write lock already). It waits asynchronously: parallel holds on one tenant queue
-    /// here, and must not each block a thread meanwhile.</summary>
-    public static async Task<bool> TakeIfExistsAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction tx, StorageEngine engine,
-        string tenantId, CancellationToken cancellationToken)
-    {
-        await using var cmd = connection.Command(engine == StorageEngine.Postgres
-            ? "SELECT 1 FROM tenants WHERE id = @t FOR UPDATE"
-            : "SELECT 1 FROM tenants WHERE id = @t", tx).With("t", tenantId);
-        return await cmd.ExecuteScalarAsync(cancellationToken) is not null;
-    }
-
     private static void RequireTransaction(ApplicationDbContext db)
     {
         if (db.Database.CurrentTransaction is null)

@@ -119,11 +119,21 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
         using var turn = await database.TakeWriteTurnAsync(cancellationToken);
         await using var connection = database.Open();
         await using var tx = await connection.BeginTransactionAsync(cancellationToken);
-        // Every hold of the tenant is placed under its lock: the balance and the holds read below cannot change meanwhile.
-        if (!await TenantLock.TakeIfExistsAsync(connection, tx, database.Engine, tenantId, cancellationToken)) return new(ReservationOutcome.NotFound, null, $"unknown tenant '{tenantId}'");
+        // Every hold of the tenant is placed under its lock (TenantLock: the tenant's row on PostgreSQL, the write lock that
+        // IMMEDIATE took on SQLite): the balance and the holds read below cannot change meanwhile. The lock's read also says
+        // whether the tenant exists and brings the hold of this id, if there is one: one round trip.
+        CreditReservation? existing;
+        await using (var locked = connection.Command($"""
+            SELECT {HoldColumns}, t.id FROM tenants t LEFT JOIN credit_reservations r ON r.tenant_id = t.id AND r.id = @i
+            WHERE t.id = @t{(database.Engine == StorageEngine.Postgres ? " FOR UPDATE OF t" : "")}
+            """, tx).With("t", tenantId).With("i", id))
+        await using (var r = await locked.ExecuteReaderAsync(cancellationToken))
+        {
+            if (!await r.ReadAsync(cancellationToken)) return new(ReservationOutcome.NotFound, null, $"unknown tenant '{tenantId}'");
+            existing = r.IsDBNull(1) ? null : Hold(r, tenantId, id!);
+        }
         var now = time.GetUtcNow();
         var micro = Credit.ToMicro(credits);
-        var existing = Find(connection, tx, tenantId, id!);
         if (existing is not null)
             return existing.HeldMicroCredits == micro && existing.JobId == jobId
                 ? new(ReservationOutcome.Repeated, View(existing, now, Drawn(connection, tx, existing)))
@@ -143,20 +153,31 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
                 intoOverage = true;
             }
         }
-        var jobAtHold = jobId is null ? 0 : usage.JobMicroCredits(connection, tx, tenantId, jobId);
-        var hold = new CreditReservation(tenantId, id!, jobId, micro, jobAtHold, now, now.AddSeconds(seconds));
-        await using (var insert = connection.Command("""
+        // What the job had been charged before the hold is read by the INSERT itself (0 for no job, or one not yet seen).
+        var createdAt = now.ToUnixTimeMilliseconds();
+        var expiresAt = now.AddSeconds(seconds).ToUnixTimeMilliseconds();
+        long jobAtHold;
+        // Without a job, no parameter stands for it: PostgreSQL cannot type a null compared and inserted at once.
+        var job = jobId is null ? "NULL, @held, 0" : "@j, @held, COALESCE((SELECT micro_credits FROM usage_jobs WHERE tenant_id = @t AND job_id = @j), 0)";
+        await using (var insert = connection.Command($"""
             INSERT INTO credit_reservations (tenant_id, id, job_id, held_micro_credits, job_micro_at_hold, created_at, expires_at)
-            VALUES (@t, @i, @j, @held, @at_hold, @created, @expires)
-            """, tx).With("t", tenantId).With("i", id).With("j", jobId).With("held", micro).With("at_hold", jobAtHold)
-            .With("created", hold.CreatedAt.ToUnixTimeMilliseconds()).With("expires", hold.ExpiresAt.ToUnixTimeMilliseconds()))
-            await insert.ExecuteNonQueryAsync(cancellationToken);
+            VALUES (@t, @i, {job}, @created, @expires)
+            RETURNING job_micro_at_hold
+            """, tx).With("t", tenantId).With("i", id).With("held", micro).With("created", createdAt).With("expires", expiresAt))
+        {
+            if (jobId is not null) insert.With("j", jobId);
+            jobAtHold = Convert.ToInt64(await insert.ExecuteScalarAsync(cancellationToken), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        var hold = new CreditReservation(tenantId, id!, jobId, micro, jobAtHold, now, DateTimeOffset.FromUnixTimeMilliseconds(expiresAt));
         await tx.CommitAsync(cancellationToken);
         changes.Publish(TenantChange.HoldChanged, tenantId);
         return new(ReservationOutcome.Held, View(hold, now, 0) with { IntoOverage = intoOverage });
     }
 
     private const string Columns = "job_id, held_micro_credits, job_micro_at_hold, created_at, expires_at, released_at, drawn_at_release_micro_credits";
+
+    /// <summary><see cref="Columns"/> of the hold aliased <c>r</c>.</summary>
+    private static readonly string HoldColumns = string.Join(", ", Columns.Split(", ").Select(c => "r." + c));
 
     /// <summary>The tenant's hold of this id, read on the caller's connection; null when there is none.</summary>
     private static CreditReservation? Find(DbConnection connection, DbTransaction? tx, string tenantId, string id)
