@@ -74,6 +74,19 @@ public sealed class ReservationTests
         Assert.Equal("expired", (string?)(await Json(await client.GetAsync("/v1/credits/reservations/short"), HttpStatusCode.OK))["status"]);
         await app.FlushAsync();
         Assert.True((await app.Get<VerifyLedger>().ExecuteAsync("acme", deep: true)).Intact);
+
+        // An expired hold cannot be extended; a hold lives at most 24 h in all, however often it is extended.
+        var expired = await Json(await client.PatchAsJsonAsync("/v1/credits/reservations/short", new { expires_in_seconds = 60 }), HttpStatusCode.Conflict);
+        Assert.Contains("was expired", (string?)expired["detail"]);
+        var day = await Json(await client.PostAsJsonAsync("/v1/credits/reservations", new { id = "day", credits = 10, expires_in_seconds = 86_400 }), HttpStatusCode.Created);
+        app.Time.Advance(TimeSpan.FromHours(23));
+        var tooLong = await Json(await client.PatchAsJsonAsync("/v1/credits/reservations/day", new { expires_in_seconds = 7200 }), HttpStatusCode.BadRequest);
+        Assert.Contains("at most 24 h in all", tooLong["errors"]!["expires_in_seconds"]![0]!.ToString());
+        var lastHour = await Json(await client.PatchAsJsonAsync("/v1/credits/reservations/day", new { expires_in_seconds = 3000 }), HttpStatusCode.OK);
+        // Instants are kept to the millisecond.
+        Assert.Equal(DateTimeOffset.FromUnixTimeMilliseconds(app.Time.GetUtcNow().AddSeconds(3000).ToUnixTimeMilliseconds()), DateTimeOffset.Parse((string)lastHour["expires_at"]!));
+        Assert.Equal("held", (string?)lastHour["status"]);
+        Assert.NotEqual((string?)day["expires_at"], (string?)lastHour["expires_at"]);
     }
 
     /// <summary>Several jobs running at once, each with its hold: the balance reserves what is left of each, drawn down by its own job only.</summary>

@@ -206,7 +206,7 @@ public static class CreditsApi
         if (UserIdError(request.UserId) is { } userError) return Invalid("user_id", userError);
         // A retry of a hold answers the hold; only a new one is measured against the budgets.
         if (request.Credits > 0 && Reservations.CheckId(request.Id) is null
-            && !reservations.Exists(http.Caller().TenantId!, request.Id!)
+            && !await reservations.ExistsAsync(http.Caller().TenantId!, request.Id!, cancellationToken)
             && await budgets.CheckAsync(http.Caller().TenantId!, http.Caller().KeyId, project, request.UserId,
                 Credit.ToMicro(Math.Min(request.Credits.Value, Reservations.MaxCredits)), cancellationToken) is { } refusal)
             return TypedResults.Problem(statusCode: StatusCodes.Status402PaymentRequired, title: "Budget reached", detail: refusal.Message,

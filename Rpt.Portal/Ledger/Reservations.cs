@@ -180,11 +180,11 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
     private static readonly string HoldColumns = string.Join(", ", Columns.Split(", ").Select(c => "r." + c));
 
     /// <summary>The tenant's hold of this id, read on the caller's connection; null when there is none.</summary>
-    private static CreditReservation? Find(DbConnection connection, DbTransaction? tx, string tenantId, string id)
+    private static async Task<CreditReservation?> FindAsync(DbConnection connection, string tenantId, string id, CancellationToken cancellationToken)
     {
-        using var cmd = connection.Command($"SELECT {Columns} FROM credit_reservations WHERE tenant_id = @t AND id = @i", tx).With("t", tenantId).With("i", id);
-        using var r = cmd.ExecuteReader();
-        return r.Read() ? Hold(r, tenantId, id) : null;
+        await using var cmd = connection.Command($"SELECT {Columns} FROM credit_reservations WHERE tenant_id = @t AND id = @i").With("t", tenantId).With("i", id);
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken);
+        return await r.ReadAsync(cancellationToken) ? Hold(r, tenantId, id) : null;
     }
 
     /// <summary>A hold from a row of <see cref="Columns"/>.</summary>
@@ -198,18 +198,19 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
 
     /// <summary>Whether the tenant has a hold of this id (one keyed lookup, no context): a retry of a hold is not measured
     /// against the budgets again.</summary>
-    public bool Exists(string tenantId, string id)
+    public async Task<bool> ExistsAsync(string tenantId, string id, CancellationToken cancellationToken = default)
     {
-        using var connection = database.Open();
-        using var cmd = connection.Command("SELECT 1 FROM credit_reservations WHERE tenant_id = @t AND id = @i").With("t", tenantId).With("i", id);
-        return cmd.ExecuteScalar() is not null;
+        await using var connection = database.Open();
+        await using var cmd = connection.Command("SELECT 1 FROM credit_reservations WHERE tenant_id = @t AND id = @i").With("t", tenantId).With("i", id);
+        return await cmd.ExecuteScalarAsync(cancellationToken) is not null;
     }
 
+    /// <summary>A hold as it is now (a job runner polls it): two keyed reads on one connection, the hold and its job's total.</summary>
     public async Task<ReservationResult> GetAsync(string tenantId, string id, CancellationToken cancellationToken = default)
     {
-        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
-        var hold = await db.Reservations.AsNoTracking().FirstOrDefaultAsync(r => r.TenantId == tenantId && r.Id == id, cancellationToken);
-        return hold is null ? new(ReservationOutcome.NotFound, null, $"no hold '{id}'") : new(ReservationOutcome.Done, View(hold, time.GetUtcNow(), Drawn(db, hold)));
+        await using var connection = database.Open();
+        var hold = await FindAsync(connection, tenantId, id, cancellationToken);
+        return hold is null ? new(ReservationOutcome.NotFound, null, $"no hold '{id}'") : new(ReservationOutcome.Done, View(hold, time.GetUtcNow(), Drawn(connection, null, hold)));
     }
 
     /// <summary>The holds placed for a job, newest first (at most <paramref name="limit"/>): the job page shows them beside what it cost.</summary>
@@ -253,29 +254,41 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
         // Released before (a retry), or no such hold.
         await using (var connection = database.Open())
         {
-            hold = Find(connection, null, tenantId, id);
+            hold = await FindAsync(connection, tenantId, id, cancellationToken);
             if (hold is null) return new(ReservationOutcome.NotFound, null, $"no hold '{id}'");
             return new(ReservationOutcome.Done, View(hold, now, Drawn(connection, null, hold)));
         }
     }
 
+    /// <summary>Extends a hold (a heartbeat): one UPDATE that moves its expiry only while it is held and within 24 h of when it
+    /// was placed; when it changes nothing, the hold as it is says why (none, released, expired, past 24 h).</summary>
     public async Task<ReservationResult> ExtendAsync(string tenantId, string id, int expiresInSeconds, CancellationToken cancellationToken = default)
     {
         if (expiresInSeconds is < MinSeconds or > MaxSeconds)
             return new(ReservationOutcome.Invalid, null, $"expires_in_seconds: {MinSeconds} to {MaxSeconds} (24 h)", "expires_in_seconds");
-        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
-        var hold = await db.Reservations.FirstOrDefaultAsync(r => r.TenantId == tenantId && r.Id == id, cancellationToken);
-        if (hold is null) return new(ReservationOutcome.NotFound, null, $"no hold '{id}'");
         var now = time.GetUtcNow();
+        var wanted = now.AddSeconds(expiresInSeconds).ToUnixTimeMilliseconds();
+        CreditReservation? hold;
+        using (await database.TakeWriteTurnAsync(cancellationToken))
+        {
+            await using var connection = database.Open();
+            await using var cmd = connection.Command($"""
+                UPDATE credit_reservations SET expires_at = @wanted
+                WHERE tenant_id = @t AND id = @i AND released_at IS NULL AND expires_at > @now AND @wanted <= created_at + @lifetime
+                RETURNING {Columns}
+                """).With("wanted", wanted).With("now", now.ToUnixTimeMilliseconds()).With("lifetime", (long)MaxLifetime.TotalMilliseconds)
+                .With("t", tenantId).With("i", id);
+            await using var r = await cmd.ExecuteReaderAsync(cancellationToken);
+            hold = await r.ReadAsync(cancellationToken) ? Hold(r, tenantId, id) : null;
+        }
+        await using var reader = database.Open();
+        if (hold is not null) return new(ReservationOutcome.Done, View(hold, now, Drawn(reader, null, hold)));
+        hold = await FindAsync(reader, tenantId, id, cancellationToken);
+        if (hold is null) return new(ReservationOutcome.NotFound, null, $"no hold '{id}'");
         if (!hold.ActiveAt(now))
             return new(ReservationOutcome.Conflict, null, $"id: the hold '{id}' was {(hold.ReleasedAt is null ? "expired" : "released")}; place a new one", "id");
-        var wanted = now.AddSeconds(expiresInSeconds);
         var limit = hold.CreatedAt + MaxLifetime;
-        if (wanted > limit)
-            return new(ReservationOutcome.Invalid, null, $"expires_in_seconds: a hold lasts at most 24 h in all; this one may run until {limit:yyyy-MM-ddTHH:mm:ssZ}", "expires_in_seconds");
-        hold.Extend(wanted);
-        using (await database.TakeWriteTurnAsync(cancellationToken)) await db.SaveChangesAsync(cancellationToken);
-        return new(ReservationOutcome.Done, View(hold, now, Drawn(db, hold)));
+        return new(ReservationOutcome.Invalid, null, $"expires_in_seconds: a hold lasts at most 24 h in all; this one may run until {limit:yyyy-MM-ddTHH:mm:ssZ}", "expires_in_seconds");
     }
 
     /// <summary>
