@@ -196,13 +196,23 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
         return hold;
     }
 
+    /// <summary>One UPDATE of the tenant's hold <c>@i</c> (<paramref name="update"/> names <c>@t</c> and <c>@i</c>), under the write
+    /// turn; the hold as it is after, or null when the statement's WHERE kept it as it was.</summary>
+    private async Task<CreditReservation?> ChangeAsync(DbConnection connection, string tenantId, string id, string update, Func<DbCommand, DbCommand> bind,
+        CancellationToken cancellationToken)
+    {
+        using var turn = await database.TakeWriteTurnAsync(cancellationToken);
+        await using var cmd = bind(connection.Command($"{update}\nRETURNING {Columns}")).With("t", tenantId).With("i", id);
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken);
+        return await r.ReadAsync(cancellationToken) ? Hold(r, tenantId, id) : null;
+    }
+
     /// <summary>Whether the tenant has a hold of this id (one keyed lookup, no context): a retry of a hold is not measured
     /// against the budgets again.</summary>
     public async Task<bool> ExistsAsync(string tenantId, string id, CancellationToken cancellationToken = default)
     {
         await using var connection = database.Open();
-        await using var cmd = connection.Command("SELECT 1 FROM credit_reservations WHERE tenant_id = @t AND id = @i").With("t", tenantId).With("i", id);
-        return await cmd.ExecuteScalarAsync(cancellationToken) is not null;
+        return await FindAsync(connection, tenantId, id, cancellationToken) is not null;
     }
 
     /// <summary>A hold as it is now (a job runner polls it): two keyed reads on one connection, the hold and its job's total.</summary>
@@ -220,7 +230,9 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
         var holds = await db.Reservations.AsNoTracking().Where(r => r.TenantId == tenantId && r.JobId == jobId)
             .OrderByDescending(r => r.CreatedAt).Take(limit).ToListAsync(cancellationToken);
         var now = time.GetUtcNow();
-        return holds.Select(h => View(h, now, Drawn(db, h))).ToList();
+        db.Database.OpenConnection();
+        var connection = db.Database.GetDbConnection();
+        return holds.Select(h => View(h, now, Drawn(connection, null, h))).ToList();
     }
 
     /// <summary>Releases a hold: one statement that stamps it released (at its expiry, if it expired first) with what its job
@@ -228,36 +240,25 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
     public async Task<ReservationResult> ReleaseAsync(string tenantId, string id, CancellationToken cancellationToken = default)
     {
         var now = time.GetUtcNow();
-        CreditReservation? hold;
-        using (await database.TakeWriteTurnAsync(cancellationToken))
-        {
-            await using var connection = database.Open();
-            await using var cmd = connection.Command($"""
-                UPDATE credit_reservations SET
-                  released_at = CASE WHEN expires_at <= @now THEN expires_at ELSE @now END,
-                  drawn_at_release_micro_credits = CASE WHEN job_id IS NULL THEN 0 ELSE COALESCE((
-                    SELECT CASE WHEN j.micro_credits - credit_reservations.job_micro_at_hold <= 0 THEN 0
-                      WHEN j.micro_credits - credit_reservations.job_micro_at_hold >= credit_reservations.held_micro_credits THEN credit_reservations.held_micro_credits
-                      ELSE j.micro_credits - credit_reservations.job_micro_at_hold END
-                    FROM usage_jobs j WHERE j.tenant_id = credit_reservations.tenant_id AND j.job_id = credit_reservations.job_id), 0) END
-                WHERE tenant_id = @t AND id = @i AND released_at IS NULL
-                RETURNING {Columns}
-                """).With("now", now.ToUnixTimeMilliseconds()).With("t", tenantId).With("i", id);
-            await using var r = await cmd.ExecuteReaderAsync(cancellationToken);
-            hold = await r.ReadAsync(cancellationToken) ? Hold(r, tenantId, id) : null;
-        }
+        await using var connection = database.Open();
+        var hold = await ChangeAsync(connection, tenantId, id, """
+            UPDATE credit_reservations SET
+              released_at = CASE WHEN expires_at <= @now THEN expires_at ELSE @now END,
+              drawn_at_release_micro_credits = CASE WHEN job_id IS NULL THEN 0 ELSE COALESCE((
+                SELECT CASE WHEN j.micro_credits - credit_reservations.job_micro_at_hold <= 0 THEN 0
+                  WHEN j.micro_credits - credit_reservations.job_micro_at_hold >= credit_reservations.held_micro_credits THEN credit_reservations.held_micro_credits
+                  ELSE j.micro_credits - credit_reservations.job_micro_at_hold END
+                FROM usage_jobs j WHERE j.tenant_id = credit_reservations.tenant_id AND j.job_id = credit_reservations.job_id), 0) END
+            WHERE tenant_id = @t AND id = @i AND released_at IS NULL
+            """, cmd => cmd.With("now", now.ToUnixTimeMilliseconds()), cancellationToken);
         if (hold is not null)
         {
             changes.Publish(TenantChange.HoldChanged, tenantId);
             return new(ReservationOutcome.Done, View(hold, now, hold.DrawnAtReleaseMicroCredits ?? 0));
         }
         // Released before (a retry), or no such hold.
-        await using (var connection = database.Open())
-        {
-            hold = await FindAsync(connection, tenantId, id, cancellationToken);
-            if (hold is null) return new(ReservationOutcome.NotFound, null, $"no hold '{id}'");
-            return new(ReservationOutcome.Done, View(hold, now, Drawn(connection, null, hold)));
-        }
+        hold = await FindAsync(connection, tenantId, id, cancellationToken);
+        return hold is null ? new(ReservationOutcome.NotFound, null, $"no hold '{id}'") : new(ReservationOutcome.Done, View(hold, now, Drawn(connection, null, hold)));
     }
 
     /// <summary>Extends a hold (a heartbeat): one UPDATE that moves its expiry only while it is held and within 24 h of when it
@@ -268,22 +269,14 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
             return new(ReservationOutcome.Invalid, null, $"expires_in_seconds: {MinSeconds} to {MaxSeconds} (24 h)", "expires_in_seconds");
         var now = time.GetUtcNow();
         var wanted = now.AddSeconds(expiresInSeconds).ToUnixTimeMilliseconds();
-        CreditReservation? hold;
-        using (await database.TakeWriteTurnAsync(cancellationToken))
-        {
-            await using var connection = database.Open();
-            await using var cmd = connection.Command($"""
-                UPDATE credit_reservations SET expires_at = @wanted
-                WHERE tenant_id = @t AND id = @i AND released_at IS NULL AND expires_at > @now AND @wanted <= created_at + @lifetime
-                RETURNING {Columns}
-                """).With("wanted", wanted).With("now", now.ToUnixTimeMilliseconds()).With("lifetime", (long)MaxLifetime.TotalMilliseconds)
-                .With("t", tenantId).With("i", id);
-            await using var r = await cmd.ExecuteReaderAsync(cancellationToken);
-            hold = await r.ReadAsync(cancellationToken) ? Hold(r, tenantId, id) : null;
-        }
-        await using var reader = database.Open();
-        if (hold is not null) return new(ReservationOutcome.Done, View(hold, now, Drawn(reader, null, hold)));
-        hold = await FindAsync(reader, tenantId, id, cancellationToken);
+        await using var connection = database.Open();
+        var hold = await ChangeAsync(connection, tenantId, id, """
+            UPDATE credit_reservations SET expires_at = @wanted
+            WHERE tenant_id = @t AND id = @i AND released_at IS NULL AND expires_at > @now AND @wanted <= created_at + @lifetime
+            """, cmd => cmd.With("wanted", wanted).With("now", now.ToUnixTimeMilliseconds()).With("lifetime", (long)MaxLifetime.TotalMilliseconds),
+            cancellationToken);
+        if (hold is not null) return new(ReservationOutcome.Done, View(hold, now, Drawn(connection, null, hold)));
+        hold = await FindAsync(connection, tenantId, id, cancellationToken);
         if (hold is null) return new(ReservationOutcome.NotFound, null, $"no hold '{id}'");
         if (!hold.ActiveAt(now))
             return new(ReservationOutcome.Conflict, null, $"id: the hold '{id}' was {(hold.ReleasedAt is null ? "expired" : "released")}; place a new one", "id");
@@ -311,14 +304,6 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
         """;
 
     /// <summary>What the hold's job has drawn of it: read on the caller's own connection (and in its transaction, if it holds one).</summary>
-    private long Drawn(ApplicationDbContext db, CreditReservation hold)
-    {
-        if (hold.DrawnAtReleaseMicroCredits is { } drawn) return drawn;
-        if (hold.JobId is null) return 0;
-        db.Database.OpenConnection();
-        return Drawn(db.Database.GetDbConnection(), db.Database.CurrentTransaction?.GetDbTransaction(), hold);
-    }
-
     private long Drawn(DbConnection connection, DbTransaction? tx, CreditReservation hold)
     {
         if (hold.DrawnAtReleaseMicroCredits is { } drawn) return drawn;
