@@ -18,6 +18,9 @@ public static class BenchPostgres
 
     public static string Settings => "fsync=on, synchronous_commit=on, shared_buffers=4GB, max_wal_size=8GB, checkpoint_timeout=15min";
 
+    /// <summary>Where the cluster's log is copied when the run ends.</summary>
+    public static string LogKeptAt => Path.Combine(Path.GetTempPath(), "rpt-bench-pg-last.log");
+
     public static string NewDatabase()
     {
         if (_dir is null) Start();
@@ -46,11 +49,15 @@ public static class BenchPostgres
         Run("chown", "postgres:postgres", _dir);
         Run("runuser", "-u", "postgres", "--", Path.Combine(bin, "initdb"), "-D", Path.Combine(_dir, "data"), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8");
         Run("runuser", "-u", "postgres", "--", Path.Combine(bin, "pg_ctl"), "-D", Path.Combine(_dir, "data"), "-l", Path.Combine(_dir, "server.log"), "-w", "-t", "60",
-            "-o", $"-p {_port} -k {_dir} -c listen_addresses=127.0.0.1 -c shared_buffers=4GB -c max_wal_size=8GB -c checkpoint_timeout=15min -c max_connections=200", "start");
-        Console.WriteLine($"postgres: {bin}, port {_port}, {Settings}");
+            "-o", $"-p {_port} -k {_dir} -c listen_addresses=127.0.0.1 -c shared_buffers=4GB -c max_wal_size=8GB -c checkpoint_timeout=15min -c max_connections=200"
+            // What the cluster did, for a stall to be matched against: checkpoints, autovacuum runs, lock waits, statements of 200 ms and more.
+            + " -c log_checkpoints=on -c log_autovacuum_min_duration=0 -c log_lock_waits=on -c log_min_duration_statement=200 -c log_line_prefix=%m", "start");
+        Console.WriteLine($"postgres: {bin}, port {_port}, {Settings}; its log is kept at {LogKeptAt}");
         AppDomain.CurrentDomain.ProcessExit += (_, _) =>
         {
             try { Run("runuser", "-u", "postgres", "--", Path.Combine(bin, "pg_ctl"), "-D", Path.Combine(_dir, "data"), "-m", "fast", "-w", "stop"); } catch (InvalidOperationException) { }
+            // The cluster's log outlives it, for reading after the run.
+            try { File.Copy(Path.Combine(_dir, "server.log"), LogKeptAt, overwrite: true); } catch (IOException) { }
             try { Directory.Delete(_dir, true); } catch (IOException) { }
         };
     }
