@@ -104,6 +104,42 @@ public sealed class EvaluateAlertsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task EachEndUsersBudget_AlertsNameTheEndUserWhoUsedMost_WithinAMinute_WhileItsHardCapRefusesAtOnce()
+    {
+        var budgets = _h.Get<Rpt.Portal.Budgets.BudgetService>();
+        Assert.NotNull((await budgets.CreateAsync("acme", new("user", UserId: "*", Credits: 100, Window: "day"), "owner@acme.test")).Budget);
+        async Task SpendAsUserAsync(string user, int calls) // 30 credits a call
+        {
+            await _h.IngestAsync("acme", Enumerable.Range(0, calls).Select(i =>
+            {
+                var e = Events.Call($"{user}-{_h.Time.GetUtcNow().Ticks}-{i}", "gpt-4o", 100_000, 0, at: _h.Time.GetUtcNow());
+                e.UserId = user;
+                return e;
+            }).ToArray());
+            await _h.FlushAsync();
+        }
+        var evaluate = _h.Get<EvaluateAlerts>();
+
+        await SpendAsUserAsync("u1", 2); // 60 of 100: the 50 % share
+        Assert.Single(await evaluate.ExecuteAsync("acme"));
+        Assert.Contains("End user u1 (each end user's budget) has used 50 % of its hard budget of 100 credits a day: 60 used", _smtp.Messages.Last().TextBody);
+
+        _h.Time.Advance(TimeSpan.FromSeconds(10));
+        await SpendAsUserAsync("u2", 3); // 90 of 100
+        // The alerts reuse who used most for up to a minute (one pass over every end user's row); the cap does not wait.
+        Assert.Empty(await evaluate.ExecuteAsync("acme"));
+        var refusal = await budgets.CheckAsync("acme", null, null, "u2", Rpt.Portal.Metering.Credit.ToMicro(20));
+        Assert.Contains("The hard budget of 100 credits a day for end user 'u2' (each end user's budget) is reached: 90 used", refusal!.Message);
+        Assert.Null(await budgets.CheckAsync("acme", null, null, "u1", Rpt.Portal.Metering.Credit.ToMicro(20)));
+
+        _h.Time.Advance(Rpt.Portal.Budgets.BudgetService.EachUserForAlerts);
+        Assert.Equal(2, (await evaluate.ExecuteAsync("acme")).Count); // 75 and 90 %, for u2
+        Assert.Equal(["Rpt Portal: 50 % of a budget is used", "Rpt Portal: 75 % of a budget is used", "Rpt Portal: 90 % of a budget is used"], Subjects());
+        Assert.Contains("End user u2 (each end user's budget) has used 90 % of its hard budget of 100 credits a day: 90 used", _smtp.Messages.Last().TextBody);
+        Assert.Empty(await evaluate.ExecuteAsync("acme")); // once per window
+    }
+
+    [Fact]
     public async Task OneFlushCrossing50_75And90Percent_FiresEachOnce_InOrder_ByPlainEmailToOwners()
     {
         await SpendAsync(_h, 154); // 4,620 of 5,000 = 92.4 %

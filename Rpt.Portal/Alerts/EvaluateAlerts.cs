@@ -78,7 +78,7 @@ public sealed class EvaluateAlerts(IDbContextFactory<ApplicationDbContext> dbFac
     /// </summary>
     private async Task BudgetAlertsAsync(string tenantId, Balance balance, DateTimeOffset now, List<AlertFiring> fired, CancellationToken ct)
     {
-        var uses = await budgets.ListAsync(tenantId, ct);
+        var uses = await budgets.ListAsync(tenantId, ct, Budgets.BudgetService.EachUserForAlerts);
         List<string>? owners = null; // read once, when the first budget alert fires
         foreach (var use in uses)
         {

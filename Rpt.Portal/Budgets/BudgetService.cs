@@ -126,11 +126,36 @@ public sealed class BudgetService(IDbContextFactory<ApplicationDbContext> dbFact
     /// <summary>How long the figures of an each-end-user budget (who used most, how many are at the budget) are reused.</summary>
     public static readonly TimeSpan EachUserFor = TimeSpan.FromSeconds(5);
 
+    /// <summary>How old those figures may be when the alerts are evaluated (on every flush, every 5 s by default): an
+    /// each-end-user budget's alert fires at most this long after its end user crossed the share (docs/RULES.md, "Budgets").</summary>
+    public static readonly TimeSpan EachUserForAlerts = TimeSpan.FromSeconds(60);
+
     private readonly System.Collections.Concurrent.ConcurrentDictionary<(string, Guid, DateOnly), (DateTimeOffset At, string? Top, long Micro, long AtLimit)> _eachUser = new();
+
+    /// <summary>
+    /// Who used most of a window, with what, and how many end users are at or past <c>@limit</c>: one pass over the end users'
+    /// rows of the period (those whose last day is today, for a day's window), not one to sort and another to count.
+    /// </summary>
+    internal const string EachUserSql = """
+        SELECT value, used, SUM(CASE WHEN used >= @limit THEN 1 ELSE 0 END) OVER () FROM (
+          SELECT value, {0} AS used FROM usage_scopes WHERE tenant_id = @t AND scope = 'user' AND period_start = @p{1}) u
+        ORDER BY used DESC, value LIMIT 1
+        """;
+
+    private async Task<(string? Top, long Micro, long AtLimit)> EachUserAsync(string tenantId, DateOnly period, DateOnly? today, long limit, CancellationToken ct)
+    {
+        await using var connection = database.Open();
+        await using var cmd = connection.Command(today is null ? string.Format(EachUserSql, "micro_credits", "") : string.Format(EachUserSql, "day_micro_credits", " AND last_day = @today"))
+            .With("t", tenantId).With("p", period).With("limit", limit);
+        if (today is { } day) cmd.With("today", day);
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        return await r.ReadAsync(ct) ? (r.GetString(0), r.GetInt64(1), Convert.ToInt64(r.GetValue(2), CultureInfo.InvariantCulture)) : (null, 0, 0);
+    }
 
     /// <summary>Every budget of the tenant with its use now, in the order they were created: one read of the rows they name per
     /// scope, and for each end user's budget the end user who used most and how many are at the budget.</summary>
-    public async Task<IReadOnlyList<BudgetUse>> ListAsync(string tenantId, CancellationToken ct = default)
+    /// <param name="eachUserFor">How old a figure of an each-end-user budget may be; <see cref="EachUserFor"/> when not given.</param>
+    public async Task<IReadOnlyList<BudgetUse>> ListAsync(string tenantId, CancellationToken ct = default, TimeSpan? eachUserFor = null)
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var budgets = await db.Budgets.AsNoTracking().Where(b => b.TenantId == tenantId).ToListAsync(ct);
@@ -151,33 +176,18 @@ public sealed class BudgetService(IDbContextFactory<ApplicationDbContext> dbFact
             var (start, end) = WindowOf(tenantId, b.Window, now);
             if (b.Subject == Budget.EachUser && b.Scope == UsageScope.User)
             {
-                // Finding who used most reads every end user's row of the period: kept a few seconds, so that the Budgets
-                // page, the API and the alerts (evaluated on every flush) read it at most once per EachUserFor.
+                // Finding who used most reads every end user's row of the period: kept a while, so that the Budgets page, the
+                // API (EachUserFor) and the alerts, evaluated on every flush (EachUserForAlerts), do not read it on each call.
                 var cacheKey = (tenantId, b.Id, start);
-                if (_eachUser.TryGetValue(cacheKey, out var cached) && now - cached.At < EachUserFor)
+                if (_eachUser.TryGetValue(cacheKey, out var cached) && now - cached.At < (eachUserFor ?? EachUserFor))
                 {
                     uses.Add(new BudgetUse(b, start, end, cached.Micro, cached.Top, cached.AtLimit));
                     continue;
                 }
-                var users = db.UsageScopes.AsNoTracking().Where(s => s.TenantId == tenantId && s.Scope == UsageScope.User && s.PeriodStart == period);
-                (string Value, long Micro)? top;
-                long atLimit;
-                if (b.Window == UsageScope.Day)
-                {
-                    var todays = users.Where(s => s.LastDay == today);
-                    var t = await todays.OrderByDescending(s => s.DayMicroCredits).Select(s => new { s.Value, s.DayMicroCredits }).FirstOrDefaultAsync(ct);
-                    top = t is null ? null : (t.Value, t.DayMicroCredits);
-                    atLimit = await todays.CountAsync(s => s.DayMicroCredits >= b.MicroCredits, ct);
-                }
-                else
-                {
-                    var t = await users.OrderByDescending(s => s.MicroCredits).Select(s => new { s.Value, s.MicroCredits }).FirstOrDefaultAsync(ct);
-                    top = t is null ? null : (t.Value, t.MicroCredits);
-                    atLimit = await users.CountAsync(s => s.MicroCredits >= b.MicroCredits, ct);
-                }
+                var (top, topMicro, atLimit) = await EachUserAsync(tenantId, period, b.Window == UsageScope.Day ? today : null, b.MicroCredits, ct);
                 if (_eachUser.Count > 10_000) _eachUser.Clear();
-                _eachUser[cacheKey] = (now, top?.Value, top?.Micro ?? 0, atLimit);
-                uses.Add(new BudgetUse(b, start, end, top?.Micro ?? 0, top?.Value, atLimit));
+                _eachUser[cacheKey] = (now, top, topMicro, atLimit);
+                uses.Add(new BudgetUse(b, start, end, topMicro, top, atLimit));
             }
             else
             {
