@@ -28,6 +28,14 @@ public sealed class Budget
         CreatedBy = createdBy;
     }
 
+    /// <summary>A budget as stored, read by a statement of its own (<see cref="BudgetService.ListSql"/>).</summary>
+    internal static Budget Stored(Guid id, string tenantId, string scope, string subject, long microCredits, string window, string mode, string alertAt,
+        DateTimeOffset createdAt, string createdBy) => new()
+    {
+        Id = id, TenantId = tenantId, Scope = scope, Subject = subject, MicroCredits = microCredits, Window = window, Mode = mode,
+        AlertAt = alertAt, CreatedAt = createdAt, CreatedBy = createdBy,
+    };
+
     public const string Hard = "hard", Soft = "soft";
 
     /// <summary>The subject of a user budget that applies to each end user on its own.</summary>

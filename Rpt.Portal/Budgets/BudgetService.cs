@@ -154,24 +154,39 @@ public sealed class BudgetService(IDbContextFactory<ApplicationDbContext> dbFact
 
     /// <summary>Every budget of the tenant with its use now, in the order they were created: one read of the rows they name per
     /// scope, and for each end user's budget the end user who used most and how many are at the budget.</summary>
+    /// <summary>Every budget of a tenant beside the <c>usage_scopes</c> row it counts (none for each end user's), in the order they
+    /// were created: one statement, a keyed lookup per budget (it was a query of the budgets and one per scope listing every subject).</summary>
+    internal const string ListSql = """
+        SELECT b.id, b.scope, b.subject, b.micro_credits, b.window_kind, b.mode, b.alert_at, b.created_at, b.created_by,
+               s.last_day, s.day_micro_credits, s.micro_credits
+        FROM budgets b
+        LEFT JOIN usage_scopes s ON s.tenant_id = b.tenant_id AND s.scope = b.scope AND s.period_start = @p AND s.value = b.subject
+        WHERE b.tenant_id = @t{0}
+        ORDER BY b.created_at, b.scope, b.subject, b.window_kind
+        """;
+
     /// <param name="eachUserFor">How old a figure of an each-end-user budget may be; <see cref="EachUserFor"/> when not given.</param>
-    public async Task<IReadOnlyList<BudgetUse>> ListAsync(string tenantId, CancellationToken ct = default, TimeSpan? eachUserFor = null)
+    /// <param name="only">One budget of the tenant (the answer to its creation), found by its subject and window, which are unique;
+    /// all of them when not given.</param>
+    public async Task<IReadOnlyList<BudgetUse>> ListAsync(string tenantId, CancellationToken ct = default, TimeSpan? eachUserFor = null, Budget? only = null)
     {
-        await using var db = await dbFactory.CreateDbContextAsync(ct);
-        var budgets = await db.Budgets.AsNoTracking().Where(b => b.TenantId == tenantId).ToListAsync(ct);
         var now = time.GetUtcNow();
         var today = DateOnly.FromDateTime(now.UtcDateTime);
         var (period, _) = WindowOf(tenantId, UsageScope.Period, now);
-        var rows = new Dictionary<(string Scope, string Value), UsageScope>();
-        foreach (var group in budgets.Where(b => b.Subject != Budget.EachUser || b.Scope != UsageScope.User).GroupBy(b => b.Scope))
+        var budgets = new List<(Budget Budget, DateOnly? LastDay, long DayMicro, long PeriodMicro)>();
+        await using (var connection = database.Open())
+        await using (var cmd = connection.Command(string.Format(CultureInfo.InvariantCulture, ListSql, only is null ? "" : " AND b.scope = @scope AND b.subject = @subject AND b.window_kind = @window"))
+                         .With("t", tenantId).With("p", period))
         {
-            var values = group.Select(b => b.Subject).Distinct().ToList();
-            foreach (var row in await db.UsageScopes.AsNoTracking()
-                         .Where(s => s.TenantId == tenantId && s.Scope == group.Key && s.PeriodStart == period && values.Contains(s.Value)).ToListAsync(ct))
-                rows[(row.Scope, row.Value)] = row;
+            if (only is not null) cmd.With("scope", only.Scope).With("subject", only.Subject).With("window", only.Window);
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct))
+                budgets.Add((Budget.Stored(r.GetFieldValue<Guid>(0), tenantId, r.GetString(1), r.GetString(2), r.GetInt64(3), r.GetString(4), r.GetString(5),
+                        r.GetString(6), DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(7)), r.GetString(8)),
+                    r.IsDBNull(9) ? null : r.GetDate(9), r.IsDBNull(10) ? 0 : r.GetInt64(10), r.IsDBNull(11) ? 0 : r.GetInt64(11)));
         }
         var uses = new List<BudgetUse>(budgets.Count);
-        foreach (var b in budgets.OrderBy(b => b.CreatedAt))
+        foreach (var (b, lastDay, dayMicro, periodMicro) in budgets)
         {
             var (start, end) = WindowOf(tenantId, b.Window, now);
             if (b.Subject == Budget.EachUser && b.Scope == UsageScope.User)
@@ -191,14 +206,12 @@ public sealed class BudgetService(IDbContextFactory<ApplicationDbContext> dbFact
             }
             else
             {
-                var used = rows.TryGetValue((b.Scope, b.Subject), out var row) ? Used(row, b.Window, today) : 0;
+                var used = Used(b.Window, today, lastDay, dayMicro, periodMicro);
                 uses.Add(new BudgetUse(b, start, end, used, null, used >= b.MicroCredits ? 1 : 0));
             }
         }
         return uses;
     }
-
-    private static long Used(UsageScope row, string window, DateOnly today) => Used(window, today, row.LastDay, row.DayMicroCredits, row.MicroCredits);
 
     /// <summary>What a budget's window holds of a <c>usage_scopes</c> row: the period's credits, or today's while today is
     /// the row's last day (an earlier last day means nothing today).</summary>

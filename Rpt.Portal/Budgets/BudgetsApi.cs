@@ -52,7 +52,7 @@ public static class BudgetsApi
         var result = await budgets.CreateAsync(caller.TenantId!, request, $"api key {caller.KeyId:D}", ct);
         if (result.Conflict) return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "Conflict", detail: result.Error);
         if (result.Budget is null) return TypedResults.ValidationProblem(new Dictionary<string, string[]> { [result.Field!] = [result.Error!] });
-        var use = (await budgets.ListAsync(caller.TenantId!, ct)).First(u => u.Budget.Id == result.Budget.Id);
+        var use = (await budgets.ListAsync(caller.TenantId!, ct, only: result.Budget)).Single();
         return TypedResults.Json(BudgetDto.Of(use), statusCode: StatusCodes.Status201Created);
     }
 
