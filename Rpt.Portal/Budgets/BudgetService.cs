@@ -154,13 +154,17 @@ public sealed class BudgetService(IDbContextFactory<ApplicationDbContext> dbFact
 
     /// <summary>Every budget of the tenant with its use now, in the order they were created: one read of the rows they name per
     /// scope, and for each end user's budget the end user who used most and how many are at the budget.</summary>
-    /// <summary>Every budget of a tenant beside the <c>usage_scopes</c> row it counts (none for each end user's), in the order they
-    /// were created: one statement, a keyed lookup per budget (it was a query of the budgets and one per scope listing every subject).</summary>
+    /// <summary>
+    /// Every budget of a tenant with what its window holds of the <c>usage_scopes</c> row it counts (none for each end user's),
+    /// in the order they were created: one statement, a keyed lookup per budget. The lookup is a subquery, not a join: joined,
+    /// PostgreSQL may plan a hash join over every row of the period (100,000 end users), not 1,000 lookups.
+    /// </summary>
     internal const string ListSql = """
         SELECT b.id, b.scope, b.subject, b.micro_credits, b.window_kind, b.mode, b.alert_at, b.created_at, b.created_by,
-               s.last_day, s.day_micro_credits, s.micro_credits
+               COALESCE((SELECT CASE WHEN b.window_kind = @day THEN CASE WHEN s.last_day = @today THEN s.day_micro_credits ELSE 0 END
+                                     ELSE s.micro_credits END
+                         FROM usage_scopes s WHERE s.tenant_id = b.tenant_id AND s.scope = b.scope AND s.period_start = @p AND s.value = b.subject), 0)
         FROM budgets b
-        LEFT JOIN usage_scopes s ON s.tenant_id = b.tenant_id AND s.scope = b.scope AND s.period_start = @p AND s.value = b.subject
         WHERE b.tenant_id = @t{0}
         ORDER BY b.created_at, b.scope, b.subject, b.window_kind
         """;
@@ -173,20 +177,19 @@ public sealed class BudgetService(IDbContextFactory<ApplicationDbContext> dbFact
         var now = time.GetUtcNow();
         var today = DateOnly.FromDateTime(now.UtcDateTime);
         var (period, _) = WindowOf(tenantId, UsageScope.Period, now);
-        var budgets = new List<(Budget Budget, DateOnly? LastDay, long DayMicro, long PeriodMicro)>();
+        var budgets = new List<(Budget Budget, long Used)>();
         await using (var connection = database.Open())
         await using (var cmd = connection.Command(string.Format(CultureInfo.InvariantCulture, ListSql, only is null ? "" : " AND b.scope = @scope AND b.subject = @subject AND b.window_kind = @window"))
-                         .With("t", tenantId).With("p", period))
+                         .With("t", tenantId).With("p", period).With("day", UsageScope.Day).With("today", today))
         {
             if (only is not null) cmd.With("scope", only.Scope).With("subject", only.Subject).With("window", only.Window);
             await using var r = await cmd.ExecuteReaderAsync(ct);
             while (await r.ReadAsync(ct))
                 budgets.Add((Budget.Stored(r.GetFieldValue<Guid>(0), tenantId, r.GetString(1), r.GetString(2), r.GetInt64(3), r.GetString(4), r.GetString(5),
-                        r.GetString(6), DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(7)), r.GetString(8)),
-                    r.IsDBNull(9) ? null : r.GetDate(9), r.IsDBNull(10) ? 0 : r.GetInt64(10), r.IsDBNull(11) ? 0 : r.GetInt64(11)));
+                        r.GetString(6), DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(7)), r.GetString(8)), r.GetInt64(9)));
         }
         var uses = new List<BudgetUse>(budgets.Count);
-        foreach (var (b, lastDay, dayMicro, periodMicro) in budgets)
+        foreach (var (b, stored) in budgets)
         {
             var (start, end) = WindowOf(tenantId, b.Window, now);
             if (b.Subject == Budget.EachUser && b.Scope == UsageScope.User)
@@ -206,8 +209,7 @@ public sealed class BudgetService(IDbContextFactory<ApplicationDbContext> dbFact
             }
             else
             {
-                var used = Used(b.Window, today, lastDay, dayMicro, periodMicro);
-                uses.Add(new BudgetUse(b, start, end, used, null, used >= b.MicroCredits ? 1 : 0));
+                uses.Add(new BudgetUse(b, start, end, stored, null, stored >= b.MicroCredits ? 1 : 0));
             }
         }
         return uses;
