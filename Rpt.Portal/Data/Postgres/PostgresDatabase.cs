@@ -24,9 +24,9 @@ public sealed class PostgresDatabase : PortalDatabase, IDisposable
         if (!connectionString.Contains("Auto Prepare", StringComparison.OrdinalIgnoreCase)) csb.MaxAutoPrepare = AutoPreparedStatements;
         ConnectionString = csb.ConnectionString;
         DataSource = NpgsqlDataSource.Create(csb);
-        // The leases' connections sit in the lock library's pg_sleep between keepalives, and a backend in a query does
-        // not notice that its client died (kill -9, a lost machine) until the query ends: it would hold a dead
-        // instance's lease for as long. PostgreSQL checks the client's socket every 2 s during a query when asked.
+        // A lease's backend is idle between its holder's pings (PostgresLeases) and sees a dead client's closed socket at
+        // once; inside a statement it would not notice until the statement ends, so PostgreSQL is asked to check the
+        // client's socket every 2 s during a query too.
         var leases = new NpgsqlConnectionStringBuilder(csb.ConnectionString);
         leases.Options = $"{leases.Options} -c client_connection_check_interval={ClientCheckMilliseconds}".Trim();
         LeaseDataSource = NpgsqlDataSource.Create(leases);
