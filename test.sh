@@ -43,14 +43,20 @@ fi
 
 log=$(mktemp)
 log_pg=$(mktemp)
+# Each pass also writes a test results file, from which the slowest tests are listed at the end: the whole run is kept
+# under 20 minutes, and this says where its time goes.
+results=artifacts/test-results
+rm -rf "$results"
 set +e
 echo "test.sh: every test, storage on SQLite"
-dotnet test Rpt.Portal.Tests/Rpt.Portal.Tests.csproj -c Release --nologo "$@" 2>&1 | tee "$log"
+dotnet test Rpt.Portal.Tests/Rpt.Portal.Tests.csproj -c Release --nologo \
+  --logger "trx;LogFileName=sqlite.trx" --results-directory "$results" "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 # The second pass: every test that touches storage, on PostgreSQL, the browser walks included (a page renders while
 # each await yields, and PostgreSQL's reads yield where SQLite's did not: a first visit found a half-loaded dashboard).
 echo "test.sh: the storage tests again, on PostgreSQL"
 RPT_TEST_ENGINE=postgres dotnet test Rpt.Portal.Tests/Rpt.Portal.Tests.csproj -c Release --nologo --no-build \
+  --logger "trx;LogFileName=postgres.trx" --results-directory "$results" \
   --filter "(Kind=Sqlite|Kind=Http|Kind=Process|Kind=Component|Kind=Browser)&Engine!=Sqlite" "$@" 2>&1 | tee "$log_pg"
 status_pg=${PIPESTATUS[0]}
 set -e
@@ -68,6 +74,17 @@ if [ -z "${p1:-}" ] || [ -z "${p2:-}" ]; then
   exit 1
 fi
 [ -d artifacts/screenshots ] && echo "test.sh: browser screenshots and the accessibility report are in artifacts/screenshots/"
+slowest() { # the ten slowest tests of a pass's results file: seconds and name
+  grep -o '<UnitTestResult [^>]*>' "$1" 2>/dev/null \
+    | sed -E 's/.*testName="([^"]*)".*duration="([0-9]+):([0-9]+):([0-9.]+)".*/\2 \3 \4 \1/' \
+    | awk '{ s = $1 * 3600 + $2 * 60 + $3; $1 = $2 = $3 = ""; sub(/^ +/, ""); printf "%7.1f s  %s\n", s, $0 }' \
+    | sort -rn | head -n 10
+}
+for pass in sqlite postgres; do
+  [ -f "$results/$pass.trx" ] || continue
+  echo "test.sh: the slowest tests of the $pass pass (all results in $results/$pass.trx):"
+  slowest "$results/$pass.trx"
+done
 echo "test.sh: SQLite pass $p1 passed, $f1 failed, $s1 skipped; PostgreSQL pass $p2 passed, $f2 failed, $s2 skipped"
 passed=$((p1 + p2)); failed=$((f1 + f2)); skipped=$((s1 + s2))
 echo "$passed passed, $failed failed, $skipped skipped"
