@@ -152,8 +152,6 @@ public sealed class BudgetService(IDbContextFactory<ApplicationDbContext> dbFact
         return await r.ReadAsync(ct) ? (r.GetString(0), r.GetInt64(1), Convert.ToInt64(r.GetValue(2), CultureInfo.InvariantCulture)) : (null, 0, 0);
     }
 
-    /// <summary>Every budget of the tenant with its use now, in the order they were created: one read of the rows they name per
-    /// scope, and for each end user's budget the end user who used most and how many are at the budget.</summary>
     /// <summary>
     /// Every budget of a tenant with what its window holds of the <c>usage_scopes</c> row it counts (none for each end user's),
     /// in the order they were created: one statement, a keyed lookup per budget. The lookup is a subquery, not a join: joined,
@@ -169,6 +167,8 @@ public sealed class BudgetService(IDbContextFactory<ApplicationDbContext> dbFact
         ORDER BY b.created_at, b.scope, b.subject, b.window_kind
         """;
 
+    /// <summary>Every budget of the tenant with its use now, in the order they were created (<see cref="ListSql"/>), and for each
+    /// end user's budget the end user who used most and how many are at the budget (<see cref="EachUserSql"/>).</summary>
     /// <param name="eachUserFor">How old a figure of an each-end-user budget may be; <see cref="EachUserFor"/> when not given.</param>
     /// <param name="only">One budget of the tenant (the answer to its creation), found by its subject and window, which are unique;
     /// all of them when not given.</param>
