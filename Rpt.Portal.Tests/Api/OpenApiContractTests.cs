@@ -34,7 +34,7 @@ public sealed class OpenApiContractTests : IAsyncLifetime
         using var process = Process.Start(start)!;
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
+        await PortalProcess.WaitBoundedAsync(process, "redocly lint", output, error);
         var text = await output + await error;
         Assert.True(process.ExitCode == 0, text);
         Assert.Contains("using built in recommended configuration", text);

@@ -50,6 +50,7 @@ public sealed class FailoverTests : IAsyncLifetime
         // just after, from the old primary: that is not the new one accepting).
         long firstAcceptedAfterKill = 0, killedAtTicks = long.MaxValue;
         using var stop = new CancellationTokenSource();
+        using var giveUp = new CancellationTokenSource(); // the resending ends at last, so that a portal that never answers again fails the test instead of hanging the run
         var workers = Enumerable.Range(0, 2).Select(_ => Task.Run(async () =>
         {
             using var http = new HttpClient { BaseAddress = portal.Address, Timeout = TimeSpan.FromSeconds(20) };
@@ -59,7 +60,7 @@ public sealed class FailoverTests : IAsyncLifetime
                 var ids = Enumerable.Range(0, 100).Select(_ => Guid.NewGuid().ToString()).ToArray();
                 var body = new { events = ids.Select(id => new { id, occurred_at = DateTimeOffset.UtcNow, model = "gpt-4o-mini", input_tokens = 3200, output_tokens = 740 }) };
                 await Task.Delay(50); // about 2,000 events a second from both: a steady load, small enough for the base backups
-                while (true) // resent until answered, as the API asks: a batch without an answer may or may not be stored
+                while (!giveUp.IsCancellationRequested) // resent until answered, as the API asks: a batch without an answer may or may not be stored
                 {
                     try
                     {
@@ -113,7 +114,9 @@ public sealed class FailoverTests : IAsyncLifetime
         }
         await Task.Delay(TimeSpan.FromSeconds(1));
         await stop.CancelAsync();
+        giveUp.CancelAfter(TimeSpan.FromMinutes(2));
         await Task.WhenAll(workers);
+        Assert.False(giveUp.IsCancellationRequested, "a batch was still unanswered 2 minutes after the last round");
 
         await using var db = new NpgsqlConnection($"Host=127.0.0.1;Port={_ports[primary]};Username=postgres;Database=rpt;Pooling=false");
         await db.OpenAsync();

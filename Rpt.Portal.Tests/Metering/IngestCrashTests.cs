@@ -38,6 +38,7 @@ public class IngestCrashTests : IDisposable
         var sent = new System.Collections.Concurrent.ConcurrentDictionary<string, byte>();
         long acknowledgedAccepted = 0, acknowledgedDuplicates = 0;
         using var stop = new CancellationTokenSource();
+        using var giveUp = new CancellationTokenSource(); // the resending ends at last, so that a server that never answers again fails the test instead of hanging the run
         var workers = Enumerable.Range(0, Workers).Select(w => Task.Run(async () =>
         {
             using var http = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(10) };
@@ -48,7 +49,7 @@ public class IngestCrashTests : IDisposable
                 foreach (var id in ids) sent[id] = 0;
                 var body = new { events = ids.Select(id => new { id, occurred_at = DateTimeOffset.UtcNow, model = "gpt-4o-mini", input_tokens = 3200, output_tokens = 740 }) };
                 // Resend the same batch until it is answered: a batch that got no answer may or may not have been stored.
-                while (true)
+                while (!giveUp.IsCancellationRequested)
                 {
                     try
                     {
@@ -79,7 +80,9 @@ public class IngestCrashTests : IDisposable
         }
         await Task.Delay(1_000);
         await stop.CancelAsync();
+        giveUp.CancelAfter(TimeSpan.FromMinutes(2));
         await Task.WhenAll(workers);
+        Assert.False(giveUp.IsCancellationRequested, "a batch was still unanswered 2 minutes after the last restart");
 
         // Every id sent was answered at last; the audit table holds each exactly once, and the balance charges each once.
         using var db = TestEngine.Open(_database);

@@ -96,10 +96,32 @@ public sealed class PortalProcess : IAsyncDisposable
         using var cli = Process.Start(StartInfo(environment, args))!;
         var output = cli.StandardOutput.ReadToEndAsync();
         var error = cli.StandardError.ReadToEndAsync();
-        await cli.WaitForExitAsync();
+        await WaitBoundedAsync(cli, $"`{string.Join(' ', args)}`", output, error);
         if (cli.ExitCode != 0) throw new InvalidOperationException($"`{string.Join(' ', args)}` exited {cli.ExitCode}: {await error}{await output}");
         return await output;
     }
+
+    /// <summary>
+    /// Waits for a program the tests started to end, at most <see cref="ProgramTimeout"/>: one that does not is killed
+    /// and the test fails with what it printed, instead of the whole run waiting on it.
+    /// </summary>
+    internal static async Task WaitBoundedAsync(Process process, string what, Task<string> output, Task<string> error)
+    {
+        using var timeout = new CancellationTokenSource(ProgramTimeout);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+            await process.WaitForExitAsync();
+            throw new TimeoutException($"{what} did not end within {ProgramTimeout.TotalMinutes:0} minutes and was killed: {await error}{await output}");
+        }
+    }
+
+    /// <summary>The longest any program a test runs (an operator command, initdb, pg_basebackup, pg_ctl) may take.</summary>
+    internal static readonly TimeSpan ProgramTimeout = TimeSpan.FromMinutes(5);
 
     /// <summary>The value of a "name: value" line an operator command printed.</summary>
     public static string Field(string output, string name) =>

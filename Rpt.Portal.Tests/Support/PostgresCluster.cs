@@ -73,7 +73,7 @@ public sealed class PostgresCluster : IAsyncLifetime
         using var p = Process.Start(psi)!;
         var output = p.StandardOutput.ReadToEndAsync();
         var error = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync();
+        await PortalProcess.WaitBoundedAsync(p, $"{program} {string.Join(' ', args)}", output, error);
         if (p.ExitCode != 0)
             throw new InvalidOperationException($"{program} {string.Join(' ', args)} exited {p.ExitCode}: {await error}{await output}");
     }

@@ -13,7 +13,7 @@ public static class StatementVerifier
         using var process = Process.Start(start)!;
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
+        await PortalProcess.WaitBoundedAsync(process, "verify-statement.py", output, error);
         return (process.ExitCode, await output + await error);
     }
 }
