@@ -47,7 +47,7 @@ public class QuotaCheckTests
     [Fact]
     public async Task Check_LedgerTooSlow_FailsOpenAndSaysSo()
     {
-        var quota = new QuotaCheck(async (_, ct) => { await Task.Delay(TimeSpan.FromSeconds(5), ct); return null; }, TimeSpan.FromMilliseconds(50));
+        var quota = new QuotaCheck(async (_, _, ct) => { await Task.Delay(TimeSpan.FromSeconds(5), ct); return null; }, TimeSpan.FromMilliseconds(50));
         var d = await quota.ExecuteAsync("acme", 10m);
         Assert.True(d.Allowed);
         Assert.True(d.FailOpen);

@@ -160,10 +160,12 @@ public static class CreditsApi
             if (hold.Hold is null) return Invalid("reservation_id", $"no hold '{reservationId}' of this account.");
             holdLeft = hold.Hold.RemainingMicroCredits;
         }
-        var decision = await quota.ExecuteAsync(http.Caller().TenantId!, estimate, cancellationToken, holdLeft);
-        // A job with a hold has had its budgets checked when it was held; the rest of its hold is its own.
-        if (decision.Allowed && !decision.FailOpen && holdLeft is null
-            && await budgets.CheckAsync(http.Caller().TenantId!, http.Caller().KeyId, project, request.UserId, MicroOf(estimate), cancellationToken) is { } refusal)
+        // A job with a hold has had its budgets checked when it was held; the rest of its hold is its own. The budgets that
+        // name the request are read with the balance, in its snapshot and round trip.
+        var lookup = holdLeft is null ? budgets.Lookup(http.Caller().TenantId!, http.Caller().KeyId, project, request.UserId) : null;
+        var decision = await quota.ExecuteAsync(http.Caller().TenantId!, estimate, cancellationToken, holdLeft, lookup);
+        if (decision.Allowed && !decision.FailOpen && lookup is not null
+            && await budgets.CheckAsync(lookup, MicroOf(estimate), cancellationToken) is { } refusal)
             decision = decision with { Allowed = false, Reason = refusal.Message, Budget = BudgetRefusalDto.Of(refusal) };
         metrics.Outcome(metrics.QuotaChecks, decision.FailOpen ? "fail_open" : decision.Allowed ? "allowed" : "denied");
         return TypedResults.Ok(decision);

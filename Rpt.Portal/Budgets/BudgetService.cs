@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Globalization;
 using Microsoft.EntityFrameworkCore;
 using Rpt.Portal.Data;
@@ -225,20 +226,38 @@ public sealed class BudgetService(IDbContextFactory<ApplicationDbContext> dbFact
     /// or none left), for the request's key, project and end user; null when none does. One statement
     /// (<see cref="HardBudgetsSql"/>) finds the budgets and their use; only a refusal reads more.
     /// </summary>
-    public async Task<BudgetRefusal?> CheckAsync(string tenantId, Guid? apiKeyId, string? project, string? userId, long estimateMicro, CancellationToken ct = default)
+    public Task<BudgetRefusal?> CheckAsync(string tenantId, Guid? apiKeyId, string? project, string? userId, long estimateMicro, CancellationToken ct = default)
+    {
+        var lookup = Lookup(tenantId, apiKeyId, project, userId);
+        using (var connection = database.Open())
+        using (var cmd = connection.Command(HardBudgetsSql))
+        {
+            lookup.Bind(cmd);
+            using var r = cmd.ExecuteReader();
+            lookup.Read(r);
+        }
+        return CheckAsync(lookup, estimateMicro, ct);
+    }
+
+    /// <summary>The hard budgets that name a request, to be read in another read's command (the quota check reads them with the balance).</summary>
+    public HardBudgetLookup Lookup(string tenantId, Guid? apiKeyId, string? project, string? userId)
     {
         var now = time.GetUtcNow();
-        var today = DateOnly.FromDateTime(now.UtcDateTime);
-        var (period, _) = WindowOf(tenantId, UsageScope.Period, now);
-        var found = HardBudgets(tenantId, apiKeyId, project, userId, period);
-        foreach (var x in found.OrderBy(x => x.Scope, StringComparer.Ordinal).ThenBy(x => x.Window, StringComparer.Ordinal))
+        return new HardBudgetLookup(tenantId, apiKeyId, project, userId, now, WindowOf(tenantId, UsageScope.Period, now).Start);
+    }
+
+    /// <summary>Whether <paramref name="estimateMicro"/> more goes past a hard budget the lookup read (the first it would go past); null when none.</summary>
+    public async Task<BudgetRefusal?> CheckAsync(HardBudgetLookup lookup, long estimateMicro, CancellationToken ct = default)
+    {
+        var today = DateOnly.FromDateTime(lookup.Now.UtcDateTime);
+        foreach (var x in lookup.Found.OrderBy(x => x.Scope, StringComparer.Ordinal).ThenBy(x => x.Window, StringComparer.Ordinal))
         {
             var used = Used(x.Window, today, x.LastDay, x.DayMicro, x.PeriodMicro);
             if (used < x.MicroCredits && checked(used + estimateMicro) <= x.MicroCredits) continue;
             // Past a budget: the rare path loads the whole budget for the answer.
             await using var db = await dbFactory.CreateDbContextAsync(ct);
             var b = await db.Budgets.AsNoTracking().SingleAsync(b => b.Id == x.Id, ct);
-            var (start, _) = WindowOf(tenantId, b.Window, now);
+            var (start, _) = WindowOf(lookup.TenantId, b.Window, lookup.Now);
             var what = b.Scope switch
             {
                 UsageScope.ApiKey => $"API key {x.Counted}",
@@ -256,35 +275,41 @@ public sealed class BudgetService(IDbContextFactory<ApplicationDbContext> dbFact
     /// <summary>
     /// The hard budgets that name a request's key, project and end user (or each end user), each beside the
     /// <c>usage_scopes</c> row it counts: four keyed lookups of the budgets' unique index, one of the usage rows each. An
-    /// absent subject is sent as the empty text, which no budget names (every subject is checked to be non-empty).
+    /// absent subject is sent as the empty text, which no budget names (every subject is checked to be non-empty). Its
+    /// parameters are named apart from the balance's, whose batch it rides in for the quota check.
     /// </summary>
     internal const string HardBudgetsSql = """
         WITH asked(scope, subject, counted) AS (
           SELECT 'api_key', @k, @k UNION ALL SELECT 'project', @j, @j UNION ALL SELECT 'user', @u, @u UNION ALL SELECT 'user', @each, @u)
         SELECT b.id, b.scope, b.window_kind, b.micro_credits, a.counted, s.last_day, s.day_micro_credits, s.micro_credits
         FROM asked a
-        JOIN budgets b ON b.tenant_id = @t AND b.scope = a.scope AND b.subject = a.subject
-        LEFT JOIN usage_scopes s ON s.tenant_id = @t AND s.scope = a.scope AND s.period_start = @p AND s.value = a.counted
-        WHERE b.mode = 'hard'
+        JOIN budgets b ON b.tenant_id = @bt AND b.scope = a.scope AND b.subject = a.subject
+        LEFT JOIN usage_scopes s ON s.tenant_id = @bt AND s.scope = a.scope AND s.period_start = @bp AND s.value = a.counted
+        WHERE b.mode = 'hard';
         """;
 
-    private sealed record HardBudget(Guid Id, string Scope, string Window, long MicroCredits, string Counted, DateOnly? LastDay, long DayMicro, long PeriodMicro);
+    internal sealed record HardBudget(Guid Id, string Scope, string Window, long MicroCredits, string Counted, DateOnly? LastDay, long DayMicro, long PeriodMicro);
 
-    /// <summary>One statement on a pooled connection of the engine's own (no context, no query translation): the quota
-    /// check and every hold run it.</summary>
-    private List<HardBudget> HardBudgets(string tenantId, Guid? apiKeyId, string? project, string? userId, DateOnly period)
+    /// <summary>The hard budgets that name one request, with their use, as <see cref="HardBudgetsSql"/> reads them (one statement, no context).</summary>
+    public sealed class HardBudgetLookup(string tenantId, Guid? apiKeyId, string? project, string? userId, DateTimeOffset now, DateOnly period) : IBatchedRead
     {
-        using var connection = database.Open();
-        using var cmd = connection.Command(HardBudgetsSql)
-            .With("t", tenantId).With("p", period)
+        public string TenantId => tenantId;
+        public DateTimeOffset Now => now;
+        internal List<HardBudget> Found { get; } = [];
+
+        public string Sql => HardBudgetsSql;
+
+        public void Bind(DbCommand cmd) => cmd
+            .With("bt", tenantId).With("bp", period)
             .With("k", apiKeyId?.ToString("D") ?? "").With("j", project ?? "").With("u", userId ?? "")
             .With("each", userId is null ? "" : Budget.EachUser);
-        using var r = cmd.ExecuteReader();
-        var found = new List<HardBudget>();
-        while (r.Read())
-            found.Add(new HardBudget(r.GetFieldValue<Guid>(0), r.GetString(1), r.GetString(2), r.GetInt64(3), r.GetString(4),
-                r.IsDBNull(5) ? null : r.GetDate(5), r.IsDBNull(6) ? 0 : r.GetInt64(6), r.IsDBNull(7) ? 0 : r.GetInt64(7)));
-        return found;
+
+        public void Read(DbDataReader r)
+        {
+            while (r.Read())
+                Found.Add(new HardBudget(r.GetFieldValue<Guid>(0), r.GetString(1), r.GetString(2), r.GetInt64(3), r.GetString(4),
+                    r.IsDBNull(5) ? null : r.GetDate(5), r.IsDBNull(6) ? 0 : r.GetInt64(6), r.IsDBNull(7) ? 0 : r.GetInt64(7)));
+        }
     }
 
     /// <summary>The most rows one report page holds.</summary>

@@ -24,6 +24,18 @@ public abstract class PortalDatabase
     /// <summary>A transaction that reads one snapshot across several statements and writes nothing.</summary>
     public abstract DbTransaction BeginRead(DbConnection connection);
 
+    /// <summary>
+    /// Statements that read one snapshot, sent as one command. PostgreSQL begins and commits the read-only transaction in
+    /// the command's own text, so the read is one round trip (a transaction object costs one more, for its end); SQLite,
+    /// in process, reads in a deferred transaction that ends when the read is disposed. Read every result the statements
+    /// answer before disposing.
+    /// </summary>
+    public virtual SnapshotRead ReadOneSnapshot(DbConnection connection, string sql)
+    {
+        var tx = BeginRead(connection);
+        return new SnapshotRead(connection.Command(sql, tx), tx);
+    }
+
     /// <summary>The directory of the database file (SQLite), where files that belong with the data are kept; null for a server.</summary>
     public virtual string? FileDirectory => null;
 
@@ -68,6 +80,30 @@ public abstract class PortalDatabase
 
     /// <summary>The engine's own errors that mean "away for now" (an exception, not what it wraps).</summary>
     protected abstract bool IsEngineUnavailable(Exception exception);
+}
+
+/// <summary>A command that reads one snapshot (<see cref="PortalDatabase.ReadOneSnapshot"/>), with the transaction, if any, that it ends with.</summary>
+public sealed class SnapshotRead(DbCommand command, DbTransaction? transaction) : IDisposable
+{
+    public DbCommand Command => command;
+
+    public void Dispose()
+    {
+        command.Dispose();
+        transaction?.Dispose();
+    }
+}
+
+/// <summary>
+/// Statements of one feature that ride in another's read, in its snapshot and round trip (the quota check's budgets in
+/// the balance's batch): their text, their parameters (named apart from the host's), and the reading of their results.
+/// </summary>
+public interface IBatchedRead
+{
+    string Sql { get; }
+    void Bind(DbCommand command);
+    /// <summary>Reads the statements' results; the reader is at the first of them.</summary>
+    void Read(DbDataReader reader);
 }
 
 /// <summary>What a lock that an engine does not need hands back (SQLite: one process owns the file).</summary>

@@ -67,9 +67,34 @@ public sealed record Balance(
 /// </summary>
 public sealed class GetBalance(PortalDatabase database, TenantDirectory tenants, CreditGrants grants, TimeProvider time)
 {
-    public Balance? Execute(string tenantId, DateTimeOffset? at = null)
+    public Balance? Execute(string tenantId, DateTimeOffset? at = null) => Execute(tenantId, at, null);
+
+    /// <summary>
+    /// The balance, read in one snapshot and, on PostgreSQL, one round trip. <paramref name="also"/>: statements of another
+    /// feature read in the same command (the quota check's budgets), whose results it reads itself.
+    /// </summary>
+    public Balance? Execute(string tenantId, DateTimeOffset? at, IBatchedRead? also)
     {
+        if (!tenants.TryGetAnchor(tenantId, out var anchor)) return null;
+        var now = time.GetUtcNow();
+        var period = BillingPeriod.Containing(anchor, at ?? now);
         using var connection = database.Open();
+        Parts? parts;
+        using (var read = database.ReadOneSnapshot(connection, also is null ? Batch : Batch + also.Sql))
+        {
+            Bind(read.Command, tenantId, period, now);
+            also?.Bind(read.Command);
+            using var r = read.Command.ExecuteReader();
+            parts = ReadParts(r);
+            if (parts is not null && also is not null)
+            {
+                r.NextResult();
+                also.Read(r);
+            }
+        }
+        if (parts is null) return null;
+        if (!parts.Carried) return parts.Balance(tenantId, period, 0);
+        // A grant of an earlier period may still hold credits (rare): read again, with its replay, in one transaction.
         using var tx = database.BeginRead(connection);
         return Read(connection, tx, tenantId, at);
     }
@@ -96,68 +121,81 @@ public sealed class GetBalance(PortalDatabase database, TenantDirectory tenants,
         var now = time.GetUtcNow();
         var period = BillingPeriod.Containing(anchor, at ?? now);
 
-        using var cmd = connection.CreateCommand();
-        cmd.Transaction = tx;
-        cmd.CommandText = Batch;
-        cmd.With("t", tenantId);
-        cmd.With("p", period.Start);
-        cmd.With("start", period.StartInstant.ToUnixTimeMilliseconds());
-        cmd.With("now", now.ToUnixTimeMilliseconds());
-        string planCode;
-        OveragePolicy overage;
-        decimal? overageRate;
-        long allocated = 0, flushed = 0, consumed = 0, internalMicro = 0, tokens = 0, reserved;
-        bool carried;
-        var byModel = new SortedDictionary<string, long>(StringComparer.Ordinal);
-        var byMeter = new SortedDictionary<string, decimal>(StringComparer.Ordinal);
-        using (var r = cmd.ExecuteReader())
+        Parts? parts;
+        using (var cmd = connection.Command(Batch, tx))
         {
-            if (!r.Read()) return null;
-            planCode = r.GetString(0);
-            overage = Enum.Parse<OveragePolicy>(r.GetString(1));
-            overageRate = r.IsDBNull(2) ? null : r.GetDecimal(2);
-
-            r.NextResult();
-            while (r.Read())
-            {
-                // A void takes back what its grant still held: the period's allocation is what was granted less what was voided.
-                if (r.GetString(0) == "allocation") allocated = checked(allocated + r.GetInt64(1));
-                else if (r.GetString(0) == "void") allocated = checked(allocated - r.GetInt64(1));
-                else if (r.GetString(0) == "consumption") flushed = r.GetInt64(1);
-            }
-
-            r.NextResult();
-            carried = r.Read();
-
-            r.NextResult();
-            while (r.Read())
-            {
-                var (category, name, isMeter, micro) = (r.GetString(0), r.GetString(1), r.GetBoolean(2), r.GetInt64(5));
-                if (category == UsageCategory.Internal) internalMicro += micro;
-                if (category != UsageCategory.Billable) continue;
-                consumed += micro;
-                if (isMeter)
-                {
-                    byMeter[name] = byMeter.GetValueOrDefault(name) + r.GetInt64(4) / 1_000_000m;
-                }
-                else
-                {
-                    tokens += r.GetInt64(3);
-                    byModel[name] = byModel.GetValueOrDefault(name) + r.GetInt64(3);
-                }
-            }
-
-            r.NextResult();
-            r.Read();
-            reserved = r.GetInt64(0);
+            Bind(cmd, tenantId, period, now);
+            using var r = cmd.ExecuteReader();
+            parts = ReadParts(r);
         }
+        if (parts is null) return null;
         // What top-ups and adjustments of earlier periods still hold counts in this period's allocation (docs/RULES.md,
         // "Credit grants"); only when one may still hold credits are the grants replayed.
-        if (carried) allocated = checked(allocated + grants.ReplayCarriedInto(connection, tx, tenantId, period));
-        return new Balance(tenantId, planCode, overage, period, allocated, consumed, flushed, internalMicro, tokens, byModel, byMeter)
+        return parts.Balance(tenantId, period, parts.Carried ? grants.ReplayCarriedInto(connection, tx, tenantId, period) : 0);
+    }
+
+    private static void Bind(DbCommand cmd, string tenantId, BillingPeriod period, DateTimeOffset now) => cmd
+        .With("t", tenantId)
+        .With("p", period.Start)
+        .With("start", period.StartInstant.ToUnixTimeMilliseconds())
+        .With("now", now.ToUnixTimeMilliseconds());
+
+    /// <summary>The batch's figures as read; null when the tenant does not exist.</summary>
+    private sealed record Parts(string PlanCode, OveragePolicy Overage, decimal? OverageRate, long Allocated, long Flushed, long Consumed,
+        long InternalMicro, long Tokens, SortedDictionary<string, long> ByModel, SortedDictionary<string, decimal> ByMeter, long Reserved, bool Carried)
+    {
+        public Balance Balance(string tenantId, BillingPeriod period, long carriedIn) =>
+            new(tenantId, PlanCode, Overage, period, checked(Allocated + carriedIn), Consumed, Flushed, InternalMicro, Tokens, ByModel, ByMeter)
+            {
+                OverageUsdPerCredit = OverageRate,
+                ReservedMicroCredits = Reserved,
+            };
+    }
+
+    /// <summary>Reads the batch's five results; the reader is left at the last of them.</summary>
+    private static Parts? ReadParts(DbDataReader r)
+    {
+        long allocated = 0, flushed = 0, consumed = 0, internalMicro = 0, tokens = 0;
+        var byModel = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        var byMeter = new SortedDictionary<string, decimal>(StringComparer.Ordinal);
+        if (!r.Read()) return null;
+        var planCode = r.GetString(0);
+        var overage = Enum.Parse<OveragePolicy>(r.GetString(1));
+        decimal? overageRate = r.IsDBNull(2) ? null : r.GetDecimal(2);
+
+        r.NextResult();
+        while (r.Read())
         {
-            OverageUsdPerCredit = overageRate,
-            ReservedMicroCredits = reserved,
-        };
+            // A void takes back what its grant still held: the period's allocation is what was granted less what was voided.
+            if (r.GetString(0) == "allocation") allocated = checked(allocated + r.GetInt64(1));
+            else if (r.GetString(0) == "void") allocated = checked(allocated - r.GetInt64(1));
+            else if (r.GetString(0) == "consumption") flushed = r.GetInt64(1);
+        }
+
+        r.NextResult();
+        var carried = r.Read();
+
+        r.NextResult();
+        while (r.Read())
+        {
+            var (category, name, isMeter, micro) = (r.GetString(0), r.GetString(1), r.GetBoolean(2), r.GetInt64(5));
+            if (category == UsageCategory.Internal) internalMicro += micro;
+            if (category != UsageCategory.Billable) continue;
+            consumed += micro;
+            if (isMeter)
+            {
+                byMeter[name] = byMeter.GetValueOrDefault(name) + r.GetInt64(4) / 1_000_000m;
+            }
+            else
+            {
+                tokens += r.GetInt64(3);
+                byModel[name] = byModel.GetValueOrDefault(name) + r.GetInt64(3);
+            }
+        }
+
+        r.NextResult();
+        r.Read();
+        var reserved = r.GetInt64(0);
+        return new Parts(planCode, overage, overageRate, allocated, flushed, consumed, internalMicro, tokens, byModel, byMeter, reserved, carried);
     }
 }

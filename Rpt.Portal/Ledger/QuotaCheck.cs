@@ -1,3 +1,4 @@
+using Rpt.Portal.Data;
 using Rpt.Portal.Plans;
 using System.ComponentModel.DataAnnotations;
 using Microsoft.Extensions.Options;
@@ -26,26 +27,28 @@ public sealed record QuotaDecision(
 /// </summary>
 public sealed class QuotaCheck
 {
-    private readonly Func<string, CancellationToken, Task<Balance?>> _readBalance;
+    private readonly Func<string, IBatchedRead?, CancellationToken, Task<Balance?>> _readBalance;
     private readonly TimeSpan _timeout;
 
     public QuotaCheck(GetBalance balances, IOptions<PlansOptions> options)
-        : this((tenant, ct) => Task.Run(() => balances.Execute(tenant), ct), options.Value.QuotaCheckTimeout) { }
+        : this((tenant, also, ct) => Task.Run(() => balances.Execute(tenant, null, also), ct), options.Value.QuotaCheckTimeout) { }
 
-    internal QuotaCheck(Func<string, CancellationToken, Task<Balance?>> readBalance, TimeSpan timeout)
+    internal QuotaCheck(Func<string, IBatchedRead?, CancellationToken, Task<Balance?>> readBalance, TimeSpan timeout)
     {
         _readBalance = readBalance;
         _timeout = timeout;
     }
 
     /// <param name="holdRemainingMicro">What is left of the job's own hold (<c>reservation_id</c>): it is the job's to use, on top of what is available.</param>
-    public async Task<QuotaDecision> ExecuteAsync(string tenantId, decimal estimatedCredits, CancellationToken cancellationToken = default, long? holdRemainingMicro = null)
+    /// <param name="also">Statements read with the balance, in its snapshot and round trip (the request's hard budgets); read only when the ledger answers in time.</param>
+    public async Task<QuotaDecision> ExecuteAsync(string tenantId, decimal estimatedCredits, CancellationToken cancellationToken = default, long? holdRemainingMicro = null,
+        IBatchedRead? also = null)
     {
         if (estimatedCredits < 0) throw new ArgumentOutOfRangeException(nameof(estimatedCredits), "The estimate must not be negative.");
         Balance? balance;
         try
         {
-            balance = await _readBalance(tenantId, cancellationToken).WaitAsync(_timeout, cancellationToken);
+            balance = await _readBalance(tenantId, also, cancellationToken).WaitAsync(_timeout, cancellationToken);
         }
         catch (TimeoutException)
         {

@@ -79,6 +79,13 @@ public sealed class PostgresDatabase : PortalDatabase, IDisposable
 
     public override DbTransaction BeginRead(DbConnection connection) => connection.BeginTransaction(IsolationLevel.RepeatableRead);
 
+    /// <summary>
+    /// BEGIN and COMMIT in the command's text: one round trip. A statement that fails, or a reader disposed before the
+    /// COMMIT, leaves the transaction open or failed; Npgsql rolls it back before the connection goes back to its pool.
+    /// </summary>
+    public override SnapshotRead ReadOneSnapshot(DbConnection connection, string sql) =>
+        new(connection.Command($"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n{sql.TrimEnd().TrimEnd(';')};\nCOMMIT"), null);
+
     public override string Describe() => $"{Host}:{Port}/{Name}";
 
     public void Dispose()
