@@ -206,14 +206,16 @@ public static class CreditsApi
         var (project, projectError) = ProjectOf(http.Caller(), request.Project);
         if (projectError is not null) return Invalid("project", projectError);
         if (UserIdError(request.UserId) is { } userError) return Invalid("user_id", userError);
-        // A retry of a hold answers the hold; only a new one is measured against the budgets.
-        if (request.Credits > 0 && Reservations.CheckId(request.Id) is null
-            && !await reservations.ExistsAsync(http.Caller().TenantId!, request.Id!, cancellationToken)
-            && await budgets.CheckAsync(http.Caller().TenantId!, http.Caller().KeyId, project, request.UserId,
-                Credit.ToMicro(Math.Min(request.Credits.Value, Reservations.MaxCredits)), cancellationToken) is { } refusal)
+        // A retry of a hold answers the hold; only a new one is measured against the budgets, which are read with the
+        // balance under the tenant's lock.
+        var lookup = budgets.Lookup(http.Caller().TenantId!, http.Caller().KeyId, project, request.UserId);
+        Budgets.BudgetRefusal? refusal = null;
+        var result = await reservations.ReserveAsync(http.Caller().TenantId!, request.Id, request.Credits.Value, request.JobId, request.ExpiresInSeconds,
+            cancellationToken, lookup, async ct => (refusal = await budgets.CheckAsync(lookup, Credit.ToMicro(request.Credits.Value), ct)) is null);
+        if (refusal is not null)
             return TypedResults.Problem(statusCode: StatusCodes.Status402PaymentRequired, title: "Budget reached", detail: refusal.Message,
                 extensions: new Dictionary<string, object?> { ["budget"] = BudgetRefusalDto.Of(refusal) });
-        return Answer(await reservations.ReserveAsync(http.Caller().TenantId!, request.Id, request.Credits.Value, request.JobId, request.ExpiresInSeconds, cancellationToken));
+        return Answer(result);
     }
 
     public static async Task<IResult> GetReservation(HttpContext http, Reservations reservations, string id, CancellationToken cancellationToken) =>

@@ -112,8 +112,9 @@ public sealed class GetBalance(PortalDatabase database, TenantDirectory tenants,
           FROM usage_totals WHERE tenant_id = @t AND period_start = @p;
         """ + Reservations.OutstandingSql;
 
-    /// <summary>The same, inside a read transaction the caller holds (a statement reads its balance and its entries in one snapshot).</summary>
-    internal Balance? Read(DbConnection connection, DbTransaction tx, string tenantId, DateTimeOffset? at)
+    /// <summary>The same, inside a transaction the caller holds (a statement reads its balance and its entries in one snapshot; a
+    /// hold reads it under the tenant's lock), with <paramref name="also"/> read in the same command.</summary>
+    internal Balance? Read(DbConnection connection, DbTransaction tx, string tenantId, DateTimeOffset? at, IBatchedRead? also = null)
     {
         // The period follows from the tenant's billing anchor, which is fixed when the tenant is created (and cached by the
         // directory), so the statements that depend on it go in the same batch as the tenant's row.
@@ -122,11 +123,17 @@ public sealed class GetBalance(PortalDatabase database, TenantDirectory tenants,
         var period = BillingPeriod.Containing(anchor, at ?? now);
 
         Parts? parts;
-        using (var cmd = connection.Command(Batch, tx))
+        using (var cmd = connection.Command(also is null ? Batch : Batch + also.Sql, tx))
         {
             Bind(cmd, tenantId, period, now);
+            also?.Bind(cmd);
             using var r = cmd.ExecuteReader();
             parts = ReadParts(r);
+            if (parts is not null && also is not null)
+            {
+                r.NextResult();
+                also.Read(r);
+            }
         }
         if (parts is null) return null;
         // What top-ups and adjustments of earlier periods still hold counts in this period's allocation (docs/RULES.md,

@@ -78,7 +78,8 @@ public sealed record ReservationView(string Id, string Status, long HeldMicroCre
     public long RemainingMicroCredits => Status == "held" ? Math.Max(0, HeldMicroCredits - DrawnMicroCredits) : 0;
 }
 
-public enum ReservationOutcome { Held, Repeated, Refused, Invalid, Conflict, NotFound, Done }
+/// <summary><c>Declined</c>: the caller's own check, made with the balance before a new hold is placed (the budgets), said no.</summary>
+public enum ReservationOutcome { Held, Repeated, Refused, Invalid, Conflict, NotFound, Done, Declined }
 
 public sealed record ReservationResult(ReservationOutcome Outcome, ReservationView? Hold, string? Error = null, string? Field = null, long? AvailableCredits = null);
 
@@ -104,8 +105,11 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
     public static string? CheckId(string? id, string field = "id") =>
         id is not null && IdPattern().IsMatch(id) ? null : $"{field}: 1 to {MaxId} of A-Z, a-z, 0-9, '_', '.', ':' and '-'";
 
+    /// <param name="also">Statements read with the balance, in the hold's transaction (the request's hard budgets).</param>
+    /// <param name="mayHold">Asked, once <paramref name="also"/> is read, before a new hold is placed (a retry of a hold is not asked):
+    /// false declines it.</param>
     public async Task<ReservationResult> ReserveAsync(string tenantId, string? id, long credits, string? jobId, int? expiresInSeconds,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, IBatchedRead? also = null, Func<CancellationToken, Task<bool>>? mayHold = null)
     {
         if (CheckId(id) is { } bad) return new(ReservationOutcome.Invalid, null, bad, "id");
         if (credits is < 1 or > MaxCredits) return new(ReservationOutcome.Invalid, null, $"credits: 1 to {MaxCredits:N0}", "credits");
@@ -139,7 +143,8 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
                 ? new(ReservationOutcome.Repeated, View(existing, now, Drawn(connection, tx, existing)))
                 : new(ReservationOutcome.Conflict, null, $"id: '{id}' already names a hold of {Credit.Format(existing.HeldMicroCredits)} credits for job '{existing.JobId}'", "id");
 
-        var balance = balances.Read(connection, tx, tenantId, now)!;
+        var balance = balances.Read(connection, tx, tenantId, now, also)!;
+        if (mayHold is not null && !await mayHold(cancellationToken)) return new(ReservationOutcome.Declined, null);
         var intoOverage = false;
         if (!balance.Unlimited)
         {
@@ -205,14 +210,6 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
         await using var cmd = bind(connection.Command($"{update}\nRETURNING {Columns}")).With("t", tenantId).With("i", id);
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken);
         return await r.ReadAsync(cancellationToken) ? Hold(r, tenantId, id) : null;
-    }
-
-    /// <summary>Whether the tenant has a hold of this id (one keyed lookup, no context): a retry of a hold is not measured
-    /// against the budgets again.</summary>
-    public async Task<bool> ExistsAsync(string tenantId, string id, CancellationToken cancellationToken = default)
-    {
-        await using var connection = database.Open();
-        return await FindAsync(connection, tenantId, id, cancellationToken) is not null;
     }
 
     /// <summary>A hold as it is now (a job runner polls it): two keyed reads on one connection, the hold and its job's total.</summary>
