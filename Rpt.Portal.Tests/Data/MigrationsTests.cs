@@ -67,6 +67,30 @@ public class MigrationsTests : IAsyncLifetime
         Assert.Throws<SqliteException>(() => Execute("upgrade.db", "INSERT INTO usage_events (tenant_id, event_id, occurred_at, received_at, period_start, provider, input_tokens, output_tokens, cached_input_tokens, status, internal, billable, rule_id, cost_usd) VALUES ('acme', 'c', 1, 1, '2026-04-01', 'openai', 0, 0, 0, 'succeeded', 0, 1, 1, '0')"));
     }
 
+    [Fact]
+    public async Task UpgradeToPeriodSums_SumsTheEntriesAlreadyInTheLedger_ByTenantPeriodAndKind()
+    {
+        await using (var db = Context("sums.db"))
+        {
+            await db.GetService<IMigrator>().MigrateAsync("20261205205854_AwsMarketplace");
+        }
+        Execute("sums.db", """
+            INSERT INTO ledger_entries (tenant_id, seq, kind, source, amount_micro_credits, period_start, idempotency_key, created_at, prev_hash, hash)
+            VALUES ('acme', 1, 'allocation', 'signup', 5000000000, '2026-11-01', 'a1', 1, 'g', 'h1'),
+                   ('acme', 2, 'consumption', 'usage', 1200, '2026-11-01', 'c1', 2, 'h1', 'h2'),
+                   ('acme', 3, 'consumption', 'usage', 3400, '2026-11-01', 'c2', 3, 'h2', 'h3'),
+                   ('acme', 4, 'consumption', 'usage', 700, '2026-12-01', 'c3', 4, 'h3', 'h4'),
+                   ('bigco', 1, 'allocation', 'signup', 9000000, '2026-11-01', 'a1', 1, 'g', 'k1');
+            """);
+
+        await using (var db = Context("sums.db")) await db.Database.MigrateAsync();
+        Assert.Equal("acme 2026-11-01 allocation 5000000000 1;acme 2026-11-01 consumption 4600 2;acme 2026-12-01 consumption 700 1;bigco 2026-11-01 allocation 9000000 1",
+            Sql("sums.db", """
+                SELECT group_concat(line, ';') FROM (SELECT tenant_id || ' ' || period_start || ' ' || kind || ' ' || micro_credits || ' ' || entries AS line
+                FROM ledger_period_sums ORDER BY tenant_id, period_start, kind)
+                """));
+    }
+
     /// <summary>Per table: its columns (name, type, not null, key) and its indexes (name, unique, columns).</summary>
     private Dictionary<string, string> Schema(string file)
     {

@@ -1,3 +1,4 @@
+using Rpt.Portal.Data;
 using Rpt.Portal.Ledger;
 
 namespace Rpt.Portal.Tests.Ledger;
@@ -33,6 +34,23 @@ public class VerifyLedgerTests
         Assert.True(v.Intact, string.Join("; ", v.Problems));
         Assert.Equal(7, v.Entries);
         Assert.Equal(64, v.HeadHash.Length);
+    }
+
+    [Fact]
+    public async Task Verify_ASumTheBalanceReadsThatNoLongerMatchesTheEntries_IsFound()
+    {
+        await using var h = await LedgerWithHistoryAsync();
+        var before = h.Balance("acme");
+        Assert.True((await Verify(h, deep: false)).Intact);
+        using (var db = h.OpenDb())
+        using (var cmd = db.Command("UPDATE ledger_period_sums SET micro_credits = micro_credits + 5000000 WHERE tenant_id = 'acme' AND kind = 'allocation'"))
+            Assert.Equal(1, cmd.ExecuteNonQuery());
+        // The balance reads the sums (a few rows, however many entries a period holds): 5 credits were made up there...
+        Assert.Equal(before.AllocatedMicroCredits + 5_000_000, h.Balance("acme").AllocatedMicroCredits);
+        // ...and the verification, which adds up the entries themselves, says where, even without the deep check.
+        var v = await Verify(h, deep: false);
+        Assert.False(v.Intact);
+        Assert.Contains(v.Problems, p => p.Contains("allocation: the sum balances read holds", StringComparison.Ordinal) && p.Contains("over 4 entries", StringComparison.Ordinal));
     }
 
     [Fact]

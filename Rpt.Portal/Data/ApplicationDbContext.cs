@@ -33,6 +33,7 @@ public class ApplicationDbContext : IdentityDbContext<ApplicationUser>
     public DbSet<Operations.PriceNotice> PriceNotices => Set<Operations.PriceNotice>();
     public DbSet<FlushRun> FlushRuns => Set<FlushRun>();
     public DbSet<FlushLag> FlushLags => Set<FlushLag>();
+    public DbSet<LedgerPeriodSum> LedgerPeriodSums => Set<LedgerPeriodSum>();
     public DbSet<EntryJob> EntryJobs => Set<EntryJob>();
     public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
     public DbSet<Billing.StripeEventRecord> StripeEvents => Set<Billing.StripeEventRecord>();

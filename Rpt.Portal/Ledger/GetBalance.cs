@@ -106,7 +106,7 @@ public sealed class GetBalance(PortalDatabase database, TenantDirectory tenants,
     /// </summary>
     private const string Batch = $$"""
         SELECT t.plan_code, p.overage_policy, p.overage_usd_per_credit FROM tenants t JOIN plans p ON p.code = t.plan_code WHERE t.id = @t;
-        SELECT kind, COALESCE(SUM(amount_micro_credits), 0) FROM ledger_entries WHERE tenant_id = @t AND period_start = @p GROUP BY kind;
+        SELECT kind, micro_credits FROM ledger_period_sums WHERE tenant_id = @t AND period_start = @p;
         {{CreditGrants.CarryProbeSql}};
         SELECT category, name, is_meter, input_tokens + output_tokens + cached_input_tokens, quantity_micro, micro_credits
           FROM usage_totals WHERE tenant_id = @t AND period_start = @p;

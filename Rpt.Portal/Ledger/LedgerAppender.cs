@@ -6,6 +6,7 @@ namespace Rpt.Portal.Ledger;
 /// <summary>
 /// Appends the next entry of a tenant's chain, inside the caller's transaction: <see cref="TenantLock"/> makes reading
 /// the head and inserting after it one step for every writer process; the unique (tenant_id, seq) index is the backstop.
+/// The entry's period sum (<see cref="LedgerPeriodSum"/>) is kept in the same transaction.
 /// </summary>
 internal static class LedgerAppender
 {
@@ -27,6 +28,7 @@ internal static class LedgerAppender
             expiresAt, grantSeq);
         db.LedgerEntries.Add(entry);
         await db.SaveChangesAsync(cancellationToken);
+        await LedgerPeriodSum.AddAsync(db, entry, cancellationToken);
         return entry;
     }
 }

@@ -53,6 +53,29 @@ public sealed class VerifyLedger(IDbContextFactory<ApplicationDbContext> dbFacto
         if (expectedHead is not null && expectedHead != LedgerHash.Genesis && entries.All(e => e.Hash != expectedHead))
             problems.Add($"the recorded head {Short(expectedHead)} is no longer in the chain: entries were removed or rewritten");
 
+        // The sums balances read (ledger_period_sums) hold what the entries add up to, period by period and kind by kind.
+        List<LedgerPeriodSum> sums;
+        try
+        {
+            sums = await db.LedgerPeriodSums.AsNoTracking().Where(s => s.TenantId == tenantId).ToListAsync(cancellationToken);
+        }
+        catch (Exception ex) when (ex is FormatException or ArgumentException or InvalidCastException or InvalidOperationException)
+        {
+            problems.Add($"a row of the sums balances read cannot be read, so it was not written by Rpt Portal: {ex.Message}");
+            sums = [];
+        }
+        var added = entries.GroupBy(e => (e.PeriodStart, e.Kind))
+            .ToDictionary(g => g.Key, g => (Micro: g.Aggregate(Int128.Zero, (sum, e) => sum + e.AmountMicroCredits), Count: (long)g.Count()));
+        foreach (var key in added.Keys.Union(sums.Select(s => (s.PeriodStart, s.Kind))).Order())
+        {
+            var kept = sums.FirstOrDefault(s => s.PeriodStart == key.PeriodStart && s.Kind == key.Kind);
+            var (micro, count) = added.GetValueOrDefault(key);
+            if ((Int128)(kept?.MicroCredits ?? 0) != micro || (kept?.Entries ?? 0) != count)
+                problems.Add($"period {key.PeriodStart:yyyy-MM-dd}, {EnumText.ToText(key.Kind)}: the sum balances read holds "
+                    + (kept is null ? "no row" : $"{Format(kept.MicroCredits)} credits over {kept.Entries} entries")
+                    + $", but the entries add up to {Format(micro)} credits over {count}");
+        }
+
         if (deep)
         {
             VerifyAuditRecords(tenantId, entries, problems);

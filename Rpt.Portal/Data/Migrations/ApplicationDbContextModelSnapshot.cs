@@ -1528,6 +1528,36 @@ namespace Rpt.Portal.Data.Migrations
                         });
                 });
 
+            modelBuilder.Entity("Rpt.Portal.Ledger.LedgerPeriodSum", b =>
+                {
+                    b.Property<string>("TenantId")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<DateOnly>("PeriodStart")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("period_start");
+
+                    b.Property<string>("Kind")
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("kind");
+
+                    b.Property<long>("Entries")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("entries");
+
+                    b.Property<long>("MicroCredits")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("micro_credits");
+
+                    b.HasKey("TenantId", "PeriodStart", "Kind")
+                        .HasName("PK_ledger_period_sums");
+
+                    b.ToTable("ledger_period_sums", (string)null);
+                });
+
             modelBuilder.Entity("Rpt.Portal.Metering.ConversionRule", b =>
                 {
                     b.Property<long>("Id")

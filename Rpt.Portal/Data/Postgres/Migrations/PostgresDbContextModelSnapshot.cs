@@ -1574,6 +1574,36 @@ namespace Rpt.Portal.Data.Postgres.Migrations
                         });
                 });
 
+            modelBuilder.Entity("Rpt.Portal.Ledger.LedgerPeriodSum", b =>
+                {
+                    b.Property<string>("TenantId")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<DateOnly>("PeriodStart")
+                        .HasColumnType("date")
+                        .HasColumnName("period_start");
+
+                    b.Property<string>("Kind")
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("kind");
+
+                    b.Property<long>("Entries")
+                        .HasColumnType("bigint")
+                        .HasColumnName("entries");
+
+                    b.Property<long>("MicroCredits")
+                        .HasColumnType("bigint")
+                        .HasColumnName("micro_credits");
+
+                    b.HasKey("TenantId", "PeriodStart", "Kind")
+                        .HasName("PK_ledger_period_sums");
+
+                    b.ToTable("ledger_period_sums", (string)null);
+                });
+
             modelBuilder.Entity("Rpt.Portal.Metering.ConversionRule", b =>
                 {
                     b.Property<long>("Id")
