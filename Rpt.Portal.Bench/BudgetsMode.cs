@@ -13,7 +13,8 @@ namespace Rpt.Portal.Bench;
 ///    project) and holds (placed, then released) one after another while other clients keep ingesting; the aim is p99 under
 ///    5 ms for each, with --running-jobs jobs (1,000) running under holds of their own meanwhile, each having made one call
 ///    (so every balance reads what each hold has left of its job's use). The budgets list and the report by end user are
-///    timed too (they read one row per budget, and one window's rows).
+///    timed too (they read one row per budget, and one window's rows). With --ledger-entries N, the tenant's current
+///    period holds N consumption entries more before the calls are timed (518,000: a month of 5-second flushes).
 /// </summary>
 public static class BudgetsMode
 {
@@ -29,6 +30,7 @@ public static class BudgetsMode
         var concurrency = (int)options.Long("concurrency", 8);
         var background = (double)options.Long("background-rate", 20_000);
         var running = (int)options.Long("running-jobs", 1_000);
+        var ledgerEntries = options.Long("ledger-entries", 0);
         Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {Machine.MemoryGiB():0.#} GiB, {Machine.Cpu()}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}");
         var ok = true;
 
@@ -87,6 +89,12 @@ public static class BudgetsMode
             var prices = await Workload.LoadPricesAsync(admin);
             var load = await Workload.IngestAsync(admin, events, batch, concurrency, prices, instances: keys.Select(k => k.Client).ToList(), users: users, projects: projects);
             Console.WriteLine($"  loaded: {load.Accepted:N0} events at {load.EventsPerSecond:N0} events/s");
+            if (ledgerEntries > 0)
+            {
+                var seeding = Stopwatch.StartNew();
+                await SeedLedgerEntriesAsync(server, "bench", ledgerEntries);
+                Console.WriteLine($"  ledger: {ledgerEntries:N0} consumption entries written into the current period in {seeding.Elapsed.TotalSeconds:0.0} s (a month of 5-second flushes; see --ledger-entries)");
+            }
             var clock = Stopwatch.StartNew();
             foreach (var (_, id) in keys)
                 await Created(admin.PostAsJsonAsync("/v1/budgets", new { scope = "api_key", api_key_id = id, credits = 10_000_000, window = "day" }));
@@ -173,6 +181,67 @@ public static class BudgetsMode
         }
         Console.WriteLine(ok ? "result: PASS" : "result: FAIL");
         return ok ? 0 : 1;
+    }
+
+    /// <summary>
+    /// A month of flushes (<c>--ledger-entries</c>): the flusher appends a consumption entry per tenant every 5 s while usage
+    /// comes in, about 518,000 in a 30-day period, and every balance read reads that period. Appending them through the
+    /// flusher would take the month, so they are written straight into the server's database: consumption entries of the
+    /// tenant's current period, 1 µcr each, numbered far above the chain's head so that the flusher goes on after them (the
+    /// chain they make is not valid; nothing here verifies it). Where the period's sums exist (ledger_period_sums), they are
+    /// kept in step, as the appender keeps them.
+    /// </summary>
+    private static async Task SeedLedgerEntriesAsync(PortalServer server, string tenant, long count)
+    {
+        var pg = server.OnPostgres;
+        await using System.Data.Common.DbConnection c = pg
+            ? new Npgsql.NpgsqlConnection(server.ConnectionString + ";Pooling=false")
+            : new Microsoft.Data.Sqlite.SqliteConnection(server.ConnectionString + ";Pooling=False;Default Timeout=60");
+        await c.OpenAsync();
+        async Task<object?> Scalar(string sql)
+        {
+            await using var cmd = c.CreateCommand();
+            cmd.CommandText = sql;
+            cmd.CommandTimeout = 600;
+            return await cmd.ExecuteScalarAsync();
+        }
+        var period = Convert.ToString(await Scalar($"SELECT MAX(period_start) FROM usage_totals WHERE tenant_id = '{tenant}'"), System.Globalization.CultureInfo.InvariantCulture)!;
+        var day = DateOnly.FromDateTime(DateTime.Parse(period, System.Globalization.CultureInfo.InvariantCulture)).ToString("yyyy-MM-dd");
+        var from = Convert.ToInt64(await Scalar($"SELECT COALESCE(MAX(seq), 0) FROM ledger_entries WHERE tenant_id = '{tenant}'")) + 1_000_000;
+        var numbers = pg ? $"generate_series(1, {count}) AS n(i)" : $"n";
+        var series = pg ? "" : $"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {count}) ";
+        var date = pg ? $"DATE '{day}'" : $"'{day}'";
+        await using var tx = await c.BeginTransactionAsync();
+        await using (var insert = c.CreateCommand())
+        {
+            insert.Transaction = tx;
+            insert.CommandTimeout = 600;
+            insert.CommandText = $"""
+                {series}INSERT INTO ledger_entries (tenant_id, seq, kind, source, amount_micro_credits, period_start, idempotency_key, description, created_at, prev_hash, hash)
+                SELECT '{tenant}', {from} + i, 'consumption', 'usage', 1, {date}, 'bench-seed:' || i, 'seeded by the benchmark', 0, '', ''
+                FROM {numbers}
+                """;
+            await insert.ExecuteNonQueryAsync();
+        }
+        var sums = pg ? "SELECT to_regclass('ledger_period_sums') IS NOT NULL" : "SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'ledger_period_sums'";
+        await using (var has = c.CreateCommand())
+        {
+            has.Transaction = tx;
+            has.CommandText = sums;
+            if (Convert.ToBoolean(await has.ExecuteScalarAsync()))
+            {
+                await using var keep = c.CreateCommand();
+                keep.Transaction = tx;
+                keep.CommandText = $"""
+                    INSERT INTO ledger_period_sums (tenant_id, period_start, kind, micro_credits, entries) VALUES ('{tenant}', {date}, 'consumption', {count}, {count})
+                    ON CONFLICT (tenant_id, period_start, kind) DO UPDATE
+                    SET micro_credits = ledger_period_sums.micro_credits + excluded.micro_credits, entries = ledger_period_sums.entries + excluded.entries
+                    """;
+                await keep.ExecuteNonQueryAsync();
+            }
+        }
+        await tx.CommitAsync();
+        if (pg) await Scalar("ANALYZE ledger_entries");
     }
 
     private static async Task Created(Task<HttpResponseMessage> call)

@@ -37,6 +37,10 @@ public sealed class PortalServer : IAsyncDisposable
         : Directory.GetFiles(_dataDir).Sum(f => new FileInfo(f).Length);
     public int Pid => _process.Id;
 
+    /// <summary>The server's database, for what a benchmark writes into it directly (<c>--ledger-entries</c>).</summary>
+    public string ConnectionString => _env["ConnectionStrings__Rpt"];
+    public bool OnPostgres => _env.ContainsKey("Rpt__Data__Provider");
+
     public static async Task<PortalServer> StartAsync(bool keep)
     {
         var root = FindRepositoryRoot();

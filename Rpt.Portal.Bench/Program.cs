@@ -19,7 +19,7 @@ using Rpt.Portal.Bench;
 var mode = args.FirstOrDefault();
 if (mode is not ("ingest" or "balance" or "reads" or "dedupe" or "budgets"))
 {
-    Console.Error.WriteLine("usage: Rpt.Portal.Bench ingest|balance|reads|dedupe|budgets [--users N] [--projects N] [--compare-events N] [--keys N] [--events N] [--batch N] [--concurrency N] [--ids random|sequential|both] [--restart] [--requests N] [--dashboards N] [--keep] [--provider sqlite|postgres] [--instances N] [--running-jobs N] [--background-rate N] [--server-env NAME=VALUE,...]");
+    Console.Error.WriteLine("usage: Rpt.Portal.Bench ingest|balance|reads|dedupe|budgets [--users N] [--projects N] [--compare-events N] [--keys N] [--events N] [--batch N] [--concurrency N] [--ids random|sequential|both] [--restart] [--requests N] [--dashboards N] [--keep] [--provider sqlite|postgres] [--instances N] [--running-jobs N] [--ledger-entries N] [--background-rate N] [--server-env NAME=VALUE,...]");
     return 2;
 }
 var options = Args.Parse(args.Skip(1));
