@@ -80,18 +80,7 @@ public sealed class GetBalance(PortalDatabase database, TenantDirectory tenants,
         var period = BillingPeriod.Containing(anchor, at ?? now);
         using var connection = database.Open();
         Parts? parts;
-        using (var read = database.ReadOneSnapshot(connection, also is null ? Batch : Batch + also.Sql))
-        {
-            Bind(read.Command, tenantId, period, now);
-            also?.Bind(read.Command);
-            using var r = read.Command.ExecuteReader();
-            parts = ReadParts(r);
-            if (parts is not null && also is not null)
-            {
-                r.NextResult();
-                also.Read(r);
-            }
-        }
+        using (var read = database.ReadOneSnapshot(connection, Sql(also))) parts = Run(read.Command, tenantId, period, now, also);
         if (parts is null) return null;
         if (!parts.Carried) return parts.Balance(tenantId, period, 0);
         // A grant of an earlier period may still hold credits (rare): read again, with its replay, in one transaction.
@@ -123,22 +112,28 @@ public sealed class GetBalance(PortalDatabase database, TenantDirectory tenants,
         var period = BillingPeriod.Containing(anchor, at ?? now);
 
         Parts? parts;
-        using (var cmd = connection.Command(also is null ? Batch : Batch + also.Sql, tx))
-        {
-            Bind(cmd, tenantId, period, now);
-            also?.Bind(cmd);
-            using var r = cmd.ExecuteReader();
-            parts = ReadParts(r);
-            if (parts is not null && also is not null)
-            {
-                r.NextResult();
-                also.Read(r);
-            }
-        }
+        using (var cmd = connection.Command(Sql(also), tx)) parts = Run(cmd, tenantId, period, now, also);
         if (parts is null) return null;
         // What top-ups and adjustments of earlier periods still hold counts in this period's allocation (docs/RULES.md,
         // "Credit grants"); only when one may still hold credits are the grants replayed.
         return parts.Balance(tenantId, period, parts.Carried ? grants.ReplayCarriedInto(connection, tx, tenantId, period) : 0);
+    }
+
+    private static string Sql(IBatchedRead? also) => also is null ? Batch : Batch + also.Sql;
+
+    /// <summary>Binds and runs the batch (and <paramref name="also"/>'s statements after it); the batch's figures, null for no tenant.</summary>
+    private static Parts? Run(DbCommand cmd, string tenantId, BillingPeriod period, DateTimeOffset now, IBatchedRead? also)
+    {
+        Bind(cmd, tenantId, period, now);
+        also?.Bind(cmd);
+        using var r = cmd.ExecuteReader();
+        var parts = ReadParts(r);
+        if (parts is not null && also is not null)
+        {
+            r.NextResult();
+            also.Read(r);
+        }
+        return parts;
     }
 
     private static void Bind(DbCommand cmd, string tenantId, BillingPeriod period, DateTimeOffset now) => cmd
