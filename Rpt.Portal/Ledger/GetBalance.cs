@@ -102,8 +102,10 @@ public sealed class GetBalance(PortalDatabase database, TenantDirectory tenants,
         """ + Reservations.OutstandingSql;
 
     /// <summary>The same, inside a transaction the caller holds (a statement reads its balance and its entries in one snapshot; a
-    /// hold reads it under the tenant's lock), with <paramref name="also"/> read in the same command.</summary>
-    internal Balance? Read(DbConnection connection, DbTransaction tx, string tenantId, DateTimeOffset? at, IBatchedRead? also = null)
+    /// hold reads it under the tenant's lock), with <paramref name="also"/> read in the same command, after the balance, and
+    /// <paramref name="first"/> before it (a hold's lock: the balance's statements then read what was committed before the
+    /// lock was granted). Null when the tenant does not exist; <paramref name="first"/> is then not run.</summary>
+    internal Balance? Read(DbConnection connection, DbTransaction tx, string tenantId, DateTimeOffset? at, IBatchedRead? also = null, IBatchedRead? first = null)
     {
         // The period follows from the tenant's billing anchor, which is fixed when the tenant is created (and cached by the
         // directory), so the statements that depend on it go in the same batch as the tenant's row.
@@ -112,7 +114,7 @@ public sealed class GetBalance(PortalDatabase database, TenantDirectory tenants,
         var period = BillingPeriod.Containing(anchor, at ?? now);
 
         Parts? parts;
-        using (var cmd = connection.Command(Sql(also), tx)) parts = Run(cmd, tenantId, period, now, also);
+        using (var cmd = connection.Command(first is null ? Sql(also) : first.Sql + Sql(also), tx)) parts = Run(cmd, tenantId, period, now, also, first);
         if (parts is null) return null;
         // What top-ups and adjustments of earlier periods still hold counts in this period's allocation (docs/RULES.md,
         // "Credit grants"); only when one may still hold credits are the grants replayed.
@@ -121,12 +123,19 @@ public sealed class GetBalance(PortalDatabase database, TenantDirectory tenants,
 
     private static string Sql(IBatchedRead? also) => also is null ? Batch : Batch + also.Sql;
 
-    /// <summary>Binds and runs the batch (and <paramref name="also"/>'s statements after it); the batch's figures, null for no tenant.</summary>
-    private static Parts? Run(DbCommand cmd, string tenantId, BillingPeriod period, DateTimeOffset now, IBatchedRead? also)
+    /// <summary>Binds and runs the batch (<paramref name="first"/>'s statements before it, <paramref name="also"/>'s after it); the
+    /// batch's figures, null for no tenant.</summary>
+    private static Parts? Run(DbCommand cmd, string tenantId, BillingPeriod period, DateTimeOffset now, IBatchedRead? also, IBatchedRead? first = null)
     {
         Bind(cmd, tenantId, period, now);
+        first?.Bind(cmd);
         also?.Bind(cmd);
         using var r = cmd.ExecuteReader();
+        if (first is not null)
+        {
+            first.Read(r);
+            r.NextResult();
+        }
         var parts = ReadParts(r);
         if (parts is not null && also is not null)
         {

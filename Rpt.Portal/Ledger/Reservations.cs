@@ -124,26 +124,19 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
         await using var connection = database.Open();
         await using var tx = await connection.BeginTransactionAsync(cancellationToken);
         // Every hold of the tenant is placed under its lock (TenantLock: the tenant's row on PostgreSQL, the write lock that
-        // IMMEDIATE took on SQLite): the balance and the holds read below cannot change meanwhile. The lock's read also says
-        // whether the tenant exists and brings the hold of this id, if there is one: one round trip.
-        CreditReservation? existing;
-        await using (var locked = connection.Command($"""
-            SELECT {HoldColumns}, t.id FROM tenants t LEFT JOIN credit_reservations r ON r.tenant_id = t.id AND r.id = @i
-            WHERE t.id = @t{(database.Engine == StorageEngine.Postgres ? " FOR UPDATE OF t" : "")}
-            """, tx).With("t", tenantId).With("i", id))
-        await using (var r = await locked.ExecuteReaderAsync(cancellationToken))
-        {
-            if (!await r.ReadAsync(cancellationToken)) return new(ReservationOutcome.NotFound, null, $"unknown tenant '{tenantId}'");
-            existing = r.IsDBNull(1) ? null : Hold(r, tenantId, id!);
-        }
+        // IMMEDIATE took on SQLite): the balance and the holds read below cannot change meanwhile. The lock's statement goes
+        // first in the balance's batch (the statements after it read what was committed before the lock was granted), and
+        // also brings the hold of this id, if there is one: one round trip for the lock, the retry check and the balance.
         var now = time.GetUtcNow();
         var micro = Credit.ToMicro(credits);
-        if (existing is not null)
+        var locked = new LockRead(tenantId, id!, database.Engine == StorageEngine.Postgres);
+        var balance = balances.Read(connection, tx, tenantId, now, also, first: locked);
+        if (balance is null || !locked.TenantFound) return new(ReservationOutcome.NotFound, null, $"unknown tenant '{tenantId}'");
+        if (locked.Existing is { } existing)
             return existing.HeldMicroCredits == micro && existing.JobId == jobId
                 ? new(ReservationOutcome.Repeated, View(existing, now, Drawn(connection, tx, existing)))
                 : new(ReservationOutcome.Conflict, null, $"id: '{id}' already names a hold of {Credit.Format(existing.HeldMicroCredits)} credits for job '{existing.JobId}'", "id");
 
-        var balance = balances.Read(connection, tx, tenantId, now, also)!;
         if (mayHold is not null && !await mayHold(cancellationToken)) return new(ReservationOutcome.Declined, null);
         var intoOverage = false;
         if (!balance.Unlimited)
@@ -177,6 +170,29 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
         await tx.CommitAsync(cancellationToken);
         changes.Publish(TenantChange.HoldChanged, tenantId);
         return new(ReservationOutcome.Held, View(hold, now, 0) with { IntoOverage = intoOverage });
+    }
+
+    /// <summary>The tenant's lock (<c>FOR UPDATE</c> of its row on PostgreSQL; on SQLite the IMMEDIATE transaction holds it already),
+    /// read first in the balance's batch: whether the tenant exists, and the hold of this id if there is one.</summary>
+    private sealed class LockRead(string tenantId, string id, bool postgres) : IBatchedRead
+    {
+        public bool TenantFound { get; private set; }
+        public CreditReservation? Existing { get; private set; }
+
+        public string Sql { get; } = $"""
+            SELECT {HoldColumns}, t.id FROM tenants t LEFT JOIN credit_reservations r ON r.tenant_id = t.id AND r.id = @i
+            WHERE t.id = @t{(postgres ? " FOR UPDATE OF t" : "")};
+
+            """;
+
+        public void Bind(DbCommand command) => command.With("i", id);
+
+        public void Read(DbDataReader reader)
+        {
+            if (!reader.Read()) return;
+            TenantFound = true;
+            Existing = reader.IsDBNull(1) ? null : Hold(reader, tenantId, id);
+        }
     }
 
     private const string Columns = "job_id, held_micro_credits, job_micro_at_hold, created_at, expires_at, released_at, drawn_at_release_micro_credits";
