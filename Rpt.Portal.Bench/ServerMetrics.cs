@@ -14,10 +14,24 @@ public sealed class ServerMetrics
 
     private ServerMetrics(Dictionary<string, double> values) => _values = values;
 
+    private static readonly SemaphoreSlim OneAtATime = new(1, 1);
+    private static long _lastScrape;
+
+    /// <summary>A fresh scrape: the exporter answers a scrape within 300 ms of the one before from its cache, so scrapes are
+    /// spaced 350 ms apart (the sampler's and the measurements' alike).</summary>
     public static async Task<ServerMetrics> ScrapeAsync(Uri server)
     {
-        using var client = new HttpClient { BaseAddress = server };
-        var text = await client.GetStringAsync("/metrics");
+        await OneAtATime.WaitAsync();
+        string text;
+        try
+        {
+            var wait = TimeSpan.FromMilliseconds(350) - System.Diagnostics.Stopwatch.GetElapsedTime(_lastScrape);
+            if (_lastScrape != 0 && wait > TimeSpan.Zero) await Task.Delay(wait);
+            using var client = new HttpClient { BaseAddress = server };
+            text = await client.GetStringAsync("/metrics");
+            _lastScrape = System.Diagnostics.Stopwatch.GetTimestamp();
+        }
+        finally { OneAtATime.Release(); }
         var values = new Dictionary<string, double>(StringComparer.Ordinal);
         foreach (var line in text.Split('\n'))
         {
@@ -29,6 +43,30 @@ public sealed class ServerMetrics
             if (double.TryParse(rest[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var v)) values[line[..nameEnd]] = v;
         }
         return new ServerMetrics(values);
+    }
+
+    /// <summary>
+    /// Scrapes every <paramref name="every"/> until stopped: the most work items the server's thread pool had queued, waiting
+    /// for a thread, and the most threads it had. A queue that grows while threads are added one by one is a pool starved by
+    /// threads blocked on I/O: every request waits behind it, whatever its own cost.
+    /// </summary>
+    public static async Task<(double MaxQueued, double MaxThreads, int Scrapes)> SampleAsync(Uri server, TimeSpan every, CancellationToken stop)
+    {
+        double queued = 0, threads = 0;
+        var scrapes = 0;
+        using var timer = new PeriodicTimer(every);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stop))
+            {
+                var m = await ScrapeAsync(server);
+                scrapes++;
+                queued = Math.Max(queued, m.Sum(k => k.StartsWith("dotnet_thread_pool_queue_length", StringComparison.Ordinal)));
+                threads = Math.Max(threads, m.Sum(k => k.StartsWith("dotnet_thread_pool_thread_count", StringComparison.Ordinal)));
+            }
+        }
+        catch (OperationCanceledException) { }
+        return (queued, threads, scrapes);
     }
 
     private double Sum(Func<string, bool> match) => _values.Where(kv => match(kv.Key)).Sum(kv => kv.Value);
