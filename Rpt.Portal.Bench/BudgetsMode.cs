@@ -161,12 +161,14 @@ public static class BudgetsMode
             var scraped = await ServerMetrics.ScrapeAsync(server.BaseAddress);
             using var sampling = new CancellationTokenSource();
             var sampler = ServerMetrics.SampleAsync(server.BaseAddress, TimeSpan.FromMilliseconds(500), sampling.Token);
+            var (clientPaused, clientCollections) = (GC.GetTotalPauseDuration(), GC.CollectionCount(0));
             var quota = await OnOwnThread(() => Time(requests, _ => Check(random)));
             var quotaServer = ServerMetrics.Between(scraped, scraped = await ServerMetrics.ScrapeAsync(server.BaseAddress), "/v1/quota/check");
             var holds = await OnOwnThread(() => Holds(random, requests / 2));
             var holdServer = ServerMetrics.Between(scraped, await ServerMetrics.ScrapeAsync(server.BaseAddress), "/v1/credits/reservations");
             await sampling.CancelAsync();
             var pool = await sampler;
+            (clientPaused, clientCollections) = (GC.GetTotalPauseDuration() - clientPaused, GC.CollectionCount(0) - clientCollections);
             var list = await TimeAsync(50, async _ => { (await admin.GetAsync("/v1/budgets")).EnsureSuccessStatusCode(); return true; });
             var report = await TimeAsync(50, async _ => { (await admin.GetAsync("/v1/usage/groups?group_by=user&limit=100")).EnsureSuccessStatusCode(); return true; });
             await stop.CancelAsync();
@@ -177,6 +179,8 @@ public static class BudgetsMode
             Console.WriteLine($"  holds placed (project budget checked) and released: p50 {holds.Latency.P50:0.00} ms, p99 {holds.Latency.P99:0.00} ms, max {holds.Latency.Max:0.0} ms over {holds.Calls:N0} calls; held {holds.Yes:N0} of {requests / 2:N0}");
             Console.WriteLine($"    {holdServer} (placed and released)");
             Console.WriteLine($"  server thread pool while the calls above were timed (scraped every 500 ms, {pool.Scrapes:N0} scrapes): at most {pool.MaxQueued:N0} work items queued for a thread, at most {pool.MaxThreads:N0} threads");
+            // The benchmark's own collections pause its measured client and its ingestion clients alike (both timed here).
+            Console.WriteLine($"  this benchmark's process meanwhile (its clients): GC paused {clientPaused.TotalMilliseconds:N0} ms in all, {clientCollections:N0} collections");
             Console.WriteLine($"  GET /v1/budgets ({keys.Count + 1 + projects:N0} budgets, each with its use): p50 {list.Latency.P50:0.0} ms, p99 {list.Latency.P99:0.0} ms");
             Console.WriteLine($"  GET /v1/usage/groups?group_by=user (top 100 of {users:N0}): p50 {report.Latency.P50:0.0} ms, p99 {report.Latency.P99:0.0} ms");
             Console.WriteLine($"  server peak memory (VmHWM): {Machine.PeakRss(server.Pid) / 1048576.0:N0} MiB; database {server.DatabaseBytes() / 1048576.0:N0} MiB on disk");

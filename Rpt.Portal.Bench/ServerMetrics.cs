@@ -79,10 +79,13 @@ public sealed class ServerMetrics
         string Gen(string g) => Delta(k => k.Contains("gc_collections", StringComparison.Ordinal) && k.Contains($"\"{g}\"", StringComparison.Ordinal)).ToString("0", CultureInfo.InvariantCulture);
         bool Route(string k) => k.StartsWith("http_server_request_duration_seconds", StringComparison.Ordinal) && k.Contains($"http_route=\"{route}", StringComparison.Ordinal);
         var count = Delta(k => Route(k) && k.StartsWith("http_server_request_duration_seconds_count", StringComparison.Ordinal));
-        var within = Delta(k => Route(k) && k.StartsWith("http_server_request_duration_seconds_bucket", StringComparison.Ordinal) && k.Contains("le=\"0.005\"", StringComparison.Ordinal));
+        double Within(string le) => Delta(k => Route(k) && k.StartsWith("http_server_request_duration_seconds_bucket", StringComparison.Ordinal) && k.Contains($"le=\"{le}\"", StringComparison.Ordinal));
+        var within = Within("0.005");
+        // A call the client saw stall for a second or more either stalled in here or never reached here in time (its connection).
+        var slow = count - Within("0.25");
         // The thread pool grows by a thread or two a second when its threads are blocked: threads added in between are a sign of that.
         static double Threads(ServerMetrics m) => m.Sum(k => k.StartsWith("dotnet_thread_pool_thread_count", StringComparison.Ordinal));
         return string.Create(CultureInfo.InvariantCulture,
-            $"server side: {count:0} requests to {route}…, {(count > 0 ? 100 * within / count : 0):0.00} % answered within 5 ms; GC paused {pause * 1000:0} ms in all (collections gen0 {Gen("gen0")}, gen1 {Gen("gen1")}, gen2 {Gen("gen2")}); thread pool {Threads(before):0} → {Threads(after):0} threads");
+            $"server side: {count:0} requests to {route}…, {(count > 0 ? 100 * within / count : 0):0.00} % answered within 5 ms, {slow:0} took more than 250 ms; GC paused {pause * 1000:0} ms in all (collections gen0 {Gen("gen0")}, gen1 {Gen("gen1")}, gen2 {Gen("gen2")}); thread pool {Threads(before):0} → {Threads(after):0} threads");
     }
 }
