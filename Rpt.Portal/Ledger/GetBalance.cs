@@ -101,41 +101,74 @@ public sealed class GetBalance(PortalDatabase database, TenantDirectory tenants,
           FROM usage_totals WHERE tenant_id = @t AND period_start = @p;
         """ + Reservations.OutstandingSql;
 
-    /// <summary>The same, inside a transaction the caller holds (a statement reads its balance and its entries in one snapshot; a
-    /// hold reads it under the tenant's lock), with <paramref name="also"/> read in the same command, after the balance, and
-    /// <paramref name="first"/> before it (a hold's lock: the balance's statements then read what was committed before the
-    /// lock was granted). Null when the tenant does not exist; <paramref name="first"/> is then not run.</summary>
-    internal Balance? Read(DbConnection connection, DbTransaction tx, string tenantId, DateTimeOffset? at, IBatchedRead? also = null, IBatchedRead? first = null)
+    /// <summary>The same, inside a transaction the caller holds (a statement reads its balance and its entries in one snapshot),
+    /// with <paramref name="also"/> read in the same command.</summary>
+    internal Balance? Read(DbConnection connection, DbTransaction tx, string tenantId, DateTimeOffset? at, IBatchedRead? also = null)
     {
         // The period follows from the tenant's billing anchor, which is fixed when the tenant is created (and cached by the
         // directory), so the statements that depend on it go in the same batch as the tenant's row.
-        if (!tenants.TryGetAnchor(tenantId, out var anchor)) return null;
-        var now = time.GetUtcNow();
-        var period = BillingPeriod.Containing(anchor, at ?? now);
-
+        if (!TryPeriod(tenantId, at, out var period, out var now)) return null;
         Parts? parts;
-        using (var cmd = connection.Command(first is null ? Sql(also) : first.Sql + Sql(also), tx)) parts = Run(cmd, tenantId, period, now, also, first);
-        if (parts is null) return null;
-        // What top-ups and adjustments of earlier periods still hold counts in this period's allocation (docs/RULES.md,
-        // "Credit grants"); only when one may still hold credits are the grants replayed.
-        return parts.Balance(tenantId, period, parts.Carried ? grants.ReplayCarriedInto(connection, tx, tenantId, period) : 0);
+        using (var cmd = connection.Command(Sql(also), tx)) parts = Run(cmd, tenantId, period, now, also);
+        return Finish(parts, connection, tx, tenantId, period);
     }
+
+    /// <summary>
+    /// The same, with <paramref name="first"/>'s statements before the balance's and <paramref name="also"/>'s after them, awaited:
+    /// a hold's lock goes first (the balance's statements then read what was committed before the lock was granted), and a
+    /// hold that waits for it waits without a thread. Null when the tenant does not exist; <paramref name="first"/> is then not run.
+    /// </summary>
+    internal async Task<Balance?> ReadAsync(DbConnection connection, DbTransaction tx, string tenantId, DateTimeOffset? at, IBatchedRead first, IBatchedRead? also,
+        CancellationToken cancellationToken)
+    {
+        if (!TryPeriod(tenantId, at, out var period, out var now)) return null;
+        Parts? parts;
+        await using (var cmd = connection.Command(first.Sql + Sql(also), tx))
+        {
+            BindAll(cmd, tenantId, period, now, also, first);
+            // The first statement's answer is what waits (for the lock); the rest is read as it comes.
+            await using var r = await cmd.ExecuteReaderAsync(cancellationToken);
+            first.Read(r);
+            r.NextResult();
+            parts = ReadAll(r, also);
+        }
+        return Finish(parts, connection, tx, tenantId, period);
+    }
+
+    private bool TryPeriod(string tenantId, DateTimeOffset? at, out BillingPeriod period, out DateTimeOffset now)
+    {
+        now = time.GetUtcNow();
+        period = default!;
+        if (!tenants.TryGetAnchor(tenantId, out var anchor)) return false;
+        period = BillingPeriod.Containing(anchor, at ?? now);
+        return true;
+    }
+
+    /// <summary>The balance from the batch's figures. What top-ups and adjustments of earlier periods still hold counts in this
+    /// period's allocation (docs/RULES.md, "Credit grants"); only when one may still hold credits are the grants replayed.</summary>
+    private Balance? Finish(Parts? parts, DbConnection connection, DbTransaction tx, string tenantId, BillingPeriod period) =>
+        parts?.Balance(tenantId, period, parts.Carried ? grants.ReplayCarriedInto(connection, tx, tenantId, period) : 0);
 
     private static string Sql(IBatchedRead? also) => also is null ? Batch : Batch + also.Sql;
 
-    /// <summary>Binds and runs the batch (<paramref name="first"/>'s statements before it, <paramref name="also"/>'s after it); the
-    /// batch's figures, null for no tenant.</summary>
-    private static Parts? Run(DbCommand cmd, string tenantId, BillingPeriod period, DateTimeOffset now, IBatchedRead? also, IBatchedRead? first = null)
+    /// <summary>Binds and runs the batch (and <paramref name="also"/>'s statements after it); the batch's figures, null for no tenant.</summary>
+    private static Parts? Run(DbCommand cmd, string tenantId, BillingPeriod period, DateTimeOffset now, IBatchedRead? also)
+    {
+        BindAll(cmd, tenantId, period, now, also, null);
+        using var r = cmd.ExecuteReader();
+        return ReadAll(r, also);
+    }
+
+    private static void BindAll(DbCommand cmd, string tenantId, BillingPeriod period, DateTimeOffset now, IBatchedRead? also, IBatchedRead? first)
     {
         Bind(cmd, tenantId, period, now);
         first?.Bind(cmd);
         also?.Bind(cmd);
-        using var r = cmd.ExecuteReader();
-        if (first is not null)
-        {
-            first.Read(r);
-            r.NextResult();
-        }
+    }
+
+    /// <summary>The batch's figures and then <paramref name="also"/>'s results; the reader is at the batch's first result.</summary>
+    private static Parts? ReadAll(DbDataReader r, IBatchedRead? also)
+    {
         var parts = ReadParts(r);
         if (parts is not null && also is not null)
         {

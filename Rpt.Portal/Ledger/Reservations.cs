@@ -130,7 +130,7 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
         var now = time.GetUtcNow();
         var micro = Credit.ToMicro(credits);
         var locked = new LockRead(tenantId, id!, database.Engine == StorageEngine.Postgres);
-        var balance = balances.Read(connection, tx, tenantId, now, also, first: locked);
+        var balance = await balances.ReadAsync(connection, tx, tenantId, now, locked, also, cancellationToken);
         if (balance is null || !locked.TenantFound) return new(ReservationOutcome.NotFound, null, $"unknown tenant '{tenantId}'");
         if (locked.Existing is { } existing)
             return existing.HeldMicroCredits == micro && existing.JobId == jobId
