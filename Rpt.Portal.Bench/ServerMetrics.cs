@@ -62,12 +62,15 @@ public sealed class ServerMetrics
                 var m = await ScrapeAsync(server);
                 scrapes++;
                 queued = Math.Max(queued, m.Sum(k => k.StartsWith("dotnet_thread_pool_queue_length", StringComparison.Ordinal)));
-                threads = Math.Max(threads, m.Sum(k => k.StartsWith("dotnet_thread_pool_thread_count", StringComparison.Ordinal)));
+                threads = Math.Max(threads, m.PoolThreads);
             }
         }
         catch (OperationCanceledException) { }
         return (queued, threads, scrapes);
     }
+
+    /// <summary>The server's thread-pool threads at this scrape.</summary>
+    private double PoolThreads => Sum(k => k.StartsWith("dotnet_thread_pool_thread_count", StringComparison.Ordinal));
 
     private double Sum(Func<string, bool> match) => _values.Where(kv => match(kv.Key)).Sum(kv => kv.Value);
 
@@ -84,8 +87,7 @@ public sealed class ServerMetrics
         // A call the client saw stall for a second or more either stalled in here or never reached here in time (its connection).
         var slow = count - Within("0.25");
         // The thread pool grows by a thread or two a second when its threads are blocked: threads added in between are a sign of that.
-        static double Threads(ServerMetrics m) => m.Sum(k => k.StartsWith("dotnet_thread_pool_thread_count", StringComparison.Ordinal));
         return string.Create(CultureInfo.InvariantCulture,
-            $"server side: {count:0} requests to {route}…, {(count > 0 ? 100 * within / count : 0):0.00} % answered within 5 ms, {slow:0} took more than 250 ms; GC paused {pause * 1000:0} ms in all (collections gen0 {Gen("gen0")}, gen1 {Gen("gen1")}, gen2 {Gen("gen2")}); thread pool {Threads(before):0} → {Threads(after):0} threads");
+            $"server side: {count:0} requests to {route}…, {(count > 0 ? 100 * within / count : 0):0.00} % answered within 5 ms, {slow:0} took more than 250 ms; GC paused {pause * 1000:0} ms in all (collections gen0 {Gen("gen0")}, gen1 {Gen("gen1")}, gen2 {Gen("gen2")}); thread pool {before.PoolThreads:0} → {after.PoolThreads:0} threads");
     }
 }

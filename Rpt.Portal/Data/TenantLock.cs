@@ -28,6 +28,10 @@ public static class TenantLock
         return await db.Tenants.AnyAsync(t => t.Id == tenantId, cancellationToken);
     }
 
+    /// <summary>The same lock as a clause of a statement that reads the tenant's row (aliased <paramref name="alias"/>) on a
+    /// connection of its own, not a context (a hold's batch): <c>FOR UPDATE</c> on PostgreSQL; nothing on SQLite.</summary>
+    public static string Clause(StorageEngine engine, string alias) => engine == StorageEngine.Postgres ? $" FOR UPDATE OF {alias}" : "";
+
     private static void RequireTransaction(ApplicationDbContext db)
     {
         if (db.Database.CurrentTransaction is null)

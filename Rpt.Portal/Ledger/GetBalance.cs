@@ -75,9 +75,7 @@ public sealed class GetBalance(PortalDatabase database, TenantDirectory tenants,
     /// </summary>
     public Balance? Execute(string tenantId, DateTimeOffset? at, IBatchedRead? also)
     {
-        if (!tenants.TryGetAnchor(tenantId, out var anchor)) return null;
-        var now = time.GetUtcNow();
-        var period = BillingPeriod.Containing(anchor, at ?? now);
+        if (!TryPeriod(tenantId, at, out var period, out var now)) return null;
         using var connection = database.Open();
         Parts? parts;
         using (var read = database.ReadOneSnapshot(connection, Sql(also))) parts = Run(read.Command, tenantId, period, now, also);
@@ -138,7 +136,7 @@ public sealed class GetBalance(PortalDatabase database, TenantDirectory tenants,
     private bool TryPeriod(string tenantId, DateTimeOffset? at, out BillingPeriod period, out DateTimeOffset now)
     {
         now = time.GetUtcNow();
-        period = default!;
+        period = default;
         if (!tenants.TryGetAnchor(tenantId, out var anchor)) return false;
         period = BillingPeriod.Containing(anchor, at ?? now);
         return true;

@@ -129,7 +129,7 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
         // also brings the hold of this id, if there is one: one round trip for the lock, the retry check and the balance.
         var now = time.GetUtcNow();
         var micro = Credit.ToMicro(credits);
-        var locked = new LockRead(tenantId, id!, database.Engine == StorageEngine.Postgres);
+        var locked = new LockRead(tenantId, id!, database.Engine);
         var balance = await balances.ReadAsync(connection, tx, tenantId, now, locked, also, cancellationToken);
         if (balance is null || !locked.TenantFound) return new(ReservationOutcome.NotFound, null, $"unknown tenant '{tenantId}'");
         if (locked.Existing is { } existing)
@@ -174,14 +174,14 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
 
     /// <summary>The tenant's lock (<c>FOR UPDATE</c> of its row on PostgreSQL; on SQLite the IMMEDIATE transaction holds it already),
     /// read first in the balance's batch: whether the tenant exists, and the hold of this id if there is one.</summary>
-    private sealed class LockRead(string tenantId, string id, bool postgres) : IBatchedRead
+    private sealed class LockRead(string tenantId, string id, StorageEngine engine) : IBatchedRead
     {
         public bool TenantFound { get; private set; }
         public CreditReservation? Existing { get; private set; }
 
         public string Sql { get; } = $"""
             SELECT {HoldColumns}, t.id FROM tenants t LEFT JOIN credit_reservations r ON r.tenant_id = t.id AND r.id = @i
-            WHERE t.id = @t{(postgres ? " FOR UPDATE OF t" : "")};
+            WHERE t.id = @t{TenantLock.Clause(engine, "t")};
 
             """;
 
