@@ -7,7 +7,8 @@ namespace Rpt.Portal.Tests.Data;
 
 /// <summary>
 /// Two real portal processes on one PostgreSQL database take 64 holds at once, half each, on a plan that stops at its
-/// allocation: together they never hold more than was available, and each refusal names what was left.
+/// allocation: together they never hold more than was available, and each refusal names what was left. Then 64 quota
+/// checks at once through both count those holds, each answered exactly.
 /// </summary>
 [Collection(PostgresCollection.Name)]
 [Trait("Kind", "Postgres")]
@@ -43,6 +44,20 @@ public sealed class TwoProcessesReservationTests(PostgresCluster cluster)
         reader.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
         var credits = JsonNode.Parse(await reader.GetStringAsync("/v1/credits/balance"))!["credits"]!;
         Assert.Equal(((long)held, 5_000L - held), ((long)credits["reserved"]!, (long)credits["available"]!));
+
+        // 64 jobs then ask at once, through both processes, whether they may start: every answer is exact (none fails open
+        // for want of a thread or a connection) and counts the holds of both processes: what is available fits, one more does not.
+        var available = 5_000L - held;
+        var checks = await Task.WhenAll(Enumerable.Range(0, 64).Select(i => Task.Run(async () =>
+        {
+            using var http = new HttpClient { BaseAddress = (i % 2 == 0 ? a : b).Address, Timeout = TimeSpan.FromSeconds(30) };
+            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+            var estimate = i / 2 % 2 == 0 ? available : available + 1;
+            var answer = await http.PostAsJsonAsync("/v1/quota/check", new { estimated_credits = estimate });
+            return (Fits: estimate == available, answer.StatusCode, Body: JsonNode.Parse(await answer.Content.ReadAsStringAsync())!);
+        })));
+        Assert.All(checks, c => Assert.True(c.StatusCode == HttpStatusCode.OK && !(bool)c.Body["fail_open"]! && (bool)c.Body["allowed"]! == c.Fits,
+            $"{(int)c.StatusCode}, estimate {(c.Fits ? "" : "one more than ")}the {available} available: {c.Body.ToJsonString()}"));
         await File.WriteAllTextAsync(Browser.BrowserFixture.Artifact("two-processes-holds.txt"),
             $"64 holds of 50-400 credits through two processes on one PostgreSQL database, starter plan (5,000 credits): {answers.Count(x => x.StatusCode == HttpStatusCode.Created)} held ({held} credits), {answers.Count(x => x.StatusCode == HttpStatusCode.PaymentRequired)} refused with 402; balance reserved {credits["reserved"]}, available {credits["available"]}\n");
     }

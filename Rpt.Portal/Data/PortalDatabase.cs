@@ -21,6 +21,9 @@ public abstract class PortalDatabase
     /// <summary>An open connection; the caller disposes it.</summary>
     public abstract DbConnection Open();
 
+    /// <summary>The same, awaited where the engine is a server (a connection it must make waits without a thread).</summary>
+    public virtual ValueTask<DbConnection> OpenAsync(CancellationToken cancellationToken) => ValueTask.FromResult(Open());
+
     /// <summary>A transaction that reads one snapshot across several statements and writes nothing.</summary>
     public abstract DbTransaction BeginRead(DbConnection connection);
 

@@ -87,6 +87,29 @@ public sealed class GetBalance(PortalDatabase database, TenantDirectory tenants,
     }
 
     /// <summary>
+    /// The same, for a caller that may stop waiting (the quota check): on PostgreSQL the round trip is awaited, so a read that
+    /// waits for the server holds no thread; SQLite reads in process, on a pool thread, which the caller can leave behind.
+    /// </summary>
+    public async Task<Balance?> ExecuteAsync(string tenantId, DateTimeOffset? at, IBatchedRead? also, CancellationToken cancellationToken)
+    {
+        if (database.Engine != StorageEngine.Postgres) return await Task.Run(() => Execute(tenantId, at, also), cancellationToken);
+        if (!TryPeriod(tenantId, at, out var period, out var now)) return null;
+        await using var connection = await database.OpenAsync(cancellationToken);
+        Parts? parts;
+        using (var read = database.ReadOneSnapshot(connection, Sql(also)))
+        {
+            BindAll(read.Command, tenantId, period, now, also, null);
+            await using var r = await read.Command.ExecuteReaderAsync(cancellationToken);
+            // The figures arrive in the same answer; they are read as they come.
+            parts = ReadAll(r, also);
+        }
+        if (parts is null) return null;
+        if (!parts.Carried) return parts.Balance(tenantId, period, 0);
+        using var tx = database.BeginRead(connection);
+        return Read(connection, tx, tenantId, at);
+    }
+
+    /// <summary>
     /// The statements of one balance, in the order they answer: the tenant and its plan; the period's ledger sums by kind;
     /// whether a grant of an earlier period may still hold credits; the period's running totals; what active holds keep
     /// (each hold less what its job drew since, one sum however many jobs run). Named parameters only, SQL both engines run.

@@ -31,7 +31,7 @@ public sealed class QuotaCheck
     private readonly TimeSpan _timeout;
 
     public QuotaCheck(GetBalance balances, IOptions<PlansOptions> options)
-        : this((tenant, also, ct) => Task.Run(() => balances.Execute(tenant, null, also), ct), options.Value.QuotaCheckTimeout) { }
+        : this((tenant, also, ct) => balances.ExecuteAsync(tenant, null, also, ct), options.Value.QuotaCheckTimeout) { }
 
     internal QuotaCheck(Func<string, IBatchedRead?, CancellationToken, Task<Balance?>> readBalance, TimeSpan timeout)
     {

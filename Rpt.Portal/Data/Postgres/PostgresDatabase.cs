@@ -51,6 +51,8 @@ public sealed class PostgresDatabase : PortalDatabase, IDisposable
 
     public override DbConnection Open() => DataSource.OpenConnection();
 
+    public override async ValueTask<DbConnection> OpenAsync(CancellationToken cancellationToken) => await DataSource.OpenConnectionAsync(cancellationToken);
+
     public override string? CannotWrite(DbConnection connection)
     {
         using var cmd = new NpgsqlCommand("SELECT pg_is_in_recovery()", (NpgsqlConnection)connection);
