@@ -66,9 +66,9 @@ public static class CreditsApi
         return tenantRead;
     }
 
-    public static Results<Ok<BalanceResponse>, NotFound> GetBalance(HttpContext http, GetBalance balances)
+    public static async Task<Results<Ok<BalanceResponse>, NotFound>> GetBalance(HttpContext http, GetBalance balances, CancellationToken cancellationToken)
     {
-        var balance = balances.Execute(http.Caller().TenantId!);
+        var balance = await balances.ExecuteAsync(http.Caller().TenantId!, null, null, cancellationToken);
         return balance is null ? TypedResults.NotFound() : TypedResults.Ok(BalanceResponse.Of(balance));
     }
 
