@@ -144,5 +144,5 @@ public sealed class AlertMailDispatcher(AlertMails mails, TimeProvider time, ILo
 
     protected override TimeSpan Interval => TimeSpan.FromSeconds(1);
     protected override string FailureMessage => "Sending alert mail failed";
-    protected override void RunOnce() => mails.DeliverDueAsync().GetAwaiter().GetResult();
+    protected override Task RunOnceAsync(CancellationToken cancellationToken) => mails.DeliverDueAsync();
 }

@@ -437,5 +437,5 @@ public sealed class WebhookDispatcher(Webhooks webhooks, TimeProvider time, ILog
 
     protected override TimeSpan Interval => TimeSpan.FromSeconds(1);
     protected override string FailureMessage => "Delivering webhooks failed";
-    protected override void RunOnce() => webhooks.DeliverDueAsync().GetAwaiter().GetResult();
+    protected override Task RunOnceAsync(CancellationToken cancellationToken) => webhooks.DeliverDueAsync();
 }

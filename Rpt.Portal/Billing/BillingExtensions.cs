@@ -51,10 +51,10 @@ public sealed class TestModeRenewals(IOptions<StripeOptions> stripe, IOptions<Le
     protected override TimeSpan Interval => ledger.Value.RenewalInterval;
     protected override string FailureMessage => "Renewing test-mode subscriptions failed";
 
-    protected override void RunOnce()
+    protected override async Task RunOnceAsync(CancellationToken cancellationToken)
     {
         if (!stripe.Value.TestMode) return;
-        var renewed = gateway.RenewAsync(CancellationToken.None).GetAwaiter().GetResult();
+        var renewed = await gateway.RenewAsync(CancellationToken.None);
         if (renewed > 0) logger.LogInformation("Renewed {Count} test-mode subscriptions", renewed);
     }
 }

@@ -171,9 +171,9 @@ public sealed class OverageReportScheduler(ReportOverage report, IOptions<Ledger
     protected override TimeSpan Interval => ledger.Value.RenewalInterval;
     protected override string FailureMessage => "Reporting overage failed";
 
-    protected override void RunOnce()
+    protected override async Task RunOnceAsync(CancellationToken cancellationToken)
     {
-        var (written, sent) = report.ExecuteAsync().GetAwaiter().GetResult();
+        var (written, sent) = await report.ExecuteAsync();
         if (written + sent > 0) logger.LogInformation("Overage reports: {Written} written, {Sent} sent", written, sent);
     }
 }

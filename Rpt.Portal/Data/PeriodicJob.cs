@@ -14,8 +14,9 @@ public abstract class PeriodicJob(TimeProvider time, ILogger logger, IWorkLeases
     /// <summary>The lease a tick needs (<see cref="Data.Lease"/>); null when every instance does the work for itself (its cache, its file).</summary>
     protected virtual string? Lease => null;
 
-    /// <summary>What the job does each tick.</summary>
-    protected abstract void RunOnce();
+    /// <summary>What the job does each tick, awaited: a tick that waits for the database or the network holds no pool thread
+    /// (blocking on its own awaits would hold one, and its continuations would need another).</summary>
+    protected abstract Task RunOnceAsync(CancellationToken cancellationToken);
 
     /// <summary>Said in the log when a tick fails.</summary>
     protected abstract string FailureMessage { get; }
@@ -37,7 +38,7 @@ public abstract class PeriodicJob(TimeProvider time, ILogger logger, IWorkLeases
                 try
                 {
                     if (Lease is { } lease && !await leases!.HoldAsync(lease, stoppingToken)) continue;
-                    RunOnce();
+                    await RunOnceAsync(stoppingToken);
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {

@@ -92,9 +92,9 @@ public sealed class GrantExpiryScheduler(ExpireGrants expire, IOptions<LedgerOpt
     protected override TimeSpan Interval => options.Value.RenewalInterval;
     protected override string FailureMessage => "Expiring grants failed";
 
-    protected override void RunOnce()
+    protected override async Task RunOnceAsync(CancellationToken cancellationToken)
     {
-        var n = expire.ExecuteAsync().GetAwaiter().GetResult();
+        var n = await expire.ExecuteAsync();
         if (n > 0) logger.LogInformation("Wrote {Count} expiry entries", n);
     }
 }

@@ -12,5 +12,9 @@ public sealed class PriceBookRefresher(PriceBookProvider prices, TimeProvider ti
 {
     protected override TimeSpan Interval => options.Value.PriceBookRefreshInterval;
     protected override string FailureMessage => "Refreshing the price book failed; the prices loaded before stay in effect";
-    protected override void RunOnce() => prices.RefreshIfChanged();
+    protected override Task RunOnceAsync(CancellationToken cancellationToken)
+    {
+        prices.RefreshIfChanged();
+        return Task.CompletedTask;
+    }
 }

@@ -258,9 +258,9 @@ public sealed class PriceNoticeScheduler(PriceNotices notices, IOptions<PriceCha
     protected override TimeSpan Interval => options.Value.NoticeInterval;
     protected override string FailureMessage => "Sending price-change notices failed";
 
-    protected override void RunOnce()
+    protected override async Task RunOnceAsync(CancellationToken cancellationToken)
     {
-        var n = notices.ExecuteAsync().GetAwaiter().GetResult();
+        var n = await notices.ExecuteAsync();
         if (n > 0) logger.LogInformation("Sent {Count} price-change notices", n);
     }
 }

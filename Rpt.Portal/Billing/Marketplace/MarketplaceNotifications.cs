@@ -186,9 +186,9 @@ public sealed class MarketplaceNotificationReader(MarketplaceNotifications notif
     protected override TimeSpan Interval => options.Value.SendInterval;
     protected override string FailureMessage => "Reading marketplace notifications failed";
 
-    protected override void RunOnce()
+    protected override async Task RunOnceAsync(CancellationToken cancellationToken)
     {
         if (!options.Value.Enabled || options.Value.QueueUrl is null) return;
-        notifications.ReadAsync().GetAwaiter().GetResult();
+        await notifications.ReadAsync();
     }
 }

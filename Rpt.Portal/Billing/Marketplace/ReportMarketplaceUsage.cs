@@ -159,10 +159,10 @@ public sealed class MarketplaceReportScheduler(ReportMarketplaceUsage report, IO
     protected override TimeSpan Interval => options.Value.SendInterval;
     protected override string FailureMessage => "Reporting marketplace usage failed";
 
-    protected override void RunOnce()
+    protected override async Task RunOnceAsync(CancellationToken cancellationToken)
     {
         if (!options.Value.Enabled) return;
-        var (written, sent) = report.ExecuteAsync().GetAwaiter().GetResult();
+        var (written, sent) = await report.ExecuteAsync();
         if (written + sent > 0) logger.LogInformation("Marketplace records: {Written} written, {Sent} answered", written, sent);
     }
 }

@@ -13,10 +13,11 @@ public sealed class WalCheckpointer(SqliteDatabase database, TimeProvider time, 
 {
     protected override TimeSpan Interval => options.Value.CheckpointInterval;
     protected override string FailureMessage => "WAL checkpoint failed";
-    protected override void RunOnce()
+    protected override Task RunOnceAsync(CancellationToken cancellationToken)
     {
         var result = database.Checkpoint(options.Value.WalRestartMiB * 1024L * 1024);
         if (result.RestartRequested)
             logger.LogDebug("WAL checkpoint: {Copied} of {Frames} frames copied; the writer starts the WAL over between two commits", result.CopiedFrames, result.LogFrames);
+        return Task.CompletedTask;
     }
 }
