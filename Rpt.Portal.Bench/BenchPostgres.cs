@@ -19,6 +19,9 @@ public static class BenchPostgres
     public static string Settings => "fsync=on, synchronous_commit=on, shared_buffers=4GB, max_wal_size=8GB, checkpoint_timeout=15min";
 
     /// <summary>Where the cluster's log is copied when the run ends.</summary>
+    /// <summary>More settings for the cluster (--pg-setting NAME=VALUE,…), e.g. <c>log_min_duration_statement=3</c> to place a stall.</summary>
+    public static List<string> ExtraSettings { get; } = [];
+
     public static string LogKeptAt => Path.Combine(Path.GetTempPath(), "rpt-bench-pg-last.log");
 
     public static string NewDatabase()
@@ -51,8 +54,9 @@ public static class BenchPostgres
         Run("runuser", "-u", "postgres", "--", Path.Combine(bin, "pg_ctl"), "-D", Path.Combine(_dir, "data"), "-l", Path.Combine(_dir, "server.log"), "-w", "-t", "60",
             "-o", $"-p {_port} -k {_dir} -c listen_addresses=127.0.0.1 -c shared_buffers=4GB -c max_wal_size=8GB -c checkpoint_timeout=15min -c max_connections=200"
             // What the cluster did, for a stall to be matched against: checkpoints, autovacuum runs, lock waits, statements of 200 ms and more.
-            + " -c log_checkpoints=on -c log_autovacuum_min_duration=0 -c log_lock_waits=on -c log_min_duration_statement=200 -c log_line_prefix=%m", "start");
-        Console.WriteLine($"postgres: {bin}, port {_port}, {Settings}; its log is kept at {LogKeptAt}");
+            + " -c log_checkpoints=on -c log_autovacuum_min_duration=0 -c log_lock_waits=on -c log_min_duration_statement=200 -c log_line_prefix=%m"
+            + string.Concat(ExtraSettings.Select(setting => " -c " + setting)), "start");
+        Console.WriteLine($"postgres: {bin}, port {_port}, {Settings}{string.Concat(ExtraSettings.Select(setting => ", " + setting))}; its log is kept at {LogKeptAt}");
         AppDomain.CurrentDomain.ProcessExit += (_, _) =>
         {
             try { Run("runuser", "-u", "postgres", "--", Path.Combine(bin, "pg_ctl"), "-D", Path.Combine(_dir, "data"), "-m", "fast", "-w", "stop"); } catch (InvalidOperationException) { }

@@ -19,11 +19,13 @@ using Rpt.Portal.Bench;
 var mode = args.FirstOrDefault();
 if (mode is not ("ingest" or "balance" or "reads" or "dedupe" or "budgets"))
 {
-    Console.Error.WriteLine("usage: Rpt.Portal.Bench ingest|balance|reads|dedupe|budgets [--users N] [--projects N] [--compare-events N] [--keys N] [--events N] [--batch N] [--concurrency N] [--ids random|sequential|both] [--restart] [--requests N] [--dashboards N] [--keep] [--provider sqlite|postgres] [--instances N] [--running-jobs N] [--ledger-entries N] [--background-rate N] [--server-env NAME=VALUE,...]");
+    Console.Error.WriteLine("usage: Rpt.Portal.Bench ingest|balance|reads|dedupe|budgets [--users N] [--projects N] [--compare-events N] [--keys N] [--events N] [--batch N] [--concurrency N] [--ids random|sequential|both] [--restart] [--requests N] [--dashboards N] [--keep] [--provider sqlite|postgres] [--instances N] [--running-jobs N] [--ledger-entries N] [--background-rate N] [--server-env NAME=VALUE,...] [--pg-setting NAME=VALUE,...]");
     return 2;
 }
 var options = Args.Parse(args.Skip(1));
 PortalServer.Provider = options.Text("provider") ?? "sqlite";
+foreach (var pair in (options.Text("pg-setting") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries))
+    BenchPostgres.ExtraSettings.Add(pair.Contains('=') && !pair.Contains(' ') ? pair : throw new ArgumentException($"--pg-setting takes NAME=VALUE pairs without spaces (got '{pair}')"));
 foreach (var pair in (options.Text("server-env") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries))
     PortalServer.ExtraEnv[pair.Split('=', 2)[0]] = pair.Contains('=') ? pair.Split('=', 2)[1] : throw new ArgumentException($"--server-env takes NAME=VALUE pairs (got '{pair}')");
 if (PortalServer.Provider is not ("sqlite" or "postgres"))
