@@ -79,11 +79,7 @@ public sealed class GetBalance(PortalDatabase database, TenantDirectory tenants,
         using var connection = database.Open();
         Parts? parts;
         using (var read = database.ReadOneSnapshot(connection, Sql(also))) parts = Run(read.Command, tenantId, period, now, also);
-        if (parts is null) return null;
-        if (!parts.Carried) return parts.Balance(tenantId, period, 0);
-        // A grant of an earlier period may still hold credits (rare): read again, with its replay, in one transaction.
-        using var tx = database.BeginRead(connection);
-        return Read(connection, tx, tenantId, at);
+        return FromSnapshot(parts, connection, tenantId, period, at);
     }
 
     /// <summary>
@@ -103,6 +99,13 @@ public sealed class GetBalance(PortalDatabase database, TenantDirectory tenants,
             // The figures arrive in the same answer; they are read as they come.
             parts = ReadAll(r, also);
         }
+        return FromSnapshot(parts, connection, tenantId, period, at);
+    }
+
+    /// <summary>The balance from one snapshot's figures; where a grant of an earlier period may still hold credits (rare), read
+    /// again, with its replay, in one transaction.</summary>
+    private Balance? FromSnapshot(Parts? parts, DbConnection connection, string tenantId, BillingPeriod period, DateTimeOffset? at)
+    {
         if (parts is null) return null;
         if (!parts.Carried) return parts.Balance(tenantId, period, 0);
         using var tx = database.BeginRead(connection);
