@@ -117,7 +117,7 @@ public sealed class GetBalance(PortalDatabase database, TenantDirectory tenants,
     /// whether a grant of an earlier period may still hold credits; the period's running totals; what active holds keep
     /// (each hold less what its job drew since, one sum however many jobs run). Named parameters only, SQL both engines run.
     /// </summary>
-    private const string Batch = $$"""
+    private static readonly string Batch = $$"""
         SELECT t.plan_code, p.overage_policy, p.overage_usd_per_credit FROM tenants t JOIN plans p ON p.code = t.plan_code WHERE t.id = @t;
         SELECT kind, micro_credits FROM ledger_period_sums WHERE tenant_id = @t AND period_start = @p;
         {{CreditGrants.CarryProbeSql}};

@@ -254,13 +254,11 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
     {
         var now = time.GetUtcNow();
         await using var connection = database.Open();
-        var hold = await ChangeAsync(connection, tenantId, id, """
+        var hold = await ChangeAsync(connection, tenantId, id, $"""
             UPDATE credit_reservations SET
               released_at = CASE WHEN expires_at <= @now THEN expires_at ELSE @now END,
               drawn_at_release_micro_credits = CASE WHEN job_id IS NULL THEN 0 ELSE COALESCE((
-                SELECT CASE WHEN j.micro_credits - credit_reservations.job_micro_at_hold <= 0 THEN 0
-                  WHEN j.micro_credits - credit_reservations.job_micro_at_hold >= credit_reservations.held_micro_credits THEN credit_reservations.held_micro_credits
-                  ELSE j.micro_credits - credit_reservations.job_micro_at_hold END
+                SELECT {DrawnSql("j.micro_credits", "credit_reservations.job_micro_at_hold", "credit_reservations.held_micro_credits")}
                 FROM usage_jobs j WHERE j.tenant_id = credit_reservations.tenant_id AND j.job_id = credit_reservations.job_id), 0) END
             WHERE tenant_id = @t AND id = @i AND released_at IS NULL
             """, cmd => cmd.With("now", now.ToUnixTimeMilliseconds()), cancellationToken);
@@ -303,18 +301,25 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
     /// batch, in its snapshot. Each hold looks up its own job's running total by the job's key, so the cost follows the
     /// active holds, never the tenant's jobs or events: joined instead, PostgreSQL hashed every job of the tenant (a scan
     /// that grows with usage) to serve a thousand holds. MATERIALIZED keeps each lookup to one per hold (inlined, the
-    /// CASE would repeat it); CASE rather than the engines' MAX/GREATEST keeps one text for both; the cast makes an
-    /// overflowing sum an error on both.
+    /// CASE would repeat it); the cast makes an overflowing sum an error on both.
     /// </summary>
-    internal const string OutstandingSql = """
+    internal static readonly string OutstandingSql = $"""
         WITH h AS MATERIALIZED (
           SELECT r.held_micro_credits AS held, r.job_micro_at_hold AS at_hold,
             COALESCE((SELECT j.micro_credits FROM usage_jobs j WHERE j.tenant_id = r.tenant_id AND j.job_id = r.job_id), 0) AS job
           FROM credit_reservations r
           WHERE r.tenant_id = @t AND r.released_at IS NULL AND r.expires_at > @now)
-        SELECT CAST(COALESCE(SUM(CASE WHEN h.job <= h.at_hold THEN h.held WHEN h.job - h.at_hold >= h.held THEN 0
-          ELSE h.held - (h.job - h.at_hold) END), 0) AS BIGINT) FROM h;
+        SELECT CAST(COALESCE(SUM(h.held - {DrawnSql("h.job", "h.at_hold", "h.held")}), 0) AS BIGINT) FROM h;
         """;
+
+    /// <summary>The drawn rule in SQL, for the statements that apply it where the rows are (the outstanding sum, a release):
+    /// what a hold's job has drawn of it is what the job was charged since the hold, never below 0 nor above the hold
+    /// (<see cref="DrawnOf"/>, the same rule in C#). CASE rather than the engines' MAX/GREATEST keeps one text for both.</summary>
+    private static string DrawnSql(string job, string atHold, string held) =>
+        $"CASE WHEN {job} - {atHold} <= 0 THEN 0 WHEN {job} - {atHold} >= {held} THEN {held} ELSE {job} - {atHold} END";
+
+    /// <summary>The drawn rule (<see cref="DrawnSql"/>): what the job charged since the hold, between 0 and the hold.</summary>
+    internal static long DrawnOf(long jobMicro, long jobMicroAtHold, long heldMicro) => Math.Clamp(jobMicro - jobMicroAtHold, 0, heldMicro);
 
     /// <summary>What the hold's job has drawn of it: read on the caller's own connection (and in its transaction, if it holds one).</summary>
     private long Drawn(DbConnection connection, DbTransaction? tx, CreditReservation hold)
@@ -322,7 +327,7 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
         if (hold.DrawnAtReleaseMicroCredits is { } drawn) return drawn;
         if (hold.JobId is null) return 0;
         var job = usage.JobMicroCredits(connection, tx, hold.TenantId, hold.JobId);
-        return Math.Min(hold.HeldMicroCredits, Math.Max(0, job - hold.JobMicroAtHold));
+        return DrawnOf(job, hold.JobMicroAtHold, hold.HeldMicroCredits);
     }
 
     private static ReservationView View(CreditReservation r, DateTimeOffset now, long drawn) => new(r.Id,
