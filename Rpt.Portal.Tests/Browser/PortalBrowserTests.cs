@@ -197,7 +197,9 @@ public class PortalBrowserTests(BrowserFixture fx)
     private async Task<List<string>> EveryPageAsync(IBrowserContext context, IPage page)
     {
         var violations = new List<string>();
-        foreach (var theme in new[] { "light", "dark" })
+        // Both themes on SQLite; on PostgreSQL dark only (the first visit in dark mode, where defects were found): what the
+        // engine changes is whether each page reads its data, which one look shows, and the whole run is kept under 20 minutes.
+        foreach (var theme in TestEngine.IsPostgres ? ["dark"] : new[] { "light", "dark" })
         {
             await SetThemeAsync(fx, context, theme);
             foreach (var path in Pages)
