@@ -39,6 +39,20 @@ public abstract class PortalDatabase
         return new SnapshotRead(connection.Command(sql, tx), tx);
     }
 
+    /// <summary>
+    /// The last statement of a write transaction, its one value, and the commit. PostgreSQL sends the COMMIT in the
+    /// statement's own command, so the commit costs no round trip of its own (it still waits for the WAL flush before it
+    /// answers); the transaction object is then complete, and disposing it does nothing. An error in the statement leaves
+    /// the COMMIT unrun and the transaction to be rolled back, as before. SQLite, in process, commits with the transaction
+    /// object once the statement is done.
+    /// </summary>
+    public virtual async Task<object?> ScalarThenCommitAsync(DbCommand command, DbTransaction transaction, CancellationToken cancellationToken)
+    {
+        var value = await command.ExecuteScalarAsync(cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return value;
+    }
+
     /// <summary>The directory of the database file (SQLite), where files that belong with the data are kept; null for a server.</summary>
     public virtual string? FileDirectory => null;
 

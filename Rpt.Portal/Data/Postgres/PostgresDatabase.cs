@@ -88,6 +88,16 @@ public sealed class PostgresDatabase : PortalDatabase, IDisposable
     public override SnapshotRead ReadOneSnapshot(DbConnection connection, string sql) =>
         new(connection.Command($"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n{sql.TrimEnd().TrimEnd(';')};\nCOMMIT"), null);
 
+    public override async Task<object?> ScalarThenCommitAsync(DbCommand command, DbTransaction transaction, CancellationToken cancellationToken)
+    {
+        command.CommandText = command.CommandText.TrimEnd().TrimEnd(';') + ";\nCOMMIT";
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var value = await reader.ReadAsync(cancellationToken) ? reader.GetValue(0) : null;
+        // The COMMIT's own answer, and its error if it failed, come with the next result.
+        while (await reader.NextResultAsync(cancellationToken)) { }
+        return value;
+    }
+
     public override string Describe() => $"{Host}:{Port}/{Name}";
 
     public void Dispose()
