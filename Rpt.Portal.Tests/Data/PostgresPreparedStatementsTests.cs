@@ -17,6 +17,9 @@ public sealed class PostgresPreparedStatementsTests(PostgresCluster cluster)
         var connectionString = await cluster.CreateDatabaseAsync();
         Assert.Equal(1, await PreparedAfterRepeats(connectionString));
         Assert.Equal(0, await PreparedAfterRepeats(connectionString + ";Max Auto Prepare=0"));
+        Assert.Equal(0, await PreparedAfterRepeats(connectionString + ";max auto prepare = 0"));
+        // Tuning when a statement is prepared does not turn preparing off.
+        Assert.Equal(1, await PreparedAfterRepeats(connectionString + ";Auto Prepare Min Usages=3"));
     }
 
     /// <summary>Runs one statement ten times on one connection; how many statements of that text the server holds prepared.</summary>

@@ -21,7 +21,7 @@ public sealed class PostgresDatabase : PortalDatabase, IDisposable
         // prepared on each connection after a few uses, then only bound and run: the server no longer parses and plans them
         // each time. A connection string that names Max Auto Prepare keeps its own (0 turns it off, for a pooler in
         // transaction mode that does not keep prepared statements).
-        if (!connectionString.Contains("Auto Prepare", StringComparison.OrdinalIgnoreCase)) csb.MaxAutoPrepare = AutoPreparedStatements;
+        if (!NamesMaxAutoPrepare(connectionString)) csb.MaxAutoPrepare = AutoPreparedStatements;
         ConnectionString = csb.ConnectionString;
         DataSource = NpgsqlDataSource.Create(csb);
         // A lease's backend is idle between its holder's pings (PostgresLeases) and sees a dead client's closed socket at
@@ -31,6 +31,13 @@ public sealed class PostgresDatabase : PortalDatabase, IDisposable
         leases.Options = $"{leases.Options} -c client_connection_check_interval={ClientCheckMilliseconds}".Trim();
         LeaseDataSource = NpgsqlDataSource.Create(leases);
     }
+
+    /// <summary>Whether the connection string itself sets Max Auto Prepare (its keys as written, in any case and spacing; the
+    /// driver's builder answers its default for a key that was not set, so it cannot tell). Auto Prepare Min Usages alone
+    /// does not count: it tunes preparing, it does not turn it off.</summary>
+    internal static bool NamesMaxAutoPrepare(string connectionString) =>
+        new DbConnectionStringBuilder { ConnectionString = connectionString }.Keys.Cast<string>()
+            .Any(k => string.Equals(k.Replace(" ", ""), "MaxAutoPrepare", StringComparison.OrdinalIgnoreCase));
 
     /// <summary>Statements kept prepared per connection unless the connection string says otherwise.</summary>
     public const int AutoPreparedStatements = 64;
