@@ -18,10 +18,10 @@ public static class BenchPostgres
 
     public static string Settings => "fsync=on, synchronous_commit=on, shared_buffers=4GB, max_wal_size=8GB, checkpoint_timeout=15min";
 
-    /// <summary>Where the cluster's log is copied when the run ends.</summary>
     /// <summary>More settings for the cluster (--pg-setting NAME=VALUE,…), e.g. <c>log_min_duration_statement=3</c> to place a stall.</summary>
     public static List<string> ExtraSettings { get; } = [];
 
+    /// <summary>Where the cluster's log is copied when the run ends.</summary>
     public static string LogKeptAt => Path.Combine(Path.GetTempPath(), "rpt-bench-pg-last.log");
 
     public static string NewDatabase()

@@ -24,10 +24,8 @@ if (mode is not ("ingest" or "balance" or "reads" or "dedupe" or "budgets"))
 }
 var options = Args.Parse(args.Skip(1));
 PortalServer.Provider = options.Text("provider") ?? "sqlite";
-foreach (var pair in (options.Text("pg-setting") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries))
-    BenchPostgres.ExtraSettings.Add(pair.Contains('=') && !pair.Contains(' ') ? pair : throw new ArgumentException($"--pg-setting takes NAME=VALUE pairs without spaces (got '{pair}')"));
-foreach (var pair in (options.Text("server-env") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries))
-    PortalServer.ExtraEnv[pair.Split('=', 2)[0]] = pair.Contains('=') ? pair.Split('=', 2)[1] : throw new ArgumentException($"--server-env takes NAME=VALUE pairs (got '{pair}')");
+foreach (var (name, value) in Pairs("pg-setting", spaces: false)) BenchPostgres.ExtraSettings.Add($"{name}={value}");
+foreach (var (name, value) in Pairs("server-env", spaces: true)) PortalServer.ExtraEnv[name] = value;
 if (PortalServer.Provider is not ("sqlite" or "postgres"))
 {
     Console.Error.WriteLine($"--provider must be sqlite or postgres (got '{PortalServer.Provider}')");
@@ -77,3 +75,10 @@ if (mode == "balance")
 Console.WriteLine($"  server peak working set overall: {memory.PeakBytes / 1048576.0:N0} MiB (VmHWM {Machine.PeakRss(server.Pid) / 1048576.0:N0} MiB)");
 Console.WriteLine(ok ? "result: PASS" : "result: FAIL");
 return ok ? 0 : 1;
+
+// The NAME=VALUE,… pairs of an option; a pair without '=' (or, where the value goes on a command line, with a space) stops the run naming it.
+IEnumerable<(string Name, string Value)> Pairs(string option, bool spaces) =>
+    (options.Text(option) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(pair =>
+        pair.Split('=', 2) is [var name, var value] && (spaces || !pair.Contains(' '))
+            ? (name, value)
+            : throw new ArgumentException($"--{option} takes NAME=VALUE pairs{(spaces ? "" : " without spaces")} (got '{pair}')"));

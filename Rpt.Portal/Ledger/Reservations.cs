@@ -319,7 +319,7 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
         $"CASE WHEN {job} - {atHold} <= 0 THEN 0 WHEN {job} - {atHold} >= {held} THEN {held} ELSE {job} - {atHold} END";
 
     /// <summary>The drawn rule (<see cref="DrawnSql"/>): what the job charged since the hold, between 0 and the hold.</summary>
-    internal static long DrawnOf(long jobMicro, long jobMicroAtHold, long heldMicro) => Math.Clamp(jobMicro - jobMicroAtHold, 0, heldMicro);
+    private static long DrawnOf(long jobMicro, long jobMicroAtHold, long heldMicro) => Math.Clamp(jobMicro - jobMicroAtHold, 0, heldMicro);
 
     /// <summary>What the hold's job has drawn of it: read on the caller's own connection (and in its transaction, if it holds one).</summary>
     private long Drawn(DbConnection connection, DbTransaction? tx, CreditReservation hold)

@@ -35,7 +35,7 @@ public sealed class PostgresDatabase : PortalDatabase, IDisposable
     /// <summary>Whether the connection string itself sets Max Auto Prepare (its keys as written, in any case and spacing; the
     /// driver's builder answers its default for a key that was not set, so it cannot tell). Auto Prepare Min Usages alone
     /// does not count: it tunes preparing, it does not turn it off.</summary>
-    internal static bool NamesMaxAutoPrepare(string connectionString) =>
+    private static bool NamesMaxAutoPrepare(string connectionString) =>
         new DbConnectionStringBuilder { ConnectionString = connectionString }.Keys.Cast<string>()
             .Any(k => string.Equals(k.Replace(" ", ""), "MaxAutoPrepare", StringComparison.OrdinalIgnoreCase));
 
@@ -93,17 +93,20 @@ public sealed class PostgresDatabase : PortalDatabase, IDisposable
     /// COMMIT, leaves the transaction open or failed; Npgsql rolls it back before the connection goes back to its pool.
     /// </summary>
     public override SnapshotRead ReadOneSnapshot(DbConnection connection, string sql) =>
-        new(connection.Command($"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n{sql.TrimEnd().TrimEnd(';')};\nCOMMIT"), null);
+        new(connection.Command(ThenCommit($"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n{sql}")), null);
 
     public override async Task<object?> ScalarThenCommitAsync(DbCommand command, DbTransaction transaction, CancellationToken cancellationToken)
     {
-        command.CommandText = command.CommandText.TrimEnd().TrimEnd(';') + ";\nCOMMIT";
+        command.CommandText = ThenCommit(command.CommandText);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         var value = await reader.ReadAsync(cancellationToken) ? reader.GetValue(0) : null;
         // The COMMIT's own answer, and its error if it failed, come with the next result.
         while (await reader.NextResultAsync(cancellationToken)) { }
         return value;
     }
+
+    /// <summary>The statements, then the COMMIT of the transaction they are in, as one command's text.</summary>
+    private static string ThenCommit(string sql) => sql.TrimEnd().TrimEnd(';') + ";\nCOMMIT";
 
     public override string Describe() => $"{Host}:{Port}/{Name}";
 
