@@ -24,6 +24,10 @@ public static class BenchPostgres
     /// <summary>Where the cluster's log is copied when the run ends.</summary>
     public static string LogKeptAt => Path.Combine(Path.GetTempPath(), "rpt-bench-pg-last.log");
 
+    /// <summary>The cluster's postmaster (its backends are its children), or null before the cluster starts.</summary>
+    public static int? PostmasterPid => _dir is null ? null
+        : int.Parse(File.ReadLines(Path.Combine(_dir, "data", "postmaster.pid")).First(), System.Globalization.CultureInfo.InvariantCulture);
+
     public static string NewDatabase()
     {
         if (_dir is null) Start();

@@ -149,9 +149,15 @@ public static class BudgetsMode
             // The measured calls run on a thread of their own with synchronous HTTP, as a product's own process would make them:
             // the benchmark's ingestion clients, which share this process, cannot queue ahead of them in its thread pool.
             var idleRandom = new Random(7);
+            // Where the cores went while each phase was timed: the server, the database (PostgreSQL), this process.
+            (string, IEnumerable<int>)[] Groups() => BenchPostgres.PostmasterPid is { } pm && server.OnPostgres
+                ? [("server", [server.Pid]), ("PostgreSQL", Machine.WithChildren(pm).ToList()), ("this benchmark", [Environment.ProcessId])]
+                : [("server", [server.Pid]), ("this benchmark", [Environment.ProcessId])];
+            var cores = Machine.CoreUse.Snapshot(Groups());
             var idleQuota = await OnOwnThread(() => Time(1_000, _ => Check(idleRandom)));
             var idleHolds = await OnOwnThread(() => Holds(idleRandom, 400));
             Console.WriteLine($"  with nothing else running: quota check p50 {idleQuota.Latency.P50:0.00} ms, p99 {idleQuota.Latency.P99:0.00} ms (1,000); holds placed and released p50 {idleHolds.Latency.P50:0.00} ms, p99 {idleHolds.Latency.P99:0.00} ms ({idleHolds.Calls:N0} calls)");
+            Console.WriteLine($"    cores meanwhile: {Machine.CoreUse.Between(cores, Machine.CoreUse.Snapshot(Groups()))}");
 
             using var stop = new CancellationTokenSource();
             var ingesting = Workload.IngestAsync(admin, 100_000_000, batch, 2, prices, idPrefix: "bg_", stop: stop.Token,
@@ -162,9 +168,13 @@ public static class BudgetsMode
             using var sampling = new CancellationTokenSource();
             var sampler = ServerMetrics.SampleAsync(server.BaseAddress, TimeSpan.FromMilliseconds(500), sampling.Token);
             var (clientPaused, clientCollections) = (GC.GetTotalPauseDuration(), GC.CollectionCount(0));
+            cores = Machine.CoreUse.Snapshot(Groups());
             var quota = await OnOwnThread(() => Time(requests, _ => Check(random)));
+            var quotaCores = Machine.CoreUse.Between(cores, cores = Machine.CoreUse.Snapshot(Groups()));
             var quotaServer = ServerMetrics.Between(scraped, scraped = await ServerMetrics.ScrapeAsync(server.BaseAddress), "/v1/quota/check");
+            cores = Machine.CoreUse.Snapshot(Groups());
             var holds = await OnOwnThread(() => Holds(random, requests / 2));
+            var holdCores = Machine.CoreUse.Between(cores, Machine.CoreUse.Snapshot(Groups()));
             var holdServer = ServerMetrics.Between(scraped, await ServerMetrics.ScrapeAsync(server.BaseAddress), "/v1/credits/reservations");
             await sampling.CancelAsync();
             var pool = await sampler;
@@ -176,8 +186,10 @@ public static class BudgetsMode
             Console.WriteLine($"  meanwhile ingested: {ingested.Accepted:N0} events at {ingested.EventsPerSecond:N0} events/s from 2 clients (paced at {background:N0}; batch p50 {ingested.Latency.P50:0.0} ms, p99 {ingested.Latency.P99:0.0} ms)");
             Console.WriteLine($"  quota check (key + project + end user budgets): p50 {quota.Latency.P50:0.00} ms, p99 {quota.Latency.P99:0.00} ms, max {quota.Latency.Max:0.0} ms over {requests:N0}; allowed {quota.Yes:N0}, refused by a budget {requests - quota.Yes:N0}");
             Console.WriteLine($"    {quotaServer}");
+            Console.WriteLine($"    cores meanwhile: {quotaCores}");
             Console.WriteLine($"  holds placed (project budget checked) and released: p50 {holds.Latency.P50:0.00} ms, p99 {holds.Latency.P99:0.00} ms, max {holds.Latency.Max:0.0} ms over {holds.Calls:N0} calls; held {holds.Yes:N0} of {requests / 2:N0}");
             Console.WriteLine($"    {holdServer} (placed and released)");
+            Console.WriteLine($"    cores meanwhile: {holdCores}");
             Console.WriteLine($"  server thread pool while the calls above were timed (scraped every 500 ms, {pool.Scrapes:N0} scrapes): at most {pool.MaxQueued:N0} work items queued for a thread, at most {pool.MaxThreads:N0} threads");
             // The benchmark's own collections pause its measured client and its ingestion clients alike (both timed here).
             Console.WriteLine($"  this benchmark's process meanwhile (its clients): GC paused {clientPaused.TotalMilliseconds:N0} ms in all, {clientCollections:N0} collections");

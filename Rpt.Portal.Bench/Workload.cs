@@ -271,6 +271,76 @@ public static class Machine
         return long.Parse(line["MemTotal:".Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) / 1048576.0;
     }
 
+    /// <summary>
+    /// The cores' time while a phase ran: what the server, the benchmark's PostgreSQL and this process used, how long their
+    /// threads were runnable but waited for a core (the kernel's per-thread run-queue delay, <c>/proc/PID/task/TID/schedstat</c>),
+    /// and the machine's idle share (<c>/proc/stat</c>). A thread that ends between two snapshots takes its times with it.
+    /// </summary>
+    public sealed record CoreUse(double Seconds, (string Name, double Cpu, double Waited)[] Groups, double IdleShare)
+    {
+        public static (DateTime At, (string Name, double Cpu, double Waited)[] Groups, long Idle, long Total) Snapshot(params (string Name, IEnumerable<int> Pids)[] groups)
+        {
+            var (idle, total) = ProcStat();
+            return (DateTime.UtcNow, groups.Select(g => Tasks(g.Name, g.Pids)).ToArray(), idle, total);
+        }
+
+        public static CoreUse Between((DateTime At, (string Name, double Cpu, double Waited)[] Groups, long Idle, long Total) a,
+            (DateTime At, (string Name, double Cpu, double Waited)[] Groups, long Idle, long Total) b) =>
+            new((b.At - a.At).TotalSeconds,
+                b.Groups.Select((g, i) => (g.Name, g.Cpu - a.Groups[i].Cpu, g.Waited - a.Groups[i].Waited)).ToArray(),
+                b.Total == a.Total ? 0 : (double)(b.Idle - a.Idle) / (b.Total - a.Total));
+
+        /// <summary>One line: each group's cores used and thread-seconds waited per second of the phase, and the idle share.</summary>
+        public override string ToString() =>
+            string.Join("; ", Groups.Select(g => $"{g.Name} used {g.Cpu / Seconds:0.00} cores, its threads waited {g.Waited / Seconds:0.00} s/s for one"))
+            + $"; cores idle {IdleShare:P0} ({Seconds:0.0} s)";
+
+        private static (string, double, double) Tasks(string name, IEnumerable<int> pids)
+        {
+            double cpu = 0, waited = 0;
+            foreach (var pid in pids)
+            {
+                string[] tasks;
+                try { tasks = Directory.GetDirectories($"/proc/{pid}/task"); }
+                catch (IOException) { continue; }
+                catch (UnauthorizedAccessException) { continue; }
+                foreach (var task in tasks)
+                {
+                    try
+                    {
+                        var f = File.ReadAllText(Path.Combine(task, "schedstat")).Split(' ');
+                        cpu += long.Parse(f[0], System.Globalization.CultureInfo.InvariantCulture) / 1e9;
+                        waited += long.Parse(f[1], System.Globalization.CultureInfo.InvariantCulture) / 1e9;
+                    }
+                    catch (IOException) { }
+                }
+            }
+            return (name, cpu, waited);
+        }
+
+        private static (long Idle, long Total) ProcStat()
+        {
+            var f = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1)
+                .Select(v => long.Parse(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+            return (f[3] + f[4], f.Take(8).Sum());
+        }
+    }
+
+    /// <summary>A process and its children (a PostgreSQL cluster: the postmaster and its backends).</summary>
+    public static IEnumerable<int> WithChildren(int pid)
+    {
+        yield return pid;
+        foreach (var dir in Directory.GetDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var child)) continue;
+            string stat;
+            try { stat = File.ReadAllText(Path.Combine(dir, "stat")); }
+            catch (IOException) { continue; }
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            if (fields[1] == pid.ToString(System.Globalization.CultureInfo.InvariantCulture)) yield return child;
+        }
+    }
+
     public static string Cpu() =>
         File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown CPU";
 }
