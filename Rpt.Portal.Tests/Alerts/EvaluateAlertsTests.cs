@@ -128,9 +128,16 @@ public sealed class EvaluateAlertsTests : IAsyncLifetime
         await SpendAsUserAsync("u2", 3); // 90 of 100
         // The alerts reuse who used most for up to a minute (one pass over every end user's row); the cap does not wait.
         Assert.Empty(await evaluate.ExecuteAsync("acme"));
-        var refusal = await budgets.CheckAsync("acme", null, null, "u2", Rpt.Portal.Metering.Credit.ToMicro(20));
+        // What a quota check of 20 credits finds: the budgets that name the end user are read with the balance.
+        async Task<Rpt.Portal.Budgets.BudgetRefusal?> CheckAsync(string user)
+        {
+            var lookup = budgets.Lookup("acme", null, null, user);
+            Assert.True((await _h.Get<Rpt.Portal.Ledger.QuotaCheck>().ExecuteAsync("acme", 20, default, null, lookup)).Allowed);
+            return await budgets.CheckAsync(lookup, Rpt.Portal.Metering.Credit.ToMicro(20));
+        }
+        var refusal = await CheckAsync("u2");
         Assert.Contains("The hard budget of 100 credits a day for end user 'u2' (each end user's budget) is reached: 90 used", refusal!.Message);
-        Assert.Null(await budgets.CheckAsync("acme", null, null, "u1", Rpt.Portal.Metering.Credit.ToMicro(20)));
+        Assert.Null(await CheckAsync("u1"));
 
         _h.Time.Advance(Rpt.Portal.Budgets.BudgetService.EachUserForAlerts);
         Assert.Equal(2, (await evaluate.ExecuteAsync("acme")).Count); // 75 and 90 %, for u2

@@ -221,24 +221,6 @@ public sealed class BudgetService(IDbContextFactory<ApplicationDbContext> dbFact
     private static long Used(string window, DateOnly today, DateOnly? lastDay, long dayMicro, long periodMicro) =>
         window == UsageScope.Day ? (lastDay == today ? dayMicro : 0) : periodMicro;
 
-    /// <summary>
-    /// The first hard budget a request of <paramref name="estimateMicro"/> would go past (its use plus the estimate above it,
-    /// or none left), for the request's key, project and end user; null when none does. One statement
-    /// (<see cref="HardBudgetsSql"/>) finds the budgets and their use; only a refusal reads more.
-    /// </summary>
-    public Task<BudgetRefusal?> CheckAsync(string tenantId, Guid? apiKeyId, string? project, string? userId, long estimateMicro, CancellationToken ct = default)
-    {
-        var lookup = Lookup(tenantId, apiKeyId, project, userId);
-        using (var connection = database.Open())
-        using (var cmd = connection.Command(HardBudgetsSql))
-        {
-            lookup.Bind(cmd);
-            using var r = cmd.ExecuteReader();
-            lookup.Read(r);
-        }
-        return CheckAsync(lookup, estimateMicro, ct);
-    }
-
     /// <summary>The hard budgets that name a request, to be read in another read's command (the quota check reads them with the balance).</summary>
     public HardBudgetLookup Lookup(string tenantId, Guid? apiKeyId, string? project, string? userId)
     {
@@ -246,7 +228,11 @@ public sealed class BudgetService(IDbContextFactory<ApplicationDbContext> dbFact
         return new HardBudgetLookup(tenantId, apiKeyId, project, userId, now, WindowOf(tenantId, UsageScope.Period, now).Start);
     }
 
-    /// <summary>Whether <paramref name="estimateMicro"/> more goes past a hard budget the lookup read (the first it would go past); null when none.</summary>
+    /// <summary>
+    /// The first hard budget a request of <paramref name="estimateMicro"/> would go past (its use plus the estimate above it,
+    /// or none left), of those the lookup read for the request's key, project and end user; null when none does. The lookup
+    /// is one statement (<see cref="HardBudgetsSql"/>) read in the balance's command; only a refusal reads more.
+    /// </summary>
     public async Task<BudgetRefusal?> CheckAsync(HardBudgetLookup lookup, long estimateMicro, CancellationToken ct = default)
     {
         var today = DateOnly.FromDateTime(lookup.Now.UtcDateTime);
