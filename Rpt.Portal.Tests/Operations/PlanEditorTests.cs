@@ -78,11 +78,11 @@ public sealed class PlansPageTests : OperatorComponentTest
         await SignInOperatorAsync("ops@rpt.test", twoFactor: true);
         var page = Render<PlansPage>();
         page.WaitForAssertion(() => Assert.Contains("professional", page.Find("[data-testid=plans]").TextContent), Wait);
-        page.Find("input[data-testid=plan-code]").Change("team");
-        page.Find("input[data-testid=plan-name]").Change("Team");
-        page.Find("input[data-testid=plan-price]").Change("149");
-        page.Find("input[data-testid=plan-credits]").Change("40000");
-        page.Find("textarea[data-testid=plan-entitlements]").Change("email_alerts = true\nteam_seats = 15");
+        await page.Find("input[data-testid=plan-code]").ChangeAsync("team");
+        await page.Find("input[data-testid=plan-name]").ChangeAsync("Team");
+        await page.Find("input[data-testid=plan-price]").ChangeAsync("149");
+        await page.Find("input[data-testid=plan-credits]").ChangeAsync("40000");
+        await page.Find("textarea[data-testid=plan-entitlements]").ChangeAsync("email_alerts = true\nteam_seats = 15");
         page.Find("[data-testid=plan-save]").Click();
         page.WaitForAssertion(() => Assert.Contains("Created team", page.Find("[data-testid=plan-result]").TextContent), Wait);
         Assert.Contains("40,000", page.FindAll("[data-testid=plans] tbody tr").Single(r => r.TextContent.Contains("team")).TextContent);

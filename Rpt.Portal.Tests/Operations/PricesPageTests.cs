@@ -22,9 +22,9 @@ public sealed class PricesPageTests : OperatorComponentTest
         page.WaitForAssertion(() => Assert.Contains("gpt-4o-mini", page.Find("[data-testid=price-book]").TextContent), Wait);
         Assert.True(page.Find("[data-testid=price-save]").HasAttribute("disabled")); // no preview yet
 
-        page.Find("input[data-testid=price-name]").Change("gpt-4o-mini");
-        page.Find("input[data-testid=price-input]").Change("0.30");
-        page.Find("input[data-testid=price-output]").Change("1.20");
+        await page.Find("input[data-testid=price-name]").ChangeAsync("gpt-4o-mini");
+        await page.Find("input[data-testid=price-input]").ChangeAsync("0.30");
+        await page.Find("input[data-testid=price-output]").ChangeAsync("1.20");
         page.Find("[data-testid=price-preview]").Click();
         page.WaitForAssertion(() => Assert.Contains("acme", page.Find("[data-testid=price-preview-tenants]").TextContent), Wait);
         Assert.Contains("1 tenant(s) used it", page.Find("[data-testid=price-preview-summary]").TextContent);

@@ -48,13 +48,13 @@ public sealed class TenantsPageTests : OperatorComponentTest
 
         foreach (var (query, expected) in new[] { ("WILE@acme", "acme"), ("cus_Globex42", "globex"), ("glob", "globex"), ("ACME", "acme") })
         {
-            page.Find("input[data-testid=tenant-search]").Change(query);
-            page.Find("form").Submit();
+            await page.Find("input[data-testid=tenant-search]").ChangeAsync(query);
+            await page.Find("form").SubmitAsync(new EventArgs());
             page.WaitForAssertion(() => Assert.Equal([expected], Found(page)), Wait);
         }
         // A member's email is not an owner's.
-        page.Find("input[data-testid=tenant-search]").Change("hank@globex");
-        page.Find("form").Submit();
+        await page.Find("input[data-testid=tenant-search]").ChangeAsync("hank@globex");
+        await page.Find("form").SubmitAsync(new EventArgs());
         page.WaitForAssertion(() => Assert.Empty(Found(page)), Wait);
     }
 
@@ -69,19 +69,19 @@ public sealed class TenantsPageTests : OperatorComponentTest
         page.WaitForAssertion(() => Assert.Equal("5,000", page.Find("[data-testid=tenant-remaining]").TextContent.Trim()), Wait);
 
         // No reason: refused, nothing granted.
-        page.Find("input[data-testid=grant-credits]").Change("1200");
+        await page.Find("input[data-testid=grant-credits]").ChangeAsync("1200");
         page.Find("[data-testid=grant-submit]").Click();
         page.WaitForAssertion(() => Assert.Contains("a reason is required", page.Find("[data-testid=grant-form]").TextContent), Wait);
         Assert.Equal(1, Harness.Scalar("SELECT COUNT(*) FROM ledger_entries WHERE tenant_id = 'acme'"));
 
-        page.Find("input[data-testid=grant-reason]").Change("Outage of 3 Dec, ticket 4711");
+        await page.Find("input[data-testid=grant-reason]").ChangeAsync("Outage of 3 Dec, ticket 4711");
         page.Find("[data-testid=grant-submit]").Click();
         page.WaitForAssertion(() => Assert.Contains("Granted 1,200 credits: ledger entry #2", page.Find("[data-testid=correction-result]").TextContent), Wait);
         page.WaitForAssertion(() => Assert.Equal("6,200", page.Find("[data-testid=tenant-remaining]").TextContent.Trim()), Wait);
 
         page.Find("[data-testid=void-2]").Click();
         page.WaitForAssertion(() => page.Find("input[data-testid=void-reason]"), Wait);
-        page.Find("input[data-testid=void-reason]").Change("Granted twice");
+        await page.Find("input[data-testid=void-reason]").ChangeAsync("Granted twice");
         page.Find("[data-testid=void-confirm]").Click();
         page.WaitForAssertion(() => Assert.Contains("Voided 1,200 credits of grant #2: ledger entry #3", page.Find("[data-testid=correction-result]").TextContent), Wait);
         page.WaitForAssertion(() => Assert.Equal("5,000", page.Find("[data-testid=tenant-remaining]").TextContent.Trim()), Wait);

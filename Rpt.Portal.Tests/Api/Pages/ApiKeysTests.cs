@@ -39,8 +39,8 @@ public class ApiKeysTests : PortalComponentTest
         var page = Render<ApiKeys>();
         page.WaitForAssertion(() => Assert.Single(page.FindAll("form")));
 
-        page.Find("form input:not([type=checkbox])").Change("worker");
-        page.Find("form").Submit();
+        await page.Find("form input:not([type=checkbox])").ChangeAsync("worker");
+        await page.Find("form").SubmitAsync(new EventArgs());
         page.WaitForAssertion(() => Assert.Single(page.FindAll("[data-testid=new-key]")));
         var secret = page.Find("[data-testid=new-key] code").TextContent.Trim();
         var keys = Harness.Get<Rpt.Portal.Api.ApiKeyService>();
