@@ -274,20 +274,33 @@ public static class Machine
     /// <summary>
     /// The cores' time while a phase ran: what the server, the benchmark's PostgreSQL and this process used, how long their
     /// threads were runnable but waited for a core (the kernel's per-thread run-queue delay, <c>/proc/PID/task/TID/schedstat</c>),
-    /// and the machine's idle share (<c>/proc/stat</c>). A thread that ends between two snapshots takes its times with it.
+    /// and the machine's idle share (<c>/proc/stat</c>). Each thread counts what it did between the two snapshots (a thread
+    /// started meanwhile, all it did); a thread that ended meanwhile takes its part with it, so a figure can only be low.
     /// </summary>
     public sealed record CoreUse(double Seconds, (string Name, double Cpu, double Waited)[] Groups, double IdleShare)
     {
-        public static (DateTime At, (string Name, double Cpu, double Waited)[] Groups, long Idle, long Total) Snapshot(params (string Name, IEnumerable<int> Pids)[] groups)
+        /// <summary>Each group's threads with their times so far, and the machine's idle and total ticks.</summary>
+        public sealed record Snap(DateTime At, (string Name, Dictionary<string, (double Cpu, double Waited)> Threads)[] Groups, long Idle, long Total);
+
+        public static Snap Snapshot(params (string Name, IEnumerable<int> Pids)[] groups)
         {
             var (idle, total) = ProcStat();
-            return (DateTime.UtcNow, groups.Select(g => Tasks(g.Name, g.Pids)).ToArray(), idle, total);
+            return new Snap(DateTime.UtcNow, groups.Select(g => (g.Name, Threads(g.Pids))).ToArray(), idle, total);
         }
 
-        public static CoreUse Between((DateTime At, (string Name, double Cpu, double Waited)[] Groups, long Idle, long Total) a,
-            (DateTime At, (string Name, double Cpu, double Waited)[] Groups, long Idle, long Total) b) =>
+        public static CoreUse Between(Snap a, Snap b) =>
             new((b.At - a.At).TotalSeconds,
-                b.Groups.Select((g, i) => (g.Name, g.Cpu - a.Groups[i].Cpu, g.Waited - a.Groups[i].Waited)).ToArray(),
+                b.Groups.Select((g, i) =>
+                {
+                    double cpu = 0, waited = 0;
+                    foreach (var (thread, now) in g.Threads)
+                    {
+                        var then = a.Groups[i].Threads.GetValueOrDefault(thread);
+                        cpu += now.Cpu - then.Cpu;
+                        waited += now.Waited - then.Waited;
+                    }
+                    return (g.Name, cpu, waited);
+                }).ToArray(),
                 b.Total == a.Total ? 0 : (double)(b.Idle - a.Idle) / (b.Total - a.Total));
 
         /// <summary>One line: each group's cores used and thread-seconds waited per second of the phase, and the idle share.</summary>
@@ -295,9 +308,9 @@ public static class Machine
             string.Join("; ", Groups.Select(g => $"{g.Name} used {g.Cpu / Seconds:0.00} cores, its threads waited {g.Waited / Seconds:0.00} s/s for one"))
             + $"; cores idle {IdleShare:P0} ({Seconds:0.0} s)";
 
-        private static (string, double, double) Tasks(string name, IEnumerable<int> pids)
+        private static Dictionary<string, (double Cpu, double Waited)> Threads(IEnumerable<int> pids)
         {
-            double cpu = 0, waited = 0;
+            var threads = new Dictionary<string, (double, double)>();
             foreach (var pid in pids)
             {
                 string[] tasks;
@@ -309,13 +322,13 @@ public static class Machine
                     try
                     {
                         var f = File.ReadAllText(Path.Combine(task, "schedstat")).Split(' ');
-                        cpu += long.Parse(f[0], System.Globalization.CultureInfo.InvariantCulture) / 1e9;
-                        waited += long.Parse(f[1], System.Globalization.CultureInfo.InvariantCulture) / 1e9;
+                        threads[task] = (long.Parse(f[0], System.Globalization.CultureInfo.InvariantCulture) / 1e9,
+                            long.Parse(f[1], System.Globalization.CultureInfo.InvariantCulture) / 1e9);
                     }
                     catch (IOException) { }
                 }
             }
-            return (name, cpu, waited);
+            return threads;
         }
 
         private static (long Idle, long Total) ProcStat()
