@@ -153,11 +153,16 @@ public static class BudgetsMode
             (string, IEnumerable<int>)[] Groups() => BenchPostgres.PostmasterPid is { } pm && server.OnPostgres
                 ? [("server", [server.Pid]), ("PostgreSQL", Machine.WithChildren(pm).ToList()), ("this benchmark", [Environment.ProcessId])]
                 : [("server", [server.Pid]), ("this benchmark", [Environment.ProcessId])];
-            var cores = Machine.CoreUse.Snapshot(Groups());
-            var idleQuota = await OnOwnThread(() => Time(1_000, _ => Check(idleRandom)));
-            var idleHolds = await OnOwnThread(() => Holds(idleRandom, 400));
+            // A phase timed on a thread of its own, with where the cores went meanwhile.
+            async Task<(TResult Result, Machine.CoreUse Cores)> Timed<TResult>(Func<TResult> work)
+            {
+                var before = Machine.CoreUse.Snapshot(Groups());
+                var result = await OnOwnThread(work);
+                return (result, Machine.CoreUse.Between(before, Machine.CoreUse.Snapshot(Groups())));
+            }
+            var ((idleQuota, idleHolds), idleCores) = await Timed(() => (Time(1_000, _ => Check(idleRandom)), Holds(idleRandom, 400)));
             Console.WriteLine($"  with nothing else running: quota check p50 {idleQuota.Latency.P50:0.00} ms, p99 {idleQuota.Latency.P99:0.00} ms (1,000); holds placed and released p50 {idleHolds.Latency.P50:0.00} ms, p99 {idleHolds.Latency.P99:0.00} ms ({idleHolds.Calls:N0} calls)");
-            Console.WriteLine($"    cores meanwhile: {Machine.CoreUse.Between(cores, Machine.CoreUse.Snapshot(Groups()))}");
+            Console.WriteLine($"    cores meanwhile: {idleCores}");
 
             using var stop = new CancellationTokenSource();
             var ingesting = Workload.IngestAsync(admin, 100_000_000, batch, 2, prices, idPrefix: "bg_", stop: stop.Token,
@@ -168,13 +173,9 @@ public static class BudgetsMode
             using var sampling = new CancellationTokenSource();
             var sampler = ServerMetrics.SampleAsync(server.BaseAddress, TimeSpan.FromMilliseconds(500), sampling.Token);
             var (clientPaused, clientCollections) = (GC.GetTotalPauseDuration(), GC.CollectionCount(0));
-            cores = Machine.CoreUse.Snapshot(Groups());
-            var quota = await OnOwnThread(() => Time(requests, _ => Check(random)));
-            var quotaCores = Machine.CoreUse.Between(cores, cores = Machine.CoreUse.Snapshot(Groups()));
+            var (quota, quotaCores) = await Timed(() => Time(requests, _ => Check(random)));
             var quotaServer = ServerMetrics.Between(scraped, scraped = await ServerMetrics.ScrapeAsync(server.BaseAddress), "/v1/quota/check");
-            cores = Machine.CoreUse.Snapshot(Groups());
-            var holds = await OnOwnThread(() => Holds(random, requests / 2));
-            var holdCores = Machine.CoreUse.Between(cores, Machine.CoreUse.Snapshot(Groups()));
+            var (holds, holdCores) = await Timed(() => Holds(random, requests / 2));
             var holdServer = ServerMetrics.Between(scraped, await ServerMetrics.ScrapeAsync(server.BaseAddress), "/v1/credits/reservations");
             await sampling.CancelAsync();
             var pool = await sampler;
