@@ -133,7 +133,7 @@ public sealed class EvaluateAlertsTests : IAsyncLifetime
         {
             var lookup = budgets.Lookup("acme", null, null, user);
             Assert.True((await _h.Get<Rpt.Portal.Ledger.QuotaCheck>().ExecuteAsync("acme", 20, default, null, lookup)).Allowed);
-            return await budgets.CheckAsync(lookup, Rpt.Portal.Metering.Credit.ToMicro(20));
+            return budgets.Check(lookup, Rpt.Portal.Metering.Credit.ToMicro(20));
         }
         var refusal = await CheckAsync("u2");
         Assert.Contains("The hard budget of 100 credits a day for end user 'u2' (each end user's budget) is reached: 90 used", refusal!.Message);

@@ -50,6 +50,10 @@ public sealed class BudgetTests
         Assert.False((bool)refused["allowed"]!);
         Assert.Contains("hard budget of 100 credits a day for API key", (string?)refused["reason"]);
         Assert.Equal((90m, 10m), ((decimal)refused["budget"]!["used"]!, (decimal)refused["budget"]!["remaining"]!));
+        // The refusal names the budget as the budgets' list does: its id, scope, window (today's) and credits.
+        Assert.Equal(((string?)budget["id"], "api_key", batch.Key.Id.ToString("D"), "day", DateOnly.FromDateTime(now.UtcDateTime).ToString("yyyy-MM-dd"), 100m),
+            ((string?)refused["budget"]!["id"], (string?)refused["budget"]!["scope"], (string?)refused["budget"]!["subject"], (string?)refused["budget"]!["window"],
+             (string?)refused["budget"]!["window_start"], (decimal)refused["budget"]!["credits"]!));
         Assert.True((bool)(await Json(await runner.PostAsJsonAsync("/v1/quota/check", new { estimated_credits = 10 }), HttpStatusCode.OK))["allowed"]!);
         // The other key of the account is not capped by it.
         Assert.True((bool)(await Json(await other.PostAsJsonAsync("/v1/quota/check", new { estimated_credits = 20 }), HttpStatusCode.OK))["allowed"]!);

@@ -122,8 +122,8 @@ public sealed record QuotaCheckRequest(decimal? EstimatedCredits = null, string?
 /// <param name="Subject">The key's id, the project or the end user's id whose use reached it.</param>
 public sealed record BudgetRefusalDto(Guid Id, string Scope, string Subject, string Window, DateOnly WindowStart, decimal Credits, decimal Used, decimal Remaining)
 {
-    public static BudgetRefusalDto Of(Budgets.BudgetRefusal r) => new(r.Budget.Id, r.Budget.Scope, r.Subject, r.Budget.Window, r.WindowStart,
-        Credit.ToCredits(r.Budget.MicroCredits), Credit.ToCredits(r.UsedMicroCredits), Credit.ToCredits(r.RemainingMicroCredits));
+    public static BudgetRefusalDto Of(Budgets.BudgetRefusal r) => new(r.BudgetId, r.Scope, r.Subject, r.Window, r.WindowStart,
+        Credit.ToCredits(r.BudgetMicroCredits), Credit.ToCredits(r.UsedMicroCredits), Credit.ToCredits(r.RemainingMicroCredits));
 }
 
 public sealed record VerifyResponse(string TenantId, bool Intact, long Entries, string HeadHash, bool Deep, IReadOnlyList<string> Problems);

@@ -165,7 +165,7 @@ public static class CreditsApi
         var lookup = holdLeft is null ? budgets.Lookup(http.Caller().TenantId!, http.Caller().KeyId, project, request.UserId) : null;
         var decision = await quota.ExecuteAsync(http.Caller().TenantId!, estimate, cancellationToken, holdLeft, lookup);
         if (decision.Allowed && !decision.FailOpen && lookup is not null
-            && await budgets.CheckAsync(lookup, MicroOf(estimate), cancellationToken) is { } refusal)
+            && budgets.Check(lookup, MicroOf(estimate)) is { } refusal)
             decision = decision with { Allowed = false, Reason = refusal.Message, Budget = BudgetRefusalDto.Of(refusal) };
         metrics.Outcome(metrics.QuotaChecks, decision.FailOpen ? "fail_open" : decision.Allowed ? "allowed" : "denied");
         return TypedResults.Ok(decision);
@@ -211,7 +211,7 @@ public static class CreditsApi
         var lookup = budgets.Lookup(http.Caller().TenantId!, http.Caller().KeyId, project, request.UserId);
         Budgets.BudgetRefusal? refusal = null;
         var result = await reservations.ReserveAsync(http.Caller().TenantId!, request.Id, request.Credits.Value, request.JobId, request.ExpiresInSeconds,
-            cancellationToken, lookup, async ct => (refusal = await budgets.CheckAsync(lookup, Credit.ToMicro(request.Credits.Value), ct)) is null);
+            cancellationToken, lookup, _ => Task.FromResult((refusal = budgets.Check(lookup, Credit.ToMicro(request.Credits.Value))) is null));
         if (refusal is not null)
             return TypedResults.Problem(statusCode: StatusCodes.Status402PaymentRequired, title: "Budget reached", detail: refusal.Message,
                 extensions: new Dictionary<string, object?> { ["budget"] = BudgetRefusalDto.Of(refusal) });

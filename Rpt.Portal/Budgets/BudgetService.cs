@@ -20,9 +20,11 @@ public sealed record BudgetUse(Budget Budget, DateOnly WindowStart, DateOnly Win
 }
 
 /// <summary>Why a hard budget refuses: which budget, whose use, and what is left of it.</summary>
-public sealed record BudgetRefusal(Budget Budget, string Subject, DateOnly WindowStart, long UsedMicroCredits, string Message)
+/// <param name="Subject">The key's id, the project or the end user whose use reached it.</param>
+public sealed record BudgetRefusal(Guid BudgetId, string Scope, string Window, long BudgetMicroCredits, string Subject, DateOnly WindowStart,
+    long UsedMicroCredits, string Message)
 {
-    public long RemainingMicroCredits => Math.Max(0, Budget.MicroCredits - UsedMicroCredits);
+    public long RemainingMicroCredits => Math.Max(0, BudgetMicroCredits - UsedMicroCredits);
 }
 
 /// <summary>One project's, end user's or key's billed use in a report's window.</summary>
@@ -231,29 +233,27 @@ public sealed class BudgetService(IDbContextFactory<ApplicationDbContext> dbFact
     /// <summary>
     /// The first hard budget a request of <paramref name="estimateMicro"/> would go past (its use plus the estimate above it,
     /// or none left), of those the lookup read for the request's key, project and end user; null when none does. The lookup
-    /// is one statement (<see cref="HardBudgetsSql"/>) read in the balance's command; only a refusal reads more.
+    /// is one statement (<see cref="HardBudgetsSql"/>) read in the balance's command; a refusal is worded from what it read.
     /// </summary>
-    public async Task<BudgetRefusal?> CheckAsync(HardBudgetLookup lookup, long estimateMicro, CancellationToken ct = default)
+    public BudgetRefusal? Check(HardBudgetLookup lookup, long estimateMicro)
     {
         var today = DateOnly.FromDateTime(lookup.Now.UtcDateTime);
         foreach (var x in lookup.Found.OrderBy(x => x.Scope, StringComparer.Ordinal).ThenBy(x => x.Window, StringComparer.Ordinal))
         {
             var used = Used(x.Window, today, x.LastDay, x.DayMicro, x.PeriodMicro);
             if (used < x.MicroCredits && checked(used + estimateMicro) <= x.MicroCredits) continue;
-            // Past a budget: the rare path loads the whole budget for the answer.
-            await using var db = await dbFactory.CreateDbContextAsync(ct);
-            var b = await db.Budgets.AsNoTracking().SingleAsync(b => b.Id == x.Id, ct);
-            var (start, _) = WindowOf(lookup.TenantId, b.Window, lookup.Now);
-            var what = b.Scope switch
+            // Past a budget: the lookup's row words the answer (a capped key takes this path on every check; no context, no second read).
+            var (start, _) = WindowOf(lookup.TenantId, x.Window, lookup.Now);
+            var what = x.Scope switch
             {
                 UsageScope.ApiKey => $"API key {x.Counted}",
                 UsageScope.Project => $"project '{x.Counted}'",
-                _ => b.Subject == Budget.EachUser ? $"end user '{x.Counted}' (each end user's budget)" : $"end user '{x.Counted}'",
+                _ => x.Subject == Budget.EachUser ? $"end user '{x.Counted}' (each end user's budget)" : $"end user '{x.Counted}'",
             };
-            var window = b.Window == UsageScope.Day ? $"today ({start:yyyy-MM-dd} UTC)" : $"this billing period (from {start:yyyy-MM-dd})";
-            return new BudgetRefusal(b, x.Counted, start, used,
-                $"The hard budget of {Credit.Format(b.MicroCredits)} credits a {b.Window} for {what} is reached: {Credit.Format(used)} used {window}, "
-                + $"{Credit.Format(Math.Max(0, b.MicroCredits - used))} left, {Credit.Format(estimateMicro)} asked. Usage already sent is still recorded and billed.");
+            var window = x.Window == UsageScope.Day ? $"today ({start:yyyy-MM-dd} UTC)" : $"this billing period (from {start:yyyy-MM-dd})";
+            return new BudgetRefusal(x.Id, x.Scope, x.Window, x.MicroCredits, x.Counted, start, used,
+                $"The hard budget of {Credit.Format(x.MicroCredits)} credits a {x.Window} for {what} is reached: {Credit.Format(used)} used {window}, "
+                + $"{Credit.Format(Math.Max(0, x.MicroCredits - used))} left, {Credit.Format(estimateMicro)} asked. Usage already sent is still recorded and billed.");
         }
         return null;
     }
@@ -267,14 +267,16 @@ public sealed class BudgetService(IDbContextFactory<ApplicationDbContext> dbFact
     internal const string HardBudgetsSql = """
         WITH asked(scope, subject, counted) AS (
           SELECT 'api_key', @k, @k UNION ALL SELECT 'project', @j, @j UNION ALL SELECT 'user', @u, @u UNION ALL SELECT 'user', @each, @u)
-        SELECT b.id, b.scope, b.window_kind, b.micro_credits, a.counted, s.last_day, s.day_micro_credits, s.micro_credits
+        SELECT b.id, b.scope, b.window_kind, b.micro_credits, a.counted, s.last_day, s.day_micro_credits, s.micro_credits, a.subject
         FROM asked a
         JOIN budgets b ON b.tenant_id = @bt AND b.scope = a.scope AND b.subject = a.subject
         LEFT JOIN usage_scopes s ON s.tenant_id = @bt AND s.scope = a.scope AND s.period_start = @bp AND s.value = a.counted
         WHERE b.mode = 'hard';
         """;
 
-    internal sealed record HardBudget(Guid Id, string Scope, string Window, long MicroCredits, string Counted, DateOnly? LastDay, long DayMicro, long PeriodMicro);
+    /// <param name="Subject">What the budget names: <see cref="Counted"/>, or <see cref="Budget.EachUser"/> for each end user's budget.</param>
+    internal sealed record HardBudget(Guid Id, string Scope, string Window, long MicroCredits, string Counted, DateOnly? LastDay, long DayMicro, long PeriodMicro,
+        string Subject);
 
     /// <summary>The hard budgets that name one request, with their use, as <see cref="HardBudgetsSql"/> reads them (one statement, no context).</summary>
     public sealed class HardBudgetLookup(string tenantId, Guid? apiKeyId, string? project, string? userId, DateTimeOffset now, DateOnly period) : IBatchedRead
@@ -294,7 +296,7 @@ public sealed class BudgetService(IDbContextFactory<ApplicationDbContext> dbFact
         {
             while (r.Read())
                 Found.Add(new HardBudget(r.GetFieldValue<Guid>(0), r.GetString(1), r.GetString(2), r.GetInt64(3), r.GetString(4),
-                    r.IsDBNull(5) ? null : r.GetDate(5), r.IsDBNull(6) ? 0 : r.GetInt64(6), r.IsDBNull(7) ? 0 : r.GetInt64(7)));
+                    r.IsDBNull(5) ? null : r.GetDate(5), r.IsDBNull(6) ? 0 : r.GetInt64(6), r.IsDBNull(7) ? 0 : r.GetInt64(7), r.GetString(8)));
         }
     }
 
