@@ -40,6 +40,12 @@ public sealed class CreditReservation
     public long HeldMicroCredits { get; private set; }
     /// <summary>What the job had been charged before the hold: only usage after it draws the hold down.</summary>
     public long JobMicroAtHold { get; private set; }
+    /// <summary>
+    /// What the job's usage has drawn of the hold so far, at most the hold: the ingestion writer adds each commit's billed
+    /// credits of the job to every unreleased hold of it, in the commit that adds them to the job's total. The balance then
+    /// sums what the tenant's active holds keep from their own rows, however many jobs run.
+    /// </summary>
+    public long DrawnMicroCredits { get; private set; }
     public DateTimeOffset CreatedAt { get; private set; }
     public DateTimeOffset ExpiresAt { get; private set; }
     public DateTimeOffset? ReleasedAt { get; private set; }
@@ -55,19 +61,32 @@ public sealed class CreditReservation
     }
 
     public void Extend(DateTimeOffset to) => ExpiresAt = Ms(to);
+
+    /// <summary>A hold as stored: what its job has drawn of it so far.</summary>
+    internal CreditReservation WithDrawn(long drawn)
+    {
+        DrawnMicroCredits = drawn;
+        return this;
+    }
 }
 
 public sealed class CreditReservationConfiguration : IEntityTypeConfiguration<CreditReservation>
 {
     public void Configure(EntityTypeBuilder<CreditReservation> b)
     {
-        b.ToTable("credit_reservations", t => t.HasCheckConstraint("ck_reservation_held_positive", "held_micro_credits > 0"));
+        b.ToTable("credit_reservations", t =>
+        {
+            t.HasCheckConstraint("ck_reservation_held_positive", "held_micro_credits > 0");
+            t.HasCheckConstraint("ck_reservation_drawn_within_held", "drawn_micro_credits >= 0 AND drawn_micro_credits <= held_micro_credits");
+        });
         b.HasKey(r => new { r.TenantId, r.Id });
         b.Property(r => r.TenantId).HasMaxLength(64);
         b.Property(r => r.Id).HasMaxLength(Reservations.MaxId);
         b.Property(r => r.JobId).HasMaxLength(128);
         // The active holds of a tenant: the balance reads them on every request.
         b.HasIndex(r => new { r.TenantId, r.ReleasedAt, r.ExpiresAt }).HasDatabaseName("ix_reservations_tenant_active");
+        // The unreleased holds of a job: the ingestion writer adds to what each has drawn, once per job in each commit.
+        b.HasIndex(r => new { r.TenantId, r.JobId }).HasDatabaseName("ix_reservations_tenant_job_unreleased").HasFilter("released_at IS NULL");
     }
 }
 
@@ -90,7 +109,7 @@ public sealed record ReservationResult(ReservationOutcome Outcome, ReservationVi
 /// The job's usage draws the hold down as it is accepted (its rated credits since the hold); release frees the rest at
 /// once; a hold expires by itself, and is extended up to 24 h after it was placed.
 /// </summary>
-public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext> dbFactory, PortalDatabase database, IUsageStore usage,
+public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext> dbFactory, PortalDatabase database,
     GetBalance balances, TimeProvider time, TenantChanges changes)
 {
     public const int MaxId = 128;
@@ -134,7 +153,7 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
         if (balance is null || !locked.TenantFound) return new(ReservationOutcome.NotFound, null, $"unknown tenant '{tenantId}'");
         if (locked.Existing is { } existing)
             return existing.HeldMicroCredits == micro && existing.JobId == jobId
-                ? new(ReservationOutcome.Repeated, View(existing, now, Drawn(connection, tx, existing)))
+                ? new(ReservationOutcome.Repeated, View(existing, now, Drawn(existing)))
                 : new(ReservationOutcome.Conflict, null, $"id: '{id}' already names a hold of {Credit.Format(existing.HeldMicroCredits)} credits for job '{existing.JobId}'", "id");
 
         if (mayHold is not null && !await mayHold(cancellationToken)) return new(ReservationOutcome.Declined, null);
@@ -151,15 +170,16 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
                 intoOverage = true;
             }
         }
-        // What the job had been charged before the hold is read by the INSERT itself (0 for no job, or one not yet seen).
+        // What the job had been charged before the hold is read by the INSERT itself (0 for no job, or one not yet seen); what
+        // its usage draws of the hold from now on, the ingestion writer adds to the hold's row.
         var createdAt = now.ToUnixTimeMilliseconds();
         var expiresAt = now.AddSeconds(seconds).ToUnixTimeMilliseconds();
         long jobAtHold;
         // Without a job, no parameter stands for it: PostgreSQL cannot type a null compared and inserted at once.
         var job = jobId is null ? "NULL, @held, 0" : "@j, @held, COALESCE((SELECT micro_credits FROM usage_jobs WHERE tenant_id = @t AND job_id = @j), 0)";
         await using (var insert = connection.Command($"""
-            INSERT INTO credit_reservations (tenant_id, id, job_id, held_micro_credits, job_micro_at_hold, created_at, expires_at)
-            VALUES (@t, @i, {job}, @created, @expires)
+            INSERT INTO credit_reservations (tenant_id, id, job_id, held_micro_credits, job_micro_at_hold, created_at, expires_at, drawn_micro_credits)
+            VALUES (@t, @i, {job}, @created, @expires, 0)
             RETURNING job_micro_at_hold
             """, tx).With("t", tenantId).With("i", id).With("held", micro).With("created", createdAt).With("expires", expiresAt))
         {
@@ -195,7 +215,7 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
         }
     }
 
-    private const string Columns = "job_id, held_micro_credits, job_micro_at_hold, created_at, expires_at, released_at, drawn_at_release_micro_credits";
+    private const string Columns = "job_id, held_micro_credits, job_micro_at_hold, created_at, expires_at, released_at, drawn_at_release_micro_credits, drawn_micro_credits";
 
     /// <summary><see cref="Columns"/> of the hold aliased <c>r</c>.</summary>
     private static readonly string HoldColumns = string.Join(", ", Columns.Split(", ").Select(c => "r." + c));
@@ -212,7 +232,7 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
     private static CreditReservation Hold(DbDataReader r, string tenantId, string id)
     {
         var hold = new CreditReservation(tenantId, id, r.IsDBNull(0) ? null : r.GetString(0), r.GetInt64(1), r.GetInt64(2),
-            DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(3)), DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(4)));
+            DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(3)), DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(4))).WithDrawn(r.GetInt64(7));
         if (!r.IsDBNull(5)) hold.Release(DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(5)), r.IsDBNull(6) ? 0 : r.GetInt64(6));
         return hold;
     }
@@ -228,12 +248,12 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
         return await r.ReadAsync(cancellationToken) ? Hold(r, tenantId, id) : null;
     }
 
-    /// <summary>A hold as it is now (a job runner polls it): two keyed reads on one connection, the hold and its job's total.</summary>
+    /// <summary>A hold as it is now (a job runner polls it): one keyed read.</summary>
     public async Task<ReservationResult> GetAsync(string tenantId, string id, CancellationToken cancellationToken = default)
     {
         await using var connection = database.Open();
         var hold = await FindAsync(connection, tenantId, id, cancellationToken);
-        return hold is null ? new(ReservationOutcome.NotFound, null, $"no hold '{id}'") : new(ReservationOutcome.Done, View(hold, time.GetUtcNow(), Drawn(connection, null, hold)));
+        return hold is null ? new(ReservationOutcome.NotFound, null, $"no hold '{id}'") : new(ReservationOutcome.Done, View(hold, time.GetUtcNow(), Drawn(hold)));
     }
 
     /// <summary>The holds placed for a job, newest first (at most <paramref name="limit"/>): the job page shows them beside what it cost.</summary>
@@ -243,23 +263,19 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
         var holds = await db.Reservations.AsNoTracking().Where(r => r.TenantId == tenantId && r.JobId == jobId)
             .OrderByDescending(r => r.CreatedAt).Take(limit).ToListAsync(cancellationToken);
         var now = time.GetUtcNow();
-        db.Database.OpenConnection();
-        var connection = db.Database.GetDbConnection();
-        return holds.Select(h => View(h, now, Drawn(connection, null, h))).ToList();
+        return holds.Select(h => View(h, now, Drawn(h))).ToList();
     }
 
     /// <summary>Releases a hold: one statement that stamps it released (at its expiry, if it expired first) with what its job
-    /// had drawn of it, computed from the job's running total in the same statement; a hold released before answers as it is.</summary>
+    /// had drawn of it; a hold released before answers as it is.</summary>
     public async Task<ReservationResult> ReleaseAsync(string tenantId, string id, CancellationToken cancellationToken = default)
     {
         var now = time.GetUtcNow();
         await using var connection = database.Open();
-        var hold = await ChangeAsync(connection, tenantId, id, $"""
+        var hold = await ChangeAsync(connection, tenantId, id, """
             UPDATE credit_reservations SET
               released_at = CASE WHEN expires_at <= @now THEN expires_at ELSE @now END,
-              drawn_at_release_micro_credits = CASE WHEN job_id IS NULL THEN 0 ELSE COALESCE((
-                SELECT {DrawnSql("j.micro_credits", "credit_reservations.job_micro_at_hold", "credit_reservations.held_micro_credits")}
-                FROM usage_jobs j WHERE j.tenant_id = credit_reservations.tenant_id AND j.job_id = credit_reservations.job_id), 0) END
+              drawn_at_release_micro_credits = drawn_micro_credits
             WHERE tenant_id = @t AND id = @i AND released_at IS NULL
             """, cmd => cmd.With("now", now.ToUnixTimeMilliseconds()), cancellationToken);
         if (hold is not null)
@@ -269,7 +285,7 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
         }
         // Released before (a retry), or no such hold.
         hold = await FindAsync(connection, tenantId, id, cancellationToken);
-        return hold is null ? new(ReservationOutcome.NotFound, null, $"no hold '{id}'") : new(ReservationOutcome.Done, View(hold, now, Drawn(connection, null, hold)));
+        return hold is null ? new(ReservationOutcome.NotFound, null, $"no hold '{id}'") : new(ReservationOutcome.Done, View(hold, now, Drawn(hold)));
     }
 
     /// <summary>Extends a hold (a heartbeat): one UPDATE that moves its expiry only while it is held and within 24 h of when it
@@ -286,7 +302,7 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
             WHERE tenant_id = @t AND id = @i AND released_at IS NULL AND expires_at > @now AND @wanted <= created_at + @lifetime
             """, cmd => cmd.With("wanted", wanted).With("now", now.ToUnixTimeMilliseconds()).With("lifetime", (long)MaxLifetime.TotalMilliseconds),
             cancellationToken);
-        if (hold is not null) return new(ReservationOutcome.Done, View(hold, now, Drawn(connection, null, hold)));
+        if (hold is not null) return new(ReservationOutcome.Done, View(hold, now, Drawn(hold)));
         hold = await FindAsync(connection, tenantId, id, cancellationToken);
         if (hold is null) return new(ReservationOutcome.NotFound, null, $"no hold '{id}'");
         if (!hold.ActiveAt(now))
@@ -296,39 +312,25 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
     }
 
     /// <summary>
-    /// The statement that sums what the tenant's (<c>@t</c>) active holds still hold at <c>@now</c>: each hold's amount less
-    /// what its job drew since (max(0, the job's µcr now − at the hold), at most the amount). It is read in the balance's
-    /// batch, in its snapshot. Each hold looks up its own job's running total by the job's key, so the cost follows the
-    /// active holds, never the tenant's jobs or events: joined instead, PostgreSQL hashed every job of the tenant (a scan
-    /// that grows with usage) to serve a thousand holds. MATERIALIZED keeps each lookup to one per hold (inlined, the
-    /// CASE would repeat it); the cast makes an overflowing sum an error on both.
+    /// The statement that sums what the tenant's (<c>@t</c>) active holds still keep at <c>@now</c>: each hold's amount less
+    /// what its job has drawn of it, both on the hold's row (the writer keeps <c>drawn_micro_credits</c>). It is read in the
+    /// balance's batch, in its snapshot: one index range of the tenant's active holds, whatever their jobs' usage. The cast
+    /// makes an overflowing sum an error on both engines.
     /// </summary>
-    internal static readonly string OutstandingSql = $"""
-        WITH h AS MATERIALIZED (
-          SELECT r.held_micro_credits AS held, r.job_micro_at_hold AS at_hold,
-            COALESCE((SELECT j.micro_credits FROM usage_jobs j WHERE j.tenant_id = r.tenant_id AND j.job_id = r.job_id), 0) AS job
-          FROM credit_reservations r
-          WHERE r.tenant_id = @t AND r.released_at IS NULL AND r.expires_at > @now)
-        SELECT CAST(COALESCE(SUM(h.held - {DrawnSql("h.job", "h.at_hold", "h.held")}), 0) AS BIGINT) FROM h;
+    internal const string OutstandingSql = """
+        SELECT CAST(COALESCE(SUM(r.held_micro_credits - r.drawn_micro_credits), 0) AS BIGINT) FROM credit_reservations r
+        WHERE r.tenant_id = @t AND r.released_at IS NULL AND r.expires_at > @now;
         """;
 
-    /// <summary>The drawn rule in SQL, for the statements that apply it where the rows are (the outstanding sum, a release):
-    /// what a hold's job has drawn of it is what the job was charged since the hold, never below 0 nor above the hold
-    /// (<see cref="DrawnOf"/>, the same rule in C#). CASE rather than the engines' MAX/GREATEST keeps one text for both.</summary>
-    private static string DrawnSql(string job, string atHold, string held) =>
-        $"CASE WHEN {job} - {atHold} <= 0 THEN 0 WHEN {job} - {atHold} >= {held} THEN {held} ELSE {job} - {atHold} END";
+    /// <summary>
+    /// What the writer runs for each job of a commit that billed it credits (<c>@t</c>, <c>@j</c>, <c>@d</c> µcr): every unreleased
+    /// hold of the job draws them, up to what it holds. An expired hold that is not released yet draws too, so that its release
+    /// shows what the job used while it ran. One text for both engines; PostgreSQL's writer runs it for many jobs at once.
+    /// </summary>
+    internal const string DrawSet = "drawn_micro_credits = CASE WHEN drawn_micro_credits + {0} >= held_micro_credits THEN held_micro_credits ELSE drawn_micro_credits + {0} END";
 
-    /// <summary>The drawn rule (<see cref="DrawnSql"/>): what the job charged since the hold, between 0 and the hold.</summary>
-    private static long DrawnOf(long jobMicro, long jobMicroAtHold, long heldMicro) => Math.Clamp(jobMicro - jobMicroAtHold, 0, heldMicro);
-
-    /// <summary>What the hold's job has drawn of it: read on the caller's own connection (and in its transaction, if it holds one).</summary>
-    private long Drawn(DbConnection connection, DbTransaction? tx, CreditReservation hold)
-    {
-        if (hold.DrawnAtReleaseMicroCredits is { } drawn) return drawn;
-        if (hold.JobId is null) return 0;
-        var job = usage.JobMicroCredits(connection, tx, hold.TenantId, hold.JobId);
-        return DrawnOf(job, hold.JobMicroAtHold, hold.HeldMicroCredits);
-    }
+    /// <summary>What the hold's job has drawn of it: kept on the hold, and fixed at its release.</summary>
+    private static long Drawn(CreditReservation hold) => hold.DrawnAtReleaseMicroCredits ?? hold.DrawnMicroCredits;
 
     private static ReservationView View(CreditReservation r, DateTimeOffset now, long drawn) => new(r.Id,
         r.ReleasedAt is not null ? "released" : r.ExpiresAt <= now ? "expired" : "held",

@@ -90,9 +90,6 @@ public interface IUsageStore
     /// <summary>Calls of one job (every category), from its rollup.</summary>
     long JobCalls(DbConnection connection, string tenantId, string jobId);
 
-    /// <summary>The billable micro-credits of a job so far (0 for a job with no call yet): what a hold on it has drawn.</summary>
-    long JobMicroCredits(DbConnection connection, DbTransaction? tx, string tenantId, string jobId);
-
     /// <summary>The daily rollups as stored and as recomputed from the tenant's audit records, each row as text by its key.</summary>
     (Dictionary<string, string> Stored, Dictionary<string, string> Recomputed) DailyReconciliation(DbConnection connection, DbTransaction tx, string tenantId);
 

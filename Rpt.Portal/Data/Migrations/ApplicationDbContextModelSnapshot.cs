@@ -1289,6 +1289,10 @@ namespace Rpt.Portal.Data.Migrations
                         .HasColumnType("INTEGER")
                         .HasColumnName("drawn_at_release_micro_credits");
 
+                    b.Property<long>("DrawnMicroCredits")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("drawn_micro_credits");
+
                     b.Property<long>("ExpiresAt")
                         .HasColumnType("INTEGER")
                         .HasColumnName("expires_at");
@@ -1313,11 +1317,17 @@ namespace Rpt.Portal.Data.Migrations
                     b.HasKey("TenantId", "Id")
                         .HasName("PK_credit_reservations");
 
+                    b.HasIndex("TenantId", "JobId")
+                        .HasDatabaseName("ix_reservations_tenant_job_unreleased")
+                        .HasFilter("released_at IS NULL");
+
                     b.HasIndex("TenantId", "ReleasedAt", "ExpiresAt")
                         .HasDatabaseName("ix_reservations_tenant_active");
 
                     b.ToTable("credit_reservations", null, t =>
                         {
+                            t.HasCheckConstraint("ck_reservation_drawn_within_held", "drawn_micro_credits >= 0 AND drawn_micro_credits <= held_micro_credits");
+
                             t.HasCheckConstraint("ck_reservation_held_positive", "held_micro_credits > 0");
                         });
                 });

@@ -69,14 +69,6 @@ public sealed partial class PostgresUsageStore
         return cmd.ExecuteScalar() is long rowid ? rowid : null;
     }
 
-    public long JobMicroCredits(DbConnection connection, DbTransaction? tx, string tenantId, string jobId)
-    {
-        using var cmd = Command(connection, tx, "SELECT micro_credits FROM usage_jobs WHERE tenant_id = @t AND job_id = @j");
-        cmd.Parameters.AddWithValue("t", tenantId);
-        cmd.Parameters.AddWithValue("j", jobId);
-        return cmd.ExecuteScalar() is long n ? n : 0;
-    }
-
     public long JobCalls(DbConnection connection, string tenantId, string jobId)
     {
         using var cmd = Command(connection, null, "SELECT calls FROM usage_jobs WHERE tenant_id = @t AND job_id = @j");

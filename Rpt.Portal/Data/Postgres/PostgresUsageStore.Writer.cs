@@ -134,6 +134,7 @@ public sealed partial class PostgresUsageStore
             if (accepted.Count > 0)
             {
                 var jobRefs = UpsertJobs(tx, jobs);
+                DrawHolds(tx, jobs);
                 if (InsertEvents(tx, batches, accepted, receivedAtMs, jobRefs) != accepted.Count)
                 {
                     tx.Rollback();
@@ -269,6 +270,27 @@ public sealed partial class PostgresUsageStore
             var use = new Dictionary<(string, string), long[]>();
             while (r.Read()) use[(r.GetString(0), r.GetDay(1))] = [r.GetInt64(2), r.GetInt64(3)];
             return use;
+        }
+
+        /// <summary>
+        /// Each job's billed credits of the commit drawn from every unreleased hold of the job (<see cref="Ledger.Reservations.DrawSet"/>),
+        /// in one statement, after the jobs' rows are locked by their upsert: two commits that draw the same hold wait on that
+        /// row first. A hold placed while this commit is written, and committed after this statement ran, is not drawn by it:
+        /// that usage counts as usage before the hold (docs/RULES.md, "Reservations").
+        /// </summary>
+        private void DrawHolds(NpgsqlTransaction tx, Dictionary<(string, string), long[]> jobs)
+        {
+            var billed = jobs.Where(j => j.Value[5] > 0).ToList();
+            if (billed.Count == 0) return;
+            using var cmd = new NpgsqlCommand($"""
+                UPDATE credit_reservations SET {string.Format(System.Globalization.CultureInfo.InvariantCulture, Ledger.Reservations.DrawSet, "u.d")}
+                FROM unnest(@t::text[], @j::text[], @d::bigint[]) AS u(t, j, d)
+                WHERE credit_reservations.tenant_id = u.t AND credit_reservations.job_id = u.j AND credit_reservations.released_at IS NULL
+                """, _connection!, tx);
+            cmd.Parameters.AddWithValue("t", billed.Select(j => j.Key.Item1).ToArray());
+            cmd.Parameters.AddWithValue("j", billed.Select(j => j.Key.Item2).ToArray());
+            cmd.Parameters.AddWithValue("d", billed.Select(j => j.Value[5]).ToArray());
+            cmd.ExecuteNonQuery();
         }
 
         /// <summary>Adds the commit's calls to their jobs' rollups, creating a job's row on its first call; answers each job's rowid.</summary>

@@ -89,16 +89,6 @@ public sealed partial class SqliteUsageStore
         return cmd.ExecuteScalar() is long n ? n : 0;
     }
 
-    public long JobMicroCredits(DbConnection connection, DbTransaction? tx, string tenantId, string jobId)
-    {
-        using var cmd = ((SqliteConnection)connection).CreateCommand();
-        cmd.Transaction = (SqliteTransaction?)tx;
-        cmd.CommandText = "SELECT micro_credits FROM usage_jobs WHERE tenant_id = $t AND job_id = $j";
-        cmd.Parameters.AddWithValue("$t", tenantId);
-        cmd.Parameters.AddWithValue("$j", jobId);
-        return cmd.ExecuteScalar() is long n ? n : 0;
-    }
-
     private static string Day(DateOnly d) => d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
 
     /// <summary>

@@ -85,6 +85,10 @@ public sealed partial class SqliteUsageStore
         // first_at is indexed: assigning it in the upsert would rewrite the index entry of every job touched by
         // every commit. A job's calls arrive in order nearly always, so the rare earlier call is a separate update
         // whose WHERE is false (a key lookup, no write) in the common case.
+        /// <summary>A job's billed credits of the commit (?3) drawn from each of its unreleased holds (<see cref="Ledger.Reservations.DrawSet"/>).</summary>
+        private static readonly string DrawSql = "UPDATE credit_reservations SET " + string.Format(System.Globalization.CultureInfo.InvariantCulture, Ledger.Reservations.DrawSet, "?3")
+            + " WHERE tenant_id = ?1 AND job_id = ?2 AND released_at IS NULL";
+
         private const string JobFirstSql = "UPDATE usage_jobs SET first_at = ?3 WHERE tenant_id = ?1 AND job_id = ?2 AND first_at > ?3";
 
         private const string PeriodUseSql = """
@@ -107,7 +111,7 @@ public sealed partial class SqliteUsageStore
               micro_credits, internal_micro_credits, first_at, last_at) VALUES (?1, ?2, 0, 0, 0, 0, 0, 0, 0, ?3, ?3)
             """;
 
-        private readonly sqlite3_stmt _insert, _upsert, _daily, _scope, _job, _jobFirst, _periodUseQuery, _confirm, _since, _jobRef, _jobCreate;
+        private readonly sqlite3_stmt _insert, _upsert, _daily, _scope, _job, _draw, _jobFirst, _periodUseQuery, _confirm, _since, _jobRef, _jobCreate;
         private readonly Dictionary<(string, string), long> _jobRefs = new();
         private readonly EventIdIndex _ids;
         private long _indexedSeq;
@@ -137,6 +141,7 @@ public sealed partial class SqliteUsageStore
             Check(raw.sqlite3_prepare_v2(_db, ScopeSql, out _scope), "prepare");
             Check(raw.sqlite3_prepare_v2(_db, JobSql, out _job), "prepare");
             Check(raw.sqlite3_prepare_v2(_db, JobFirstSql, out _jobFirst), "prepare");
+            Check(raw.sqlite3_prepare_v2(_db, DrawSql, out _draw), "prepare");
             Check(raw.sqlite3_prepare_v2(_db, PeriodUseSql, out _periodUseQuery), "prepare");
             Check(raw.sqlite3_prepare_v2(_db, ConfirmSql, out _confirm), "prepare");
             Check(raw.sqlite3_prepare_v2(_db, SinceSql, out _since), "prepare");
@@ -385,6 +390,14 @@ public sealed partial class SqliteUsageStore
                     Text(_job, 2, jobId);
                     for (var i = 0; i < 9; i++) raw.sqlite3_bind_int64(_job, 3 + i, acc[i]);
                     Step(_job, "job rollup");
+                    if (acc[5] > 0)
+                    {
+                        // The job's holds draw what it was billed, in the commit that bills it (a key lookup when it has none).
+                        Text(_draw, 1, tenant);
+                        Text(_draw, 2, jobId);
+                        raw.sqlite3_bind_int64(_draw, 3, acc[5]);
+                        Step(_draw, "holds drawn");
+                    }
                     Text(_jobFirst, 1, tenant);
                     Text(_jobFirst, 2, jobId);
                     raw.sqlite3_bind_int64(_jobFirst, 3, acc[7]);
@@ -466,6 +479,7 @@ public sealed partial class SqliteUsageStore
             _scope.Dispose();
             _job.Dispose();
             _jobFirst.Dispose();
+            _draw.Dispose();
             _confirm.Dispose();
             _since.Dispose();
             _jobRef.Dispose();
