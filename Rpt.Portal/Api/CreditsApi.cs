@@ -211,7 +211,7 @@ public static class CreditsApi
         var lookup = budgets.Lookup(http.Caller().TenantId!, http.Caller().KeyId, project, request.UserId);
         Budgets.BudgetRefusal? refusal = null;
         var result = await reservations.ReserveAsync(http.Caller().TenantId!, request.Id, request.Credits.Value, request.JobId, request.ExpiresInSeconds,
-            cancellationToken, lookup, _ => Task.FromResult((refusal = budgets.Check(lookup, Credit.ToMicro(request.Credits.Value))) is null));
+            cancellationToken, lookup, () => (refusal = budgets.Check(lookup, Credit.ToMicro(request.Credits.Value))) is null);
         if (refusal is not null)
             return TypedResults.Problem(statusCode: StatusCodes.Status402PaymentRequired, title: "Budget reached", detail: refusal.Message,
                 extensions: new Dictionary<string, object?> { ["budget"] = BudgetRefusalDto.Of(refusal) });

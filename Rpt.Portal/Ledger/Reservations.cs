@@ -38,7 +38,8 @@ public sealed class CreditReservation
     /// <summary>The job whose usage draws the hold down (usage events with this <c>job_id</c>).</summary>
     public string? JobId { get; private set; }
     public long HeldMicroCredits { get; private set; }
-    /// <summary>What the job had been charged before the hold: only usage after it draws the hold down.</summary>
+    /// <summary>What the job had been charged when the hold was placed: a record beside <see cref="DrawnMicroCredits"/>, which counts
+    /// only usage after it; nothing is computed from it.</summary>
     public long JobMicroAtHold { get; private set; }
     /// <summary>
     /// What the job's usage has drawn of the hold so far, at most the hold: the ingestion writer adds each commit's billed
@@ -128,7 +129,7 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
     /// <param name="mayHold">Asked, once <paramref name="also"/> is read, before a new hold is placed (a retry of a hold is not asked):
     /// false declines it.</param>
     public async Task<ReservationResult> ReserveAsync(string tenantId, string? id, long credits, string? jobId, int? expiresInSeconds,
-        CancellationToken cancellationToken = default, IBatchedRead? also = null, Func<CancellationToken, Task<bool>>? mayHold = null)
+        CancellationToken cancellationToken = default, IBatchedRead? also = null, Func<bool>? mayHold = null)
     {
         if (CheckId(id) is { } bad) return new(ReservationOutcome.Invalid, null, bad, "id");
         if (credits is < 1 or > MaxCredits) return new(ReservationOutcome.Invalid, null, $"credits: 1 to {MaxCredits:N0}", "credits");
@@ -156,7 +157,7 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
                 ? new(ReservationOutcome.Repeated, View(existing, now, Drawn(existing)))
                 : new(ReservationOutcome.Conflict, null, $"id: '{id}' already names a hold of {Credit.Format(existing.HeldMicroCredits)} credits for job '{existing.JobId}'", "id");
 
-        if (mayHold is not null && !await mayHold(cancellationToken)) return new(ReservationOutcome.Declined, null);
+        if (mayHold is not null && !mayHold()) return new(ReservationOutcome.Declined, null);
         var intoOverage = false;
         if (!balance.Unlimited)
         {
@@ -327,7 +328,8 @@ public sealed partial class Reservations(IDbContextFactory<ApplicationDbContext>
     /// hold of the job draws them, up to what it holds. An expired hold that is not released yet draws too, so that its release
     /// shows what the job used while it ran. One text for both engines; PostgreSQL's writer runs it for many jobs at once.
     /// </summary>
-    internal const string DrawSet = "drawn_micro_credits = CASE WHEN drawn_micro_credits + {0} >= held_micro_credits THEN held_micro_credits ELSE drawn_micro_credits + {0} END";
+    internal static string DrawSet(string amount) =>
+        $"drawn_micro_credits = CASE WHEN drawn_micro_credits + {amount} >= held_micro_credits THEN held_micro_credits ELSE drawn_micro_credits + {amount} END";
 
     /// <summary>What the hold's job has drawn of it: kept on the hold, and fixed at its release.</summary>
     private static long Drawn(CreditReservation hold) => hold.DrawnAtReleaseMicroCredits ?? hold.DrawnMicroCredits;

@@ -283,7 +283,7 @@ public sealed partial class PostgresUsageStore
             var billed = jobs.Where(j => j.Value[5] > 0).ToList();
             if (billed.Count == 0) return;
             using var cmd = new NpgsqlCommand($"""
-                UPDATE credit_reservations SET {string.Format(System.Globalization.CultureInfo.InvariantCulture, Ledger.Reservations.DrawSet, "u.d")}
+                UPDATE credit_reservations SET {Ledger.Reservations.DrawSet("u.d")}
                 FROM unnest(@t::text[], @j::text[], @d::bigint[]) AS u(t, j, d)
                 WHERE credit_reservations.tenant_id = u.t AND credit_reservations.job_id = u.j AND credit_reservations.released_at IS NULL
                 """, _connection!, tx);

@@ -86,7 +86,7 @@ public sealed partial class SqliteUsageStore
         // every commit. A job's calls arrive in order nearly always, so the rare earlier call is a separate update
         // whose WHERE is false (a key lookup, no write) in the common case.
         /// <summary>A job's billed credits of the commit (?3) drawn from each of its unreleased holds (<see cref="Ledger.Reservations.DrawSet"/>).</summary>
-        private static readonly string DrawSql = "UPDATE credit_reservations SET " + string.Format(System.Globalization.CultureInfo.InvariantCulture, Ledger.Reservations.DrawSet, "?3")
+        private static readonly string DrawSql = "UPDATE credit_reservations SET " + Ledger.Reservations.DrawSet("?3")
             + " WHERE tenant_id = ?1 AND job_id = ?2 AND released_at IS NULL";
 
         private const string JobFirstSql = "UPDATE usage_jobs SET first_at = ?3 WHERE tenant_id = ?1 AND job_id = ?2 AND first_at > ?3";
