@@ -2,6 +2,8 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Rpt.Portal.Api;
+using Rpt.Portal.Budgets;
+using Rpt.Portal.Data;
 using Rpt.Portal.Ledger;
 
 namespace Rpt.Portal.Tests.Budgets;
@@ -157,5 +159,62 @@ public sealed class BudgetTests
         await Json(await admin.PostAsJsonAsync("/v1/quota/check", new { estimated_credits = 1, user_id = new string('u', 129) }), HttpStatusCode.BadRequest);
         var empty = await Json(await reader.PostAsJsonAsync("/v1/usage/events", new { events = new[] { Call("e1", app.Time.GetUtcNow(), project: "") } }), HttpStatusCode.OK);
         Assert.Equal("project is empty; leave it out for usage outside any project", (string?)empty["results"]![0]!["error"]);
+    }
+
+    /// <summary>
+    /// Every quota check and hold reads the hard budgets that name its key, project and end user. What it reads must not grow
+    /// with the budgets the tenant has: a tenant with a budget for each of its projects checks as fast as one with none.
+    /// The database's own account of the statement says how much it read: PostgreSQL's buffers (its statistics are stale
+    /// here, as they are just after budgets are created, when its planner once chose to read every budget of the tenant);
+    /// SQLite's plan, each budgets lookup by the tenant, scope and subject.
+    /// </summary>
+    [Fact]
+    public async Task TheBudgetCheck_ReadsTheBudgetsThatNameTheRequest_NotEveryBudgetOfTheTenant()
+    {
+        await using var app = new ApiFactory();
+        var (_, admin) = await app.TenantAsync("acme", "professional", ApiScopes.Admin | ApiScopes.Read);
+        const int projects = 300;
+        for (var p = 0; p < projects; p++)
+            await Json(await admin.PostAsJsonAsync("/v1/budgets", new { scope = "project", project = $"p{p}", credits = 10, window = "period", mode = "hard" }),
+                HttpStatusCode.Created);
+        var key = await app.Get<ApiKeyService>().TryCreateAsync("acme", "runner", ApiScopes.Ingest | ApiScopes.Read);
+        await Json(await admin.PostAsJsonAsync("/v1/budgets", new { scope = "api_key", api_key_id = key.Key!.Id, credits = 10, window = "day", mode = "hard" }),
+            HttpStatusCode.Created);
+        await Json(await admin.PostAsJsonAsync("/v1/budgets", new { scope = "user", user_id = "*", credits = 5, window = "day", mode = "hard" }), HttpStatusCode.Created);
+
+        var now = app.Time.GetUtcNow();
+        var lookup = new BudgetService.HardBudgetLookup("acme", key.Key.Id, "p17", "u1", now, DateOnly.FromDateTime(now.UtcDateTime));
+        await using var connection = app.Get<PortalDatabase>().Open();
+        await using (var read = connection.CreateCommand())
+        {
+            read.CommandText = lookup.Sql;
+            lookup.Bind(read);
+            await using var r = await read.ExecuteReaderAsync();
+            lookup.Read(r);
+        }
+        // The three budgets that name the request, and none of the other 299 projects'.
+        Assert.Equal(["api_key " + key.Key.Id.ToString("D"), "project p17", "user *"],
+            lookup.Found.Select(b => $"{b.Scope} {b.Subject}").Order(StringComparer.Ordinal));
+
+        await using var explain = connection.CreateCommand();
+        explain.CommandText = (TestEngine.IsPostgres ? "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " : "EXPLAIN QUERY PLAN ") + lookup.Sql;
+        lookup.Bind(explain);
+        await using var plan = await explain.ExecuteReaderAsync();
+        if (TestEngine.IsPostgres)
+        {
+            Assert.True(await plan.ReadAsync());
+            var root = JsonNode.Parse(plan.GetString(0))![0]!["Plan"]!;
+            var buffers = (int)root["Shared Hit Blocks"]! + (int)root["Shared Read Blocks"]!;
+            // Four budget lookups and four usage rows by their keys: 17 pages. Reading every budget of the tenant was 65 here (1,007 with 1,009 budgets).
+            Assert.True(buffers < 40, $"the budget check read {buffers} pages for {projects + 2} budgets:\n{root.ToJsonString()}");
+        }
+        else
+        {
+            var details = new List<string>();
+            while (await plan.ReadAsync()) details.Add(plan.GetString(3));
+            var budgets = details.Where(d => d.Contains(" b ", StringComparison.Ordinal) || d.EndsWith(" b", StringComparison.Ordinal)).ToList();
+            Assert.NotEmpty(budgets);
+            Assert.All(budgets, d => Assert.StartsWith("SEARCH b USING INDEX ix_budgets_subject (tenant_id=? AND scope=? AND subject=?", d));
+        }
     }
 }

@@ -260,19 +260,22 @@ public sealed class BudgetService(IDbContextFactory<ApplicationDbContext> dbFact
 
     /// <summary>
     /// The hard budgets that name a request's key, project and end user (or each end user), each beside the
-    /// <c>usage_scopes</c> row it counts: four keyed lookups of the budgets' unique index, one of the usage rows each. An
-    /// absent subject is sent as the empty text, which no budget names (every subject is checked to be non-empty). Its
-    /// parameters are named apart from the balance's, whose batch it rides in for the quota check.
+    /// <c>usage_scopes</c> row it counts: four branches, each a keyed lookup of the budgets' unique index on its
+    /// leading columns (tenant, scope, subject) and one of the usage row's key. The branches are written out rather than
+    /// joined from a list of what was asked: joined, PostgreSQL planned the budgets as the outer side whenever its
+    /// statistics put the tenant's budgets at one row (just after they were created, or in a cached generic plan), and
+    /// read every budget of the tenant per check (1,009 budgets: 1,007 buffers, 3 ms on an idle cluster). Written out,
+    /// every branch has its key's columns as constants or parameters, which no estimate makes a scan. An absent subject
+    /// is sent as the empty text, which no budget names (every subject is checked to be non-empty). Its parameters are
+    /// named apart from the balance's, whose batch it rides in for the quota check.
     /// </summary>
-    internal const string HardBudgetsSql = """
-        WITH asked(scope, subject, counted) AS (
-          SELECT 'api_key', @k, @k UNION ALL SELECT 'project', @j, @j UNION ALL SELECT 'user', @u, @u UNION ALL SELECT 'user', @each, @u)
-        SELECT b.id, b.scope, b.window_kind, b.micro_credits, a.counted, s.last_day, s.day_micro_credits, s.micro_credits, a.subject
-        FROM asked a
-        JOIN budgets b ON b.tenant_id = @bt AND b.scope = a.scope AND b.subject = a.subject
-        LEFT JOIN usage_scopes s ON s.tenant_id = @bt AND s.scope = a.scope AND s.period_start = @bp AND s.value = a.counted
-        WHERE b.mode = 'hard';
-        """;
+    internal static readonly string HardBudgetsSql = string.Join("\nUNION ALL\n",
+        new[] { ("api_key", "@k", "@k"), ("project", "@j", "@j"), ("user", "@u", "@u"), ("user", "@each", "@u") }.Select(x => $"""
+            SELECT b.id, b.scope, b.window_kind, b.micro_credits, {x.Item3}, s.last_day, s.day_micro_credits, s.micro_credits, b.subject
+            FROM budgets b
+            LEFT JOIN usage_scopes s ON s.tenant_id = @bt AND s.scope = '{x.Item1}' AND s.period_start = @bp AND s.value = {x.Item3}
+            WHERE b.tenant_id = @bt AND b.scope = '{x.Item1}' AND b.subject = {x.Item2} AND b.mode = 'hard'
+            """)) + ";";
 
     /// <param name="Subject">What the budget names: <see cref="Counted"/>, or <see cref="Budget.EachUser"/> for each end user's budget.</param>
     internal sealed record HardBudget(Guid Id, string Scope, string Window, long MicroCredits, string Counted, DateOnly? LastDay, long DayMicro, long PeriodMicro,
