@@ -46,6 +46,25 @@ public static class BenchPostgres
         return (long)cmd.ExecuteScalar()!;
     }
 
+    /// <summary>
+    /// Waits until autovacuum has analyzed every one of <paramref name="tables"/> since <paramref name="since"/> (at most
+    /// <paramref name="limit"/>); answers how long that took from <paramref name="since"/>, or null past the limit.
+    /// </summary>
+    public static async Task<TimeSpan?> WaitForAnalyzeAsync(string connectionString, string[] tables, DateTime since, TimeSpan limit)
+    {
+        await using var c = new NpgsqlConnection(connectionString + ";Pooling=false");
+        await c.OpenAsync();
+        await using var cmd = new NpgsqlCommand("SELECT count(*) FROM pg_stat_user_tables WHERE relname = ANY(@t) AND last_autoanalyze > @since", c);
+        cmd.Parameters.AddWithValue("t", tables);
+        cmd.Parameters.AddWithValue("since", since);
+        while (DateTime.UtcNow - since < limit)
+        {
+            if ((long)(await cmd.ExecuteScalarAsync())! == tables.Length) return DateTime.UtcNow - since;
+            await Task.Delay(1_000);
+        }
+        return null;
+    }
+
     private static void Start()
     {
         var bin = Directory.GetDirectories("/usr/lib/postgresql").Select(d => Path.Combine(d, "bin")).Where(d => File.Exists(Path.Combine(d, "initdb"))).OrderDescending().FirstOrDefault()

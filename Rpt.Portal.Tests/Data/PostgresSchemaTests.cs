@@ -43,6 +43,26 @@ public sealed class PostgresSchemaTests(PostgresCluster cluster) : IAsyncLifetim
         foreach (var table in b.Keys) Assert.Equal(b[table], a[table]);
     }
 
+    /// <summary>
+    /// The quota check and holds are planned from the statistics of the holds and budgets; a migrated database has autovacuum
+    /// analyze those two after a few hundred changed rows, not after a tenth of the table, which a large table reaches late.
+    /// </summary>
+    [Fact]
+    public async Task HoldsAndBudgets_AreAnalyzedAfterAFewHundredChangedRows_HoweverLargeTheTables()
+    {
+        var database = await cluster.CreateDatabaseAsync();
+        await using (var db = Context(database)) await db.Database.MigrateAsync();
+        await using var c = new NpgsqlConnection(database);
+        await c.OpenAsync();
+        await using var cmd = new NpgsqlCommand(
+            "SELECT relname, array_to_string(reloptions, ',') FROM pg_class WHERE relname IN ('credit_reservations', 'budgets') ORDER BY relname", c);
+        await using var r = await cmd.ExecuteReaderAsync();
+        var options = new List<string>();
+        while (await r.ReadAsync()) options.Add($"{r.GetString(0)}: {r.GetString(1)}");
+        Assert.Equal(["budgets: autovacuum_analyze_scale_factor=0,autovacuum_analyze_threshold=50",
+            "credit_reservations: autovacuum_analyze_scale_factor=0,autovacuum_analyze_threshold=200"], options);
+    }
+
     [Theory]
     [InlineData("usage_events")]
     [InlineData("ledger_entries")]

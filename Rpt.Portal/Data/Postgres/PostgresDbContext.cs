@@ -52,6 +52,14 @@ public sealed class PostgresDbContext(DbContextOptions<PostgresDbContext> option
         builder.Entity<Metering.UsageEvent>().HasIndex(e => new { e.TenantId, e.EventId }).IsUnique().HasDatabaseName("ux_usage_events_tenant_event");
         builder.Entity<Metering.UsageJob>().Property<long>("rowid").UseIdentityByDefaultColumn();
         builder.Entity<Metering.UsageJob>().HasIndex("rowid").IsUnique().HasDatabaseName("ux_usage_jobs_rowid");
+        // Holds and budgets are read on every quota check and hold, by plans that follow the planner's statistics. By default
+        // autovacuum analyzes a table once a tenth of it has changed: a tenant that starts a thousand jobs under holds, or
+        // sets a budget for each of its projects, is planned as if it had none until then: with a thousand holds just placed,
+        // the balance summed them row by row (1.35 ms in the database; 0.20 ms once analyzed), and a hold's lookup by its key
+        // and its release scanned the tenant's holds (1.2 ms; 0.03-0.08 ms). These two tables are analyzed after a few hundred
+        // changed rows, at the next autovacuum round (a minute by default), however large they have grown.
+        builder.Entity<Ledger.CreditReservation>().HasStorageParameter("autovacuum_analyze_scale_factor", 0).HasStorageParameter("autovacuum_analyze_threshold", 200);
+        builder.Entity<Budgets.Budget>().HasStorageParameter("autovacuum_analyze_scale_factor", 0).HasStorageParameter("autovacuum_analyze_threshold", 50);
     }
 }
 

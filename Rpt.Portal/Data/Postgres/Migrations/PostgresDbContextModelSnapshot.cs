@@ -1220,6 +1220,10 @@ namespace Rpt.Portal.Data.Postgres.Migrations
                         {
                             t.HasCheckConstraint("ck_budget_positive", "micro_credits > 0");
                         });
+
+                    b
+                        .HasAnnotation("Npgsql:StorageParameter:autovacuum_analyze_scale_factor", 0)
+                        .HasAnnotation("Npgsql:StorageParameter:autovacuum_analyze_threshold", 50);
                 });
 
             modelBuilder.Entity("Rpt.Portal.Data.ApplicationUser", b =>
@@ -1372,6 +1376,10 @@ namespace Rpt.Portal.Data.Postgres.Migrations
 
                             t.HasCheckConstraint("ck_reservation_held_positive", "held_micro_credits > 0");
                         });
+
+                    b
+                        .HasAnnotation("Npgsql:StorageParameter:autovacuum_analyze_scale_factor", 0)
+                        .HasAnnotation("Npgsql:StorageParameter:autovacuum_analyze_threshold", 200);
                 });
 
             modelBuilder.Entity("Rpt.Portal.Ledger.EntryJob", b =>
