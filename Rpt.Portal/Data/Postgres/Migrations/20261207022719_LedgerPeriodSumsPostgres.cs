@@ -30,7 +30,7 @@ namespace Rpt.Portal.Data.Postgres.Migrations
             migrationBuilder.Sql("""
                 INSERT INTO ledger_period_sums (tenant_id, period_start, kind, micro_credits, entries)
                 SELECT tenant_id, period_start, kind, SUM(amount_micro_credits), COUNT(*) FROM ledger_entries
-                GROUP BY tenant_id, period_start, kind
+                GROUP BY tenant_id, period_start, kind;
                 """);
         }
 
