@@ -88,18 +88,12 @@ public sealed class PostgresChangeRelay(PostgresDatabase database, TenantChanges
         {
             try
             {
-                await using var connection = await database.DataSource.OpenConnectionAsync(ct);
+                // From the pool of connections that are not shared (PostgresDatabase.LeaseDataSource), which resets a
+                // connection it takes back: the main pool does not, and a connection that still listens must not be handed out.
+                await using var connection = await database.LeaseDataSource.OpenConnectionAsync(ct);
                 connection.Notification += (_, e) => Receive(e.Payload);
-                try
-                {
-                    await using (var listen = new NpgsqlCommand($"LISTEN {ChannelName}", connection)) await listen.ExecuteNonQueryAsync(ct);
-                    while (!ct.IsCancellationRequested) await connection.WaitAsync(ct);
-                }
-                finally
-                {
-                    // The pool does not reset a connection it takes back (PostgresDatabase): one that still listens must not go back.
-                    await UnlistenAsync(connection);
-                }
+                await using (var listen = new NpgsqlCommand($"LISTEN {ChannelName}", connection)) await listen.ExecuteNonQueryAsync(ct);
+                while (!ct.IsCancellationRequested) await connection.WaitAsync(ct);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
@@ -110,20 +104,6 @@ public sealed class PostgresChangeRelay(PostgresDatabase database, TenantChanges
                 logger.LogWarning("Listening for the other instances' changes stopped ({Error}); listening again in 1 s", ex.GetBaseException().Message);
                 try { await Task.Delay(TimeSpan.FromSeconds(1), ct); } catch (OperationCanceledException) { return; }
             }
-        }
-    }
-
-    private static async Task UnlistenAsync(NpgsqlConnection connection)
-    {
-        if (connection.State != System.Data.ConnectionState.Open) return;
-        try
-        {
-            await using var unlisten = new NpgsqlCommand("UNLISTEN *", connection) { CommandTimeout = 5 };
-            await unlisten.ExecuteNonQueryAsync(CancellationToken.None);
-        }
-        catch (Exception ex) when (ex is NpgsqlException or InvalidOperationException or TimeoutException or IOException)
-        {
-            // Broken: the pool discards a broken connection rather than hand it out again.
         }
     }
 

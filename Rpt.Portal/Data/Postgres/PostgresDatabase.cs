@@ -24,7 +24,7 @@ public sealed class PostgresDatabase : PortalDatabase, IDisposable
         if (!Names(connectionString, "MaxAutoPrepare")) csb.MaxAutoPrepare = AutoPreparedStatements;
         // A pooled connection is not reset when it is returned: the portal leaves no session state on one (its settings are
         // transaction-local, its advisory locks transaction-scoped or released by their holder, and the change relay's
-        // LISTEN is undone before its connection goes back). The reset (RESET ALL, UNLISTEN, DISCARD …) cost PostgreSQL
+        // LISTEN is on a connection of the lease pool, which keeps its reset). The reset (RESET ALL, UNLISTEN, DISCARD …) cost PostgreSQL
         // 0.15 ms of its own time on every connection taken, as much as the rest of a quota check's statements together.
         // A connection string that names No Reset On Close keeps its own.
         if (!Names(connectionString, "NoResetOnClose")) csb.NoResetOnClose = true;
@@ -51,7 +51,8 @@ public sealed class PostgresDatabase : PortalDatabase, IDisposable
     /// <summary>How often a lease's backend checks that its client still lives (PostgreSQL's client_connection_check_interval).</summary>
     public const int ClientCheckMilliseconds = 2_000;
 
-    /// <summary>Connections for the leases' session locks (<see cref="PostgresLeases"/>), which must die with their instance.</summary>
+    /// <summary>Connections for the leases' session locks (<see cref="PostgresLeases"/>), which must die with their instance, and
+    /// the change relay's LISTEN: connections not shared, reset when they go back (the main pool does not reset).</summary>
     public NpgsqlDataSource LeaseDataSource { get; }
 
     public NpgsqlDataSource DataSource { get; }
